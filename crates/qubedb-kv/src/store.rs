@@ -1,0 +1,522 @@
+//! [`Store`] and [`Transaction`]: snapshots, write buffers, conflict detection and the group-commit pipeline
+//! described in the crate documentation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use imbl::OrdMap;
+use parking_lot::Mutex;
+
+use crate::backend::{Backend, KeyRange, RedbBackend, ScanIterator, Snapshot, Write, is_empty_range};
+use crate::error::{Error, Result};
+use crate::{
+    COMMIT_BATCH_TRANSACTIONS_MAX, KEY_BYTES_MAX, NORMAL_FLUSH_INTERVAL_MS,
+    TRANSACTION_WRITE_BYTES_MAX, VALUE_BYTES_MAX,
+};
+
+/// When a commit reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every acknowledged commit has been fsynced (survives power loss).
+    #[default]
+    Full,
+    /// Commits are fsynced within [`NORMAL_FLUSH_INTERVAL_MS`]; a crash may lose that last interval.
+    Normal,
+}
+
+/// Options for opening a [`Store`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    pub synchronous: Synchronous,
+}
+
+/// A handle to the store. Cheap to clone; the store closes when the last handle and transaction are gone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    shared: Arc<Shared>,
+    queue: Mutex<Option<mpsc::Sender<CommitRequest>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// State shared by transactions and the committer thread.
+struct Shared {
+    backend: Box<dyn Backend>,
+    state: Mutex<CommitState>,
+}
+
+struct CommitState {
+    /// Sequence number of the last applied commit batch.
+    last_sequence: u64,
+    /// For keys written by batches that some active snapshot may not see: the batch's sequence.
+    recent: BTreeMap<Vec<u8>, u64>,
+    /// Snapshot sequences of active transactions, with a count of transactions on each.
+    active: BTreeMap<u64, usize>,
+    /// Size of `recent` after the last prune, to prune in amortized linear time.
+    recent_len_after_prune: usize,
+}
+
+struct CommitRequest {
+    snapshot_sequence: u64,
+    writes: Vec<Write>,
+    validated: Vec<KeyRange>,
+    reply: mpsc::SyncSender<Result<()>>,
+}
+
+impl Store {
+    /// Opens or creates the store in file `path`.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
+        Ok(Self::with_backend(Box::new(RedbBackend::open(path)?), options))
+    }
+
+    /// A store held in memory only.
+    pub fn in_memory() -> Result<Store> {
+        Ok(Self::with_backend(
+            Box::new(RedbBackend::in_memory()?),
+            StoreOptions::default(),
+        ))
+    }
+
+    /// A store over any backend.
+    pub fn with_backend(backend: Box<dyn Backend>, options: StoreOptions) -> Store {
+        let shared = Arc::new(Shared {
+            backend,
+            state: Mutex::new(CommitState {
+                last_sequence: 0,
+                recent: BTreeMap::new(),
+                active: BTreeMap::new(),
+                recent_len_after_prune: 0,
+            }),
+        });
+        let (sender, receiver) = mpsc::channel();
+        let committer_shared = shared.clone();
+        let committer = std::thread::Builder::new()
+            .name("qubedb-committer".into())
+            .spawn(move || committer_loop(&committer_shared, &receiver, options.synchronous))
+            .expect("the operating system must allow one committer thread");
+        Store {
+            inner: Arc::new(StoreInner {
+                shared,
+                queue: Mutex::new(Some(sender)),
+                committer: Mutex::new(Some(committer)),
+            }),
+        }
+    }
+
+    /// Starts a transaction on a snapshot of everything committed so far.
+    pub fn begin(&self) -> Result<Transaction> {
+        let shared = &self.inner.shared;
+        // Read the sequence before opening the snapshot: the committer publishes a sequence only after the
+        // batch is applied, so the snapshot sees at least everything up to `sequence` (possibly more, which
+        // only makes conflict checks conservative).
+        let sequence = {
+            let mut state = shared.state.lock();
+            let sequence = state.last_sequence;
+            *state.active.entry(sequence).or_insert(0) += 1;
+            sequence
+        };
+        let snapshot = match shared.backend.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                release_snapshot(shared, sequence);
+                return Err(error);
+            }
+        };
+        Ok(Transaction {
+            store: self.inner.clone(),
+            snapshot,
+            snapshot_sequence: sequence,
+            writes: OrdMap::new(),
+            write_bytes: 0,
+            validated: Vec::new(),
+        })
+    }
+
+    /// Stops the committer after it has applied everything queued. Later commits fail with [`Error::Closed`].
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+impl StoreInner {
+    fn close(&self) {
+        self.queue.lock().take();
+        if let Some(handle) = self.committer.lock().take() {
+            // A panicking committer already failed its waiting commits; nothing more to report here.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn release_snapshot(shared: &Shared, sequence: u64) {
+    let mut state = shared.state.lock();
+    if let Some(count) = state.active.get_mut(&sequence) {
+        *count -= 1;
+        if *count == 0 {
+            state.active.remove(&sequence);
+        }
+    }
+}
+
+/// A transaction: a snapshot plus buffered writes. Dropping it without commit rolls it back.
+pub struct Transaction {
+    store: Arc<StoreInner>,
+    snapshot: Arc<dyn Snapshot>,
+    snapshot_sequence: u64,
+    writes: OrdMap<Vec<u8>, Option<Vec<u8>>>,
+    write_bytes: usize,
+    validated: Vec<KeyRange>,
+}
+
+/// The buffered state of a transaction at one moment, to roll back to. Taking one is O(1).
+#[derive(Clone)]
+pub struct Savepoint {
+    writes: OrdMap<Vec<u8>, Option<Vec<u8>>>,
+    write_bytes: usize,
+}
+
+impl Transaction {
+    /// The value of `key` as this transaction sees it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(buffered) = self.writes.get(key) {
+            return Ok(buffered.clone());
+        }
+        self.snapshot.get(key)
+    }
+
+    /// True when `key` is present.
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// Writes `value` at `key`.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        if key.len() > KEY_BYTES_MAX {
+            return Err(Error::Limit(format!(
+                "key of {} bytes exceeds the limit key_bytes_max = {KEY_BYTES_MAX}",
+                key.len()
+            )));
+        }
+        if value.len() > VALUE_BYTES_MAX {
+            return Err(Error::Limit(format!(
+                "value of {} bytes exceeds the limit value_bytes_max = {VALUE_BYTES_MAX}",
+                value.len()
+            )));
+        }
+        self.account(key.len() + value.len())?;
+        self.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    /// Deletes `key` (a no-op if absent).
+    pub fn delete(&mut self, key: Vec<u8>) -> Result<()> {
+        self.account(key.len())?;
+        self.writes.insert(key, None);
+        Ok(())
+    }
+
+    fn account(&mut self, bytes: usize) -> Result<()> {
+        self.write_bytes += bytes;
+        if self.write_bytes > TRANSACTION_WRITE_BYTES_MAX {
+            return Err(Error::Limit(format!(
+                "transaction writes exceed the limit transaction_write_bytes_max = {TRANSACTION_WRITE_BYTES_MAX}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The pairs in `range` as this transaction sees them, in key order (or reverse), from a snapshot of the
+    /// buffer taken now: writes made while iterating are not seen by the iterator.
+    pub fn scan(&self, range: KeyRange, reverse: bool) -> Result<ScanIterator> {
+        if is_empty_range(&range) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let buffered: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .writes
+            .range((range.0.clone(), range.1.clone()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let stored = self.snapshot.scan(range, reverse)?;
+        if buffered.is_empty() {
+            return Ok(stored);
+        }
+        let buffered: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + Send> = if reverse {
+            Box::new(buffered.into_iter().rev())
+        } else {
+            Box::new(buffered.into_iter())
+        };
+        Ok(Box::new(MergeIterator {
+            stored: stored.peekable(),
+            buffered: buffered.peekable(),
+            reverse,
+        }))
+    }
+
+    /// The pairs whose key starts with `prefix`.
+    pub fn scan_prefix(&self, prefix: &[u8], reverse: bool) -> Result<ScanIterator> {
+        self.scan(prefix_range(prefix), reverse)
+    }
+
+    /// Asks commit to fail with [`Error::Conflict`] if anyone commits a key in `range` after this
+    /// transaction's snapshot. Used for reads whose result must still hold at commit (catalog entries a
+    /// statement relied on, a parent row a foreign key points to, a table a DDL statement rewrites).
+    pub fn validate_range(&mut self, range: KeyRange) {
+        self.validated.push(range);
+    }
+
+    /// Asks commit to fail if anyone commits `key` after this transaction's snapshot.
+    pub fn validate_key(&mut self, key: &[u8]) {
+        self.validated
+            .push((Bound::Included(key.to_vec()), Bound::Included(key.to_vec())));
+    }
+
+    /// True when the transaction has buffered no write.
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The current buffered state, to return to with [`Transaction::rollback_to`].
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            writes: self.writes.clone(),
+            write_bytes: self.write_bytes,
+        }
+    }
+
+    /// Discards every write made since `savepoint` was taken.
+    pub fn rollback_to(&mut self, savepoint: &Savepoint) {
+        self.writes = savepoint.writes.clone();
+        self.write_bytes = savepoint.write_bytes;
+    }
+
+    /// Commits: waits until the writes are applied (and, with [`Synchronous::Full`], fsynced).
+    /// Fails with [`Error::Conflict`] if another transaction committed a conflicting write first.
+    pub fn commit(mut self) -> Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<Write> = std::mem::take(&mut self.writes).into_iter().collect();
+        let (reply, answer) = mpsc::sync_channel(1);
+        let request = CommitRequest {
+            snapshot_sequence: self.snapshot_sequence,
+            writes,
+            validated: std::mem::take(&mut self.validated),
+            reply,
+        };
+        {
+            let queue = self.store.queue.lock();
+            let Some(sender) = queue.as_ref() else {
+                return Err(Error::Closed);
+            };
+            sender.send(request).map_err(|_| Error::Closed)?;
+        }
+        answer.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Discards the transaction's writes.
+    pub fn rollback(self) {}
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        release_snapshot(&self.store.shared, self.snapshot_sequence);
+    }
+}
+
+/// The range of every key starting with `prefix`.
+pub fn prefix_range(prefix: &[u8]) -> KeyRange {
+    let start = Bound::Included(prefix.to_vec());
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return (start, Bound::Excluded(end));
+        }
+    }
+    (start, Bound::Unbounded)
+}
+
+/// Merges the snapshot's pairs with the buffered writes; a buffered write shadows the stored pair with the
+/// same key, and a buffered delete hides it.
+struct MergeIterator {
+    stored: std::iter::Peekable<ScanIterator>,
+    buffered: std::iter::Peekable<Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + Send>>,
+    reverse: bool,
+}
+
+impl Iterator for MergeIterator {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let order = match (self.stored.peek(), self.buffered.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => return self.stored.next(),
+                (Some(_), None) => return self.stored.next(),
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(Ok((stored_key, _))), Some((buffered_key, _))) => {
+                    let order = stored_key.cmp(buffered_key);
+                    if self.reverse { order.reverse() } else { order }
+                }
+            };
+            match order {
+                std::cmp::Ordering::Less => return self.stored.next(),
+                std::cmp::Ordering::Equal => {
+                    self.stored.next();
+                }
+                std::cmp::Ordering::Greater => {}
+            }
+            let (key, value) = self.buffered.next().expect("peeked a buffered write");
+            if let Some(value) = value {
+                return Some(Ok((key, value)));
+            }
+        }
+    }
+}
+
+/// The committer: takes queued commits in batches, validates, applies each batch atomically, acknowledges.
+fn committer_loop(
+    shared: &Shared,
+    queue: &mpsc::Receiver<CommitRequest>,
+    synchronous: Synchronous,
+) {
+    let flush_interval = Duration::from_millis(NORMAL_FLUSH_INTERVAL_MS);
+    let mut unflushed_since: Option<Instant> = None;
+    loop {
+        let first = match unflushed_since {
+            None => match queue.recv() {
+                Ok(request) => request,
+                Err(_) => return,
+            },
+            Some(since) => {
+                let wait = flush_interval.saturating_sub(since.elapsed());
+                match queue.recv_timeout(wait) {
+                    Ok(request) => request,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // An empty durable commit makes every earlier non-durable one durable.
+                        if shared.backend.apply(&[], true).is_ok() {
+                            unflushed_since = None;
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        // Best effort on close: a failure here is what `Normal` documents it may lose.
+                        let _ = shared.backend.apply(&[], true);
+                        return;
+                    }
+                }
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < COMMIT_BATCH_TRANSACTIONS_MAX {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let durable = match synchronous {
+            Synchronous::Full => true,
+            Synchronous::Normal => unflushed_since.is_some_and(|since| since.elapsed() >= flush_interval),
+        };
+        commit_batch(shared, batch, durable);
+        if synchronous == Synchronous::Normal {
+            if durable {
+                unflushed_since = None;
+            } else if unflushed_since.is_none() {
+                unflushed_since = Some(Instant::now());
+            }
+        }
+    }
+}
+
+fn commit_batch(shared: &Shared, batch: Vec<CommitRequest>, durable: bool) {
+    // Validate under the state lock: the committer is the only writer of `recent`, so the view stays valid
+    // while the batch is applied without the lock.
+    let mut accepted = Vec::with_capacity(batch.len());
+    let mut rejected = Vec::new();
+    {
+        let state = shared.state.lock();
+        let mut batch_keys: BTreeSet<&[u8]> = BTreeSet::new();
+        for (position, request) in batch.iter().enumerate() {
+            let conflict = request.writes.iter().any(|(key, _)| {
+                batch_keys.contains(key.as_slice())
+                    || state
+                        .recent
+                        .get(key)
+                        .is_some_and(|&sequence| sequence > request.snapshot_sequence)
+            }) || request.validated.iter().any(|range| {
+                !is_empty_range(range)
+                    && (state
+                        .recent
+                        .range::<Vec<u8>, _>((range.0.as_ref(), range.1.as_ref()))
+                        .any(|(_, &sequence)| sequence > request.snapshot_sequence)
+                        || batch_keys
+                            .range::<[u8], _>((
+                                range.0.as_ref().map(|key| key.as_slice()),
+                                range.1.as_ref().map(|key| key.as_slice()),
+                            ))
+                            .next()
+                            .is_some())
+            });
+            if conflict {
+                rejected.push(position);
+            } else {
+                batch_keys.extend(request.writes.iter().map(|(key, _)| key.as_slice()));
+                accepted.push(position);
+            }
+        }
+    }
+    let write_sets: Vec<&[Write]> = accepted
+        .iter()
+        .map(|&position| batch[position].writes.as_slice())
+        .collect();
+    let outcome = if write_sets.is_empty() {
+        Ok(())
+    } else {
+        shared.backend.apply(&write_sets, durable)
+    };
+    if outcome.is_ok() && !write_sets.is_empty() {
+        let mut state = shared.state.lock();
+        state.last_sequence += 1;
+        let sequence = state.last_sequence;
+        for &position in &accepted {
+            for (key, _) in &batch[position].writes {
+                state.recent.insert(key.clone(), sequence);
+            }
+        }
+        prune_recent(&mut state);
+    }
+    for position in rejected {
+        // A session that gave up waiting is not an error of the committer.
+        let _ = batch[position].reply.send(Err(Error::Conflict));
+    }
+    for position in accepted {
+        let _ = batch[position].reply.send(outcome.clone());
+    }
+}
+
+/// Forgets keys committed at or before the oldest active snapshot: no transaction can conflict on them.
+fn prune_recent(state: &mut CommitState) {
+    if state.recent.len() < 2 * state.recent_len_after_prune + 1024 {
+        return;
+    }
+    match state.active.keys().next().copied() {
+        None => state.recent.clear(),
+        Some(oldest) => state.recent.retain(|_, sequence| *sequence > oldest),
+    }
+    state.recent_len_after_prune = state.recent.len();
+}
