@@ -1,0 +1,432 @@
+//! The catalog: schemas, tables, views, indexes and sequences.
+//!
+//! Every schema object has a numeric id, handed out from the `NextObjectId` meta key, and is stored as one
+//! `Object(id)` key holding its definition as JSON. Names map to ids only in memory (rebuilt on load), so a
+//! RENAME rewrites one object and no row. Catalog changes are ordinary writes of the enclosing transaction:
+//! a rolled-back `CREATE TABLE` leaves nothing behind, and a committed one becomes visible atomically with the
+//! rows written after it.
+//!
+//! Every transaction that changes the catalog also bumps the `CatalogVersion` meta key. Readers cache a
+//! loaded [`Catalog`] and reuse it while the version in their snapshot is unchanged, so a statement costs one
+//! key read for the catalog, not a scan. Two concurrent DDL transactions both write that key, so the second
+//! to commit fails with a serialization conflict: DDL is serialized.
+
+use std::collections::{BTreeMap, HashMap};
+
+use qubedb_kv::Transaction;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::{Key, Meta};
+use crate::types::{DataType, Value};
+
+/// The on-disk format version written by this build.
+pub const FORMAT_VERSION: u64 = 1;
+/// Id of the schema `public`, created with the store.
+pub const PUBLIC_SCHEMA_ID: u64 = 1;
+/// First id handed out to user objects.
+const FIRST_OBJECT_ID: u64 = 1000;
+
+/// A schema object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Object {
+    Schema(SchemaDef),
+    Table(TableDef),
+    View(ViewDef),
+    Index(IndexDef),
+    Sequence(SequenceDef),
+}
+
+impl Object {
+    pub fn id(&self) -> u64 {
+        match self {
+            Object::Schema(schema) => schema.id,
+            Object::Table(table) => table.id,
+            Object::View(view) => view.id,
+            Object::Index(index) => index.id,
+            Object::Sequence(sequence) => sequence.id,
+        }
+    }
+
+    /// The object's schema and name (a schema is its own namespace: schema id 0).
+    pub fn qualified_name(&self) -> (u64, &str) {
+        match self {
+            Object::Schema(schema) => (0, &schema.name),
+            Object::Table(table) => (table.schema, &table.name),
+            Object::View(view) => (view.schema, &view.name),
+            Object::Index(index) => (index.schema, &index.name),
+            Object::Sequence(sequence) => (sequence.schema, &sequence.name),
+        }
+    }
+
+    /// What kind of object this is, for messages ("table", "view", ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Schema(_) => "schema",
+            Object::Table(_) => "table",
+            Object::View(_) => "view",
+            Object::Index(_) => "index",
+            Object::Sequence(_) => "sequence",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaDef {
+    pub id: u64,
+    pub name: String,
+}
+
+/// A table. Columns are kept by slot (their position in stored rows); a dropped column keeps its slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: u64,
+    pub schema: u64,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Slots of the primary key columns, in key order; empty when rows are keyed by a hidden row id.
+    pub primary_key: Vec<usize>,
+    /// Name of the primary key constraint.
+    pub primary_key_name: Option<String>,
+    pub checks: Vec<CheckDef>,
+    pub foreign_keys: Vec<ForeignKeyDef>,
+    /// Bumped by every change of the column list; stored in each row.
+    pub version: u32,
+}
+
+impl TableDef {
+    /// The live (not dropped) columns with their slots, in declaration order.
+    pub fn live_columns(&self) -> impl Iterator<Item = (usize, &ColumnDef)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| !column.dropped)
+    }
+
+    /// The slot of the live column called `name`.
+    pub fn column_slot(&self, name: &str) -> Option<usize> {
+        self.live_columns()
+            .find(|(_, column)| column.name == name)
+            .map(|(slot, _)| slot)
+    }
+
+    /// True when rows are keyed by a hidden row id.
+    pub fn has_row_id(&self) -> bool {
+        self.primary_key.is_empty()
+    }
+
+    /// The types of every slot, for decoding keys and rows.
+    pub fn slot_types(&self) -> Vec<DataType> {
+        self.columns.iter().map(|column| column.data_type).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub data_type: DataType,
+    pub not_null: bool,
+    /// The DEFAULT expression, as SQL text.
+    pub default: Option<String>,
+    pub identity: Option<Identity>,
+    pub dropped: bool,
+    /// The value rows written before this column existed read for it.
+    pub missing: Value,
+}
+
+/// `GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Identity {
+    Always,
+    ByDefault,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    /// The boolean expression, as SQL text.
+    pub expression: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReferentialAction {
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignKeyDef {
+    pub name: String,
+    pub columns: Vec<usize>,
+    pub referenced_table: u64,
+    pub referenced_columns: Vec<usize>,
+    pub on_delete: ReferentialAction,
+    pub on_update: ReferentialAction,
+}
+
+/// A secondary index. Unique indexes also back UNIQUE constraints (`constraint` set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub id: u64,
+    pub schema: u64,
+    pub name: String,
+    pub table: u64,
+    pub columns: Vec<usize>,
+    pub unique: bool,
+    /// True when the index exists to enforce a UNIQUE constraint of the table.
+    pub constraint: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub id: u64,
+    pub schema: u64,
+    pub name: String,
+    /// The defining query, as SQL text.
+    pub query: String,
+    /// Column names given in `CREATE VIEW v (a, b)`, if any.
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceDef {
+    pub id: u64,
+    pub schema: u64,
+    pub name: String,
+    pub data_type: DataType,
+    pub start: i64,
+    pub increment: i64,
+    pub min_value: i64,
+    pub max_value: i64,
+    pub cycle: bool,
+    /// The table and column slot whose default draws from this sequence (SERIAL, IDENTITY).
+    pub owned_by: Option<(u64, usize)>,
+}
+
+/// The state of a sequence, stored under `Sequence(id)`: the last value handed out and whether any was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceState {
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+/// The catalog as one transaction sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// The `CatalogVersion` this catalog was loaded at (plus local changes).
+    pub version: u64,
+    objects: BTreeMap<u64, Object>,
+    names: HashMap<(u64, String), u64>,
+}
+
+impl Catalog {
+    /// Creates the store's initial catalog if the store is new. Returns true if it did.
+    pub fn bootstrap(transaction: &mut Transaction) -> Result<bool> {
+        if let Some(version) = read_u64(transaction, Meta::FormatVersion)? {
+            if version != FORMAT_VERSION {
+                return Err(Error::user(
+                    "XX000",
+                    format!(
+                        "data was written with format version {version}, this build reads version {FORMAT_VERSION}"
+                    ),
+                ));
+            }
+            return Ok(false);
+        }
+        write_u64(transaction, Meta::FormatVersion, FORMAT_VERSION)?;
+        write_u64(transaction, Meta::NextObjectId, FIRST_OBJECT_ID)?;
+        let mut catalog = Catalog::default();
+        catalog.put(
+            transaction,
+            Object::Schema(SchemaDef {
+                id: PUBLIC_SCHEMA_ID,
+                name: "public".into(),
+            }),
+        )?;
+        Ok(true)
+    }
+
+    /// The catalog version in `transaction`'s view.
+    pub fn read_version(transaction: &Transaction) -> Result<u64> {
+        Ok(read_u64(transaction, Meta::CatalogVersion)?.unwrap_or(0))
+    }
+
+    /// Loads every catalog object visible to `transaction`.
+    pub fn load(transaction: &Transaction) -> Result<Catalog> {
+        let mut catalog = Catalog {
+            version: Self::read_version(transaction)?,
+            ..Catalog::default()
+        };
+        for item in transaction.scan_prefix(&Key::object_prefix(), false)? {
+            let (_, value) = item?;
+            let object: Object = serde_json::from_slice(&value)
+                .map_err(|error| Error::corruption(format!("catalog object: {error}")))?;
+            catalog.insert_in_memory(object);
+        }
+        Ok(catalog)
+    }
+
+    fn insert_in_memory(&mut self, object: Object) {
+        let (schema, name) = object.qualified_name();
+        self.names.insert((schema, name.to_string()), object.id());
+        self.objects.insert(object.id(), object);
+    }
+
+    fn remove_in_memory(&mut self, id: u64) -> Option<Object> {
+        let object = self.objects.remove(&id)?;
+        let (schema, name) = object.qualified_name();
+        self.names.remove(&(schema, name.to_string()));
+        Some(object)
+    }
+
+    /// Hands out a new object id.
+    pub fn allocate_id(transaction: &mut Transaction) -> Result<u64> {
+        let next = read_u64(transaction, Meta::NextObjectId)?.unwrap_or(FIRST_OBJECT_ID);
+        write_u64(transaction, Meta::NextObjectId, next + 1)?;
+        Ok(next)
+    }
+
+    /// Creates or replaces `object`, in memory and in `transaction`.
+    pub fn put(&mut self, transaction: &mut Transaction, object: Object) -> Result<()> {
+        let bytes = serde_json::to_vec(&object)
+            .map_err(|error| Error::corruption(format!("catalog object does not serialize: {error}")))?;
+        transaction.put(Key::Object(object.id()).encode(), bytes)?;
+        self.remove_in_memory(object.id());
+        self.insert_in_memory(object);
+        self.bump_version(transaction)
+    }
+
+    /// Removes object `id`, in memory and in `transaction`.
+    pub fn remove(&mut self, transaction: &mut Transaction, id: u64) -> Result<Option<Object>> {
+        transaction.delete(Key::Object(id).encode())?;
+        let removed = self.remove_in_memory(id);
+        self.bump_version(transaction)?;
+        Ok(removed)
+    }
+
+    fn bump_version(&mut self, transaction: &mut Transaction) -> Result<()> {
+        let stored = Self::read_version(transaction)?;
+        self.version = stored + 1;
+        write_u64(transaction, Meta::CatalogVersion, self.version)
+    }
+
+    /// The object with id `id`.
+    pub fn object(&self, id: u64) -> Option<&Object> {
+        self.objects.get(&id)
+    }
+
+    /// Every object, by id.
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.objects.values()
+    }
+
+    /// The id of schema `name`.
+    pub fn schema_id(&self, name: &str) -> Option<u64> {
+        self.names.get(&(0, name.to_string())).copied()
+    }
+
+    /// The table, view, index or sequence called `name` in schema `schema`.
+    pub fn relation(&self, schema: u64, name: &str) -> Option<&Object> {
+        self.names
+            .get(&(schema, name.to_string()))
+            .and_then(|id| self.objects.get(id))
+    }
+
+    /// The table with id `id`.
+    pub fn table(&self, id: u64) -> Option<&TableDef> {
+        match self.objects.get(&id) {
+            Some(Object::Table(table)) => Some(table),
+            _ => None,
+        }
+    }
+
+    /// The sequence with id `id`.
+    pub fn sequence(&self, id: u64) -> Option<&SequenceDef> {
+        match self.objects.get(&id) {
+            Some(Object::Sequence(sequence)) => Some(sequence),
+            _ => None,
+        }
+    }
+
+    /// The indexes of table `table`.
+    pub fn indexes_of(&self, table: u64) -> impl Iterator<Item = &IndexDef> {
+        self.objects.values().filter_map(move |object| match object {
+            Object::Index(index) if index.table == table => Some(index),
+            _ => None,
+        })
+    }
+
+    /// The foreign keys of other tables (or the same table) that reference `table`.
+    pub fn referencing(&self, table: u64) -> Vec<(&TableDef, &ForeignKeyDef)> {
+        self.objects
+            .values()
+            .filter_map(|object| match object {
+                Object::Table(referencing) => Some(referencing),
+                _ => None,
+            })
+            .flat_map(|referencing| {
+                referencing
+                    .foreign_keys
+                    .iter()
+                    .filter(move |key| key.referenced_table == table)
+                    .map(move |key| (referencing, key))
+            })
+            .collect()
+    }
+
+    /// Sequences owned by a column of `table`.
+    pub fn sequences_owned_by(&self, table: u64) -> Vec<&SequenceDef> {
+        self.objects
+            .values()
+            .filter_map(|object| match object {
+                Object::Sequence(sequence) if sequence.owned_by.map(|(owner, _)| owner) == Some(table) => {
+                    Some(sequence)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The name of schema `id`.
+    pub fn schema_name(&self, id: u64) -> &str {
+        match self.objects.get(&id) {
+            Some(Object::Schema(schema)) => &schema.name,
+            _ => "?",
+        }
+    }
+}
+
+/// Reads a sequence's state.
+pub fn read_sequence_state(transaction: &Transaction, id: u64) -> Result<Option<SequenceState>> {
+    match transaction.get(&Key::Sequence(id).encode())? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| Error::corruption(format!("sequence state: {error}"))),
+    }
+}
+
+/// Writes a sequence's state.
+pub fn write_sequence_state(transaction: &mut Transaction, id: u64, state: SequenceState) -> Result<()> {
+    let bytes = serde_json::to_vec(&state)
+        .map_err(|error| Error::corruption(format!("sequence state does not serialize: {error}")))?;
+    transaction.put(Key::Sequence(id).encode(), bytes)?;
+    Ok(())
+}
+
+fn read_u64(transaction: &Transaction, meta: Meta) -> Result<Option<u64>> {
+    match transaction.get(&Key::Meta(meta).encode())? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(u64::from_be_bytes(bytes.as_slice().try_into().map_err(
+            |_| Error::corruption(format!("meta key {meta:?} is not 8 bytes")),
+        )?))),
+    }
+}
+
+fn write_u64(transaction: &mut Transaction, meta: Meta, value: u64) -> Result<()> {
+    transaction.put(Key::Meta(meta).encode(), value.to_be_bytes().to_vec())?;
+    Ok(())
+}

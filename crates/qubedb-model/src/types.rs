@@ -1,0 +1,118 @@
+//! The SQL data types QubeDB stores, and one value of any of them.
+//!
+//! Values are kept in their storage form: integers of every width, dates (days since 1970-01-01), times
+//! (microseconds since midnight) and timestamps (microseconds since 1970-01-01 00:00:00 UTC) as integers;
+//! `NUMERIC(p,s)` as an `i128` count of units of `10^-s`; `UUID` as 16 bytes; `JSONB` as normalized JSON text.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest precision of `NUMERIC(p,s)`.
+pub const NUMERIC_PRECISION_MAX: u8 = 38;
+/// Scale used for `NUMERIC` declared without precision and scale.
+pub const NUMERIC_DEFAULT_SCALE: i8 = 10;
+/// Longest `VARCHAR(n)` / `CHAR(n)` length.
+pub const CHARACTER_LENGTH_MAX: u32 = 10_485_760;
+
+/// A column's SQL data type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataType {
+    Boolean,
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    /// `NUMERIC(precision, scale)`; `precision: None` is unconstrained `NUMERIC`.
+    Numeric {
+        precision: Option<u8>,
+        scale: i8,
+    },
+    Text,
+    Varchar(Option<u32>),
+    Char(u32),
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    Jsonb,
+}
+
+impl DataType {
+    /// The type's name as PostgreSQL's `format_type` prints it.
+    pub fn sql_name(&self) -> String {
+        match self {
+            DataType::Boolean => "boolean".into(),
+            DataType::SmallInt => "smallint".into(),
+            DataType::Integer => "integer".into(),
+            DataType::BigInt => "bigint".into(),
+            DataType::Real => "real".into(),
+            DataType::Double => "double precision".into(),
+            DataType::Numeric {
+                precision: Some(precision),
+                scale,
+            } => format!("numeric({precision},{scale})"),
+            DataType::Numeric { precision: None, .. } => "numeric".into(),
+            DataType::Text => "text".into(),
+            DataType::Varchar(Some(length)) => format!("character varying({length})"),
+            DataType::Varchar(None) => "character varying".into(),
+            DataType::Char(length) => format!("character({length})"),
+            DataType::Bytea => "bytea".into(),
+            DataType::Date => "date".into(),
+            DataType::Time => "time without time zone".into(),
+            DataType::Timestamp => "timestamp without time zone".into(),
+            DataType::TimestampTz => "timestamp with time zone".into(),
+            DataType::Interval => "interval".into(),
+            DataType::Uuid => "uuid".into(),
+            DataType::Jsonb => "jsonb".into(),
+        }
+    }
+
+    /// True for the integer types.
+    pub fn is_integer(&self) -> bool {
+        matches!(self, DataType::SmallInt | DataType::Integer | DataType::BigInt)
+    }
+
+    /// True for types stored as text.
+    pub fn is_textual(&self) -> bool {
+        matches!(
+            self,
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Jsonb | DataType::Uuid
+        )
+    }
+}
+
+/// One value of any [`DataType`], or NULL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Null,
+    Boolean(bool),
+    /// Every integer-backed type: SMALLINT, INTEGER, BIGINT, DATE (days), TIME, TIMESTAMP, TIMESTAMPTZ
+    /// (microseconds).
+    Integer(i64),
+    Real(f32),
+    Double(f64),
+    /// NUMERIC: `units * 10^-scale`.
+    Numeric {
+        units: i128,
+        scale: i8,
+    },
+    /// TEXT, VARCHAR, CHAR, JSONB (normalized JSON text), UUID (canonical text is not stored: see `Bytes`).
+    Text(String),
+    /// BYTEA and UUID (16 bytes).
+    Bytes(Vec<u8>),
+    Interval {
+        months: i32,
+        days: i32,
+        microseconds: i64,
+    },
+}
+
+impl Value {
+    /// True for SQL NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
