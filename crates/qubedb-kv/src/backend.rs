@@ -51,10 +51,14 @@ pub struct RedbBackend {
 impl RedbBackend {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let database = redb::Database::builder().create(path).map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked(path.display().to_string()),
-            other => Error::Io(format!("cannot open {}: {other}", path.display())),
-        })?;
+        let database = redb::Database::builder()
+            .create(path)
+            .map_err(|error| match error {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    Error::Locked(path.display().to_string())
+                }
+                other => Error::Io(format!("cannot open {}: {other}", path.display())),
+            })?;
         Self::init(database)
     }
 

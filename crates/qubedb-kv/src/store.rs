@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use imbl::OrdMap;
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, KeyRange, RedbBackend, ScanIterator, Snapshot, Write, is_empty_range};
+use crate::backend::{
+    Backend, KeyRange, RedbBackend, ScanIterator, Snapshot, Write, is_empty_range,
+};
 use crate::error::{Error, Result};
 use crate::{
     COMMIT_BATCH_TRANSACTIONS_MAX, KEY_BYTES_MAX, NORMAL_FLUSH_INTERVAL_MS,
@@ -74,7 +76,10 @@ struct CommitRequest {
 impl Store {
     /// Opens or creates the store in file `path`.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
-        Ok(Self::with_backend(Box::new(RedbBackend::open(path)?), options))
+        Ok(Self::with_backend(
+            Box::new(RedbBackend::open(path)?),
+            options,
+        ))
     }
 
     /// A store held in memory only.
@@ -182,6 +187,50 @@ pub struct Transaction {
     validated: Vec<KeyRange>,
 }
 
+/// What one transaction saw at one moment: its snapshot and its buffered writes. Scans of a statement read
+/// through a view, so they see the statement's starting state, never its own writes (no Halloween problem).
+#[derive(Clone)]
+pub struct ReadView {
+    snapshot: Arc<dyn Snapshot>,
+    writes: OrdMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl ReadView {
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(buffered) = self.writes.get(key) {
+            return Ok(buffered.clone());
+        }
+        self.snapshot.get(key)
+    }
+
+    /// The pairs in `range`, in key order (or reverse).
+    pub fn scan(&self, range: KeyRange, reverse: bool) -> Result<ScanIterator> {
+        if is_empty_range(&range) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let buffered: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .writes
+            .range((range.0.clone(), range.1.clone()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let stored = self.snapshot.scan(range, reverse)?;
+        if buffered.is_empty() {
+            return Ok(stored);
+        }
+        let buffered: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + Send> = if reverse {
+            Box::new(buffered.into_iter().rev())
+        } else {
+            Box::new(buffered.into_iter())
+        };
+        Ok(Box::new(MergeIterator {
+            stored: stored.peekable(),
+            buffered: buffered.peekable(),
+            reverse,
+        }))
+    }
+}
+
 /// The buffered state of a transaction at one moment, to roll back to. Taking one is O(1).
 #[derive(Clone)]
 pub struct Savepoint {
@@ -242,28 +291,16 @@ impl Transaction {
     /// The pairs in `range` as this transaction sees them, in key order (or reverse), from a snapshot of the
     /// buffer taken now: writes made while iterating are not seen by the iterator.
     pub fn scan(&self, range: KeyRange, reverse: bool) -> Result<ScanIterator> {
-        if is_empty_range(&range) {
-            return Ok(Box::new(std::iter::empty()));
+        self.read_view().scan(range, reverse)
+    }
+
+    /// A read-only view of this transaction as it is now (snapshot plus buffered writes), independent of the
+    /// transaction's later writes. Taking one is O(1); it can outlive the transaction.
+    pub fn read_view(&self) -> ReadView {
+        ReadView {
+            snapshot: self.snapshot.clone(),
+            writes: self.writes.clone(),
         }
-        let buffered: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
-            .writes
-            .range((range.0.clone(), range.1.clone()))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        let stored = self.snapshot.scan(range, reverse)?;
-        if buffered.is_empty() {
-            return Ok(stored);
-        }
-        let buffered: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + Send> = if reverse {
-            Box::new(buffered.into_iter().rev())
-        } else {
-            Box::new(buffered.into_iter())
-        };
-        Ok(Box::new(MergeIterator {
-            stored: stored.peekable(),
-            buffered: buffered.peekable(),
-            reverse,
-        }))
     }
 
     /// The pairs whose key starts with `prefix`.
@@ -430,7 +467,9 @@ fn committer_loop(
         }
         let durable = match synchronous {
             Synchronous::Full => true,
-            Synchronous::Normal => unflushed_since.is_some_and(|since| since.elapsed() >= flush_interval),
+            Synchronous::Normal => {
+                unflushed_since.is_some_and(|since| since.elapsed() >= flush_interval)
+            }
         };
         commit_batch(shared, batch, durable);
         if synchronous == Synchronous::Normal {

@@ -9,7 +9,11 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use qubedb_kv::{Error, Store, StoreOptions, prefix_range};
 
-fn collect(store_txn: &qubedb_kv::Transaction, prefix: &[u8], reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn collect(
+    store_txn: &qubedb_kv::Transaction,
+    prefix: &[u8],
+    reverse: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     store_txn
         .scan_prefix(prefix, reverse)
         .expect("scan")
@@ -46,16 +50,28 @@ fn read_your_own_writes_and_merged_scans() {
     );
     let bounded: Vec<_> = txn
         .scan(
-            (Bound::Excluded(b"a1".to_vec()), Bound::Included(b"b1".to_vec())),
+            (
+                Bound::Excluded(b"a1".to_vec()),
+                Bound::Included(b"b1".to_vec()),
+            ),
             false,
         )
         .expect("scan")
         .map(|item| item.expect("item").0)
         .collect();
-    assert_eq!(bounded, vec![b"a2".to_vec(), b"a3".to_vec(), b"b1".to_vec()]);
+    assert_eq!(
+        bounded,
+        vec![b"a2".to_vec(), b"a3".to_vec(), b"b1".to_vec()]
+    );
     // An inverted range is empty, not an error.
     let empty = txn
-        .scan((Bound::Included(b"b".to_vec()), Bound::Included(b"a".to_vec())), false)
+        .scan(
+            (
+                Bound::Included(b"b".to_vec()),
+                Bound::Included(b"a".to_vec()),
+            ),
+            false,
+        )
         .expect("scan")
         .count();
     assert_eq!(empty, 0);
@@ -67,7 +83,10 @@ fn prefix_range_handles_trailing_ff() {
         prefix_range(&[1, 0xff]),
         (Bound::Included(vec![1, 0xff]), Bound::Excluded(vec![2]))
     );
-    assert_eq!(prefix_range(&[0xff]), (Bound::Included(vec![0xff]), Bound::Unbounded));
+    assert_eq!(
+        prefix_range(&[0xff]),
+        (Bound::Included(vec![0xff]), Bound::Unbounded)
+    );
 }
 
 #[test]
@@ -99,7 +118,9 @@ fn validated_range_conflicts_with_later_commit() {
     let store = Store::in_memory().expect("store");
     let mut validating = store.begin().expect("begin");
     validating.validate_range(prefix_range(b"parent/"));
-    validating.put(b"child/1".to_vec(), b"x".to_vec()).expect("put");
+    validating
+        .put(b"child/1".to_vec(), b"x".to_vec())
+        .expect("put");
     let mut writer = store.begin().expect("begin");
     writer.delete(b"parent/7".to_vec()).expect("delete");
     writer.commit().expect("commit");
@@ -118,7 +139,9 @@ fn snapshot_does_not_move_while_others_commit() {
         writer
             .put(b"k".to_vec(), format!("new{round}").into_bytes())
             .expect("put");
-        writer.put(format!("n{round}").into_bytes(), b"v".to_vec()).expect("put");
+        writer
+            .put(format!("n{round}").into_bytes(), b"v".to_vec())
+            .expect("put");
         writer.commit().expect("commit");
         assert_eq!(reader.get(b"k").expect("get"), Some(b"old".to_vec()));
         assert_eq!(collect(&reader, b"n", false).len(), 0);
@@ -215,14 +238,21 @@ fn concurrent_counter_increments_never_lose_updates() {
         handle.join().expect("thread");
     }
     let reader = store.begin().expect("begin");
-    let value = reader.get(b"counter").expect("get").expect("counter exists");
-    assert_eq!(u64::from_be_bytes(value.try_into().expect("8 bytes")), threads * increments);
+    let value = reader
+        .get(b"counter")
+        .expect("get")
+        .expect("counter exists");
+    assert_eq!(
+        u64::from_be_bytes(value.try_into().expect("8 bytes")),
+        threads * increments
+    );
 }
 
 #[test]
 fn group_commit_with_many_durable_committers() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&directory.path().join("data.redb"), StoreOptions::default()).expect("open");
+    let store =
+        Store::open(&directory.path().join("data.redb"), StoreOptions::default()).expect("open");
     let store = Arc::new(store);
     let handles: Vec<_> = (0..16u32)
         .map(|thread| {

@@ -291,8 +291,9 @@ impl Catalog {
 
     /// Creates or replaces `object`, in memory and in `transaction`.
     pub fn put(&mut self, transaction: &mut Transaction, object: Object) -> Result<()> {
-        let bytes = serde_json::to_vec(&object)
-            .map_err(|error| Error::corruption(format!("catalog object does not serialize: {error}")))?;
+        let bytes = serde_json::to_vec(&object).map_err(|error| {
+            Error::corruption(format!("catalog object does not serialize: {error}"))
+        })?;
         transaction.put(Key::Object(object.id()).encode(), bytes)?;
         self.remove_in_memory(object.id());
         self.insert_in_memory(object);
@@ -353,10 +354,12 @@ impl Catalog {
 
     /// The indexes of table `table`.
     pub fn indexes_of(&self, table: u64) -> impl Iterator<Item = &IndexDef> {
-        self.objects.values().filter_map(move |object| match object {
-            Object::Index(index) if index.table == table => Some(index),
-            _ => None,
-        })
+        self.objects
+            .values()
+            .filter_map(move |object| match object {
+                Object::Index(index) if index.table == table => Some(index),
+                _ => None,
+            })
     }
 
     /// The foreign keys of other tables (or the same table) that reference `table`.
@@ -382,7 +385,9 @@ impl Catalog {
         self.objects
             .values()
             .filter_map(|object| match object {
-                Object::Sequence(sequence) if sequence.owned_by.map(|(owner, _)| owner) == Some(table) => {
+                Object::Sequence(sequence)
+                    if sequence.owned_by.map(|(owner, _)| owner) == Some(table) =>
+                {
                     Some(sequence)
                 }
                 _ => None,
@@ -410,9 +415,14 @@ pub fn read_sequence_state(transaction: &Transaction, id: u64) -> Result<Option<
 }
 
 /// Writes a sequence's state.
-pub fn write_sequence_state(transaction: &mut Transaction, id: u64, state: SequenceState) -> Result<()> {
-    let bytes = serde_json::to_vec(&state)
-        .map_err(|error| Error::corruption(format!("sequence state does not serialize: {error}")))?;
+pub fn write_sequence_state(
+    transaction: &mut Transaction,
+    id: u64,
+    state: SequenceState,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(&state).map_err(|error| {
+        Error::corruption(format!("sequence state does not serialize: {error}"))
+    })?;
     transaction.put(Key::Sequence(id).encode(), bytes)?;
     Ok(())
 }
@@ -420,9 +430,12 @@ pub fn write_sequence_state(transaction: &mut Transaction, id: u64, state: Seque
 fn read_u64(transaction: &Transaction, meta: Meta) -> Result<Option<u64>> {
     match transaction.get(&Key::Meta(meta).encode())? {
         None => Ok(None),
-        Some(bytes) => Ok(Some(u64::from_be_bytes(bytes.as_slice().try_into().map_err(
-            |_| Error::corruption(format!("meta key {meta:?} is not 8 bytes")),
-        )?))),
+        Some(bytes) => Ok(Some(u64::from_be_bytes(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::corruption(format!("meta key {meta:?} is not 8 bytes")))?,
+        ))),
     }
 }
 

@@ -80,7 +80,11 @@ fn encode_f64(double: f64, out: &mut Vec<u8>) {
         double
     };
     let bits = double.to_bits();
-    let bits = if bits >> 63 == 1 { !bits } else { bits ^ (1u64 << 63) };
+    let bits = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1u64 << 63)
+    };
     out.extend_from_slice(&bits.to_be_bytes());
 }
 
@@ -129,8 +133,10 @@ pub fn decode_value(bytes: &[u8], position: &mut usize, data_type: DataType) -> 
         DataType::Bytea | DataType::Uuid => Value::Bytes(decode_bytes(bytes, position)?),
         DataType::Interval => {
             take(bytes, position, 16)?;
-            let months = (u32::from_be_bytes(fixed(take(bytes, position, 4)?)?) ^ (1u32 << 31)) as i32;
-            let days = (u32::from_be_bytes(fixed(take(bytes, position, 4)?)?) ^ (1u32 << 31)) as i32;
+            let months =
+                (u32::from_be_bytes(fixed(take(bytes, position, 4)?)?) ^ (1u32 << 31)) as i32;
+            let days =
+                (u32::from_be_bytes(fixed(take(bytes, position, 4)?)?) ^ (1u32 << 31)) as i32;
             Value::Interval {
                 months,
                 days,
@@ -162,7 +168,11 @@ fn decode_i64(bytes: &[u8], position: &mut usize) -> Result<i64> {
 
 fn decode_f64(bytes: &[u8], position: &mut usize) -> Result<f64> {
     let bits = u64::from_be_bytes(fixed(take(bytes, position, 8)?)?);
-    let bits = if bits >> 63 == 1 { bits ^ (1u64 << 63) } else { !bits };
+    let bits = if bits >> 63 == 1 {
+        bits ^ (1u64 << 63)
+    } else {
+        !bits
+    };
     Ok(f64::from_bits(bits))
 }
 
@@ -177,7 +187,11 @@ fn decode_bytes(bytes: &[u8], position: &mut usize) -> Result<Vec<u8>> {
         match take(bytes, position, 1)?[0] {
             0x00 => return Ok(out),
             0xff => out.push(0),
-            other => return Err(Error::corruption(format!("bad escape {other:#x} in key bytes"))),
+            other => {
+                return Err(Error::corruption(format!(
+                    "bad escape {other:#x} in key bytes"
+                )));
+            }
         }
     }
 }

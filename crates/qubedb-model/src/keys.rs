@@ -148,11 +148,16 @@ mod tests {
             (Key::Sequence(258), vec![0x03, 0, 0, 0, 0, 0, 0, 1, 2]),
             (
                 Key::Row(5, encode_values(&[Value::Integer(-1)])),
-                vec![0x10, 0, 0, 0, 0, 0, 0, 0, 5, 0x01, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                vec![
+                    0x10, 0, 0, 0, 0, 0, 0, 0, 5, 0x01, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    0xff,
+                ],
             ),
             (
                 Key::Row(5, encode_values(&[Value::Text("a\0".into()), Value::Null])),
-                vec![0x10, 0, 0, 0, 0, 0, 0, 0, 5, 0x01, b'a', 0x00, 0xff, 0x00, 0x00, 0x02],
+                vec![
+                    0x10, 0, 0, 0, 0, 0, 0, 0, 5, 0x01, b'a', 0x00, 0xff, 0x00, 0x00, 0x02,
+                ],
             ),
             (
                 Key::Index(9, encode_values(&[Value::Boolean(true), Value::Integer(1)])),

@@ -214,10 +214,19 @@ mod tests {
         assert_eq!(bytes, vec![0x01, 3, 4, 3, 3, 0, 6, 2, b'h', b'i', 2]);
         let mut reader = RowReader::new(&bytes).expect("reader");
         assert_eq!(reader.version, 3);
-        assert_eq!(reader.next_value().expect("slot"), Some(RawValue::Integer(-2)));
+        assert_eq!(
+            reader.next_value().expect("slot"),
+            Some(RawValue::Integer(-2))
+        );
         assert_eq!(reader.next_value().expect("slot"), Some(RawValue::Null));
-        assert_eq!(reader.next_value().expect("slot"), Some(RawValue::Bytes(b"hi")));
-        assert_eq!(reader.next_value().expect("slot"), Some(RawValue::Boolean(true)));
+        assert_eq!(
+            reader.next_value().expect("slot"),
+            Some(RawValue::Bytes(b"hi"))
+        );
+        assert_eq!(
+            reader.next_value().expect("slot"),
+            Some(RawValue::Boolean(true))
+        );
         assert_eq!(reader.next_value().expect("slot"), None);
     }
 

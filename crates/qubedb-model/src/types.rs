@@ -54,7 +54,9 @@ impl DataType {
                 precision: Some(precision),
                 scale,
             } => format!("numeric({precision},{scale})"),
-            DataType::Numeric { precision: None, .. } => "numeric".into(),
+            DataType::Numeric {
+                precision: None, ..
+            } => "numeric".into(),
             DataType::Text => "text".into(),
             DataType::Varchar(Some(length)) => format!("character varying({length})"),
             DataType::Varchar(None) => "character varying".into(),
@@ -72,14 +74,21 @@ impl DataType {
 
     /// True for the integer types.
     pub fn is_integer(&self) -> bool {
-        matches!(self, DataType::SmallInt | DataType::Integer | DataType::BigInt)
+        matches!(
+            self,
+            DataType::SmallInt | DataType::Integer | DataType::BigInt
+        )
     }
 
     /// True for types stored as text.
     pub fn is_textual(&self) -> bool {
         matches!(
             self,
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Jsonb | DataType::Uuid
+            DataType::Text
+                | DataType::Varchar(_)
+                | DataType::Char(_)
+                | DataType::Jsonb
+                | DataType::Uuid
         )
     }
 }

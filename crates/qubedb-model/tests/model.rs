@@ -36,10 +36,20 @@ fn sql_order(left: &Value, right: &Value) -> Ordering {
         (Value::Text(a), Value::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
         (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
         (
-            Value::Interval { months: m1, days: d1, microseconds: u1 },
-            Value::Interval { months: m2, days: d2, microseconds: u2 },
+            Value::Interval {
+                months: m1,
+                days: d1,
+                microseconds: u1,
+            },
+            Value::Interval {
+                months: m2,
+                days: d2,
+                microseconds: u2,
+            },
         ) => {
-            let span = |m: i32, d: i32, u: i64| (i128::from(m) * 30 + i128::from(d)) * 86_400_000_000 + i128::from(u);
+            let span = |m: i32, d: i32, u: i64| {
+                (i128::from(m) * 30 + i128::from(d)) * 86_400_000_000 + i128::from(u)
+            };
             span(*m1, *d1, *u1).cmp(&span(*m2, *d2, *u2))
         }
         _ => unreachable!("same-type strategies only"),
@@ -52,18 +62,37 @@ fn with_null<S: Strategy<Value = Value> + 'static>(strategy: S) -> BoxedStrategy
 
 fn typed_values() -> impl Strategy<Value = (DataType, Value, Value)> {
     prop_oneof![
-        (with_null(any::<bool>().prop_map(Value::Boolean)), with_null(any::<bool>().prop_map(Value::Boolean)))
+        (
+            with_null(any::<bool>().prop_map(Value::Boolean)),
+            with_null(any::<bool>().prop_map(Value::Boolean))
+        )
             .prop_map(|(a, b)| (DataType::Boolean, a, b)),
-        (with_null(any::<i64>().prop_map(Value::Integer)), with_null(any::<i64>().prop_map(Value::Integer)))
+        (
+            with_null(any::<i64>().prop_map(Value::Integer)),
+            with_null(any::<i64>().prop_map(Value::Integer))
+        )
             .prop_map(|(a, b)| (DataType::BigInt, a, b)),
-        (with_null(any::<f64>().prop_map(Value::Double)), with_null(any::<f64>().prop_map(Value::Double)))
+        (
+            with_null(any::<f64>().prop_map(Value::Double)),
+            with_null(any::<f64>().prop_map(Value::Double))
+        )
             .prop_map(|(a, b)| (DataType::Double, a, b)),
         (
             with_null(any::<i128>().prop_map(|units| Value::Numeric { units, scale: 2 })),
             with_null(any::<i128>().prop_map(|units| Value::Numeric { units, scale: 2 }))
         )
-            .prop_map(|(a, b)| (DataType::Numeric { precision: Some(38), scale: 2 }, a, b)),
-        (with_null(".{0,6}".prop_map(Value::Text)), with_null(".{0,6}".prop_map(Value::Text)))
+            .prop_map(|(a, b)| (
+                DataType::Numeric {
+                    precision: Some(38),
+                    scale: 2
+                },
+                a,
+                b
+            )),
+        (
+            with_null(".{0,6}".prop_map(Value::Text)),
+            with_null(".{0,6}".prop_map(Value::Text))
+        )
             .prop_map(|(a, b)| (DataType::Text, a, b)),
         (
             with_null(proptest::collection::vec(0u8..3, 0..5).prop_map(Value::Bytes)),
@@ -71,16 +100,20 @@ fn typed_values() -> impl Strategy<Value = (DataType, Value, Value)> {
         )
             .prop_map(|(a, b)| (DataType::Bytea, a, b)),
         (
-            with_null((-100i32..100, -100i32..100, any::<i32>()).prop_map(|(months, days, micros)| Value::Interval {
-                months,
-                days,
-                microseconds: i64::from(micros)
-            })),
-            with_null((-100i32..100, -100i32..100, any::<i32>()).prop_map(|(months, days, micros)| Value::Interval {
-                months,
-                days,
-                microseconds: i64::from(micros)
-            }))
+            with_null((-100i32..100, -100i32..100, any::<i32>()).prop_map(
+                |(months, days, micros)| Value::Interval {
+                    months,
+                    days,
+                    microseconds: i64::from(micros)
+                }
+            )),
+            with_null((-100i32..100, -100i32..100, any::<i32>()).prop_map(
+                |(months, days, micros)| Value::Interval {
+                    months,
+                    days,
+                    microseconds: i64::from(micros)
+                }
+            ))
         )
             .prop_map(|(a, b)| (DataType::Interval, a, b)),
     ]
@@ -133,7 +166,13 @@ fn rolled_back_ddl_leaves_nothing() {
     let mut catalog = Catalog::load(&txn).expect("load");
     let id = Catalog::allocate_id(&mut txn).expect("id");
     catalog
-        .put(&mut txn, Object::Schema(SchemaDef { id, name: "scratch".into() }))
+        .put(
+            &mut txn,
+            Object::Schema(SchemaDef {
+                id,
+                name: "scratch".into(),
+            }),
+        )
         .expect("put");
     assert_eq!(catalog.schema_id("scratch"), Some(id));
     txn.rollback();
@@ -156,7 +195,13 @@ fn concurrent_ddl_is_serialized() {
         let mut catalog = Catalog::load(txn).expect("load");
         let id = Catalog::allocate_id(txn).expect("id");
         catalog
-            .put(txn, Object::Schema(SchemaDef { id, name: name.into() }))
+            .put(
+                txn,
+                Object::Schema(SchemaDef {
+                    id,
+                    name: name.into(),
+                }),
+            )
             .expect("put");
     }
     first.commit().expect("first DDL commits");

@@ -1,0 +1,294 @@
+//! [`Database`]: an open data directory (or an in-memory database) and what its sessions share — the store,
+//! the catalog cache, the sequence cache and the async runtime DataFusion executes on.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use qubedb_kv::{Store, StoreOptions, Synchronous};
+use qubedb_model::catalog::{
+    Catalog, SequenceDef, SequenceState, read_sequence_state, write_sequence_state,
+};
+
+use crate::error::{Error, Result};
+use crate::session::Session;
+
+/// Name of the store file inside a data directory.
+pub const STORE_FILE_NAME: &str = "qubedb.redb";
+/// Sequence values reserved per durable write (PostgreSQL logs 32 ahead too): a crash skips at most these.
+pub const SEQUENCE_RESERVE: i64 = 32;
+/// Attempts of an autonomous sequence update before giving up on conflicts.
+const SEQUENCE_ATTEMPTS_MAX: usize = 100;
+
+/// Options for [`Database::open_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DatabaseOptions {
+    /// `Full` (default): a commit that returned is fsynced. `Normal`: fsynced within 200 ms.
+    pub synchronous: Synchronous,
+}
+
+/// An open database. Cheap to clone; closes when the last clone and session are dropped.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<DatabaseInner>,
+}
+
+pub(crate) struct DatabaseInner {
+    pub(crate) store: Store,
+    pub(crate) runtime: Arc<tokio::runtime::Runtime>,
+    catalog_cache: Mutex<Arc<Catalog>>,
+    sequences: Mutex<HashMap<u64, SequenceCache>>,
+}
+
+/// Values of one sequence handed out from memory, up to what is durably reserved.
+struct SequenceCache {
+    last_value: i64,
+    is_called: bool,
+    /// The last value the stored state covers, and whether the stored state says it was handed out.
+    reserved_until: i64,
+    durable_is_called: bool,
+}
+
+impl Database {
+    /// Opens (or creates) the database in directory `directory`.
+    pub fn open(directory: impl AsRef<Path>) -> Result<Database> {
+        Self::open_with(directory, DatabaseOptions::default())
+    }
+
+    /// Opens (or creates) the database in `directory` with `options`.
+    pub fn open_with(directory: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
+        let directory = directory.as_ref();
+        std::fs::create_dir_all(directory).map_err(|error| {
+            Error::user(
+                "58030",
+                format!(
+                    "cannot create data directory {}: {error}",
+                    directory.display()
+                ),
+            )
+        })?;
+        let store = Store::open(
+            &directory.join(STORE_FILE_NAME),
+            StoreOptions {
+                synchronous: options.synchronous,
+            },
+        )
+        .map_err(|error| match error {
+            qubedb_kv::Error::Locked(_) => Error::user(
+                "55006",
+                format!(
+                    "data directory {} is in use by another QubeDB process",
+                    directory.display()
+                ),
+            ),
+            other => other.into(),
+        })?;
+        Self::with_store(store)
+    }
+
+    /// A database held in memory, gone when dropped.
+    pub fn open_in_memory() -> Result<Database> {
+        Self::with_store(Store::in_memory()?)
+    }
+
+    fn with_store(store: Store) -> Result<Database> {
+        let mut transaction = store.begin()?;
+        if Catalog::bootstrap(&mut transaction)? {
+            transaction.commit()?;
+        } else {
+            transaction.rollback();
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("qubedb-worker")
+            .enable_all()
+            .build()
+            .map_err(|error| Error::internal(format!("cannot start the query runtime: {error}")))?;
+        let inner = Arc::new(DatabaseInner {
+            store,
+            runtime: Arc::new(runtime),
+            catalog_cache: Mutex::new(Arc::new(Catalog::default())),
+            sequences: Mutex::new(HashMap::new()),
+        });
+        let reader = inner.store.begin()?;
+        inner.catalog_for(&reader)?;
+        Ok(Database { inner })
+    }
+
+    /// A new session.
+    pub fn session(&self) -> Session {
+        Session::new(self.inner.clone())
+    }
+
+    /// The async runtime queries run on (for embedding in async code).
+    pub fn runtime(&self) -> Arc<tokio::runtime::Runtime> {
+        self.inner.runtime.clone()
+    }
+}
+
+impl DatabaseInner {
+    /// The last catalog loaded by any session.
+    pub(crate) fn cached_catalog(&self) -> Arc<Catalog> {
+        self.catalog_cache.lock().clone()
+    }
+
+    /// The catalog as `transaction` sees it: the cached one if its version matches, else loaded.
+    pub(crate) fn catalog_for(&self, transaction: &qubedb_kv::Transaction) -> Result<Arc<Catalog>> {
+        let version = Catalog::read_version(transaction)?;
+        {
+            let cache = self.catalog_cache.lock();
+            if cache.version == version && !cache.objects().next().is_none() {
+                return Ok(cache.clone());
+            }
+        }
+        let catalog = Arc::new(Catalog::load(transaction)?);
+        let mut cache = self.catalog_cache.lock();
+        if catalog.version >= cache.version {
+            *cache = catalog.clone();
+        }
+        Ok(catalog)
+    }
+
+    /// Next value of a sequence. Sequences are not transactional (as in PostgreSQL): values handed out are
+    /// never handed out again, even if the transaction that drew them rolls back.
+    pub(crate) fn next_sequence_value(&self, sequence: &SequenceDef) -> Result<i64> {
+        let mut sequences = self.sequences.lock();
+        if !sequences.contains_key(&sequence.id) {
+            let state = self.read_sequence(sequence)?;
+            sequences.insert(
+                sequence.id,
+                SequenceCache {
+                    last_value: state.last_value,
+                    is_called: state.is_called,
+                    reserved_until: state.last_value,
+                    durable_is_called: state.is_called,
+                },
+            );
+        }
+        let cache = sequences.get_mut(&sequence.id).expect("inserted above");
+        let next = if cache.is_called {
+            match cache.last_value.checked_add(sequence.increment) {
+                Some(next) if next <= sequence.max_value && next >= sequence.min_value => next,
+                _ if sequence.cycle => {
+                    if sequence.increment > 0 {
+                        sequence.min_value
+                    } else {
+                        sequence.max_value
+                    }
+                }
+                _ => {
+                    return Err(Error::user(
+                        "2200H",
+                        format!(
+                            "nextval: reached {} value of sequence \"{}\" ({})",
+                            if sequence.increment > 0 {
+                                "maximum"
+                            } else {
+                                "minimum"
+                            },
+                            sequence.name,
+                            if sequence.increment > 0 {
+                                sequence.max_value
+                            } else {
+                                sequence.min_value
+                            }
+                        ),
+                    ));
+                }
+            }
+        } else {
+            cache.last_value
+        };
+        let covered = cache.durable_is_called
+            && if sequence.increment > 0 {
+                next <= cache.reserved_until
+            } else {
+                next >= cache.reserved_until
+            };
+        if !covered {
+            let reserve = next
+                .saturating_add(sequence.increment.saturating_mul(SEQUENCE_RESERVE - 1))
+                .clamp(sequence.min_value, sequence.max_value);
+            self.write_sequence(
+                sequence.id,
+                SequenceState {
+                    last_value: reserve,
+                    is_called: true,
+                },
+            )?;
+            cache.reserved_until = reserve;
+            cache.durable_is_called = true;
+        }
+        cache.last_value = next;
+        cache.is_called = true;
+        Ok(next)
+    }
+
+    /// `setval`: sets the sequence's state durably.
+    pub(crate) fn set_sequence_value(
+        &self,
+        sequence: &SequenceDef,
+        value: i64,
+        is_called: bool,
+    ) -> Result<()> {
+        if value < sequence.min_value || value > sequence.max_value {
+            return Err(Error::user(
+                "22003",
+                format!(
+                    "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",
+                    sequence.name, sequence.min_value, sequence.max_value
+                ),
+            ));
+        }
+        let mut sequences = self.sequences.lock();
+        self.write_sequence(
+            sequence.id,
+            SequenceState {
+                last_value: value,
+                is_called,
+            },
+        )?;
+        sequences.insert(
+            sequence.id,
+            SequenceCache {
+                last_value: value,
+                is_called,
+                reserved_until: value,
+                durable_is_called: is_called,
+            },
+        );
+        Ok(())
+    }
+
+    /// Forgets the cached state of a sequence (after DROP or RESTART).
+    pub(crate) fn forget_sequence(&self, id: u64) {
+        self.sequences.lock().remove(&id);
+    }
+
+    fn read_sequence(&self, sequence: &SequenceDef) -> Result<SequenceState> {
+        let transaction = self.store.begin()?;
+        Ok(
+            read_sequence_state(&transaction, sequence.id)?.unwrap_or(SequenceState {
+                last_value: sequence.start,
+                is_called: false,
+            }),
+        )
+    }
+
+    fn write_sequence(&self, id: u64, state: SequenceState) -> Result<()> {
+        for _ in 0..SEQUENCE_ATTEMPTS_MAX {
+            let mut transaction = self.store.begin()?;
+            write_sequence_state(&mut transaction, id, state)?;
+            match transaction.commit() {
+                Ok(()) => return Ok(()),
+                Err(qubedb_kv::Error::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Error::user(
+            "40001",
+            "could not update sequence state: too many concurrent updates",
+        ))
+    }
+}

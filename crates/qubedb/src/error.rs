@@ -1,0 +1,280 @@
+//! The SQL layer's error: every error carries a PostgreSQL SQLSTATE, a message naming the problem, and, for
+//! errors in the SQL text, the 1-based character position (as PostgreSQL's `position` field).
+//!
+//! [`ErrorKind`] says who must act: the user (bad input), the application (retry a serialization failure), or
+//! an operator (an internal bug, or corruption, which are logged loudly).
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+
+/// Who must act on an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input or a constraint violation: fix the statement or the data.
+    User,
+    /// A serialization conflict: retry the transaction.
+    Retry,
+    /// A bug in QubeDB.
+    Internal,
+    /// Stored data does not decode, or the machine failed (I/O).
+    Corruption,
+}
+
+/// An error with SQLSTATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    /// The five-character PostgreSQL SQLSTATE.
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// 1-based character position in the statement text.
+    pub position: Option<usize>,
+}
+
+/// A result of the SQL layer.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A user error with SQLSTATE `code`.
+    pub fn user(code: &'static str, message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::User,
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+            position: None,
+        }
+    }
+
+    /// A bug: something QubeDB should never do.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::Internal,
+            code: "XX000",
+            message: message.into(),
+            detail: None,
+            hint: None,
+            position: None,
+        }
+    }
+
+    /// Syntax or feature QubeDB does not support (SQLSTATE 0A000).
+    pub fn not_supported(what: impl fmt::Display) -> Error {
+        Error::user("0A000", format!("{what} is not supported"))
+    }
+
+    /// Sets the detail line.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the hint line.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Sets the position, if none is set.
+    pub fn with_position(mut self, position: Option<usize>) -> Error {
+        if self.position.is_none() {
+            self.position = position;
+        }
+        self
+    }
+
+    /// True when retrying the transaction may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Retry
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} ({})", self.message, self.code)?;
+        if let Some(detail) = &self.detail {
+            write!(formatter, "\nDETAIL: {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<qubedb_kv::Error> for Error {
+    fn from(error: qubedb_kv::Error) -> Self {
+        use qubedb_kv::Error as Kv;
+        let (kind, code) = match &error {
+            Kv::Conflict => (ErrorKind::Retry, "40001"),
+            Kv::Locked(_) => (ErrorKind::User, "55006"),
+            Kv::Limit(_) => (ErrorKind::User, "54000"),
+            Kv::Closed => (ErrorKind::User, "57P01"),
+            Kv::Io(_) => (ErrorKind::Corruption, "58030"),
+            Kv::Corruption(_) => (ErrorKind::Corruption, "XX001"),
+        };
+        Error {
+            kind,
+            code,
+            message: error.to_string(),
+            detail: None,
+            hint: None,
+            position: None,
+        }
+    }
+}
+
+impl From<qubedb_model::Error> for Error {
+    fn from(error: qubedb_model::Error) -> Self {
+        match error {
+            qubedb_model::Error::User { code, message } => Error::user(code, message),
+            qubedb_model::Error::Storage(storage) => storage.into(),
+            qubedb_model::Error::Corruption(message) => Error {
+                kind: ErrorKind::Corruption,
+                code: "XX001",
+                message: format!("corrupt data: {message}"),
+                detail: None,
+                hint: None,
+                position: None,
+            },
+        }
+    }
+}
+
+impl From<DataFusionError> for Error {
+    fn from(error: DataFusionError) -> Self {
+        from_datafusion(error)
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(error: datafusion::arrow::error::ArrowError) -> Self {
+        from_datafusion(DataFusionError::ArrowError(Box::new(error), None))
+    }
+}
+
+/// Our errors travel through DataFusion wrapped in `External`; unwrap them whole.
+pub(crate) fn to_datafusion(error: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(error))
+}
+
+fn from_datafusion(error: DataFusionError) -> Error {
+    match error {
+        DataFusionError::External(inner) => match inner.downcast::<Error>() {
+            Ok(ours) => *ours,
+            Err(other) => classify(other.to_string()),
+        },
+        DataFusionError::Context(_, inner) => from_datafusion(*inner),
+        DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+            Ok(inner) => from_datafusion(inner),
+            Err(shared) => classify(shared.to_string()),
+        },
+        DataFusionError::Diagnostic(_, inner) => from_datafusion(*inner),
+        DataFusionError::SQL(parser_error, _) => {
+            crate::sql::parse::parser_error(&parser_error.to_string())
+        }
+        DataFusionError::ArrowError(arrow, _) => classify_arrow(&arrow.to_string()),
+        DataFusionError::NotImplemented(message) => Error::user(
+            "0A000",
+            format!("{} is not supported", message.trim_end_matches('.')),
+        ),
+        DataFusionError::Execution(message) => classify(message),
+        DataFusionError::Plan(message) => classify(message),
+        DataFusionError::SchemaError(schema, _) => classify(schema.to_string()),
+        DataFusionError::ResourcesExhausted(message) => Error::user("53200", message),
+        other => classify(other.to_string()),
+    }
+}
+
+fn classify_arrow(message: &str) -> Error {
+    let lower = message.to_lowercase();
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        Error::user("22012", "division by zero")
+    } else if lower.contains("overflow") {
+        Error::user(
+            "22003",
+            format!("value out of range: {}", strip_prefixes(message)),
+        )
+    } else if lower.contains("cannot cast")
+        || lower.contains("cast error")
+        || lower.contains("parser error")
+    {
+        Error::user(
+            "22P02",
+            format!("invalid input syntax: {}", strip_prefixes(message)),
+        )
+    } else {
+        Error::user("22000", strip_prefixes(message))
+    }
+}
+
+fn strip_prefixes(message: &str) -> String {
+    let mut text = message.trim();
+    for prefix in [
+        "Arrow error: ",
+        "Cast error: ",
+        "Compute error: ",
+        "Invalid argument error: ",
+        "Parser error: ",
+        "Execution error: ",
+        "Error during planning: ",
+        "External error: ",
+        "Optimizer rule 'simplify_expressions' failed\ncaused by\n",
+        "Arithmetic overflow: ",
+    ] {
+        while let Some(rest) = text.strip_prefix(prefix) {
+            text = rest.trim_start();
+        }
+    }
+    text.to_string()
+}
+
+/// Maps a DataFusion message to the SQLSTATE PostgreSQL gives the same mistake.
+fn classify(message: String) -> Error {
+    let text = strip_prefixes(&message);
+    let lower = text.to_lowercase();
+    let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
+        return Error::user("22012", "division by zero");
+    } else if lower.contains("table")
+        && (lower.contains("not found") || lower.contains("doesn't exist"))
+    {
+        "42P01"
+    } else if lower.contains("no field named")
+        || lower.contains("column") && lower.contains("not found")
+    {
+        "42703"
+    } else if lower.contains("ambiguous") {
+        "42702"
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
+    {
+        "42883"
+    } else if lower.contains("overflow") {
+        "22003"
+    } else if lower.contains("cannot cast")
+        || lower.contains("cast error")
+        || lower.contains("parser error")
+    {
+        "22P02"
+    } else if lower.contains("unsupported")
+        || lower.contains("not implemented")
+        || lower.contains("not supported")
+    {
+        "0A000"
+    } else if lower.contains("must appear in the group by")
+        || lower.contains("projection references non-aggregate values")
+        || lower.contains("group by")
+    {
+        "42803"
+    } else if lower.contains("type") && (lower.contains("coerc") || lower.contains("mismatch")) {
+        "42804"
+    } else if lower.contains("more than one row") || lower.contains("scalar subquery") {
+        "21000"
+    } else {
+        "42601"
+    };
+    Error::user(code, text)
+}

@@ -1,0 +1,170 @@
+//! Statement parameters (`$1`, `$2`, ...): values supplied apart from the SQL text, bound into the parsed
+//! statement as typed literals before it is executed, so they are never re-parsed as SQL.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    CastKind, DataType as SqlType, Expr, Statement, Value as SqlValue, ValueWithSpan,
+    visit_expressions, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::tokenizer::Span;
+
+use crate::error::{Error, Result};
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Null,
+    Boolean(bool),
+    Integer(i64),
+    Double(f64),
+    /// Text; its type comes from where it is used, like a PostgreSQL literal of unknown type.
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Param::Integer(value)
+    }
+}
+
+impl From<i32> for Param {
+    fn from(value: i32) -> Self {
+        Param::Integer(i64::from(value))
+    }
+}
+
+impl From<f64> for Param {
+    fn from(value: f64) -> Self {
+        Param::Double(value)
+    }
+}
+
+impl From<bool> for Param {
+    fn from(value: bool) -> Self {
+        Param::Boolean(value)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Param::Text(value.to_string())
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Param::Text(value)
+    }
+}
+
+impl From<Vec<u8>> for Param {
+    fn from(value: Vec<u8>) -> Self {
+        Param::Bytes(value)
+    }
+}
+
+impl<T: Into<Param>> From<Option<T>> for Param {
+    fn from(value: Option<T>) -> Self {
+        value.map(Into::into).unwrap_or(Param::Null)
+    }
+}
+
+fn placeholder_index(text: &str) -> Option<usize> {
+    text.strip_prefix('$')?
+        .parse::<usize>()
+        .ok()
+        .filter(|&index| index >= 1)
+}
+
+/// The highest `$n` in `statement`.
+pub fn parameter_count(statement: &Statement) -> usize {
+    let mut count = 0;
+    let _ = visit_expressions(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: SqlValue::Placeholder(text),
+            ..
+        }) = expr
+            && let Some(index) = placeholder_index(text)
+        {
+            count = count.max(index);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    count
+}
+
+fn literal(value: SqlValue) -> Expr {
+    Expr::Value(ValueWithSpan {
+        value,
+        span: Span::empty(),
+    })
+}
+
+fn to_expr(param: &Param) -> Expr {
+    match param {
+        Param::Null => literal(SqlValue::Null),
+        Param::Boolean(value) => literal(SqlValue::Boolean(*value)),
+        Param::Integer(value) => literal(SqlValue::Number(value.to_string(), false)),
+        Param::Double(value) if value.is_finite() => Expr::Cast {
+            kind: CastKind::DoubleColon,
+            expr: Box::new(literal(SqlValue::Number(format!("{value:?}"), false))),
+            data_type: SqlType::DoublePrecision,
+            array: false,
+            format: None,
+        },
+        Param::Double(value) => Expr::Cast {
+            kind: CastKind::DoubleColon,
+            expr: Box::new(literal(SqlValue::SingleQuotedString(
+                if value.is_nan() {
+                    "NaN"
+                } else if *value > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                }
+                .to_string(),
+            ))),
+            data_type: SqlType::DoublePrecision,
+            array: false,
+            format: None,
+        },
+        Param::Text(text) => literal(SqlValue::SingleQuotedString(text.clone())),
+        Param::Bytes(bytes) => {
+            let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            literal(SqlValue::HexStringLiteral(hex))
+        }
+    }
+}
+
+/// Replaces every `$n` in `statement` with the literal of `params[n - 1]`.
+pub fn bind_parameters(statement: &mut Statement, params: &[Param]) -> Result<()> {
+    let mut failure = None;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: SqlValue::Placeholder(text),
+            ..
+        }) = expr
+        {
+            match placeholder_index(text).and_then(|index| params.get(index - 1)) {
+                Some(param) => *expr = to_expr(param),
+                None => {
+                    failure = Some(Error::user(
+                        "08P01",
+                        format!(
+                            "there is no parameter {text} (got {} parameters)",
+                            params.len()
+                        ),
+                    ));
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}

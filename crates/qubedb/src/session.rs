@@ -1,0 +1,778 @@
+//! [`Session`]: one connection's state — its transaction, its settings, its prepared statements — and the
+//! statement dispatcher.
+//!
+//! Every statement is parsed by sqlparser (PostgreSQL dialect) and dispatched here. Statements that change
+//! state (DDL, DML, transaction control, SET) are executed by QubeDB's own code ([`crate::sql::ddl`],
+//! [`crate::sql::dml`]); queries go to DataFusion over QubeDB's table providers. DataFusion never sees a
+//! statement that writes: it keeps tables in memory and has no transactions.
+//!
+//! # Transactions
+//!
+//! Outside a `BEGIN` block each statement runs in its own transaction and commits when it succeeds
+//! (autocommit). Inside a block, an error rolls back the failed statement's writes and marks the block
+//! aborted: every later statement fails with 25P02 until `ROLLBACK` (or `ROLLBACK TO SAVEPOINT`), and
+//! `COMMIT` of an aborted block rolls back, as in PostgreSQL. Isolation is snapshot isolation, which is
+//! PostgreSQL's REPEATABLE READ; READ COMMITTED and READ UNCOMMITTED requests run at that stronger level
+//! (as the SQL standard allows), SERIALIZABLE is refused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::config::Dialect;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::sqlparser::ast::{
+    self as ast, Expr as SqlExpr, Query, Statement, TransactionIsolationLevel, TransactionMode,
+};
+use futures::StreamExt;
+use parking_lot::Mutex;
+use qubedb_model::catalog::Catalog;
+
+use crate::database::DatabaseInner;
+use crate::error::{Error, Result};
+use crate::params::{Param, bind_parameters};
+use crate::result::{QueryResult, StatementOutcome};
+use crate::sql::parse::parse;
+use crate::sql::{functions, provider::QubeCatalog, rewrite};
+
+/// State shared between the session and the DataFusion objects it registers (catalog, functions).
+pub(crate) struct Shared {
+    pub(crate) database: Arc<DatabaseInner>,
+    pub(crate) state: Mutex<TransactionState>,
+}
+
+/// The session's current transaction and what the providers need from it.
+pub(crate) struct TransactionState {
+    pub(crate) transaction: Option<qubedb_kv::Transaction>,
+    /// The catalog as the transaction sees it (including its own DDL).
+    pub(crate) catalog: Arc<Catalog>,
+    /// Tables visible to the current statement only (`excluded`, rows for RETURNING and CHECK).
+    pub(crate) locals: HashMap<String, Arc<dyn TableProvider>>,
+    /// `currval` per sequence, and `lastval`.
+    pub(crate) sequence_values: HashMap<u64, i64>,
+    pub(crate) last_sequence_value: Option<i64>,
+    /// Set when a streamed result failed after its statement returned, to abort the block.
+    pub(crate) stream_failed: bool,
+}
+
+impl TransactionState {
+    /// The open transaction (statements run inside one).
+    pub(crate) fn transaction(&mut self) -> Result<&mut qubedb_kv::Transaction> {
+        self.transaction
+            .as_mut()
+            .ok_or_else(|| Error::internal("statement executed outside a transaction"))
+    }
+}
+
+struct Block {
+    aborted: bool,
+    savepoints: Vec<SavepointEntry>,
+}
+
+struct SavepointEntry {
+    name: String,
+    storage: qubedb_kv::Savepoint,
+    catalog: Arc<Catalog>,
+}
+
+/// A prepared statement: parsed once, bound and run many times.
+#[derive(Clone)]
+pub struct PreparedStatement {
+    pub(crate) statement: Statement,
+    /// Number of `$n` parameters it takes.
+    pub parameter_count: usize,
+}
+
+/// One connection to a [`crate::Database`]. Sessions of one database run concurrently on separate threads;
+/// a session itself runs one statement at a time.
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) context: SessionContext,
+    block: Option<Block>,
+    settings: BTreeMap<String, String>,
+}
+
+/// Settings every session starts with (SHOW answers them; SET changes them for the session).
+const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "repeatable read"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", crate::SERVER_VERSION),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("synchronous_commit", "on"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "repeatable read"),
+];
+
+impl Session {
+    pub(crate) fn new(database: Arc<DatabaseInner>) -> Session {
+        let catalog = database.cached_catalog();
+        let shared = Arc::new(Shared {
+            database,
+            state: Mutex::new(TransactionState {
+                transaction: None,
+                catalog,
+                locals: HashMap::new(),
+                sequence_values: HashMap::new(),
+                last_sequence_value: None,
+                stream_failed: false,
+            }),
+        });
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema("qubedb", "public")
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false)
+            .with_target_partitions(2);
+        config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
+        config.options_mut().execution.time_zone = Some("+00:00".into());
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        let context = SessionContext::new_with_state(state);
+        context.register_catalog(
+            "qubedb",
+            Arc::new(QubeCatalog {
+                shared: shared.clone(),
+            }),
+        );
+        functions::register(&context, &shared);
+        Session {
+            shared,
+            context,
+            block: None,
+            settings: DEFAULT_SETTINGS
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        }
+    }
+
+    /// True inside a `BEGIN` ... `COMMIT` block.
+    pub fn in_transaction(&self) -> bool {
+        self.block.is_some()
+    }
+
+    /// True when the block has failed and only ROLLBACK is accepted.
+    pub fn transaction_failed(&self) -> bool {
+        self.block.as_ref().is_some_and(|block| block.aborted)
+    }
+
+    /// Runs every statement of `sql` and returns the outcome of each, results collected in memory.
+    /// Stops at the first error.
+    pub fn run(&mut self, sql: &str) -> Result<Vec<StatementOutcome>> {
+        let runtime = self.shared.database.runtime.clone();
+        runtime.block_on(self.run_async(sql, &[]))
+    }
+
+    /// Like [`Session::run`], from async code.
+    pub async fn run_async(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<StatementOutcome>> {
+        let statements = parse(sql)?;
+        let mut outcomes = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let result = self.execute_statement(statement, params).await?;
+            outcomes.push(result.collect().await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Runs one statement (or several: all but the last must not return rows) and returns the number of
+    /// rows it affected.
+    pub fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
+        let runtime = self.shared.database.runtime.clone();
+        runtime.block_on(async {
+            let mut affected = 0;
+            for outcome in self.run_async(sql, params).await? {
+                affected = outcome.rows_affected;
+            }
+            Ok(affected)
+        })
+    }
+
+    /// Runs one statement and returns its rows as a stream of Arrow batches: the first batch is available
+    /// before the last row is computed.
+    pub fn query(&mut self, sql: &str, params: &[Param]) -> Result<QueryResult> {
+        let runtime = self.shared.database.runtime.clone();
+        runtime.block_on(self.query_async(sql, params))
+    }
+
+    /// Like [`Session::query`], from async code.
+    pub async fn query_async(&mut self, sql: &str, params: &[Param]) -> Result<QueryResult> {
+        let mut statements = parse(sql)?;
+        if statements.len() != 1 {
+            return Err(Error::user(
+                "42601",
+                format!(
+                    "query expects exactly one statement, got {}",
+                    statements.len()
+                ),
+            ));
+        }
+        let statement = statements.pop().expect("one statement");
+        self.execute_statement(statement, params).await
+    }
+
+    /// Parses `sql` (one statement) for repeated execution with parameters.
+    pub fn prepare(&mut self, sql: &str) -> Result<PreparedStatement> {
+        let mut statements = parse(sql)?;
+        if statements.len() != 1 {
+            return Err(Error::user(
+                "42601",
+                format!("cannot prepare {} statements at once", statements.len()),
+            ));
+        }
+        let statement = statements.pop().expect("one statement");
+        let parameter_count = crate::params::parameter_count(&statement);
+        Ok(PreparedStatement {
+            statement,
+            parameter_count,
+        })
+    }
+
+    /// Runs a prepared statement with `params`.
+    pub fn execute_prepared(
+        &mut self,
+        prepared: &PreparedStatement,
+        params: &[Param],
+    ) -> Result<QueryResult> {
+        let runtime = self.shared.database.runtime.clone();
+        runtime.block_on(self.execute_prepared_async(prepared, params))
+    }
+
+    /// Like [`Session::execute_prepared`], from async code.
+    pub async fn execute_prepared_async(
+        &mut self,
+        prepared: &PreparedStatement,
+        params: &[Param],
+    ) -> Result<QueryResult> {
+        self.execute_statement(prepared.statement.clone(), params)
+            .await
+    }
+
+    /// Binds parameters, then runs the statement under the transaction rules in the module docs.
+    pub(crate) async fn execute_statement(
+        &mut self,
+        mut statement: Statement,
+        params: &[Param],
+    ) -> Result<QueryResult> {
+        bind_parameters(&mut statement, params)?;
+        if std::mem::take(&mut self.shared.state.lock().stream_failed)
+            && let Some(block) = &mut self.block
+        {
+            block.aborted = true;
+        }
+        if let Some(outcome) = self.transaction_control(&statement)? {
+            return Ok(QueryResult::command(outcome));
+        }
+        if self.transaction_failed() {
+            return Err(Error::user(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let implicit = self.block.is_none();
+        self.ensure_transaction()?;
+        let before = self.statement_savepoint()?;
+        let result = self.dispatch(statement).await;
+        let result = match result {
+            Ok(result) if implicit => self.commit_transaction().map(|()| result),
+            other => other,
+        };
+        match result {
+            Ok(result) => {
+                self.shared.state.lock().locals.clear();
+                Ok(result)
+            }
+            Err(error) => {
+                let mut state = self.shared.state.lock();
+                state.locals.clear();
+                if implicit {
+                    state.transaction = None;
+                } else {
+                    if let Some(transaction) = state.transaction.as_mut() {
+                        transaction.rollback_to(&before.0);
+                    }
+                    state.catalog = before.1;
+                    drop(state);
+                    if let Some(block) = &mut self.block {
+                        block.aborted = true;
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn statement_savepoint(&self) -> Result<(qubedb_kv::Savepoint, Arc<Catalog>)> {
+        let mut state = self.shared.state.lock();
+        let catalog = state.catalog.clone();
+        Ok((state.transaction()?.savepoint(), catalog))
+    }
+
+    /// Begins a storage transaction if none is open, with the catalog its snapshot sees.
+    fn ensure_transaction(&mut self) -> Result<()> {
+        let mut state = self.shared.state.lock();
+        if state.transaction.is_some() {
+            return Ok(());
+        }
+        let transaction = self.shared.database.store.begin()?;
+        state.catalog = self.shared.database.catalog_for(&transaction)?;
+        state.transaction = Some(transaction);
+        Ok(())
+    }
+
+    fn commit_transaction(&mut self) -> Result<()> {
+        let transaction = self.shared.state.lock().transaction.take();
+        if let Some(transaction) = transaction {
+            transaction.commit()?;
+        }
+        Ok(())
+    }
+
+    fn rollback_transaction(&mut self) {
+        let mut state = self.shared.state.lock();
+        state.transaction = None;
+        state.locals.clear();
+    }
+
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE; `None` for every other statement.
+    fn transaction_control(&mut self, statement: &Statement) -> Result<Option<StatementOutcome>> {
+        let outcome = match statement {
+            Statement::StartTransaction { modes, .. } => {
+                check_isolation(modes)?;
+                if self.block.is_some() {
+                    // PostgreSQL warns and carries on.
+                    return Ok(Some(StatementOutcome::command("BEGIN", 0)));
+                }
+                self.ensure_transaction()?;
+                self.block = Some(Block {
+                    aborted: false,
+                    savepoints: Vec::new(),
+                });
+                StatementOutcome::command("BEGIN", 0)
+            }
+            Statement::Commit { chain, .. } => {
+                if *chain {
+                    return Err(Error::not_supported("COMMIT AND CHAIN"));
+                }
+                match self.block.take() {
+                    None => StatementOutcome::command("COMMIT", 0),
+                    Some(block) if block.aborted => {
+                        self.rollback_transaction();
+                        StatementOutcome::command("ROLLBACK", 0)
+                    }
+                    Some(_) => {
+                        self.commit_transaction()?;
+                        StatementOutcome::command("COMMIT", 0)
+                    }
+                }
+            }
+            Statement::Rollback { chain, savepoint } => {
+                if *chain {
+                    return Err(Error::not_supported("ROLLBACK AND CHAIN"));
+                }
+                match savepoint {
+                    None => {
+                        self.block = None;
+                        self.rollback_transaction();
+                        StatementOutcome::command("ROLLBACK", 0)
+                    }
+                    Some(name) => {
+                        let name = name.value.to_lowercase();
+                        let block = self.block.as_mut().ok_or_else(|| {
+                            Error::user(
+                                "25P01",
+                                "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                            )
+                        })?;
+                        let position = block
+                            .savepoints
+                            .iter()
+                            .rposition(|entry| entry.name == name)
+                            .ok_or_else(|| {
+                                Error::user("3B001", format!("savepoint \"{name}\" does not exist"))
+                            })?;
+                        block.savepoints.truncate(position + 1);
+                        block.aborted = false;
+                        let entry = &block.savepoints[position];
+                        let mut state = self.shared.state.lock();
+                        state.transaction()?.rollback_to(&entry.storage);
+                        state.catalog = entry.catalog.clone();
+                        StatementOutcome::command("ROLLBACK", 0)
+                    }
+                }
+            }
+            Statement::Savepoint { name } => {
+                let block = self.block.as_mut().ok_or_else(|| {
+                    Error::user("25P01", "SAVEPOINT can only be used in transaction blocks")
+                })?;
+                if block.aborted {
+                    return Err(Error::user(
+                        "25P02",
+                        "current transaction is aborted, commands ignored until end of transaction block",
+                    ));
+                }
+                let mut state = self.shared.state.lock();
+                let catalog = state.catalog.clone();
+                let storage = state.transaction()?.savepoint();
+                block.savepoints.push(SavepointEntry {
+                    name: name.value.to_lowercase(),
+                    storage,
+                    catalog,
+                });
+                StatementOutcome::command("SAVEPOINT", 0)
+            }
+            Statement::ReleaseSavepoint { name } => {
+                let name = name.value.to_lowercase();
+                let block = self.block.as_mut().ok_or_else(|| {
+                    Error::user(
+                        "25P01",
+                        "RELEASE SAVEPOINT can only be used in transaction blocks",
+                    )
+                })?;
+                if block.aborted {
+                    return Err(Error::user(
+                        "25P02",
+                        "current transaction is aborted, commands ignored until end of transaction block",
+                    ));
+                }
+                let position = block
+                    .savepoints
+                    .iter()
+                    .rposition(|entry| entry.name == name)
+                    .ok_or_else(|| {
+                        Error::user("3B001", format!("savepoint \"{name}\" does not exist"))
+                    })?;
+                block.savepoints.truncate(position);
+                StatementOutcome::command("RELEASE", 0)
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(outcome))
+    }
+
+    /// Executes one statement inside the open transaction.
+    async fn dispatch(&mut self, statement: Statement) -> Result<QueryResult> {
+        match statement {
+            Statement::Query(query) => self.run_query(*query).await,
+            Statement::Insert(insert) => self.insert(insert).await,
+            Statement::Update(update) => self.update(update).await,
+            Statement::Delete(delete) => self.delete(delete).await,
+            Statement::Explain {
+                statement,
+                analyze,
+                verbose,
+                format,
+                ..
+            } => {
+                if format.is_some() {
+                    return Err(Error::not_supported("EXPLAIN with FORMAT"));
+                }
+                match *statement {
+                    Statement::Query(query) => self.explain(*query, analyze, verbose).await,
+                    other => Err(Error::not_supported(format!(
+                        "EXPLAIN of {}",
+                        statement_kind(&other)
+                    ))),
+                }
+            }
+            Statement::Set(set) => self.set(set),
+            Statement::ShowVariable { variable } => self.show(&variable),
+            statement @ (Statement::CreateTable(_)
+            | Statement::CreateView(_)
+            | Statement::CreateSchema { .. }
+            | Statement::CreateSequence { .. }
+            | Statement::CreateIndex(_)
+            | Statement::Drop { .. }
+            | Statement::AlterTable(_)
+            | Statement::Truncate(_)
+            | Statement::CreateExtension(_)) => self.ddl(statement).await,
+            other => Err(Error::not_supported(format!(
+                "statement {}",
+                statement_kind(&other)
+            ))),
+        }
+    }
+
+    /// Plans a query with DataFusion after QubeDB's rewrites, and returns its result stream.
+    pub(crate) async fn run_query(&mut self, mut query: Query) -> Result<QueryResult> {
+        reject_locking(&query)?;
+        {
+            let state = self.shared.state.lock();
+            rewrite::rewrite_query(&mut query, &state.catalog)?;
+        }
+        let plan = self
+            .context
+            .state()
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                Statement::Query(Box::new(query)),
+            )))
+            .await?;
+        let frame = self.context.execute_logical_plan(plan).await?;
+        let stream = frame.execute_stream().await?;
+        Ok(QueryResult::stream(stream, self.shared.clone()))
+    }
+
+    /// Runs an internal query to completion.
+    pub(crate) async fn collect_query(
+        &mut self,
+        query: Query,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let result = self.run_query(query).await?;
+        result.collect_batches().await
+    }
+
+    async fn explain(
+        &mut self,
+        mut query: Query,
+        analyze: bool,
+        verbose: bool,
+    ) -> Result<QueryResult> {
+        {
+            let state = self.shared.state.lock();
+            rewrite::rewrite_query(&mut query, &state.catalog)?;
+        }
+        let plan = self
+            .context
+            .state()
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                Statement::Explain {
+                    describe_alias: ast::DescribeAlias::Explain,
+                    analyze,
+                    verbose,
+                    query_plan: false,
+                    estimate: false,
+                    statement: Box::new(Statement::Query(Box::new(query))),
+                    format: None,
+                    options: None,
+                },
+            )))
+            .await?;
+        let frame = self.context.execute_logical_plan(plan).await?;
+        let stream = frame.execute_stream().await?;
+        Ok(QueryResult::stream(stream, self.shared.clone()))
+    }
+
+    fn set(&mut self, set: ast::Set) -> Result<QueryResult> {
+        match set {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = variable.to_string().to_lowercase();
+                let value = values
+                    .iter()
+                    .map(|value| match value {
+                        SqlExpr::Value(value) => match &value.value {
+                            ast::Value::SingleQuotedString(text) => text.clone(),
+                            other => other.to_string(),
+                        },
+                        SqlExpr::Identifier(identifier) => identifier.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.set_variable(&name, value)?;
+            }
+            ast::Set::SetTimeZone { value, .. } => {
+                let value = match value {
+                    SqlExpr::Value(value) => match value.value {
+                        ast::Value::SingleQuotedString(text) => text,
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                };
+                self.set_variable("timezone", value)?;
+            }
+            ast::Set::SetTransaction { modes, .. } => check_isolation(&modes)?,
+            ast::Set::SetNames { charset_name, .. } => {
+                self.set_variable("client_encoding", charset_name.to_string())?
+            }
+            other => return Err(Error::not_supported(format!("SET form \"{other}\""))),
+        }
+        Ok(QueryResult::command(StatementOutcome::command("SET", 0)))
+    }
+
+    fn set_variable(&mut self, name: &str, value: String) -> Result<()> {
+        match name {
+            "timezone" | "time zone" => {
+                let upper = value.to_uppercase();
+                if !["UTC", "GMT", "Z", "+00", "+00:00", "ETC/UTC", "0"].contains(&upper.as_str()) {
+                    return Err(Error::not_supported(format!(
+                        "time zone \"{value}\" (sessions run in UTC)"
+                    )));
+                }
+                self.settings.insert("timezone".into(), "UTC".into());
+            }
+            "transaction_isolation" | "default_transaction_isolation" => {
+                let level = value.to_lowercase();
+                if level == "serializable" {
+                    return Err(serializable_refused());
+                }
+                self.settings.insert(name.into(), "repeatable read".into());
+            }
+            "client_encoding" | "names" => {
+                let upper = value.to_uppercase().replace(['-', '\''], "");
+                if upper != "UTF8" && upper != "UNICODE" {
+                    return Err(Error::user(
+                        "22023",
+                        format!("encoding \"{value}\" is not supported: QubeDB speaks UTF8"),
+                    ));
+                }
+            }
+            "synchronous_commit" => {
+                let level = value.to_lowercase();
+                if !["on", "off", "local", "remote_write", "remote_apply"].contains(&level.as_str())
+                {
+                    return Err(Error::user(
+                        "22023",
+                        format!("invalid value for parameter \"synchronous_commit\": \"{value}\""),
+                    ));
+                }
+                self.settings.insert(name.into(), level);
+            }
+            _ => {
+                self.settings.insert(name.to_string(), value);
+            }
+        }
+        Ok(())
+    }
+
+    fn show(&mut self, variable: &[ast::Ident]) -> Result<QueryResult> {
+        let name = variable
+            .iter()
+            .map(|part| part.value.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let name = match name.as_str() {
+            "time zone" => "timezone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            _ => name,
+        };
+        if name == "all" {
+            let rows: Vec<(String, String)> = self
+                .settings
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            return QueryResult::text_rows(
+                &["name", "setting"],
+                rows.into_iter().map(|(a, b)| vec![a, b]).collect(),
+            );
+        }
+        let value = self.settings.get(&name).cloned().ok_or_else(|| {
+            Error::user(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        QueryResult::text_rows(&[name.as_str()], vec![vec![value]])
+    }
+
+    /// Registers a table visible to the current statement only.
+    pub(crate) fn register_local(&self, name: &str, table: Arc<dyn TableProvider>) {
+        self.shared
+            .state
+            .lock()
+            .locals
+            .insert(name.to_string(), table);
+    }
+
+    /// Runs `f` with the transaction state locked.
+    pub(crate) fn with_state<T>(
+        &self,
+        f: impl FnOnce(&mut TransactionState) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.shared.state.lock();
+        f(&mut state)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // An open transaction is rolled back: dropping it discards its writes.
+        self.shared.state.lock().transaction = None;
+    }
+}
+
+fn serializable_refused() -> Error {
+    Error::user(
+        "0A000",
+        "isolation level SERIALIZABLE is not supported: QubeDB provides snapshot isolation (REPEATABLE READ)",
+    )
+}
+
+fn check_isolation(modes: &[TransactionMode]) -> Result<()> {
+    for mode in modes {
+        if let TransactionMode::IsolationLevel(TransactionIsolationLevel::Serializable) = mode {
+            return Err(serializable_refused());
+        }
+        if let TransactionMode::IsolationLevel(TransactionIsolationLevel::Snapshot) = mode {
+            continue;
+        }
+    }
+    Ok(())
+}
+
+/// `FOR UPDATE` / `FOR SHARE` would need row locks joined to the conflict set; refuse rather than ignore.
+fn reject_locking(query: &Query) -> Result<()> {
+    if !query.locks.is_empty() {
+        return Err(Error::not_supported(
+            "SELECT ... FOR UPDATE / FOR SHARE (row locks are not implemented; use snapshot isolation's write conflicts)",
+        ));
+    }
+    Ok(())
+}
+
+/// A short name of a statement's kind for messages.
+pub(crate) fn statement_kind(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    words.join(" ").to_uppercase()
+}
+
+/// A result with one text column per name and the given rows.
+pub(crate) fn text_schema(names: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|name| Field::new(*name, datafusion::arrow::datatypes::DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A stream over batches already in memory.
+pub(crate) fn memory_stream(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> SendableRecordBatchStream {
+    Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(batches.into_iter().map(Ok)),
+    ))
+}
+
+/// Consumes a stream into batches.
+pub(crate) async fn drain(mut stream: SendableRecordBatchStream) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        batches.push(batch?);
+    }
+    Ok(batches)
+}

@@ -1,0 +1,505 @@
+//! Between QubeDB's stored values and Arrow: the Arrow type of each SQL type, column builders that decode
+//! stored rows straight into Arrow arrays, and the conversion of computed Arrow values back into storable
+//! [`Value`]s with PostgreSQL's checks (length of `VARCHAR(n)`, padding of `CHAR(n)`, UUID and JSON syntax).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array,
+    Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder, Float64Array,
+    Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
+    IntervalMonthDayNanoArray, IntervalMonthDayNanoBuilder, StringArray, StringBuilder,
+    Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{
+    DataType as ArrowType, Field, IntervalMonthDayNano, IntervalUnit, TimeUnit,
+};
+use qubedb_model::row::RawValue;
+use qubedb_model::{DataType, Value};
+
+use crate::error::{Error, Result};
+
+/// Field metadata key holding the column's SQL type name (`format_type` style).
+pub const TYPE_METADATA_KEY: &str = "qubedb.type";
+/// Time zone of `TIMESTAMPTZ` values in Arrow (sessions run in UTC).
+pub const UTC: &str = "+00:00";
+
+/// The Arrow type a SQL type is computed in.
+pub fn arrow_type(data_type: DataType) -> ArrowType {
+    match data_type {
+        DataType::Boolean => ArrowType::Boolean,
+        DataType::SmallInt => ArrowType::Int16,
+        DataType::Integer => ArrowType::Int32,
+        DataType::BigInt => ArrowType::Int64,
+        DataType::Real => ArrowType::Float32,
+        DataType::Double => ArrowType::Float64,
+        DataType::Numeric { precision, scale } => {
+            ArrowType::Decimal128(precision.unwrap_or(38), scale)
+        }
+        DataType::Text
+        | DataType::Varchar(_)
+        | DataType::Char(_)
+        | DataType::Uuid
+        | DataType::Jsonb => ArrowType::Utf8,
+        DataType::Bytea => ArrowType::Binary,
+        DataType::Date => ArrowType::Date32,
+        DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
+        DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::TimestampTz => ArrowType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        DataType::Interval => ArrowType::Interval(IntervalUnit::MonthDayNano),
+    }
+}
+
+/// An Arrow field for a column, carrying the SQL type name in its metadata.
+pub fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
+    Field::new(name, arrow_type(data_type), nullable).with_metadata(HashMap::from([(
+        TYPE_METADATA_KEY.to_string(),
+        data_type.sql_name(),
+    )]))
+}
+
+/// The SQL type of an Arrow type, for values that did not come from a column (expressions).
+pub fn sql_type_of_arrow(arrow: &ArrowType) -> Option<DataType> {
+    Some(match arrow {
+        ArrowType::Boolean => DataType::Boolean,
+        ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => DataType::SmallInt,
+        ArrowType::Int32 | ArrowType::UInt16 => DataType::Integer,
+        ArrowType::Int64 | ArrowType::UInt32 | ArrowType::UInt64 => DataType::BigInt,
+        ArrowType::Float16 | ArrowType::Float32 => DataType::Real,
+        ArrowType::Float64 => DataType::Double,
+        ArrowType::Decimal128(precision, scale) | ArrowType::Decimal256(precision, scale) => {
+            DataType::Numeric {
+                precision: Some((*precision).min(38)),
+                scale: *scale,
+            }
+        }
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::Text,
+        ArrowType::Binary
+        | ArrowType::LargeBinary
+        | ArrowType::BinaryView
+        | ArrowType::FixedSizeBinary(_) => DataType::Bytea,
+        ArrowType::Date32 | ArrowType::Date64 => DataType::Date,
+        ArrowType::Time32(_) | ArrowType::Time64(_) => DataType::Time,
+        ArrowType::Timestamp(_, None) => DataType::Timestamp,
+        ArrowType::Timestamp(_, Some(_)) => DataType::TimestampTz,
+        ArrowType::Interval(_) | ArrowType::Duration(_) => DataType::Interval,
+        ArrowType::Null => DataType::Text,
+        _ => return None,
+    })
+}
+
+/// Builds one Arrow column from stored values.
+pub enum ColumnBuilder {
+    Boolean(BooleanBuilder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Decimal(Decimal128Builder, u8, i8),
+    Text(StringBuilder),
+    Uuid(StringBuilder),
+    Binary(BinaryBuilder),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder, bool),
+    Interval(IntervalMonthDayNanoBuilder),
+}
+
+impl ColumnBuilder {
+    /// A builder for `data_type` with room for `capacity` values.
+    pub fn new(data_type: DataType, capacity: usize) -> ColumnBuilder {
+        match data_type {
+            DataType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(capacity)),
+            DataType::SmallInt => ColumnBuilder::Int16(Int16Builder::with_capacity(capacity)),
+            DataType::Integer => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
+            DataType::BigInt => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity)),
+            DataType::Real => ColumnBuilder::Float32(Float32Builder::with_capacity(capacity)),
+            DataType::Double => ColumnBuilder::Float64(Float64Builder::with_capacity(capacity)),
+            DataType::Numeric { precision, scale } => ColumnBuilder::Decimal(
+                Decimal128Builder::with_capacity(capacity),
+                precision.unwrap_or(38),
+                scale,
+            ),
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Jsonb => {
+                ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::Uuid => {
+                ColumnBuilder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36))
+            }
+            DataType::Bytea => {
+                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
+            DataType::Time => {
+                ColumnBuilder::Time(Time64MicrosecondBuilder::with_capacity(capacity))
+            }
+            DataType::Timestamp => ColumnBuilder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity),
+                false,
+            ),
+            DataType::TimestampTz => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity), true)
+            }
+            DataType::Interval => {
+                ColumnBuilder::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
+            }
+        }
+    }
+
+    /// Appends a value as it lies in a stored row.
+    pub fn append_raw(&mut self, raw: RawValue<'_>) -> Result<()> {
+        let mismatch = || {
+            Error::internal(format!(
+                "stored value {raw:?} does not match its column type"
+            ))
+        };
+        match (self, raw) {
+            (builder, RawValue::Null) => builder.append_null(),
+            (ColumnBuilder::Boolean(builder), RawValue::Boolean(value)) => {
+                builder.append_value(value)
+            }
+            (ColumnBuilder::Int16(builder), RawValue::Integer(value)) => {
+                builder.append_value(i16::try_from(value).map_err(|_| mismatch())?)
+            }
+            (ColumnBuilder::Int32(builder), RawValue::Integer(value)) => {
+                builder.append_value(i32::try_from(value).map_err(|_| mismatch())?)
+            }
+            (ColumnBuilder::Int64(builder), RawValue::Integer(value)) => {
+                builder.append_value(value)
+            }
+            (ColumnBuilder::Float32(builder), RawValue::Real(value)) => builder.append_value(value),
+            (ColumnBuilder::Float64(builder), RawValue::Double(value)) => {
+                builder.append_value(value)
+            }
+            (ColumnBuilder::Decimal(builder, ..), RawValue::Numeric(value)) => {
+                builder.append_value(value)
+            }
+            (ColumnBuilder::Text(builder), RawValue::Bytes(bytes)) => {
+                builder.append_value(std::str::from_utf8(bytes).map_err(|_| mismatch())?)
+            }
+            (ColumnBuilder::Uuid(builder), RawValue::Bytes(bytes)) => {
+                let uuid = uuid::Uuid::from_slice(bytes).map_err(|_| mismatch())?;
+                builder.append_value(uuid.hyphenated().to_string())
+            }
+            (ColumnBuilder::Binary(builder), RawValue::Bytes(bytes)) => builder.append_value(bytes),
+            (ColumnBuilder::Date(builder), RawValue::Integer(value)) => {
+                builder.append_value(i32::try_from(value).map_err(|_| mismatch())?)
+            }
+            (ColumnBuilder::Time(builder), RawValue::Integer(value)) => builder.append_value(value),
+            (ColumnBuilder::Timestamp(builder, _), RawValue::Integer(value)) => {
+                builder.append_value(value)
+            }
+            (ColumnBuilder::Interval(builder), RawValue::Interval(months, days, microseconds)) => {
+                builder.append_value(IntervalMonthDayNano {
+                    months,
+                    days,
+                    nanoseconds: microseconds.saturating_mul(1000),
+                })
+            }
+            _ => return Err(mismatch()),
+        }
+        Ok(())
+    }
+
+    /// Appends a [`Value`] (already checked against the column type).
+    pub fn append_value(&mut self, value: &Value) -> Result<()> {
+        match value {
+            Value::Null => {
+                self.append_null();
+                Ok(())
+            }
+            Value::Boolean(boolean) => self.append_raw(RawValue::Boolean(*boolean)),
+            Value::Integer(integer) => self.append_raw(RawValue::Integer(*integer)),
+            Value::Real(real) => self.append_raw(RawValue::Real(*real)),
+            Value::Double(double) => self.append_raw(RawValue::Double(*double)),
+            Value::Numeric { units, .. } => self.append_raw(RawValue::Numeric(*units)),
+            Value::Text(text) => self.append_raw(RawValue::Bytes(text.as_bytes())),
+            Value::Bytes(bytes) => self.append_raw(RawValue::Bytes(bytes)),
+            Value::Interval {
+                months,
+                days,
+                microseconds,
+            } => self.append_raw(RawValue::Interval(*months, *days, *microseconds)),
+        }
+    }
+
+    pub fn append_null(&mut self) {
+        match self {
+            ColumnBuilder::Boolean(builder) => builder.append_null(),
+            ColumnBuilder::Int16(builder) => builder.append_null(),
+            ColumnBuilder::Int32(builder) => builder.append_null(),
+            ColumnBuilder::Int64(builder) => builder.append_null(),
+            ColumnBuilder::Float32(builder) => builder.append_null(),
+            ColumnBuilder::Float64(builder) => builder.append_null(),
+            ColumnBuilder::Decimal(builder, ..) => builder.append_null(),
+            ColumnBuilder::Text(builder) | ColumnBuilder::Uuid(builder) => builder.append_null(),
+            ColumnBuilder::Binary(builder) => builder.append_null(),
+            ColumnBuilder::Date(builder) => builder.append_null(),
+            ColumnBuilder::Time(builder) => builder.append_null(),
+            ColumnBuilder::Timestamp(builder, _) => builder.append_null(),
+            ColumnBuilder::Interval(builder) => builder.append_null(),
+        }
+    }
+
+    /// The finished array.
+    pub fn finish(&mut self) -> Result<ArrayRef> {
+        Ok(match self {
+            ColumnBuilder::Boolean(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Int16(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Int32(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Int64(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Float32(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Float64(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Decimal(builder, precision, scale) => Arc::new(
+                builder
+                    .finish()
+                    .with_precision_and_scale(*precision, *scale)?,
+            ),
+            ColumnBuilder::Text(builder) | ColumnBuilder::Uuid(builder) => {
+                Arc::new(builder.finish())
+            }
+            ColumnBuilder::Binary(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Date(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Time(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Timestamp(builder, with_zone) => {
+                let array = builder.finish();
+                if *with_zone {
+                    Arc::new(array.with_timezone(UTC))
+                } else {
+                    Arc::new(array)
+                }
+            }
+            ColumnBuilder::Interval(builder) => Arc::new(builder.finish()),
+        })
+    }
+}
+
+/// Casts `array` to the Arrow type of `data_type`, failing (not nulling) on values that do not fit.
+pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
+    let target = arrow_type(data_type);
+    if array.data_type() == &target {
+        return Ok(array.clone());
+    }
+    let options = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    cast_with_options(array, &target, &options).map_err(|error| {
+        let text = error.to_string();
+        if text.contains("overflow") || text.contains("too large") || text.contains("out of range")
+        {
+            Error::user(
+                "22003",
+                format!("value out of range for type {}", data_type.sql_name()),
+            )
+        } else {
+            Error::user(
+                "22P02",
+                format!(
+                    "invalid input syntax for type {}: {}",
+                    data_type.sql_name(),
+                    text.trim_start_matches("Cast error: ")
+                ),
+            )
+        }
+    })
+}
+
+/// Reads row `row` of `array` (already of the Arrow type of `data_type`) as a storable value, applying
+/// PostgreSQL's input checks for the type.
+pub fn value_at(array: &ArrayRef, row: usize, data_type: DataType) -> Result<Value> {
+    if array.is_null(row) {
+        return Ok(Value::Null);
+    }
+    let any = array.as_any();
+    let wrong = || {
+        Error::internal(format!(
+            "array of {:?} read as {data_type:?}",
+            array.data_type()
+        ))
+    };
+    Ok(match data_type {
+        DataType::Boolean => Value::Boolean(
+            any.downcast_ref::<BooleanArray>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        DataType::SmallInt => Value::Integer(i64::from(
+            any.downcast_ref::<Int16Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+        )),
+        DataType::Integer => Value::Integer(i64::from(
+            any.downcast_ref::<Int32Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+        )),
+        DataType::BigInt => Value::Integer(
+            any.downcast_ref::<Int64Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        DataType::Real => Value::Real(
+            any.downcast_ref::<Float32Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        DataType::Double => Value::Double(
+            any.downcast_ref::<Float64Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        DataType::Numeric { scale, .. } => Value::Numeric {
+            units: any
+                .downcast_ref::<Decimal128Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+            scale,
+        },
+        DataType::Text => Value::Text(string_at(any, row).ok_or_else(wrong)?.to_string()),
+        DataType::Varchar(length) => {
+            let text = string_at(any, row).ok_or_else(wrong)?;
+            Value::Text(check_length(text, length, false, data_type)?)
+        }
+        DataType::Char(length) => {
+            let text = string_at(any, row).ok_or_else(wrong)?;
+            Value::Text(check_length(text, Some(length), true, data_type)?)
+        }
+        DataType::Uuid => {
+            Value::Bytes(parse_uuid(string_at(any, row).ok_or_else(wrong)?)?.to_vec())
+        }
+        DataType::Jsonb => Value::Text(normalize_json(string_at(any, row).ok_or_else(wrong)?)?),
+        DataType::Bytea => Value::Bytes(
+            any.downcast_ref::<BinaryArray>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_vec(),
+        ),
+        DataType::Date => Value::Integer(i64::from(
+            any.downcast_ref::<Date32Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+        )),
+        DataType::Time => Value::Integer(
+            any.downcast_ref::<Time64MicrosecondArray>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        DataType::Timestamp | DataType::TimestampTz => Value::Integer(
+            any.downcast_ref::<TimestampMicrosecondArray>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        DataType::Interval => {
+            let interval = any
+                .downcast_ref::<IntervalMonthDayNanoArray>()
+                .ok_or_else(wrong)?
+                .value(row);
+            Value::Interval {
+                months: interval.months,
+                days: interval.days,
+                microseconds: interval.nanoseconds / 1000,
+            }
+        }
+    })
+}
+
+fn string_at(any: &dyn std::any::Any, row: usize) -> Option<&str> {
+    any.downcast_ref::<StringArray>()
+        .map(|array| array.value(row))
+}
+
+/// `VARCHAR(n)` and `CHAR(n)` input rules: too long is an error unless the excess is spaces (which are cut);
+/// `CHAR(n)` is padded with spaces to `n`.
+fn check_length(text: &str, length: Option<u32>, pad: bool, data_type: DataType) -> Result<String> {
+    let Some(length) = length else {
+        return Ok(text.to_string());
+    };
+    let length = length as usize;
+    let count = text.chars().count();
+    if count > length {
+        let (kept, excess): (String, String) = {
+            let split = text
+                .char_indices()
+                .nth(length)
+                .map(|(at, _)| at)
+                .unwrap_or(text.len());
+            (text[..split].to_string(), text[split..].to_string())
+        };
+        if excess.chars().all(|character| character == ' ') {
+            return Ok(kept);
+        }
+        return Err(Error::user(
+            "22001",
+            format!("value too long for type {}", data_type.sql_name()),
+        ));
+    }
+    if pad && count < length {
+        let mut padded = text.to_string();
+        padded.extend(std::iter::repeat_n(' ', length - count));
+        return Ok(padded);
+    }
+    Ok(text.to_string())
+}
+
+/// Parses a UUID in any of PostgreSQL's accepted spellings.
+pub fn parse_uuid(text: &str) -> Result<[u8; 16]> {
+    let trimmed = text.trim().trim_start_matches('{').trim_end_matches('}');
+    uuid::Uuid::parse_str(trimmed)
+        .map(|uuid| *uuid.as_bytes())
+        .map_err(|_| {
+            Error::user(
+                "22P02",
+                format!("invalid input syntax for type uuid: \"{text}\""),
+            )
+        })
+}
+
+/// Parses JSON text and prints it as PostgreSQL prints `jsonb`: keys of each object sorted (shorter first,
+/// then bytewise) and unique (the last one wins), `", "` and `": "` as separators.
+pub fn normalize_json(text: &str) -> Result<String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
+        Error::user(
+            "22P02",
+            format!("invalid input syntax for type json: {error}"),
+        )
+        .with_detail(format!("Token in \"{text}\" is invalid."))
+    })?;
+    let mut out = String::with_capacity(text.len());
+    write_jsonb(&value, &mut out);
+    Ok(out)
+}
+
+fn write_jsonb(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|left, right| left.len().cmp(&right.len()).then(left.cmp(right)));
+            out.push('{');
+            for (position, key) in keys.iter().enumerate() {
+                if position > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&serde_json::Value::String((*key).clone()).to_string());
+                out.push_str(": ");
+                write_jsonb(&map[*key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (position, item) in items.iter().enumerate() {
+                if position > 0 {
+                    out.push_str(", ");
+                }
+                write_jsonb(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}

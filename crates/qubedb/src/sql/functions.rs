@@ -1,0 +1,320 @@
+//! SQL functions QubeDB adds to DataFusion's: the sequence functions (`nextval`, `currval`, `setval`,
+//! `lastval`) and the session information functions clients call (`version()`, `current_database()`, ...).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::common::ScalarValue;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use qubedb_model::catalog::{Object, SequenceDef};
+
+use crate::error::{Error, Result, to_datafusion};
+use crate::session::Shared;
+
+/// Registers QubeDB's functions in a session's DataFusion context.
+pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
+    for kind in [
+        SequenceFunctionKind::Nextval,
+        SequenceFunctionKind::Currval,
+        SequenceFunctionKind::Setval,
+        SequenceFunctionKind::Lastval,
+    ] {
+        context.register_udf(ScalarUDF::new_from_impl(SequenceFunction::new(
+            kind,
+            shared.clone(),
+        )));
+    }
+    for (name, value) in [
+        (
+            "version",
+            format!(
+                "PostgreSQL {} (QubeDB {})",
+                crate::SERVER_VERSION,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ),
+        ("current_database", "qubedb".to_string()),
+        ("current_schema", "public".to_string()),
+        ("current_user", "qubedb".to_string()),
+        ("session_user", "qubedb".to_string()),
+    ] {
+        context.register_udf(ScalarUDF::new_from_impl(ConstantText::new(name, value)));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SequenceFunctionKind {
+    Nextval,
+    Currval,
+    Setval,
+    Lastval,
+}
+
+struct SequenceFunction {
+    kind: SequenceFunctionKind,
+    shared: Arc<Shared>,
+    signature: Signature,
+}
+
+impl fmt::Debug for SequenceFunction {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{:?}", self.kind)
+    }
+}
+
+impl PartialEq for SequenceFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl Eq for SequenceFunction {}
+
+impl Hash for SequenceFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+    }
+}
+
+impl SequenceFunction {
+    fn new(kind: SequenceFunctionKind, shared: Arc<Shared>) -> SequenceFunction {
+        let signature = match kind {
+            SequenceFunctionKind::Nextval | SequenceFunctionKind::Currval => {
+                Signature::exact(vec![ArrowType::Utf8], Volatility::Volatile)
+            }
+            SequenceFunctionKind::Setval => Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![ArrowType::Utf8, ArrowType::Int64]),
+                    TypeSignature::Exact(vec![
+                        ArrowType::Utf8,
+                        ArrowType::Int64,
+                        ArrowType::Boolean,
+                    ]),
+                ],
+                Volatility::Volatile,
+            ),
+            SequenceFunctionKind::Lastval => Signature::nullary(Volatility::Volatile),
+        };
+        SequenceFunction {
+            kind,
+            shared,
+            signature,
+        }
+    }
+
+    fn sequence(&self, name: &str) -> Result<SequenceDef> {
+        let catalog = self.shared.state.lock().catalog.clone();
+        let parts: Vec<String> = name
+            .split('.')
+            .map(|part| {
+                let part = part.trim();
+                match part
+                    .strip_prefix('"')
+                    .and_then(|rest| rest.strip_suffix('"'))
+                {
+                    Some(quoted) => quoted.to_string(),
+                    None => part.to_lowercase(),
+                }
+            })
+            .collect();
+        let (schema, object) = match parts.as_slice() {
+            [object] => ("public", object.as_str()),
+            [schema, object] => (schema.as_str(), object.as_str()),
+            _ => {
+                return Err(Error::user(
+                    "42601",
+                    format!("improper relation name: \"{name}\""),
+                ));
+            }
+        };
+        let schema_id = catalog
+            .schema_id(schema)
+            .ok_or_else(|| Error::user("3F000", format!("schema \"{schema}\" does not exist")))?;
+        match catalog.relation(schema_id, object) {
+            Some(Object::Sequence(sequence)) => Ok(sequence.clone()),
+            Some(other) => Err(Error::user(
+                "42809",
+                format!("\"{object}\" is not a sequence (it is a {})", other.kind()),
+            )),
+            None => Err(Error::user(
+                "42P01",
+                format!("relation \"{name}\" does not exist"),
+            )),
+        }
+    }
+
+    fn one(&self, arguments: &[Option<ScalarValue>]) -> Result<Option<i64>> {
+        let text = |index: usize| -> Result<Option<String>> {
+            match arguments.get(index) {
+                Some(Some(ScalarValue::Utf8(value))) => Ok(value.clone()),
+                Some(Some(other)) if other.is_null() => Ok(None),
+                _ => Err(Error::internal("sequence function argument is not text")),
+            }
+        };
+        match self.kind {
+            SequenceFunctionKind::Nextval => {
+                let Some(name) = text(0)? else {
+                    return Ok(None);
+                };
+                let sequence = self.sequence(&name)?;
+                let value = self.shared.database.next_sequence_value(&sequence)?;
+                let mut state = self.shared.state.lock();
+                state.sequence_values.insert(sequence.id, value);
+                state.last_sequence_value = Some(value);
+                Ok(Some(value))
+            }
+            SequenceFunctionKind::Currval => {
+                let Some(name) = text(0)? else {
+                    return Ok(None);
+                };
+                let sequence = self.sequence(&name)?;
+                let state = self.shared.state.lock();
+                state
+                    .sequence_values
+                    .get(&sequence.id)
+                    .copied()
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::user(
+                            "55000",
+                            format!(
+                                "currval of sequence \"{}\" is not yet defined in this session",
+                                sequence.name
+                            ),
+                        )
+                    })
+            }
+            SequenceFunctionKind::Lastval => {
+                let state = self.shared.state.lock();
+                state.last_sequence_value.map(Some).ok_or_else(|| {
+                    Error::user("55000", "lastval is not yet defined in this session")
+                })
+            }
+            SequenceFunctionKind::Setval => {
+                let Some(name) = text(0)? else {
+                    return Ok(None);
+                };
+                let value = match arguments.get(1) {
+                    Some(Some(ScalarValue::Int64(Some(value)))) => *value,
+                    _ => return Ok(None),
+                };
+                let is_called = match arguments.get(2) {
+                    Some(Some(ScalarValue::Boolean(Some(flag)))) => *flag,
+                    Some(Some(ScalarValue::Boolean(None))) => return Ok(None),
+                    _ => true,
+                };
+                let sequence = self.sequence(&name)?;
+                self.shared
+                    .database
+                    .set_sequence_value(&sequence, value, is_called)?;
+                if is_called {
+                    let mut state = self.shared.state.lock();
+                    state.sequence_values.insert(sequence.id, value);
+                    state.last_sequence_value = Some(value);
+                }
+                Ok(Some(value))
+            }
+        }
+    }
+}
+
+impl ScalarUDFImpl for SequenceFunction {
+    fn name(&self) -> &str {
+        match self.kind {
+            SequenceFunctionKind::Nextval => "nextval",
+            SequenceFunctionKind::Currval => "currval",
+            SequenceFunctionKind::Setval => "setval",
+            SequenceFunctionKind::Lastval => "lastval",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        Ok(ArrowType::Int64)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|argument| argument.to_array(rows))
+            .collect::<datafusion::error::Result<_>>()?;
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let arguments: Vec<Option<ScalarValue>> = arrays
+                .iter()
+                .map(|array| ScalarValue::try_from_array(array, row).ok())
+                .collect();
+            out.push(self.one(&arguments).map_err(to_datafusion)?);
+        }
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
+    }
+}
+
+/// A function of no arguments returning a fixed text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ConstantText {
+    name: String,
+    value: String,
+    signature: Signature,
+}
+
+impl ConstantText {
+    fn new(name: &str, value: String) -> ConstantText {
+        ConstantText {
+            name: name.to_string(),
+            value,
+            signature: Signature::nullary(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ConstantText {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        Ok(ArrowType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let values: StringArray =
+            std::iter::repeat_n(Some(self.value.as_str()), args.number_rows).collect();
+        let array: ArrayRef = Arc::new(values);
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_version_is_numeric() {
+        assert!(
+            crate::SERVER_VERSION
+                .split('.')
+                .all(|part| part.parse::<u32>().is_ok())
+        );
+    }
+}

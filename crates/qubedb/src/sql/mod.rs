@@ -1,0 +1,12 @@
+//! QubeDB's SQL layer: parsing, rewrites, the DataFusion glue (catalog and table providers, the scan
+//! operator, functions), DDL and DML execution, value conversion and PostgreSQL text formatting.
+
+pub mod convert;
+pub mod ddl;
+pub mod dml;
+pub mod format;
+pub mod functions;
+pub mod parse;
+pub mod provider;
+pub mod rewrite;
+pub mod write;

@@ -1,0 +1,791 @@
+//! DataFusion's view of QubeDB: a catalog provider over the transaction's catalog, a table provider per
+//! table, and [`KvScanExec`], the scan operator that reads rows from the key-value store.
+//!
+//! Tables are read through the session's current transaction: `scan()` takes a [`ReadView`] of the
+//! transaction (its snapshot plus its buffered writes) when the statement is planned, so a statement sees its
+//! transaction's earlier writes and never its own.
+//!
+//! Primary-key predicates become key ranges: `id = 5` is one key, `id IN (1, 5)` two, `id BETWEEN 3 AND 9`
+//! or `id > 3` a range, equality on a leading part of a composite key a prefix. The predicates are reported
+//! to DataFusion as `Inexact`, so it still applies them to the rows the ranges return; a range is therefore
+//! only ever a superset of the answer. EXPLAIN shows the ranges in `KvScanExec`.
+
+use std::fmt;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    CatalogProvider, SchemaProvider, Session as DataFusionSession, TableProvider,
+};
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use qubedb_kv::{KeyRange, ReadView};
+use qubedb_model::catalog::{Object, TableDef};
+use qubedb_model::keycode::{decode_value, encode_value};
+use qubedb_model::keys::Key;
+use qubedb_model::row::RowReader;
+use qubedb_model::{DataType, Value};
+
+use super::convert::{ColumnBuilder, field};
+use crate::error::{Error, to_datafusion};
+use crate::session::Shared;
+
+/// Rows per Arrow batch produced by scans.
+pub const SCAN_BATCH_ROWS: usize = 8192;
+/// Name of the hidden row-id column exposed to DML on tables without a primary key.
+pub const ROW_ID_COLUMN: &str = "__qubedb_rowid";
+/// Prefix of the table name that asks for a table with its hidden row id visible (DML only).
+pub const KEYED_PREFIX: &str = "__qubedb_keyed_";
+/// Most key ranges one scan may carry (an `IN` list longer than this scans the whole range instead).
+pub const SCAN_RANGES_MAX: usize = 10_000;
+
+/// The DataFusion catalog: one per session, reading the session's transaction catalog.
+pub struct QubeCatalog {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for QubeCatalog {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("QubeCatalog")
+    }
+}
+
+impl CatalogProvider for QubeCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let state = self.shared.state.lock();
+        state
+            .catalog
+            .objects()
+            .filter_map(|object| match object {
+                Object::Schema(schema) => Some(schema.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let state = self.shared.state.lock();
+        let id = state.catalog.schema_id(name)?;
+        Some(Arc::new(QubeSchema {
+            shared: self.shared.clone(),
+            id,
+        }))
+    }
+}
+
+/// One schema of the catalog.
+pub struct QubeSchema {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl fmt::Debug for QubeSchema {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "QubeSchema({})", self.id)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for QubeSchema {
+    fn table_names(&self) -> Vec<String> {
+        let state = self.shared.state.lock();
+        state
+            .catalog
+            .objects()
+            .filter_map(|object| match object {
+                Object::Table(table) if table.schema == self.id => Some(table.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        let state = self.shared.state.lock();
+        if self.id == qubedb_model::catalog::PUBLIC_SCHEMA_ID
+            && let Some(local) = state.locals.get(name)
+        {
+            return Ok(Some(local.clone()));
+        }
+        let (name, keyed) = match name.strip_prefix(KEYED_PREFIX) {
+            Some(rest) => (rest, true),
+            None => (name, false),
+        };
+        match state.catalog.relation(self.id, name) {
+            Some(Object::Table(table)) => Ok(Some(Arc::new(KvTable::new(
+                Arc::new(table.clone()),
+                self.shared.clone(),
+                keyed,
+            )))),
+            _ => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        let state = self.shared.state.lock();
+        matches!(
+            state.catalog.relation(self.id, name),
+            Some(Object::Table(_))
+        )
+    }
+}
+
+/// A table as DataFusion sees it.
+pub struct KvTable {
+    table: Arc<TableDef>,
+    schema: SchemaRef,
+    shared: Arc<Shared>,
+    /// Slot of each schema column (`None` for the hidden row id).
+    slots: Vec<Option<usize>>,
+}
+
+impl fmt::Debug for KvTable {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "KvTable({})", self.table.name)
+    }
+}
+
+impl KvTable {
+    pub(crate) fn new(table: Arc<TableDef>, shared: Arc<Shared>, keyed: bool) -> KvTable {
+        let mut fields: Vec<Field> = Vec::new();
+        let mut slots = Vec::new();
+        for (slot, column) in table.live_columns() {
+            fields.push(field(&column.name, column.data_type, !column.not_null));
+            slots.push(Some(slot));
+        }
+        if keyed && table.has_row_id() {
+            fields.push(Field::new(ROW_ID_COLUMN, ArrowType::Int64, false));
+            slots.push(None);
+        }
+        KvTable {
+            table,
+            schema: Arc::new(Schema::new(fields)),
+            shared,
+            slots,
+        }
+    }
+
+    /// The primary-key column slot `slot`'s position in the key, if it is a key column.
+    fn key_position(&self, column_name: &str) -> Option<usize> {
+        let slot = self.table.column_slot(column_name)?;
+        self.table
+            .primary_key
+            .iter()
+            .position(|&key_slot| key_slot == slot)
+    }
+}
+
+#[async_trait]
+impl TableProvider for KvTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|filter| {
+                if key_constraint(filter, &|name| self.key_position(name)).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn DataFusionSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let view = {
+            let state = self.shared.state.lock();
+            let transaction = state.transaction.as_ref().ok_or_else(|| {
+                to_datafusion(Error::internal("table scanned outside a transaction"))
+            })?;
+            transaction.read_view()
+        };
+        let projection: Vec<usize> = match projection {
+            Some(projection) => projection.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let constraints: Vec<KeyConstraint> = filters
+            .iter()
+            .filter_map(|filter| key_constraint(filter, &|name| self.key_position(name)))
+            .collect();
+        let (ranges, description) = key_ranges(&self.table, &constraints);
+        let schema = Arc::new(self.schema.project(&projection)?);
+        Ok(Arc::new(KvScanExec::new(
+            self.table.clone(),
+            view,
+            projection.iter().map(|&index| self.slots[index]).collect(),
+            schema,
+            ranges,
+            description,
+            limit,
+        )))
+    }
+}
+
+/// A predicate on one primary-key column that narrows the key range.
+#[derive(Debug, Clone)]
+enum KeyConstraint {
+    Equal(usize, ScalarValue),
+    In(usize, Vec<ScalarValue>),
+    Lower(usize, ScalarValue, bool),
+    Upper(usize, ScalarValue, bool),
+    Between(usize, ScalarValue, ScalarValue),
+}
+
+fn key_constraint(
+    filter: &Expr,
+    position_of: &dyn Fn(&str) -> Option<usize>,
+) -> Option<KeyConstraint> {
+    let column_position = |expr: &Expr| match expr {
+        Expr::Column(column) => position_of(&column.name),
+        _ => None,
+    };
+    let literal = |expr: &Expr| match expr {
+        Expr::Literal(value, _) if !value.is_null() => Some(value.clone()),
+        _ => None,
+    };
+    match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (position, value, op) = match (column_position(left), literal(right)) {
+                (Some(position), Some(value)) => (position, value, *op),
+                _ => match (literal(left), column_position(right)) {
+                    (Some(value), Some(position)) => (position, value, op.swap()?),
+                    _ => return None,
+                },
+            };
+            match op {
+                Operator::Eq => Some(KeyConstraint::Equal(position, value)),
+                Operator::Gt => Some(KeyConstraint::Lower(position, value, false)),
+                Operator::GtEq => Some(KeyConstraint::Lower(position, value, true)),
+                Operator::Lt => Some(KeyConstraint::Upper(position, value, false)),
+                Operator::LtEq => Some(KeyConstraint::Upper(position, value, true)),
+                _ => None,
+            }
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => Some(KeyConstraint::Between(
+            column_position(expr)?,
+            literal(low)?,
+            literal(high)?,
+        )),
+        Expr::InList(list) if !list.negated && list.list.len() <= SCAN_RANGES_MAX => {
+            let position = column_position(&list.expr)?;
+            let values: Option<Vec<ScalarValue>> = list.list.iter().map(literal).collect();
+            Some(KeyConstraint::In(position, values?))
+        }
+        _ => None,
+    }
+}
+
+/// The stored value a literal stands for in a column of `data_type`, when it can be compared bytewise.
+fn key_value(value: &ScalarValue, data_type: DataType) -> Option<Value> {
+    let integer = match value {
+        ScalarValue::Int8(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::Int16(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::Int32(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::Int64(Some(v)) => Some(*v),
+        ScalarValue::UInt8(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::UInt16(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::UInt32(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::UInt64(Some(v)) => i64::try_from(*v).ok(),
+        _ => None,
+    };
+    match data_type {
+        DataType::SmallInt | DataType::Integer | DataType::BigInt => integer.map(Value::Integer),
+        DataType::Boolean => match value {
+            ScalarValue::Boolean(Some(v)) => Some(Value::Boolean(*v)),
+            _ => None,
+        },
+        DataType::Text | DataType::Varchar(_) => match value {
+            ScalarValue::Utf8(Some(v))
+            | ScalarValue::LargeUtf8(Some(v))
+            | ScalarValue::Utf8View(Some(v)) => Some(Value::Text(v.clone())),
+            _ => None,
+        },
+        DataType::Double => match value {
+            ScalarValue::Float64(Some(v)) => Some(Value::Double(*v)),
+            _ => None,
+        },
+        DataType::Real => match value {
+            ScalarValue::Float32(Some(v)) => Some(Value::Real(*v)),
+            _ => None,
+        },
+        DataType::Numeric { scale, .. } => match value {
+            ScalarValue::Decimal128(Some(units), _, literal_scale) if *literal_scale == scale => {
+                Some(Value::Numeric {
+                    units: *units,
+                    scale,
+                })
+            }
+            _ => None,
+        },
+        DataType::Date => match value {
+            ScalarValue::Date32(Some(days)) => Some(Value::Integer(i64::from(*days))),
+            _ => None,
+        },
+        DataType::Timestamp => match value {
+            ScalarValue::TimestampMicrosecond(Some(v), None) => Some(Value::Integer(*v)),
+            _ => None,
+        },
+        DataType::TimestampTz => match value {
+            ScalarValue::TimestampMicrosecond(Some(v), Some(_)) => Some(Value::Integer(*v)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn encoded(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_value(value, &mut out);
+    out
+}
+
+fn prefix_end(bytes: &[u8]) -> Bound<Vec<u8>> {
+    qubedb_kv::prefix_range(bytes).1
+}
+
+/// Turns key-column constraints into sorted key ranges, and a description for EXPLAIN.
+fn key_ranges(table: &TableDef, constraints: &[KeyConstraint]) -> (Vec<KeyRange>, String) {
+    let prefix = Key::row_prefix(table.id);
+    let full = || (vec![Key::row_range(table.id)], "full scan".to_string());
+    if table.primary_key.is_empty() || constraints.is_empty() {
+        return full();
+    }
+    let type_at = |position: usize| table.columns[table.primary_key[position]].data_type;
+    // Equality prefix: for each key column in order, the set of values it must equal.
+    let mut prefixes: Vec<Vec<u8>> = vec![prefix.clone()];
+    let mut equal_columns = 0;
+    for position in 0..table.primary_key.len() {
+        let data_type = type_at(position);
+        let mut values: Option<Vec<Value>> = None;
+        for constraint in constraints {
+            let candidates = match constraint {
+                KeyConstraint::Equal(at, value) if *at == position => {
+                    key_value(value, data_type).map(|v| vec![v])
+                }
+                KeyConstraint::In(at, list) if *at == position => list
+                    .iter()
+                    .map(|value| key_value(value, data_type))
+                    .collect(),
+                _ => None,
+            };
+            if let Some(candidates) = candidates {
+                values = Some(match values {
+                    None => candidates,
+                    Some(existing) => existing
+                        .into_iter()
+                        .filter(|v| candidates.contains(v))
+                        .collect(),
+                });
+            }
+        }
+        let Some(values) = values else { break };
+        if prefixes.len() * values.len().max(1) > SCAN_RANGES_MAX {
+            break;
+        }
+        prefixes = prefixes
+            .iter()
+            .flat_map(|base| {
+                values.iter().map(move |value| {
+                    let mut key = base.clone();
+                    encode_value(value, &mut key);
+                    key
+                })
+            })
+            .collect();
+        equal_columns += 1;
+        if prefixes.is_empty() {
+            return (Vec::new(), "no rows (contradictory key predicates)".into());
+        }
+    }
+    let mut ranges: Vec<KeyRange> = Vec::new();
+    let description;
+    if equal_columns == table.primary_key.len() {
+        prefixes.sort();
+        prefixes.dedup();
+        for key in &prefixes {
+            ranges.push((Bound::Included(key.clone()), Bound::Included(key.clone())));
+        }
+        description = format!(
+            "point lookup ({} key{})",
+            prefixes.len(),
+            if prefixes.len() == 1 { "" } else { "s" }
+        );
+    } else {
+        // Bounds on the next key column after the equality prefix.
+        let position = equal_columns;
+        let data_type = type_at(position);
+        let mut lower: Option<(Value, bool)> = None;
+        let mut upper: Option<(Value, bool)> = None;
+        let tighter = |current: Option<(Value, bool)>, candidate: (Value, bool), is_lower: bool| {
+            match current {
+                None => Some(candidate),
+                Some(existing) => {
+                    let order = encoded(&candidate.0).cmp(&encoded(&existing.0));
+                    let better = if is_lower {
+                        order.is_gt()
+                    } else {
+                        order.is_lt()
+                    };
+                    let same_stricter = order.is_eq() && !candidate.1;
+                    Some(if better || same_stricter {
+                        candidate
+                    } else {
+                        existing
+                    })
+                }
+            }
+        };
+        for constraint in constraints {
+            match constraint {
+                KeyConstraint::Lower(at, value, inclusive) if *at == position => {
+                    if let Some(value) = key_value(value, data_type) {
+                        lower = tighter(lower, (value, *inclusive), true);
+                    }
+                }
+                KeyConstraint::Upper(at, value, inclusive) if *at == position => {
+                    if let Some(value) = key_value(value, data_type) {
+                        upper = tighter(upper, (value, *inclusive), false);
+                    }
+                }
+                KeyConstraint::Between(at, low, high) if *at == position => {
+                    if let (Some(low), Some(high)) =
+                        (key_value(low, data_type), key_value(high, data_type))
+                    {
+                        lower = tighter(lower, (low, true), true);
+                        upper = tighter(upper, (high, true), false);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if equal_columns == 0 && lower.is_none() && upper.is_none() {
+            return full();
+        }
+        for base in &prefixes {
+            let start = match &lower {
+                None => Bound::Included(base.clone()),
+                Some((value, inclusive)) => {
+                    let mut key = base.clone();
+                    encode_value(value, &mut key);
+                    if *inclusive {
+                        Bound::Included(key)
+                    } else {
+                        match prefix_end(&key) {
+                            Bound::Excluded(end) => Bound::Included(end),
+                            other => other,
+                        }
+                    }
+                }
+            };
+            let end = match &upper {
+                None => prefix_end(base),
+                Some((value, inclusive)) => {
+                    let mut key = base.clone();
+                    encode_value(value, &mut key);
+                    if *inclusive {
+                        prefix_end(&key)
+                    } else {
+                        Bound::Excluded(key)
+                    }
+                }
+            };
+            ranges.push((start, end));
+        }
+        ranges.sort_by(|a, b| bound_key(&a.0).cmp(&bound_key(&b.0)));
+        description = format!(
+            "range scan ({} range{}{})",
+            ranges.len(),
+            if ranges.len() == 1 { "" } else { "s" },
+            if equal_columns > 0 {
+                format!(
+                    ", {equal_columns} key column{} fixed",
+                    if equal_columns == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    (ranges, description)
+}
+
+fn bound_key(bound: &Bound<Vec<u8>>) -> Vec<u8> {
+    match bound {
+        Bound::Included(key) | Bound::Excluded(key) => key.clone(),
+        Bound::Unbounded => Vec::new(),
+    }
+}
+
+/// Reads rows of one table over key ranges and decodes the projected columns into Arrow batches.
+pub struct KvScanExec {
+    table: Arc<TableDef>,
+    view: ReadView,
+    /// For each output column, the slot it reads (`None`: the hidden row id, decoded from the key).
+    slots: Vec<Option<usize>>,
+    schema: SchemaRef,
+    ranges: Vec<KeyRange>,
+    description: String,
+    limit: Option<usize>,
+    properties: Arc<PlanProperties>,
+}
+
+impl fmt::Debug for KvScanExec {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "KvScanExec({}, {})",
+            self.table.name, self.description
+        )
+    }
+}
+
+impl KvScanExec {
+    fn new(
+        table: Arc<TableDef>,
+        view: ReadView,
+        slots: Vec<Option<usize>>,
+        schema: SchemaRef,
+        ranges: Vec<KeyRange>,
+        description: String,
+        limit: Option<usize>,
+    ) -> KvScanExec {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        KvScanExec {
+            table,
+            view,
+            slots,
+            schema,
+            ranges,
+            description,
+            limit,
+            properties,
+        }
+    }
+}
+
+impl DisplayAs for KvScanExec {
+    fn fmt_as(&self, _format: DisplayFormatType, formatter: &mut fmt::Formatter) -> fmt::Result {
+        let columns: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        write!(
+            formatter,
+            "KvScanExec: table={}, {}, projection=[{}]",
+            self.table.name,
+            self.description,
+            columns.join(", ")
+        )?;
+        if let Some(limit) = self.limit {
+            write!(formatter, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for KvScanExec {
+    fn name(&self) -> &str {
+        "KvScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _visitor: &mut dyn FnMut(
+            &Arc<dyn PhysicalExpr>,
+        ) -> datafusion::error::Result<TreeNodeRecursion>,
+    ) -> datafusion::error::Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> datafusion::error::Result<SendableRecordBatchStream> {
+        let batches = RowBatches {
+            table: self.table.clone(),
+            view: self.view.clone(),
+            slots: self.slots.clone(),
+            schema: self.schema.clone(),
+            ranges: self.ranges.clone().into_iter(),
+            rows: None,
+            remaining: self.limit.unwrap_or(usize::MAX),
+            done: false,
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(batches),
+        )))
+    }
+}
+
+struct RowBatches {
+    table: Arc<TableDef>,
+    view: ReadView,
+    slots: Vec<Option<usize>>,
+    schema: SchemaRef,
+    ranges: std::vec::IntoIter<KeyRange>,
+    rows: Option<qubedb_kv::ScanIterator>,
+    remaining: usize,
+    done: bool,
+}
+
+impl RowBatches {
+    fn next_row(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Error> {
+        loop {
+            if let Some(rows) = &mut self.rows
+                && let Some(item) = rows.next()
+            {
+                return Ok(Some(item?));
+            }
+            match self.ranges.next() {
+                None => return Ok(None),
+                Some(range) => self.rows = Some(self.view.scan(range, false)?),
+            }
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
+        let capacity = SCAN_BATCH_ROWS.min(self.remaining);
+        let mut builders: Vec<Option<ColumnBuilder>> = self
+            .slots
+            .iter()
+            .map(|slot| {
+                slot.map(|slot| ColumnBuilder::new(self.table.columns[slot].data_type, capacity))
+            })
+            .collect();
+        let mut row_ids = Int64Builder::new();
+        // Output position of each slot, so one pass over the row fills every projected column.
+        let mut position_of_slot: Vec<Option<usize>> = vec![None; self.table.columns.len()];
+        for (position, slot) in self.slots.iter().enumerate() {
+            if let Some(slot) = slot {
+                position_of_slot[*slot] = Some(position);
+            }
+        }
+        let wants_row_id = self.slots.iter().any(Option::is_none);
+        let mut count = 0;
+        while count < capacity {
+            let Some((key, value)) = self.next_row()? else {
+                break;
+            };
+            let mut reader = RowReader::new(&value)?;
+            for (slot, position) in position_of_slot.iter().enumerate() {
+                let raw = if slot < reader.slots {
+                    reader.next_value()?
+                } else {
+                    None
+                };
+                let Some(position) = position else { continue };
+                let builder = builders[*position]
+                    .as_mut()
+                    .expect("projected slots have builders");
+                match raw {
+                    Some(raw) => builder.append_raw(raw)?,
+                    None => builder.append_value(&self.table.columns[slot].missing)?,
+                }
+            }
+            if wants_row_id {
+                let mut at = Key::row_prefix(self.table.id).len();
+                match decode_value(&key, &mut at, DataType::BigInt)? {
+                    Value::Integer(id) => row_ids.append_value(id),
+                    other => return Err(Error::internal(format!("row id {other:?}"))),
+                }
+            }
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        self.remaining -= count;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(builders.len());
+        for builder in &mut builders {
+            match builder {
+                Some(builder) => columns.push(builder.finish()?),
+                None => columns.push(Arc::new(row_ids.finish())),
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(count));
+        Ok(Some(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &options,
+        )?))
+    }
+}
+
+impl Iterator for RowBatches {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.remaining == 0 {
+            return None;
+        }
+        match self.next_batch() {
+            Ok(Some(batch)) => Some(Ok(batch)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(error) => {
+                self.done = true;
+                Some(Err(to_datafusion(error)))
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The `qubedb` crate's integration tests, in one binary:
+//! - every `.slt` file under `tests/slt/`, each against a fresh in-memory database and again against a
+//!   database in a directory (both storage modes, as RisingLight does);
+//! - concurrency: write conflicts give 40001, a reader's snapshot does not move;
+//! - durability: a child process commits rows and is killed with SIGKILL; every acknowledged row survives;
+//! - the embedded API: parameters, prepared statements, streaming, typed rows.
+
+mod api;
+mod crash;
+mod slt;
