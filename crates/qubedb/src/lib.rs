@@ -29,6 +29,7 @@
 //!    snapshot and applies it in a group commit with one fsync.
 
 pub mod database;
+pub mod describe;
 pub mod error;
 pub mod params;
 pub mod result;
@@ -38,6 +39,7 @@ pub mod sql;
 pub use database::{Database, DatabaseOptions};
 /// Arrow, as QubeDB returns results in it.
 pub use datafusion::arrow;
+pub use describe::{ColumnInfo, RelationInfo, TableInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use params::Param;
 pub use qubedb_kv::Synchronous;

@@ -193,6 +193,23 @@ impl Session {
         Ok(outcomes)
     }
 
+    /// Runs the statements of `sql` one at a time, handing each outcome to `on_outcome` as soon as it is
+    /// complete; stops at the first error and returns it.
+    pub fn run_script(
+        &mut self,
+        sql: &str,
+        mut on_outcome: impl FnMut(StatementOutcome),
+    ) -> Result<()> {
+        let runtime = self.shared.database.runtime.clone();
+        runtime.block_on(async {
+            for statement in parse(sql)? {
+                let result = self.execute_statement(statement, &[]).await?;
+                on_outcome(result.collect().await?);
+            }
+            Ok(())
+        })
+    }
+
     /// Runs one statement (or several: all but the last must not return rows) and returns the number of
     /// rows it affected.
     pub fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64> {

@@ -307,7 +307,10 @@ impl Session {
                     ast::SchemaName::Simple(name) => match name.0.as_slice() {
                         [ast::ObjectNamePart::Identifier(ident)] => normalize(ident),
                         _ => {
-                            return Err(Error::user("42601", format!("invalid schema name {name}")));
+                            return Err(Error::user(
+                                "42601",
+                                format!("invalid schema name {name}"),
+                            ));
                         }
                     },
                     other => return Err(Error::not_supported(format!("CREATE SCHEMA {other}"))),
