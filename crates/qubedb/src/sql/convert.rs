@@ -279,10 +279,43 @@ impl ColumnBuilder {
 }
 
 /// Casts `array` to the Arrow type of `data_type`, failing (not nulling) on values that do not fit.
+/// Text is read with PostgreSQL's input syntax where Arrow's differs (`BYTEA`, `INTERVAL`).
 pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
     let target = arrow_type(data_type);
     if array.data_type() == &target {
         return Ok(array.clone());
+    }
+    if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
+        match data_type {
+            DataType::Bytea => {
+                let mut builder = BinaryBuilder::with_capacity(strings.len(), strings.len() * 8);
+                for value in strings.iter() {
+                    match value {
+                        None => builder.append_null(),
+                        Some(text) => builder.append_value(parse_bytea(text)?),
+                    }
+                }
+                return Ok(Arc::new(builder.finish()));
+            }
+            DataType::Interval => {
+                let mut builder = IntervalMonthDayNanoBuilder::with_capacity(strings.len());
+                for value in strings.iter() {
+                    match value {
+                        None => builder.append_null(),
+                        Some(text) => {
+                            let (months, days, microseconds) = parse_interval(text)?;
+                            builder.append_value(IntervalMonthDayNano {
+                                months,
+                                days,
+                                nanoseconds: microseconds.saturating_mul(1000),
+                            });
+                        }
+                    }
+                }
+                return Ok(Arc::new(builder.finish()));
+            }
+            _ => {}
+        }
     }
     let options = CastOptions {
         safe: false,
@@ -290,7 +323,11 @@ pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
     };
     cast_with_options(array, &target, &options).map_err(|error| {
         let text = error.to_string();
-        if text.contains("overflow") || text.contains("too large") || text.contains("out of range")
+        let numeric_source = array.data_type().is_numeric();
+        if text.contains("overflow")
+            || text.contains("too large")
+            || text.contains("out of range")
+            || (numeric_source && text.contains("Can't cast value"))
         {
             Error::user(
                 "22003",
@@ -502,4 +539,177 @@ fn write_jsonb(value: &serde_json::Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
+}
+
+/// `BYTEA` input: `\\x` followed by hex digits, or the escape format (`\\nnn` octal, `\\\\`).
+pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
+    let invalid = || Error::user("22P02", format!("invalid input syntax for type bytea: \"{text}\""));
+    if let Some(hex) = text.strip_prefix("\\x").or_else(|| text.strip_prefix("\\X")) {
+        let digits: Vec<u8> = hex.bytes().filter(|byte| !byte.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return Err(invalid());
+        }
+        return digits
+            .chunks(2)
+            .map(|pair| {
+                let high = (pair[0] as char).to_digit(16).ok_or_else(invalid)?;
+                let low = (pair[1] as char).to_digit(16).ok_or_else(invalid)?;
+                Ok((high * 16 + low) as u8)
+            })
+            .collect();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] != b'\\' {
+            out.push(bytes[index]);
+            index += 1;
+        } else if bytes.get(index + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            index += 2;
+        } else {
+            let octal = bytes.get(index + 1..index + 4).ok_or_else(invalid)?;
+            if !octal.iter().all(|digit| (b'0'..=b'7').contains(digit)) {
+                return Err(invalid());
+            }
+            let value = octal.iter().fold(0u32, |value, digit| value * 8 + u32::from(digit - b'0'));
+            out.push(u8::try_from(value).map_err(|_| invalid())?);
+            index += 4;
+        }
+    }
+    Ok(out)
+}
+
+/// `INTERVAL` input in PostgreSQL's syntax: `[@] N unit [N unit ...] [[+|-]HH:MM[:SS[.frac]]] [ago]`, or
+/// ISO 8601 `P1Y2M3DT4H5M6S`. Returns months, days and microseconds.
+pub fn parse_interval(text: &str) -> Result<(i32, i32, i64)> {
+    let invalid = || Error::user("22007", format!("invalid input syntax for type interval: \"{text}\""));
+    let overflow = || Error::user("22015", "interval out of range");
+    let lower = text.trim().to_lowercase();
+    let mut months: f64 = 0.0;
+    let mut days: f64 = 0.0;
+    let mut microseconds: f64 = 0.0;
+    if let Some(iso) = lower.strip_prefix('p') {
+        let (date, time) = iso.split_once('t').unwrap_or((iso, ""));
+        let mut number = String::new();
+        for character in date.chars() {
+            if character.is_ascii_digit() || character == '.' || character == '-' {
+                number.push(character);
+                continue;
+            }
+            let value: f64 = number.parse().map_err(|_| invalid())?;
+            number.clear();
+            match character {
+                'y' => months += value * 12.0,
+                'm' => months += value,
+                'w' => days += value * 7.0,
+                'd' => days += value,
+                _ => return Err(invalid()),
+            }
+        }
+        for character in time.chars() {
+            if character.is_ascii_digit() || character == '.' || character == '-' {
+                number.push(character);
+                continue;
+            }
+            let value: f64 = number.parse().map_err(|_| invalid())?;
+            number.clear();
+            match character {
+                'h' => microseconds += value * 3_600_000_000.0,
+                'm' => microseconds += value * 60_000_000.0,
+                's' => microseconds += value * 1_000_000.0,
+                _ => return Err(invalid()),
+            }
+        }
+        if !number.is_empty() {
+            return Err(invalid());
+        }
+    } else {
+        let mut words: Vec<&str> = lower.split_whitespace().collect();
+        if words.first() == Some(&"@") {
+            words.remove(0);
+        }
+        let ago = words.last() == Some(&"ago");
+        if ago {
+            words.pop();
+        }
+        if words.is_empty() {
+            return Err(invalid());
+        }
+        let mut index = 0;
+        while index < words.len() {
+            let word = words[index];
+            if word.contains(':') {
+                let (sign, clock) = match word.strip_prefix('-') {
+                    Some(rest) => (-1.0, rest),
+                    None => (1.0, word.trim_start_matches('+')),
+                };
+                let parts: Vec<&str> = clock.split(':').collect();
+                if parts.len() < 2 || parts.len() > 3 {
+                    return Err(invalid());
+                }
+                let hours: f64 = parts[0].parse().map_err(|_| invalid())?;
+                let minutes: f64 = parts[1].parse().map_err(|_| invalid())?;
+                let seconds: f64 = match parts.get(2) {
+                    Some(seconds) => seconds.parse().map_err(|_| invalid())?,
+                    None => 0.0,
+                };
+                microseconds += sign * ((hours * 3600.0 + minutes * 60.0) * 1_000_000.0 + seconds * 1_000_000.0);
+                index += 1;
+                continue;
+            }
+            // A number, possibly glued to its unit ("3d"), then the unit.
+            let split = word
+                .find(|character: char| character.is_ascii_alphabetic())
+                .unwrap_or(word.len());
+            let value: f64 = word[..split].parse().map_err(|_| invalid())?;
+            let unit = if split < word.len() {
+                word[split..].to_string()
+            } else {
+                index += 1;
+                match words.get(index) {
+                    Some(unit) => unit.to_string(),
+                    None => {
+                        // A bare number is seconds.
+                        microseconds += value * 1_000_000.0;
+                        break;
+                    }
+                }
+            };
+            match unit.trim_end_matches(',') {
+                "millennium" | "millennia" | "millenniums" => months += value * 12_000.0,
+                "century" | "centuries" | "c" => months += value * 1200.0,
+                "decade" | "decades" | "dec" | "decs" => months += value * 120.0,
+                "year" | "years" | "y" | "yr" | "yrs" => months += value * 12.0,
+                "month" | "months" | "mon" | "mons" => months += value,
+                "week" | "weeks" | "w" => days += value * 7.0,
+                "day" | "days" | "d" => days += value,
+                "hour" | "hours" | "h" | "hr" | "hrs" => microseconds += value * 3_600_000_000.0,
+                "minute" | "minutes" | "min" | "mins" | "m" => microseconds += value * 60_000_000.0,
+                "second" | "seconds" | "sec" | "secs" | "s" => microseconds += value * 1_000_000.0,
+                "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => microseconds += value * 1000.0,
+                "microsecond" | "microseconds" | "us" | "usec" | "usecs" => microseconds += value,
+                _ => return Err(invalid()),
+            }
+            index += 1;
+        }
+        if ago {
+            months = -months;
+            days = -days;
+            microseconds = -microseconds;
+        }
+    }
+    // Fractions spill down as PostgreSQL does: a month fraction into days (30 a month), a day fraction
+    // into microseconds.
+    let whole_months = months.trunc();
+    days += (months - whole_months) * 30.0;
+    let whole_days = days.trunc();
+    microseconds += (days - whole_days) * 86_400_000_000.0;
+    let months = i32::try_from(whole_months as i64).map_err(|_| overflow())?;
+    let days = i32::try_from(whole_days as i64).map_err(|_| overflow())?;
+    if !microseconds.is_finite() || microseconds.abs() > 9.2e18 {
+        return Err(overflow());
+    }
+    Ok((months, days, microseconds.round() as i64))
 }

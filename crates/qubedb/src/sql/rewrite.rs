@@ -8,12 +8,13 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableAliasColumnDef,
+    Expr, Ident, ObjectName, Value as SqlValue, ValueWithSpan, visit_expressions_mut, ObjectNamePart, Query, Statement, TableAlias, TableAliasColumnDef,
     TableFactor, VisitMut, VisitorMut,
 };
 use qubedb_model::catalog::{Catalog, Object};
 
 use crate::error::{Error, Result};
+use crate::sql::convert::parse_interval;
 use crate::sql::parse::parse;
 
 /// Deepest nesting of views in views.
@@ -87,7 +88,39 @@ pub fn lookup<'a>(catalog: &'a Catalog, name: &ObjectName) -> Result<Option<&'a 
 
 /// Applies every rewrite to a query.
 pub fn rewrite_query(query: &mut Query, catalog: &Catalog) -> Result<()> {
-    expand_views(query, catalog, 0)
+    expand_views(query, catalog, 0)?;
+    rewrite_literals(query)
+}
+
+/// Rewrites literals whose PostgreSQL syntax DataFusion does not read: `INTERVAL '1 day 02:00:00'` is
+/// parsed here ([`parse_interval`]) and handed on in a form DataFusion reads exactly.
+fn rewrite_literals(query: &mut Query) -> Result<()> {
+    let mut failure = None;
+    let _ = visit_expressions_mut(query, |expr| {
+        if let Expr::Interval(interval) = expr
+            && interval.leading_field.is_none()
+            && interval.last_field.is_none()
+            && let Expr::Value(ValueWithSpan {
+                value: SqlValue::SingleQuotedString(text),
+                ..
+            }) = interval.value.as_mut()
+        {
+            match parse_interval(text) {
+                Ok((months, days, microseconds)) => {
+                    *text = format!("{months} months {days} days {microseconds} microseconds");
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// Applies every rewrite to a statement (DML bodies).
