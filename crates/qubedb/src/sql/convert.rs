@@ -543,9 +543,20 @@ fn write_jsonb(value: &serde_json::Value, out: &mut String) {
 
 /// `BYTEA` input: `\\x` followed by hex digits, or the escape format (`\\nnn` octal, `\\\\`).
 pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
-    let invalid = || Error::user("22P02", format!("invalid input syntax for type bytea: \"{text}\""));
-    if let Some(hex) = text.strip_prefix("\\x").or_else(|| text.strip_prefix("\\X")) {
-        let digits: Vec<u8> = hex.bytes().filter(|byte| !byte.is_ascii_whitespace()).collect();
+    let invalid = || {
+        Error::user(
+            "22P02",
+            format!("invalid input syntax for type bytea: \"{text}\""),
+        )
+    };
+    if let Some(hex) = text
+        .strip_prefix("\\x")
+        .or_else(|| text.strip_prefix("\\X"))
+    {
+        let digits: Vec<u8> = hex
+            .bytes()
+            .filter(|byte| !byte.is_ascii_whitespace())
+            .collect();
         if digits.len() % 2 != 0 {
             return Err(invalid());
         }
@@ -573,7 +584,9 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
             if !octal.iter().all(|digit| (b'0'..=b'7').contains(digit)) {
                 return Err(invalid());
             }
-            let value = octal.iter().fold(0u32, |value, digit| value * 8 + u32::from(digit - b'0'));
+            let value = octal
+                .iter()
+                .fold(0u32, |value, digit| value * 8 + u32::from(digit - b'0'));
             out.push(u8::try_from(value).map_err(|_| invalid())?);
             index += 4;
         }
@@ -584,7 +597,12 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
 /// `INTERVAL` input in PostgreSQL's syntax: `[@] N unit [N unit ...] [[+|-]HH:MM[:SS[.frac]]] [ago]`, or
 /// ISO 8601 `P1Y2M3DT4H5M6S`. Returns months, days and microseconds.
 pub fn parse_interval(text: &str) -> Result<(i32, i32, i64)> {
-    let invalid = || Error::user("22007", format!("invalid input syntax for type interval: \"{text}\""));
+    let invalid = || {
+        Error::user(
+            "22007",
+            format!("invalid input syntax for type interval: \"{text}\""),
+        )
+    };
     let overflow = || Error::user("22015", "interval out of range");
     let lower = text.trim().to_lowercase();
     let mut months: f64 = 0.0;
@@ -655,7 +673,8 @@ pub fn parse_interval(text: &str) -> Result<(i32, i32, i64)> {
                     Some(seconds) => seconds.parse().map_err(|_| invalid())?,
                     None => 0.0,
                 };
-                microseconds += sign * ((hours * 3600.0 + minutes * 60.0) * 1_000_000.0 + seconds * 1_000_000.0);
+                microseconds += sign
+                    * ((hours * 3600.0 + minutes * 60.0) * 1_000_000.0 + seconds * 1_000_000.0);
                 index += 1;
                 continue;
             }
@@ -688,7 +707,9 @@ pub fn parse_interval(text: &str) -> Result<(i32, i32, i64)> {
                 "hour" | "hours" | "h" | "hr" | "hrs" => microseconds += value * 3_600_000_000.0,
                 "minute" | "minutes" | "min" | "mins" | "m" => microseconds += value * 60_000_000.0,
                 "second" | "seconds" | "sec" | "secs" | "s" => microseconds += value * 1_000_000.0,
-                "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => microseconds += value * 1000.0,
+                "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => {
+                    microseconds += value * 1000.0
+                }
                 "microsecond" | "microseconds" | "us" | "usec" | "usecs" => microseconds += value,
                 _ => return Err(invalid()),
             }

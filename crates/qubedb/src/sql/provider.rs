@@ -273,6 +273,27 @@ fn key_constraint(
         _ => None,
     };
     match filter {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            // `k = 1 OR k = 4 OR k IN (5, 6)` is the IN list (1, 4, 5, 6).
+            let values = |constraint: Option<KeyConstraint>| match constraint {
+                Some(KeyConstraint::Equal(position, value)) => Some((position, vec![value])),
+                Some(KeyConstraint::In(position, values)) => Some((position, values)),
+                _ => None,
+            };
+            let (left_position, mut left_values) = values(key_constraint(left, position_of))?;
+            let (right_position, right_values) = values(key_constraint(right, position_of))?;
+            if left_position != right_position
+                || left_values.len() + right_values.len() > SCAN_RANGES_MAX
+            {
+                return None;
+            }
+            left_values.extend(right_values);
+            Some(KeyConstraint::In(left_position, left_values))
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (position, value, op) = match (column_position(left), literal(right)) {
                 (Some(position), Some(value)) => (position, value, *op),

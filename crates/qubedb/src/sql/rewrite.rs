@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectName, Value as SqlValue, ValueWithSpan, visit_expressions_mut, ObjectNamePart, Query, Statement, TableAlias, TableAliasColumnDef,
-    TableFactor, VisitMut, VisitorMut,
+    Expr, Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableAliasColumnDef,
+    TableFactor, Value as SqlValue, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use qubedb_model::catalog::{Catalog, Object};
 
