@@ -182,3 +182,88 @@ fn second_process_gets_a_clear_error() {
     assert_eq!(error.code, "55006");
     assert!(error.message.contains("in use"), "{}", error.message);
 }
+
+fn plan(session: &mut qubedb::Session, sql: &str) -> String {
+    let outcome = session
+        .run(&format!("EXPLAIN {sql}"))
+        .expect("explain")
+        .pop()
+        .expect("outcome");
+    outcome
+        .text_rows()
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(Option::unwrap_or_default)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn primary_key_predicates_become_key_lookups_and_ranges() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .run("CREATE TABLE emp (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE pair (a INTEGER, b TEXT, PRIMARY KEY (a, b))")
+        .expect("create");
+    let cases = [
+        (
+            "SELECT name FROM emp WHERE id = 3",
+            "KvScanExec: table=emp, point lookup (1 key)",
+        ),
+        (
+            "SELECT name FROM emp WHERE id IN (1, 4) OR id = 5",
+            "KvScanExec: table=emp, point lookup (3 keys)",
+        ),
+        (
+            "SELECT name FROM emp WHERE id > 2 AND id <= 4",
+            "KvScanExec: table=emp, range scan (1 range)",
+        ),
+        (
+            "SELECT name FROM emp WHERE id BETWEEN 4 AND 100",
+            "KvScanExec: table=emp, range scan (1 range)",
+        ),
+        (
+            "SELECT name FROM emp WHERE name = 'x'",
+            "KvScanExec: table=emp, full scan",
+        ),
+        (
+            "SELECT * FROM pair WHERE a = 1",
+            "KvScanExec: table=pair, range scan (1 range, 1 key column fixed)",
+        ),
+        (
+            "SELECT * FROM pair WHERE a = 1 AND b = 'x'",
+            "KvScanExec: table=pair, point lookup (1 key)",
+        ),
+        (
+            "SELECT * FROM pair WHERE a = 1 AND b > 'm'",
+            "KvScanExec: table=pair, range scan (1 range, 1 key column fixed)",
+        ),
+    ];
+    for (sql, expected) in cases {
+        let plan = plan(&mut session, sql);
+        assert!(
+            plan.contains(expected),
+            "{sql}: expected {expected:?} in\n{plan}"
+        );
+    }
+    // And the ranges return exactly the rows of a full scan.
+    session
+        .run("INSERT INTO pair VALUES (1, 'a'), (1, 'n'), (1, 'z'), (2, 'n'), (0, 'n')")
+        .expect("insert");
+    let rows = session
+        .query("SELECT b FROM pair WHERE a = 1 AND b > 'm' ORDER BY b", &[])
+        .expect("query")
+        .rows()
+        .expect("rows");
+    let values: Vec<String> = rows
+        .iter()
+        .map(|row| row.get::<String>(0).expect("b"))
+        .collect();
+    assert_eq!(values, vec!["n", "z"]);
+    let analyzed = plan(&mut session, "ANALYZE SELECT * FROM pair WHERE a = 1");
+    assert!(analyzed.contains("output_rows=3"), "{analyzed}");
+}

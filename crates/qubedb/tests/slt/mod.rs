@@ -70,7 +70,7 @@ impl sqllogictest::DB for Engine {
                             .map(|value| match value {
                                 None => "NULL".to_string(),
                                 Some(text) if text.is_empty() => "(empty)".to_string(),
-                                Some(text) => text,
+                                Some(text) => text.trim_end_matches('\n').to_string(),
                             })
                             .collect()
                     })
