@@ -107,7 +107,7 @@ fn describe(session: &mut Session, argument: &str, tables_only: bool) {
                     println!("Did not find any relations.");
                     return;
                 }
-                println!("{:<10} | {:<30} | {}", "Schema", "Name", "Type");
+                println!("{:<10} | {:<30} | Type", "Schema", "Name");
                 println!("{}", "-".repeat(54));
                 for relation in &rows {
                     println!(

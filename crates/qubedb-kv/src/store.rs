@@ -218,7 +218,7 @@ impl ReadView {
         if buffered.is_empty() {
             return Ok(stored);
         }
-        let buffered: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + Send> = if reverse {
+        let buffered: BufferedIterator = if reverse {
             Box::new(buffered.into_iter().rev())
         } else {
             Box::new(buffered.into_iter())
@@ -387,11 +387,14 @@ pub fn prefix_range(prefix: &[u8]) -> KeyRange {
     (start, Bound::Unbounded)
 }
 
+/// Buffered writes in key order: `None` is a delete.
+type BufferedIterator = Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + Send>;
+
 /// Merges the snapshot's pairs with the buffered writes; a buffered write shadows the stored pair with the
 /// same key, and a buffered delete hides it.
 struct MergeIterator {
     stored: std::iter::Peekable<ScanIterator>,
-    buffered: std::iter::Peekable<Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + Send>>,
+    buffered: std::iter::Peekable<BufferedIterator>,
     reverse: bool,
 }
 

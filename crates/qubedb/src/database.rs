@@ -138,7 +138,7 @@ impl DatabaseInner {
         let version = Catalog::read_version(transaction)?;
         {
             let cache = self.catalog_cache.lock();
-            if cache.version == version && !cache.objects().next().is_none() {
+            if cache.version == version && cache.objects().next().is_some() {
                 return Ok(cache.clone());
             }
         }
@@ -154,19 +154,18 @@ impl DatabaseInner {
     /// never handed out again, even if the transaction that drew them rolls back.
     pub(crate) fn next_sequence_value(&self, sequence: &SequenceDef) -> Result<i64> {
         let mut sequences = self.sequences.lock();
-        if !sequences.contains_key(&sequence.id) {
-            let state = self.read_sequence(sequence)?;
-            sequences.insert(
-                sequence.id,
-                SequenceCache {
+        let cache = match sequences.entry(sequence.id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let state = self.read_sequence(sequence)?;
+                entry.insert(SequenceCache {
                     last_value: state.last_value,
                     is_called: state.is_called,
                     reserved_until: state.last_value,
                     durable_is_called: state.is_called,
-                },
-            );
-        }
-        let cache = sequences.get_mut(&sequence.id).expect("inserted above");
+                })
+            }
+        };
         let next = if cache.is_called {
             match cache.last_value.checked_add(sequence.increment) {
                 Some(next) if next <= sequence.max_value && next >= sequence.min_value => next,

@@ -557,7 +557,7 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
             .bytes()
             .filter(|byte| !byte.is_ascii_whitespace())
             .collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(invalid());
         }
         return digits

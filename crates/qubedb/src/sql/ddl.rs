@@ -214,20 +214,23 @@ fn unique_name(catalog: &Catalog, schema: u64, base: &str, taken: &HashSet<Strin
         .expect("some numbered name is free")
 }
 
+/// A FOREIGN KEY as declared: name, columns, referenced table and columns, ON DELETE, ON UPDATE.
+type ForeignKeySpec = (
+    Option<String>,
+    Vec<String>,
+    ObjectName,
+    Vec<String>,
+    ReferentialAction,
+    ReferentialAction,
+);
+
 /// Table constraints gathered from column options and the constraint list.
 #[derive(Default)]
 struct Constraints {
     primary_key: Option<(Option<String>, Vec<String>)>,
     uniques: Vec<(Option<String>, Vec<String>)>,
     checks: Vec<(Option<String>, String, Option<String>)>,
-    foreign_keys: Vec<(
-        Option<String>,
-        Vec<String>,
-        ObjectName,
-        Vec<String>,
-        ReferentialAction,
-        ReferentialAction,
-    )>,
+    foreign_keys: Vec<ForeignKeySpec>,
 }
 
 impl Constraints {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType as ArrowType;
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::SessionContext;
@@ -46,6 +46,9 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
         ("session_user", "qubedb".to_string()),
     ] {
         context.register_udf(ScalarUDF::new_from_impl(ConstantText::new(name, value)));
+    }
+    for name in ["qubedb_uuid", "qubedb_jsonb", "qubedb_bytea"] {
+        context.register_udf(ScalarUDF::new_from_impl(InputFunction::new(name)));
     }
 }
 
@@ -316,5 +319,75 @@ mod tests {
                 .split('.')
                 .all(|part| part.parse::<u32>().is_ok())
         );
+    }
+}
+
+/// A one-argument text function with PostgreSQL's input rules for a type DataFusion lacks or reads
+/// differently: `qubedb_uuid`, `qubedb_jsonb` (text out, normalized), `qubedb_bytea` (binary out),
+/// `qubedb_interval` (interval out). The SQL rewrite turns `::uuid`, `::jsonb`, `::bytea` into these.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct InputFunction {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl InputFunction {
+    fn new(name: &'static str) -> InputFunction {
+        InputFunction {
+            name,
+            signature: Signature::exact(vec![ArrowType::Utf8], Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for InputFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        Ok(match self.name {
+            "qubedb_bytea" => ArrowType::Binary,
+            _ => ArrowType::Utf8,
+        })
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let data_type = match self.name {
+            "qubedb_uuid" => qubedb_model::DataType::Uuid,
+            "qubedb_jsonb" => qubedb_model::DataType::Jsonb,
+            _ => qubedb_model::DataType::Bytea,
+        };
+        if data_type == qubedb_model::DataType::Bytea {
+            return Ok(ColumnarValue::Array(
+                crate::sql::convert::cast_to(&array, data_type).map_err(to_datafusion)?,
+            ));
+        }
+        let strings = array
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| to_datafusion(Error::internal("text function argument is not text")))?;
+        let mut out = Vec::with_capacity(strings.len());
+        for value in strings.iter() {
+            out.push(match value {
+                None => None,
+                Some(text) => Some(match data_type {
+                    qubedb_model::DataType::Uuid => {
+                        let bytes = crate::sql::convert::parse_uuid(text).map_err(to_datafusion)?;
+                        uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
+                    }
+                    _ => crate::sql::convert::normalize_json(text).map_err(to_datafusion)?,
+                }),
+            });
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
     }
 }

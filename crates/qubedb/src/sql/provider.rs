@@ -546,7 +546,7 @@ fn key_ranges(table: &TableDef, constraints: &[KeyConstraint]) -> (Vec<KeyRange>
             };
             ranges.push((start, end));
         }
-        ranges.sort_by(|a, b| bound_key(&a.0).cmp(&bound_key(&b.0)));
+        ranges.sort_by_key(|range| bound_key(&range.0));
         description = format!(
             "range scan ({} range{}{})",
             ranges.len(),
@@ -696,6 +696,9 @@ impl ExecutionPlan for KvScanExec {
     }
 }
 
+/// A stored key and its value.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
 struct RowBatches {
     table: Arc<TableDef>,
     view: ReadView,
@@ -708,7 +711,7 @@ struct RowBatches {
 }
 
 impl RowBatches {
-    fn next_row(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, Error> {
+    fn next_row(&mut self) -> Result<Option<KeyValue>, Error> {
         loop {
             if let Some(rows) = &mut self.rows
                 && let Some(item) = rows.next()

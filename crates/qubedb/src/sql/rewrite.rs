@@ -8,8 +8,9 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableAliasColumnDef,
-    TableFactor, Value as SqlValue, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    DataType as SqlType, Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo, Value as SqlValue,
+    ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use qubedb_model::catalog::{Catalog, Object};
 
@@ -89,7 +90,181 @@ pub fn lookup<'a>(catalog: &'a Catalog, name: &ObjectName) -> Result<Option<&'a 
 /// Applies every rewrite to a query.
 pub fn rewrite_query(query: &mut Query, catalog: &Catalog) -> Result<()> {
     expand_views(query, catalog, 0)?;
+    let _ = query.visit(&mut ColumnNamer);
+    rewrite_casts(query)?;
     rewrite_literals(query)
+}
+
+/// Names unnamed output columns as PostgreSQL does (`count`, `upper`, `date` for `'...'::date`,
+/// `?column?` otherwise), where the name is unique within its select list (DataFusion requires that).
+struct ColumnNamer;
+
+impl VisitorMut for ColumnNamer {
+    type Break = ();
+
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        let mut names: Vec<Option<String>> = select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(expr) => match expr {
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+                    other => Some(pg_column_name(other).unwrap_or_else(|| "?column?".to_string())),
+                },
+                _ => None,
+            })
+            .collect();
+        let mut taken: HashSet<String> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
+                SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(normalize(ident)),
+                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                    parts.last().map(normalize)
+                }
+                _ => None,
+            })
+            .collect();
+        let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for name in names.iter().flatten() {
+            *counts.entry(name.clone()).or_insert(0) += 1;
+        }
+        for (item, name) in select.projection.iter_mut().zip(names.iter_mut()) {
+            let Some(name) = name.take() else { continue };
+            if counts.get(&name) != Some(&1) || !taken.insert(name.clone()) {
+                continue;
+            }
+            if let SelectItem::UnnamedExpr(expr) = item {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::with_quote('"', name),
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// PostgreSQL's name for an output expression (its `FigureColname`), `None` for `?column?`.
+fn pg_column_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(normalize(ident)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(normalize),
+        Expr::Function(function) => function.name.0.last().map(|part| match part {
+            ObjectNamePart::Identifier(ident) => normalize(ident),
+            other => other.to_string().to_lowercase(),
+        }),
+        Expr::Cast {
+            expr, data_type, ..
+        } => pg_column_name(expr).or_else(|| Some(pg_type_name(data_type))),
+        Expr::Nested(inner) => pg_column_name(inner),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Extract { .. } => Some("extract".into()),
+        Expr::Substring { .. } => Some("substring".into()),
+        Expr::Trim { .. } => Some("btrim".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Interval(_) => Some("interval".into()),
+        Expr::Array(_) => Some("array".into()),
+        Expr::Tuple(_) => Some("row".into()),
+        Expr::TypedString(typed) => Some(pg_type_name(&typed.data_type)),
+        _ => None,
+    }
+}
+
+fn pg_type_name(data_type: &SqlType) -> String {
+    match data_type {
+        SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) => "int4".into(),
+        SqlType::BigInt(_) | SqlType::Int8(_) => "int8".into(),
+        SqlType::SmallInt(_) | SqlType::Int2(_) => "int2".into(),
+        SqlType::Real | SqlType::Float4 => "float4".into(),
+        SqlType::DoublePrecision | SqlType::Float8 | SqlType::Double(_) => "float8".into(),
+        SqlType::Bool | SqlType::Boolean => "bool".into(),
+        SqlType::Varchar(_) | SqlType::CharacterVarying(_) | SqlType::CharVarying(_) => {
+            "varchar".into()
+        }
+        SqlType::Char(_) | SqlType::Character(_) => "bpchar".into(),
+        SqlType::Numeric(_) | SqlType::Decimal(_) | SqlType::Dec(_) => "numeric".into(),
+        SqlType::Timestamp(_, TimezoneInfo::Tz | TimezoneInfo::WithTimeZone) => {
+            "timestamptz".into()
+        }
+        SqlType::Timestamp(..) => "timestamp".into(),
+        SqlType::Time(..) => "time".into(),
+        SqlType::JSONB => "jsonb".into(),
+        SqlType::JSON => "json".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// Casts to types DataFusion lacks or reads differently become QubeDB functions with PostgreSQL's input
+/// rules: `::uuid`, `::jsonb` / `::json`, `::bytea` (the `\\x` hex and escape formats), `::interval`.
+fn rewrite_casts(query: &mut Query) -> Result<()> {
+    let mut failure = None;
+    let _ = visit_expressions_mut(query, |expr| {
+        let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let function = match data_type {
+            SqlType::Uuid => "qubedb_uuid",
+            SqlType::JSONB | SqlType::JSON => "qubedb_jsonb",
+            SqlType::Bytea => "qubedb_bytea",
+            SqlType::Interval { .. } => {
+                if let Expr::Value(ValueWithSpan {
+                    value: SqlValue::SingleQuotedString(text),
+                    ..
+                }) = inner.as_ref()
+                {
+                    match parse_interval(text) {
+                        Ok((months, days, microseconds)) => {
+                            let literal = format!(
+                                "INTERVAL '{months} months {days} days {microseconds} microseconds'"
+                            );
+                            match parse_expression(&literal) {
+                                Ok(replacement) => *expr = replacement,
+                                Err(error) => failure = Some(error),
+                            }
+                        }
+                        Err(error) => failure = Some(error),
+                    }
+                    if failure.is_some() {
+                        return ControlFlow::Break(());
+                    }
+                }
+                return ControlFlow::Continue(());
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        match parse_expression(&format!("{function}({inner})")) {
+            Ok(replacement) => *expr = replacement,
+            Err(error) => {
+                failure = Some(error);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+fn parse_expression(sql: &str) -> Result<Expr> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_expr())
+        .map_err(|error| {
+            Error::internal(format!(
+                "generated expression {sql} does not parse: {error}"
+            ))
+        })
 }
 
 /// Rewrites literals whose PostgreSQL syntax DataFusion does not read: `INTERVAL '1 day 02:00:00'` is

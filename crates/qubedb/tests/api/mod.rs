@@ -122,10 +122,7 @@ fn write_conflict_gives_40001_and_snapshots_hold() {
         )
         .expect("update");
     first.execute("COMMIT", &[]).expect("first commits");
-    let error = second
-        .execute("COMMIT", &[])
-        .err()
-        .expect("second must fail");
+    let error = second.execute("COMMIT", &[]).expect_err("second must fail");
     assert_eq!(error.code, "40001");
     assert!(error.is_retryable());
     // The reader's snapshot does not move while writers commit.
