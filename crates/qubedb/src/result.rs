@@ -432,3 +432,8 @@ impl<T: FromColumn> FromColumn for Option<T> {
         }
     }
 }
+
+/// One value of a column in PostgreSQL's text format, `None` for NULL.
+pub fn batch_text_value(column: &ArrayRef, row: usize) -> Option<String> {
+    ColumnFormatter::new(column, &Default::default()).format(row)
+}

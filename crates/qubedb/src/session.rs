@@ -543,7 +543,7 @@ impl Session {
             )))
             .await?;
         let frame = self.context.execute_logical_plan(plan).await?;
-        let stream = frame.execute_stream().await?;
+        let stream = restore_duplicate_names(frame.execute_stream().await?)?;
         Ok(QueryResult::stream(stream, self.shared.clone()))
     }
 
@@ -783,6 +783,42 @@ pub(crate) fn memory_stream(
         schema,
         futures::stream::iter(batches.into_iter().map(Ok)),
     ))
+}
+
+/// Gives back the output names that were made unique for DataFusion (see `rewrite::DUPLICATE_NAME_MARKER`).
+fn restore_duplicate_names(stream: SendableRecordBatchStream) -> Result<SendableRecordBatchStream> {
+    let schema = stream.schema();
+    let marker = crate::sql::rewrite::DUPLICATE_NAME_MARKER;
+    if !schema
+        .fields()
+        .iter()
+        .any(|field| field.name().contains(marker))
+    {
+        return Ok(stream);
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let name = field
+                .name()
+                .split(marker)
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            field.as_ref().clone().with_name(name)
+        })
+        .collect();
+    let renamed: SchemaRef = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let output = renamed.clone();
+    let batches = stream.map(move |batch| {
+        let batch = batch?;
+        Ok(RecordBatch::try_new(
+            output.clone(),
+            batch.columns().to_vec(),
+        )?)
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(renamed, batches)))
 }
 
 /// Consumes a stream into batches.

@@ -9,8 +9,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     DataType as SqlType, Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo, Value as SqlValue,
-    ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo, UnaryOperator,
+    Value as SqlValue, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use qubedb_model::catalog::{Catalog, Object};
 
@@ -90,56 +90,62 @@ pub fn lookup<'a>(catalog: &'a Catalog, name: &ObjectName) -> Result<Option<&'a 
 /// Applies every rewrite to a query.
 pub fn rewrite_query(query: &mut Query, catalog: &Catalog) -> Result<()> {
     expand_views(query, catalog, 0)?;
+    remove_unary_plus(query);
     let _ = query.visit(&mut ColumnNamer);
     rewrite_casts(query)?;
     rewrite_literals(query)
 }
 
-/// Names unnamed output columns as PostgreSQL does (`count`, `upper`, `date` for `'...'::date`,
-/// `?column?` otherwise), where the name is unique within its select list (DataFusion requires that).
+/// Marks an output name made unique for DataFusion; the part before it is the name the client sees.
+pub const DUPLICATE_NAME_MARKER: char = '\u{1}';
+
+/// Names output columns as PostgreSQL does: unnamed expressions get PostgreSQL's name (`count`, `upper`,
+/// `date` for `'...'::date`, `?column?`). PostgreSQL allows duplicate output names and DataFusion does not,
+/// so a repeated name gets an internal suffix after [`DUPLICATE_NAME_MARKER`], which
+/// `Session::run_query` removes from the result's schema.
 struct ColumnNamer;
 
 impl VisitorMut for ColumnNamer {
     type Break = ();
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
-        let mut names: Vec<Option<String>> = select
+        let names: Vec<Option<String>> = select
             .projection
             .iter()
             .map(|item| match item {
-                SelectItem::UnnamedExpr(expr) => match expr {
-                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
-                    other => Some(pg_column_name(other).unwrap_or_else(|| "?column?".to_string())),
-                },
-                _ => None,
-            })
-            .collect();
-        let mut taken: HashSet<String> = select
-            .projection
-            .iter()
-            .filter_map(|item| match item {
-                SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
-                SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(normalize(ident)),
-                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
-                    parts.last().map(normalize)
+                SelectItem::UnnamedExpr(expr) => {
+                    Some(pg_column_name(expr).unwrap_or_else(|| "?column?".to_string()))
                 }
+                SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
                 _ => None,
             })
             .collect();
-        let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        for name in names.iter().flatten() {
-            *counts.entry(name.clone()).or_insert(0) += 1;
-        }
-        for (item, name) in select.projection.iter_mut().zip(names.iter_mut()) {
-            let Some(name) = name.take() else { continue };
-            if counts.get(&name) != Some(&1) || !taken.insert(name.clone()) {
-                continue;
-            }
-            if let SelectItem::UnnamedExpr(expr) = item {
-                *item = SelectItem::ExprWithAlias {
-                    expr: expr.clone(),
-                    alias: Ident::with_quote('"', name),
-                };
+        let mut seen: HashSet<String> = HashSet::new();
+        for (position, (item, name)) in select.projection.iter_mut().zip(names).enumerate() {
+            let Some(name) = name else { continue };
+            let first = seen.insert(name.clone());
+            let alias = if first {
+                name
+            } else {
+                format!("{name}{DUPLICATE_NAME_MARKER}{}", position + 1)
+            };
+            match item {
+                SelectItem::UnnamedExpr(expr) => {
+                    let is_column =
+                        matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                    if !is_column || !first {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: Ident::with_quote('"', alias),
+                        };
+                    }
+                }
+                SelectItem::ExprWithAlias {
+                    alias: existing, ..
+                } if !first => {
+                    *existing = Ident::with_quote('"', alias);
+                }
+                _ => {}
             }
         }
         ControlFlow::Continue(())
@@ -265,6 +271,23 @@ fn parse_expression(sql: &str) -> Result<Expr> {
                 "generated expression {sql} does not parse: {error}"
             ))
         })
+}
+
+/// Removes unary plus (`+ x` is `x`), which DataFusion does not accept.
+fn remove_unary_plus(query: &mut Query) {
+    let _ = visit_expressions_mut(query, |expr| {
+        while let Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr: inner,
+        } = expr
+        {
+            *expr = Expr::Nested(Box::new(std::mem::replace(
+                inner.as_mut(),
+                Expr::value(SqlValue::Null),
+            )));
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// Rewrites literals whose PostgreSQL syntax DataFusion does not read: `INTERVAL '1 day 02:00:00'` is

@@ -264,3 +264,25 @@ fn primary_key_predicates_become_key_lookups_and_ranges() {
     let analyzed = plan(&mut session, "ANALYZE SELECT * FROM pair WHERE a = 1");
     assert!(analyzed.contains("output_rows=3"), "{analyzed}");
 }
+
+#[test]
+fn output_columns_are_named_as_postgresql_names_them() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .execute("CREATE TABLE t (a INTEGER, b TEXT)", &[])
+        .expect("create");
+    let result = session
+        .query("SELECT a, t.b, count(*), a + 1, '2024-01-01'::date, b::text, 1 AS one, 2 AS one FROM t GROUP BY a, t.b", &[])
+        .expect("query");
+    let schema = result.schema().expect("rows");
+    let names: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|field| field.name().as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["a", "b", "count", "?column?", "date", "b", "one", "one"]
+    );
+}

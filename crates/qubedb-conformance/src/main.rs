@@ -1,0 +1,107 @@
+//! `qubedb-conformance`: runs the SQLite sqllogictest corpus in `shared/conformance/sqlite-slt/` against
+//! embedded QubeDB, record by record, with the original harness's rules (label `postgresql`, hash threshold
+//! 8, values rendered by the expected type letter, `skipif` / `onlyif` / conditional `halt`), and writes
+//! per-file counts.
+//!
+//! ```text
+//! qubedb-conformance sqlite [--corpus DIR] [--filter SUBSTRING] [--results FILE] [--baseline FILE] [--update-baseline]
+//! ```
+//!
+//! With `--baseline`, the run fails (exit 1) if the passed count drops below the baseline's; with
+//! `--update-baseline` it writes the new counts there instead. Failures are grouped by the first line of
+//! the error (or "wrong result") so the largest causes show first.
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: qubedb-conformance sqlite [--corpus DIR] [--filter SUBSTRING] [--results FILE] [--baseline FILE] [--update-baseline]"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let Some(suite) = arguments.first() else {
+        return usage();
+    };
+    if suite != "sqlite" {
+        return usage();
+    }
+    let mut corpus = PathBuf::from("../shared/conformance/sqlite-slt");
+    let mut filter = None;
+    let mut results = None;
+    let mut baseline = None;
+    let mut update_baseline = false;
+    let mut index = 1;
+    while index < arguments.len() {
+        let value = arguments.get(index + 1).cloned();
+        match arguments[index].as_str() {
+            "--corpus" => corpus = PathBuf::from(value.unwrap_or_default()),
+            "--filter" => filter = value,
+            "--results" => results = value.map(PathBuf::from),
+            "--baseline" => baseline = value.map(PathBuf::from),
+            "--update-baseline" => {
+                update_baseline = true;
+                index += 1;
+                continue;
+            }
+            _ => return usage(),
+        }
+        index += 2;
+    }
+    let summary = match sqlite::run_corpus(&corpus, filter.as_deref()) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = summary.report();
+    println!("{report}");
+    if let Some(results) = &results
+        && let Err(error) = std::fs::write(results, &report)
+    {
+        eprintln!("error: cannot write {}: {error}", results.display());
+        return ExitCode::FAILURE;
+    }
+    if let Some(baseline) = baseline {
+        let counts: BTreeMap<String, u64> =
+            BTreeMap::from([("sqlite_passed".to_string(), summary.total.passed)]);
+        if update_baseline {
+            let text = serde_json::to_string_pretty(&counts).expect("counts serialize") + "\n";
+            if let Err(error) = std::fs::write(&baseline, text) {
+                eprintln!("error: cannot write {}: {error}", baseline.display());
+                return ExitCode::FAILURE;
+            }
+        } else {
+            let expected: BTreeMap<String, u64> = match std::fs::read_to_string(&baseline)
+                .map_err(|error| error.to_string())
+                .and_then(|text| serde_json::from_str(&text).map_err(|error| error.to_string()))
+            {
+                Ok(expected) => expected,
+                Err(error) => {
+                    eprintln!(
+                        "error: cannot read baseline {}: {error}",
+                        baseline.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let floor = expected.get("sqlite_passed").copied().unwrap_or(0);
+            if summary.total.passed < floor {
+                eprintln!(
+                    "conformance dropped: sqlite passed {} < baseline {floor}",
+                    summary.total.passed
+                );
+                return ExitCode::FAILURE;
+            }
+            println!("sqlite passed {} >= baseline {floor}", summary.total.passed);
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,522 @@
+//! The SQLite sqllogictest format and the original harness's rules, run against embedded QubeDB.
+//!
+//! Records are separated by blank lines; `skipif X` / `onlyif X` lines before a record decide whether it runs
+//! for our label (`postgresql`); `halt` stops the file when its conditions apply; `hash-threshold N` (default
+//! 8) replaces results of more than N values by the MD5 of the values, each followed by a newline.
+//! Values are rendered by the expected type letter of their column: `I` as an integer, `R` as `%.3f`, `T` as
+//! text (empty → `(empty)`, unprintable characters → `@`); booleans as 0 / 1; NULL as `NULL`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+
+use qubedb::arrow::array::{Array, ArrayRef, AsArray};
+use qubedb::arrow::datatypes::{DataType, Float32Type, Float64Type};
+use qubedb::{Database, Session};
+
+/// The labels this engine answers to.
+const LABELS: &[&str] = &["postgresql"];
+const DEFAULT_HASH_THRESHOLD: usize = 8;
+
+/// Counts of one file or of the whole run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub run: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.run += other.run;
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+    }
+}
+
+/// One failing record, for the report.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub location: String,
+    pub sql: String,
+    pub cause: String,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub files: Vec<(String, Counts)>,
+    pub total: Counts,
+    pub failures: Vec<Failure>,
+}
+
+impl Summary {
+    /// A Markdown report: totals, per-file counts, and the largest failure causes with an example each.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let percent = |counts: &Counts| {
+            if counts.run == 0 {
+                0.0
+            } else {
+                100.0 * counts.passed as f64 / counts.run as f64
+            }
+        };
+        let _ = writeln!(
+            out,
+            "# SQLite sqllogictest corpus (label postgresql, hash threshold 8)\n"
+        );
+        let _ = writeln!(
+            out,
+            "Total: {} records run, {} passed ({:.2}%), {} failed, {} skipped by skipif/onlyif.\n",
+            self.total.run,
+            self.total.passed,
+            percent(&self.total),
+            self.total.failed,
+            self.total.skipped
+        );
+        let _ = writeln!(
+            out,
+            "| file | run | passed | failed | skipped | pass % |\n|---|---|---|---|---|---|"
+        );
+        for (file, counts) in &self.files {
+            let _ = writeln!(
+                out,
+                "| {file} | {} | {} | {} | {} | {:.2} |",
+                counts.run,
+                counts.passed,
+                counts.failed,
+                counts.skipped,
+                percent(counts)
+            );
+        }
+        let mut causes: BTreeMap<String, (usize, &Failure)> = BTreeMap::new();
+        for failure in &self.failures {
+            causes
+                .entry(failure.cause.clone())
+                .or_insert((0, failure))
+                .0 += 1;
+        }
+        let mut causes: Vec<_> = causes.into_iter().collect();
+        causes.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        let _ = writeln!(out, "\n## Largest failure causes\n");
+        for (cause, (count, example)) in causes.iter().take(20) {
+            let sql: String = example.sql.chars().take(300).collect();
+            let _ = writeln!(
+                out,
+                "- **{count}** × {cause}\n  - e.g. `{}`: `{}`",
+                example.location,
+                sql.replace('\n', " ")
+            );
+        }
+        out
+    }
+}
+
+/// Runs every `.test` file under `corpus` whose path contains `filter`.
+pub fn run_corpus(corpus: &Path, filter: Option<&str>) -> Result<Summary, String> {
+    let mut files = Vec::new();
+    collect(corpus, &mut files)
+        .map_err(|error| format!("cannot read {}: {error}", corpus.display()))?;
+    files.sort();
+    let mut summary = Summary::default();
+    for file in files {
+        let name = file
+            .strip_prefix(corpus)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        if filter.is_some_and(|filter| !name.contains(filter)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file)
+            .map_err(|error| format!("cannot read {name}: {error}"))?;
+        let (counts, failures) = run_file(&name, &text);
+        eprintln!(
+            "{name}: {} run, {} passed, {} failed",
+            counts.run, counts.passed, counts.failed
+        );
+        summary.total.add(&counts);
+        summary.files.push((name, counts));
+        summary.failures.extend(failures);
+    }
+    Ok(summary)
+}
+
+fn collect(directory: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(directory)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|extension| extension == "test")
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+enum Record {
+    Statement {
+        expect_error: bool,
+        sql: String,
+    },
+    Query {
+        types: String,
+        sort: Sort,
+        sql: String,
+        expected: Vec<String>,
+    },
+    HashThreshold(usize),
+    Halt,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    None,
+    Rows,
+    Values,
+}
+
+struct Parsed {
+    line: usize,
+    skip: bool,
+    record: Record,
+}
+
+/// Parses the file into records, deciding skips from the conditions (comments after a condition ignored).
+fn parse(text: &str) -> Vec<Parsed> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .collect();
+    let mut records = Vec::new();
+    let mut index = 0;
+    while index < lines.len() {
+        let line = lines[index].trim();
+        if line.is_empty() || line.starts_with('#') {
+            index += 1;
+            continue;
+        }
+        let start = index + 1;
+        let mut skip = false;
+        while index < lines.len() {
+            let words: Vec<&str> = lines[index].split_whitespace().collect();
+            match words.as_slice() {
+                ["skipif", label, ..] => skip |= LABELS.contains(label),
+                ["onlyif", label, ..] => skip |= !LABELS.contains(label),
+                _ => break,
+            }
+            index += 1;
+        }
+        let Some(header) = lines.get(index) else {
+            break;
+        };
+        let words: Vec<&str> = header.split_whitespace().collect();
+        index += 1;
+        let mut body = Vec::new();
+        while index < lines.len() && !lines[index].trim().is_empty() {
+            body.push(lines[index]);
+            index += 1;
+        }
+        let record = match words.as_slice() {
+            ["statement", kind, ..] => Record::Statement {
+                expect_error: *kind == "error",
+                sql: body.join("\n"),
+            },
+            ["query", types, rest @ ..] => {
+                let sort = match rest.first() {
+                    Some(&"rowsort") => Sort::Rows,
+                    Some(&"valuesort") => Sort::Values,
+                    _ => Sort::None,
+                };
+                let separator = body.iter().position(|line| line.trim() == "----");
+                let (sql, expected) = match separator {
+                    Some(at) => (
+                        body[..at].join("\n"),
+                        body[at + 1..].iter().map(|line| line.to_string()).collect(),
+                    ),
+                    None => (body.join("\n"), Vec::new()),
+                };
+                Record::Query {
+                    types: types.to_string(),
+                    sort,
+                    sql,
+                    expected,
+                }
+            }
+            ["hash-threshold", value] => {
+                Record::HashThreshold(value.parse().unwrap_or(DEFAULT_HASH_THRESHOLD))
+            }
+            ["halt"] => Record::Halt,
+            _ => continue,
+        };
+        records.push(Parsed {
+            line: start,
+            skip,
+            record,
+        });
+    }
+    records
+}
+
+/// Runs one file in a fresh in-memory database.
+pub fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>) {
+    let mut counts = Counts::default();
+    let mut failures = Vec::new();
+    let database = match Database::open_in_memory() {
+        Ok(database) => database,
+        Err(error) => {
+            failures.push(Failure {
+                location: name.to_string(),
+                sql: String::new(),
+                cause: format!("cannot open a database: {error}"),
+            });
+            return (counts, failures);
+        }
+    };
+    let mut session = database.session();
+    let mut threshold = DEFAULT_HASH_THRESHOLD;
+    for parsed in parse(text) {
+        match parsed.record {
+            Record::HashThreshold(value) => {
+                threshold = value;
+                continue;
+            }
+            Record::Halt => {
+                if parsed.skip {
+                    continue;
+                }
+                break;
+            }
+            _ if parsed.skip => {
+                counts.skipped += 1;
+                continue;
+            }
+            record => {
+                counts.run += 1;
+                let (sql, outcome) = match &record {
+                    Record::Statement { expect_error, sql } => {
+                        (sql.clone(), run_statement(&mut session, sql, *expect_error))
+                    }
+                    Record::Query {
+                        types,
+                        sort,
+                        sql,
+                        expected,
+                    } => (
+                        sql.clone(),
+                        run_query(&mut session, sql, types, *sort, expected, threshold),
+                    ),
+                    _ => unreachable!("handled above"),
+                };
+                match outcome {
+                    Ok(()) => counts.passed += 1,
+                    Err(cause) => {
+                        counts.failed += 1;
+                        failures.push(Failure {
+                            location: format!("{name}:{}", parsed.line),
+                            sql,
+                            cause,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (counts, failures)
+}
+
+fn cause_of(error: &qubedb::Error) -> String {
+    let message: String = error
+        .message
+        .split(['"', '\''])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect();
+    format!("{} {}", error.code, message.trim())
+}
+
+fn run_statement(session: &mut Session, sql: &str, expect_error: bool) -> Result<(), String> {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql)));
+    match (outcome, expect_error) {
+        (Err(_), _) => Err("panic".into()),
+        (Ok(Ok(_)), false) | (Ok(Err(_)), true) => Ok(()),
+        (Ok(Ok(_)), true) => Err("statement succeeded but should fail".into()),
+        (Ok(Err(error)), false) => Err(cause_of(&error)),
+    }
+}
+
+fn run_query(
+    session: &mut Session,
+    sql: &str,
+    types: &str,
+    sort: Sort,
+    expected: &[String],
+    threshold: usize,
+) -> Result<(), String> {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql)))
+        .map_err(|_| "panic".to_string())?
+        .map_err(|error| cause_of(&error))?;
+    let outcome = outcome.into_iter().last().ok_or("no result")?;
+    let letters: Vec<char> = types.chars().collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for batch in &outcome.batches {
+        if batch.num_columns() != letters.len() {
+            return Err(format!(
+                "wrong column count {} (expected {})",
+                batch.num_columns(),
+                letters.len()
+            ));
+        }
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .zip(&letters)
+                    .map(|(column, letter)| render(column, row, *letter))
+                    .collect(),
+            );
+        }
+    }
+    let mut values: Vec<String> = match sort {
+        Sort::Rows => {
+            rows.sort();
+            rows.into_iter().flatten().collect()
+        }
+        Sort::Values => {
+            let mut values: Vec<String> = rows.into_iter().flatten().collect();
+            values.sort();
+            values
+        }
+        Sort::None => rows.into_iter().flatten().collect(),
+    };
+    let hashed = expected.len() == 1 && expected[0].contains(" values hashing to ");
+    if hashed
+        || values.len() > threshold
+            && threshold > 0
+            && !expected.is_empty()
+            && expected.len() != values.len()
+    {
+        let mut digest = md5::Context::new();
+        for value in &values {
+            digest.consume(value.as_bytes());
+            digest.consume(b"\n");
+        }
+        let actual = format!("{} values hashing to {:x}", values.len(), digest.finalize());
+        return if expected.first().map(|line| line.trim()) == Some(actual.as_str()) {
+            Ok(())
+        } else {
+            Err("wrong result".into())
+        };
+    }
+    for value in &mut values {
+        *value = value.trim().to_string();
+    }
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|line| line.trim().to_string())
+        .collect();
+    if values == expected {
+        Ok(())
+    } else {
+        Err("wrong result".into())
+    }
+}
+
+fn render(column: &ArrayRef, row: usize, letter: char) -> String {
+    if column.is_null(row) {
+        return "NULL".into();
+    }
+    let as_float = || -> Option<f64> {
+        match column.data_type() {
+            DataType::Float64 => Some(column.as_primitive::<Float64Type>().value(row)),
+            DataType::Float32 => Some(f64::from(column.as_primitive::<Float32Type>().value(row))),
+            DataType::Decimal128(_, scale) => Some(
+                column
+                    .as_primitive::<qubedb::arrow::datatypes::Decimal128Type>()
+                    .value(row) as f64
+                    / 10f64.powi(i32::from(*scale)),
+            ),
+            _ => None,
+        }
+    };
+    let text = || qubedb::result::batch_text_value(column, row).unwrap_or_default();
+    match column.data_type() {
+        DataType::Boolean => {
+            let value = column.as_boolean().value(row);
+            if value { "1".into() } else { "0".into() }
+        }
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => {
+            let value = text();
+            if letter == 'R' {
+                value
+                    .parse::<f64>()
+                    .map(|value| format!("{value:.3}"))
+                    .unwrap_or(value)
+            } else {
+                value
+            }
+        }
+        DataType::Float64 | DataType::Float32 | DataType::Decimal128(..) => {
+            let value = as_float().unwrap_or_default();
+            match letter {
+                'I' => format!("{}", value.trunc() as i64),
+                'R' => format!("{value:.3}"),
+                _ => text(),
+            }
+        }
+        _ if letter == 'I' || letter == 'R' => {
+            // As the original harness reads a text value as a number: its leading numeric prefix, else 0.
+            let value = text();
+            let trimmed = value.trim_start();
+            let end = trimmed
+                .char_indices()
+                .take_while(|(at, character)| {
+                    character.is_ascii_digit()
+                        || (*at == 0 && (*character == '-' || *character == '+'))
+                        || (letter == 'R' && *character == '.')
+                })
+                .map(|(at, character)| at + character.len_utf8())
+                .last()
+                .unwrap_or(0);
+            let number: f64 = trimmed[..end].parse().unwrap_or(0.0);
+            if letter == 'I' {
+                format!("{}", number.trunc() as i64)
+            } else {
+                format!("{number:.3}")
+            }
+        }
+        _ => {
+            let value = text();
+            if value.is_empty() {
+                "(empty)".into()
+            } else {
+                value
+                    .chars()
+                    .map(|character| {
+                        if (' '..='~').contains(&character) {
+                            character
+                        } else {
+                            '@'
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
