@@ -36,9 +36,29 @@ pub struct Database {
 
 pub(crate) struct DatabaseInner {
     pub(crate) store: Store,
-    pub(crate) runtime: Arc<tokio::runtime::Runtime>,
+    pub(crate) runtime: Arc<QueryRuntime>,
     catalog_cache: Mutex<Arc<Catalog>>,
     sequences: Mutex<HashMap<u64, SequenceCache>>,
+}
+
+/// The runtime the blocking API drives DataFusion on. Dropped with `shutdown_background`, so the last
+/// handle to a database may be dropped anywhere, also inside another async runtime.
+pub(crate) struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for QueryRuntime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime is present until drop")
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Values of one sequence handed out from memory, up to what is durably reserved.
@@ -107,7 +127,7 @@ impl Database {
             .map_err(|error| Error::internal(format!("cannot start the query runtime: {error}")))?;
         let inner = Arc::new(DatabaseInner {
             store,
-            runtime: Arc::new(runtime),
+            runtime: Arc::new(QueryRuntime(Some(runtime))),
             catalog_cache: Mutex::new(Arc::new(Catalog::default())),
             sequences: Mutex::new(HashMap::new()),
         });
@@ -121,9 +141,9 @@ impl Database {
         Session::new(self.inner.clone())
     }
 
-    /// The async runtime queries run on (for embedding in async code).
-    pub fn runtime(&self) -> Arc<tokio::runtime::Runtime> {
-        self.inner.runtime.clone()
+    /// A handle to the async runtime the blocking API runs queries on.
+    pub fn runtime_handle(&self) -> tokio::runtime::Handle {
+        self.inner.runtime.handle().clone()
     }
 }
 

@@ -11,6 +11,10 @@
 //! # Ok::<(), qubedb::Error>(())
 //! ```
 //!
+//! The blocking methods ([`Session::run`], [`Session::query`], ...) drive queries on the database's own
+//! runtime and must not be called from inside an async runtime; async code uses the `*_async` methods
+//! ([`Session::run_async`], [`Session::query_async`], ...), which run on the caller's runtime.
+//!
 //! # One statement, end to end
 //!
 //! 1. [`Session::run`] / [`Session::query`] parse the text with sqlparser's PostgreSQL dialect

@@ -286,3 +286,26 @@ fn output_columns_are_named_as_postgresql_names_them() {
         vec!["a", "b", "count", "?column?", "date", "b", "one", "one"]
     );
 }
+
+#[test]
+fn async_api_runs_inside_another_runtime_and_drops_cleanly() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let database = Database::open_in_memory().expect("database");
+        let mut session = database.session();
+        let outcomes = session
+            .run_async(
+                "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2); SELECT sum(x) FROM t",
+                &[],
+            )
+            .await
+            .expect("run");
+        assert_eq!(outcomes[2].text_rows(), vec![vec![Some("3".to_string())]]);
+        // Dropping the last handle inside an async context must not panic.
+        drop(session);
+        drop(database);
+    });
+}

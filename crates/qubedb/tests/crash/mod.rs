@@ -15,7 +15,7 @@ use rand::Rng;
 
 const CHILD_DIRECTORY: &str = "QUBEDB_CRASH_CHILD_DIR";
 const CHILD_START: &str = "QUBEDB_CRASH_CHILD_START";
-const ROUNDS: usize = 12;
+const ROUNDS: usize = 20;
 
 #[test]
 fn crash_child() {
