@@ -11,7 +11,7 @@
 //! `--update-baseline` it writes the new counts there instead. Failures are grouped by the first line of
 //! the error (or "wrong result") so the largest causes show first.
 
-mod sqlite;
+use qubedb_conformance::sqlite;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -100,7 +100,7 @@ impl Summary {
                 .0 += 1;
         }
         let mut causes: Vec<_> = causes.into_iter().collect();
-        causes.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        causes.sort_by_key(|(_, (count, _))| std::cmp::Reverse(*count));
         let _ = writeln!(out, "\n## Largest failure causes\n");
         for (cause, (count, example)) in causes.iter().take(20) {
             let sql: String = example.sql.chars().take(300).collect();
@@ -115,31 +115,73 @@ impl Summary {
     }
 }
 
+/// What running one file gave: its counts and failures, or why it could not run.
+type FileOutcome = Result<(Counts, Vec<Failure>), String>;
+
 /// Runs every `.test` file under `corpus` whose path contains `filter`.
 pub fn run_corpus(corpus: &Path, filter: Option<&str>) -> Result<Summary, String> {
     let mut files = Vec::new();
     collect(corpus, &mut files)
         .map_err(|error| format!("cannot read {}: {error}", corpus.display()))?;
     files.sort();
+    let selected: Vec<(String, PathBuf)> = files
+        .into_iter()
+        .map(|file| {
+            (
+                file.strip_prefix(corpus)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string(),
+                file,
+            )
+        })
+        .filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter)))
+        .collect();
+    // Files are independent (a fresh database each): run them on every core, then report in file order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |count| count.get())
+        .min(selected.len().max(1));
+    let mut outcomes: Vec<(usize, FileOutcome)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((name, file)) = selected.get(index) else {
+                            break;
+                        };
+                        let outcome = std::fs::read_to_string(file)
+                            .map_err(|error| format!("cannot read {name}: {error}"))
+                            .map(|text| run_file(name, &text));
+                        if let Ok((counts, _)) = &outcome {
+                            eprintln!(
+                                "{name}: {} run, {} passed, {} failed",
+                                counts.run, counts.passed, counts.failed
+                            );
+                        }
+                        done.push((index, outcome));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .expect("a corpus worker panicked outside a record")
+            })
+            .collect()
+    });
+    outcomes.sort_by_key(|(index, _)| *index);
     let mut summary = Summary::default();
-    for file in files {
-        let name = file
-            .strip_prefix(corpus)
-            .unwrap_or(&file)
-            .display()
-            .to_string();
-        if filter.is_some_and(|filter| !name.contains(filter)) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file)
-            .map_err(|error| format!("cannot read {name}: {error}"))?;
-        let (counts, failures) = run_file(&name, &text);
-        eprintln!(
-            "{name}: {} run, {} passed, {} failed",
-            counts.run, counts.passed, counts.failed
-        );
+    for (index, outcome) in outcomes {
+        let (counts, failures) = outcome?;
         summary.total.add(&counts);
-        summary.files.push((name, counts));
+        summary.files.push((selected[index].0.clone(), counts));
         summary.failures.extend(failures);
     }
     Ok(summary)
@@ -340,7 +382,18 @@ fn cause_of(error: &qubedb::Error) -> String {
         .chars()
         .take(100)
         .collect();
-    format!("{} {}", error.code, message.trim())
+    // Numbers in names and values would split one cause into many.
+    let mut normalized = String::with_capacity(message.len());
+    for character in message.trim().chars() {
+        if character.is_ascii_digit() {
+            if !normalized.ends_with('N') {
+                normalized.push('N');
+            }
+        } else {
+            normalized.push(character);
+        }
+    }
+    format!("{} {normalized}", error.code)
 }
 
 fn run_statement(session: &mut Session, sql: &str, expect_error: bool) -> Result<(), String> {

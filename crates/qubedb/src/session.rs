@@ -137,6 +137,7 @@ impl Session {
             .with_information_schema(false)
             .with_target_partitions(2);
         config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         config.options_mut().execution.time_zone = Some("+00:00".into());
         let state = SessionStateBuilder::new()
             .with_config(config)

@@ -279,19 +279,8 @@ impl Session {
                 .columns
                 .iter()
                 .map(|column| {
-                    let name = match column.0.last() {
-                        Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
-                        _ => column.to_string(),
-                    };
-                    let slot = table.column_slot(&name).ok_or_else(|| {
-                        Error::user(
-                            "42703",
-                            format!(
-                                "column \"{name}\" of relation \"{}\" does not exist",
-                                table.name
-                            ),
-                        )
-                    })?;
+                    let name = last_name(column);
+                    let slot = column_slot(&table, &name)?;
                     if !seen.insert(slot) {
                         return Err(Error::user(
                             "42701",
@@ -471,18 +460,7 @@ impl Session {
             ConflictTarget::Columns(columns) => {
                 let slots: Vec<usize> = columns
                     .iter()
-                    .map(|column| {
-                        let name = normalize(column);
-                        table.column_slot(&name).ok_or_else(|| {
-                            Error::user(
-                                "42703",
-                                format!(
-                                    "column \"{name}\" of relation \"{}\" does not exist",
-                                    table.name
-                                ),
-                            )
-                        })
-                    })
+                    .map(|column| column_slot(table, &normalize(column)))
                     .collect::<Result<_>>()?;
                 if !table.primary_key.is_empty()
                     && crate::sql::write::same_columns(&table.primary_key, &slots)
@@ -498,10 +476,7 @@ impl Session {
                     .ok_or_else(no_match)
             }
             ConflictTarget::OnConstraint(name) => {
-                let name = match name.0.last() {
-                    Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
-                    _ => name.to_string(),
-                };
+                let name = last_name(name);
                 let primary = table
                     .primary_key_name
                     .clone()
@@ -868,6 +843,27 @@ impl Session {
     }
 }
 
+/// The last part of a possibly qualified name, folded as PostgreSQL folds identifiers.
+fn last_name(name: &ObjectName) -> String {
+    match name.0.last() {
+        Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
+        _ => name.to_string(),
+    }
+}
+
+/// The slot of live column `name` of `table`, or 42703.
+fn column_slot(table: &TableDef, name: &str) -> Result<usize> {
+    table.column_slot(name).ok_or_else(|| {
+        Error::user(
+            "42703",
+            format!(
+                "column \"{name}\" of relation \"{}\" does not exist",
+                table.name
+            ),
+        )
+    })
+}
+
 /// The target table of UPDATE / DELETE and the name its rows go by in the statement.
 fn dml_target(catalog: &Catalog, target: &TableWithJoins) -> Result<(TableDef, String)> {
     let TableFactor::Table { name, alias, .. } = &target.relation else {
@@ -902,19 +898,8 @@ fn assignments(
                 "multiple-column assignment (a, b) = (...)",
             ));
         }
-        let name = match names[0].0.last() {
-            Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
-            _ => names[0].to_string(),
-        };
-        let slot = table.column_slot(&name).ok_or_else(|| {
-            Error::user(
-                "42703",
-                format!(
-                    "column \"{name}\" of relation \"{}\" does not exist",
-                    table.name
-                ),
-            )
-        })?;
+        let name = last_name(names[0]);
+        let slot = column_slot(table, &name)?;
         if by_slot.insert(slot, ()).is_some() {
             return Err(Error::user(
                 "42601",
@@ -945,22 +930,61 @@ fn assignments(
     Ok((slots, expressions))
 }
 
-/// Casts a computed column to a column type with PostgreSQL's rules where Arrow's differ (floats round to
-/// integers instead of truncating).
-fn cast_column(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
-    let is_float = matches!(array.data_type(), ArrowType::Float32 | ArrowType::Float64);
-    if is_float && data_type.is_integer() {
-        let doubles = datafusion::arrow::compute::cast(array, &ArrowType::Float64)?;
-        let doubles = doubles
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Float64Array>()
-            .ok_or_else(|| Error::internal("float column"))?;
-        let rounded: datafusion::arrow::array::Float64Array = doubles
-            .iter()
-            .map(|value| value.map(f64::round_ties_even))
-            .collect();
-        let rounded: ArrayRef = Arc::new(rounded);
-        return cast_to(&rounded, data_type);
+/// Casts a computed column to a column type with PostgreSQL's rules where Arrow's differ: floats round to
+/// integers half to even (as `rint`), numerics half away from zero, where Arrow truncates.
+pub(crate) fn cast_column(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
+    if !data_type.is_integer() {
+        return cast_to(array, data_type);
     }
-    cast_to(array, data_type)
+    let rounded: Option<datafusion::arrow::array::Float64Array> = match array.data_type() {
+        ArrowType::Float32 | ArrowType::Float64 => {
+            let doubles = datafusion::arrow::compute::cast(array, &ArrowType::Float64)?;
+            let doubles = doubles
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Float64Array>()
+                .ok_or_else(|| Error::internal("float column"))?
+                .clone();
+            Some(
+                doubles
+                    .iter()
+                    .map(|value| value.map(f64::round_ties_even))
+                    .collect(),
+            )
+        }
+        ArrowType::Decimal128(_, scale) if *scale > 0 => {
+            let decimals = array
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Decimal128Array>()
+                .ok_or_else(|| Error::internal("decimal column"))?;
+            let divisor = 10i128.pow(u32::from(scale.unsigned_abs()));
+            let integers: datafusion::arrow::array::Int64Array = decimals
+                .iter()
+                .map(|value| {
+                    value.map(|units| {
+                        let half = divisor / 2;
+                        let rounded = if units >= 0 {
+                            (units + half) / divisor
+                        } else {
+                            (units - half) / divisor
+                        };
+                        i64::try_from(rounded).unwrap_or(if units >= 0 {
+                            i64::MAX
+                        } else {
+                            i64::MIN
+                        })
+                    })
+                })
+                .collect();
+            let integers: ArrayRef = Arc::new(integers);
+            return cast_to(&integers, data_type);
+        }
+        _ => None,
+    };
+    match rounded {
+        Some(rounded) => {
+            let rounded: ArrayRef = Arc::new(rounded);
+            cast_to(&rounded, data_type)
+        }
+        None => cast_to(array, data_type),
+    }
 }
