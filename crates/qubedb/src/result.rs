@@ -9,7 +9,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::error::{Error, Result};
 use crate::session::{Shared, drain, memory_stream, text_schema};
@@ -178,7 +178,15 @@ impl QueryResult {
         let Body::Stream(stream) = &mut self.body else {
             return Ok(None);
         };
-        match stream.next().await {
+        let next = std::panic::AssertUnwindSafe(stream.next())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Some(Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::session::panic_error(panic.as_ref()),
+                ))))
+            });
+        match next {
             None => Ok(None),
             Some(Ok(batch)) => {
                 if self.tag == "SELECT" {

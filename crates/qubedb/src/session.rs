@@ -30,7 +30,9 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::sqlparser::ast::{
     self as ast, Expr as SqlExpr, Query, Statement, TransactionIsolationLevel, TransactionMode,
 };
-use futures::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use qubedb_model::catalog::Catalog;
 
@@ -308,7 +310,11 @@ impl Session {
         let implicit = self.block.is_none();
         self.ensure_transaction()?;
         let before = self.statement_savepoint()?;
-        let result = self.dispatch(statement).await;
+        // A panic below (a bug, in QubeDB or DataFusion) fails the statement instead of the process.
+        let result = AssertUnwindSafe(self.dispatch(statement))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(panic_error(panic.as_ref())));
         let result = match result {
             Ok(result) if implicit => self.commit_transaction().map(|()| result),
             other => other,
@@ -544,7 +550,11 @@ impl Session {
             )))
             .await?;
         let frame = self.context.execute_logical_plan(plan).await?;
-        let stream = restore_duplicate_names(frame.execute_stream().await?)?;
+        let task_context = frame.task_ctx();
+        let physical =
+            crate::sql::checked::checked_arithmetic(frame.create_physical_plan().await?)?;
+        let stream = datafusion::physical_plan::execute_stream(physical, Arc::new(task_context))?;
+        let stream = restore_duplicate_names(stream)?;
         Ok(QueryResult::stream(stream, self.shared.clone()))
     }
 
@@ -727,6 +737,18 @@ impl Drop for Session {
         // An open transaction is rolled back: dropping it discards its writes.
         self.shared.state.lock().transaction = None;
     }
+}
+
+/// The error for a panic caught while executing a statement.
+pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Error::internal(format!(
+        "internal error while executing the statement: {message}"
+    ))
 }
 
 fn serializable_refused() -> Error {

@@ -1827,7 +1827,8 @@ fn sequence_def(
             SequenceOptions::MinValue(None) | SequenceOptions::MaxValue(None) => {}
             SequenceOptions::StartWith(expr, _) => start = Some(number(expr)?),
             SequenceOptions::Cache(_) => {}
-            SequenceOptions::Cycle(flag) => cycle = *flag,
+            // sqlparser 0.62 reports `CYCLE` as Cycle(false) and `NO CYCLE` as Cycle(true).
+            SequenceOptions::Cycle(no_cycle) => cycle = !*no_cycle,
         }
     }
     if increment == 0 {

@@ -163,7 +163,9 @@ impl KvTable {
         let mut fields: Vec<Field> = Vec::new();
         let mut slots = Vec::new();
         for (slot, column) in table.live_columns() {
-            fields.push(field(&column.name, column.data_type, !column.not_null));
+            // Declared nullable even for NOT NULL columns: an outer join or a scalar subquery over the
+            // column can still produce NULL, and DataFusion checks batches against the declared schema.
+            fields.push(field(&column.name, column.data_type, true));
             slots.push(Some(slot));
         }
         if keyed && table.has_row_id() {
