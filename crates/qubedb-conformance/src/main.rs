@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: qubedb-conformance sqlite [--corpus DIR] [--filter SUBSTRING] [--results FILE] [--baseline FILE] [--update-baseline]"
+        "usage: qubedb-conformance sqlite [--corpus DIR] [--filter SUBSTRING] [--results FILE] [--baseline FILE] [--update-baseline]\n       qubedb-conformance duckdb [DIR]"
     );
     ExitCode::from(2)
 }
@@ -29,6 +29,27 @@ fn main() -> ExitCode {
     let Some(suite) = arguments.first() else {
         return usage();
     };
+    if suite == "duckdb" {
+        let corpus = PathBuf::from(
+            arguments
+                .get(1)
+                .cloned()
+                .unwrap_or_else(|| "../shared/conformance/duckdb-slt".to_string()),
+        );
+        return match qubedb_conformance::duckdb::run_corpus(&corpus) {
+            Ok(summary) => {
+                println!(
+                    "{}",
+                    summary.report_titled("DuckDB sqllogictest files (duckdb-slt)")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if suite != "sqlite" {
         return usage();
     }

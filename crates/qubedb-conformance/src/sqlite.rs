@@ -29,7 +29,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, other: &Counts) {
+    pub fn add(&mut self, other: &Counts) {
         self.run += other.run;
         self.passed += other.passed;
         self.failed += other.failed;
@@ -51,11 +51,18 @@ pub struct Summary {
     pub files: Vec<(String, Counts)>,
     pub total: Counts,
     pub failures: Vec<Failure>,
+    /// Files not run at all, with the reason.
+    pub skipped_files: Vec<(String, String)>,
 }
 
 impl Summary {
     /// A Markdown report: totals, per-file counts, and the largest failure causes with an example each.
     pub fn report(&self) -> String {
+        self.report_titled("SQLite sqllogictest corpus (label postgresql, hash threshold 8)")
+    }
+
+    /// The report under a title of the caller's choosing.
+    pub fn report_titled(&self, title: &str) -> String {
         let mut out = String::new();
         let percent = |counts: &Counts| {
             if counts.run == 0 {
@@ -64,10 +71,7 @@ impl Summary {
                 100.0 * counts.passed as f64 / counts.run as f64
             }
         };
-        let _ = writeln!(
-            out,
-            "# SQLite sqllogictest corpus (label postgresql, hash threshold 8)\n"
-        );
+        let _ = writeln!(out, "# {title}\n");
         let _ = writeln!(
             out,
             "Total: {} records run, {} passed ({:.2}%), {} failed, {} skipped by skipif/onlyif.\n",
@@ -91,6 +95,12 @@ impl Summary {
                 counts.skipped,
                 percent(counts)
             );
+        }
+        if !self.skipped_files.is_empty() {
+            let _ = writeln!(out, "\n## Files skipped\n");
+            for (file, reason) in &self.skipped_files {
+                let _ = writeln!(out, "- {file}: {reason}");
+            }
         }
         let mut causes: BTreeMap<String, (usize, &Failure)> = BTreeMap::new();
         for failure in &self.failures {
@@ -121,7 +131,7 @@ type FileOutcome = Result<(Counts, Vec<Failure>), String>;
 /// Runs every `.test` file under `corpus` whose path contains `filter`.
 pub fn run_corpus(corpus: &Path, filter: Option<&str>) -> Result<Summary, String> {
     let mut files = Vec::new();
-    collect(corpus, &mut files)
+    collect_files(corpus, &mut files)
         .map_err(|error| format!("cannot read {}: {error}", corpus.display()))?;
     files.sort();
     let selected: Vec<(String, PathBuf)> = files
@@ -187,11 +197,12 @@ pub fn run_corpus(corpus: &Path, filter: Option<&str>) -> Result<Summary, String
     Ok(summary)
 }
 
-fn collect(directory: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every `.test` file below `directory`.
+pub fn collect_files(directory: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(directory)? {
         let path = entry?.path();
         if path.is_dir() {
-            collect(&path, files)?;
+            collect_files(&path, files)?;
         } else if path
             .extension()
             .is_some_and(|extension| extension == "test")
@@ -373,7 +384,8 @@ pub fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>) {
     (counts, failures)
 }
 
-fn cause_of(error: &qubedb::Error) -> String {
+/// A failure's cause for grouping: SQLSTATE and the message up to its first quote, digits folded.
+pub fn cause_of(error: &qubedb::Error) -> String {
     let message: String = error
         .message
         .split(['"', '\''])

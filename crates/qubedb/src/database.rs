@@ -26,7 +26,13 @@ const SEQUENCE_ATTEMPTS_MAX: usize = 100;
 pub struct DatabaseOptions {
     /// `Full` (default): a commit that returned is fsynced. `Normal`: fsynced within 200 ms.
     pub synchronous: Synchronous,
+    /// Memory all queries of the database may hold in joins, aggregates and sorts; past it a query fails
+    /// with 53200 instead of exhausting the machine. `None`: [`QUERY_MEMORY_BYTES_DEFAULT`].
+    pub query_memory_bytes_max: Option<usize>,
 }
+
+/// Default of [`DatabaseOptions::query_memory_bytes_max`].
+pub const QUERY_MEMORY_BYTES_DEFAULT: usize = 4 * 1024 * 1024 * 1024;
 
 /// An open database. Cheap to clone; closes when the last clone and session are dropped.
 #[derive(Clone)]
@@ -37,6 +43,8 @@ pub struct Database {
 pub(crate) struct DatabaseInner {
     pub(crate) store: Store,
     pub(crate) runtime: Arc<QueryRuntime>,
+    /// DataFusion's runtime environment, with the memory limit every session shares.
+    pub(crate) runtime_environment: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     catalog_cache: Mutex<Arc<Catalog>>,
     sequences: Mutex<HashMap<u64, SequenceCache>>,
 }
@@ -104,15 +112,15 @@ impl Database {
             ),
             other => other.into(),
         })?;
-        Self::with_store(store)
+        Self::with_store(store, options)
     }
 
     /// A database held in memory, gone when dropped.
     pub fn open_in_memory() -> Result<Database> {
-        Self::with_store(Store::in_memory()?)
+        Self::with_store(Store::in_memory()?, DatabaseOptions::default())
     }
 
-    fn with_store(store: Store) -> Result<Database> {
+    fn with_store(store: Store, options: DatabaseOptions) -> Result<Database> {
         let mut transaction = store.begin()?;
         if Catalog::bootstrap(&mut transaction)? {
             transaction.commit()?;
@@ -125,9 +133,18 @@ impl Database {
             .enable_all()
             .build()
             .map_err(|error| Error::internal(format!("cannot start the query runtime: {error}")))?;
+        let runtime_environment = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(
+                options
+                    .query_memory_bytes_max
+                    .unwrap_or(QUERY_MEMORY_BYTES_DEFAULT),
+                1.0,
+            )
+            .build_arc()?;
         let inner = Arc::new(DatabaseInner {
             store,
             runtime: Arc::new(QueryRuntime(Some(runtime))),
+            runtime_environment,
             catalog_cache: Mutex::new(Arc::new(Catalog::default())),
             sequences: Mutex::new(HashMap::new()),
         });

@@ -221,6 +221,7 @@ fn strip_prefixes(message: &str) -> String {
         "Parser error: ",
         "Execution error: ",
         "Error during planning: ",
+        "Schema error: ",
         "External error: ",
         "Optimizer rule 'simplify_expressions' failed\ncaused by\n",
         "Arithmetic overflow: ",
@@ -232,9 +233,38 @@ fn strip_prefixes(message: &str) -> String {
     text.to_string()
 }
 
+/// PostgreSQL's wording for the DataFusion messages users meet most: unknown tables and columns.
+fn postgres_wording(text: &str) -> Option<Error> {
+    if let Some(rest) = text.strip_prefix("table '")
+        && let Some(name) = rest.strip_suffix("' not found")
+    {
+        let name = name.rsplit('.').next().unwrap_or(name);
+        return Some(Error::user(
+            "42P01",
+            format!("relation \"{name}\" does not exist"),
+        ));
+    }
+    if let Some(rest) = text.strip_prefix("No field named ") {
+        let name = rest
+            .split(". ")
+            .next()
+            .unwrap_or(rest)
+            .trim_end_matches('.');
+        let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+        return Some(Error::user(
+            "42703",
+            format!("column \"{name}\" does not exist"),
+        ));
+    }
+    None
+}
+
 /// Maps a DataFusion message to the SQLSTATE PostgreSQL gives the same mistake.
 fn classify(message: String) -> Error {
     let text = strip_prefixes(&message);
+    if let Some(error) = postgres_wording(&text) {
+        return error;
+    }
     let lower = text.to_lowercase();
     let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
         return Error::user("22012", "division by zero");

@@ -143,6 +143,7 @@ impl Session {
         config.options_mut().execution.time_zone = Some("+00:00".into());
         let state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(shared.database.runtime_environment.clone())
             .with_default_features()
             .build();
         let context = SessionContext::new_with_state(state);
