@@ -79,18 +79,6 @@ impl DataType {
             DataType::SmallInt | DataType::Integer | DataType::BigInt
         )
     }
-
-    /// True for types stored as text.
-    pub fn is_textual(&self) -> bool {
-        matches!(
-            self,
-            DataType::Text
-                | DataType::Varchar(_)
-                | DataType::Char(_)
-                | DataType::Jsonb
-                | DataType::Uuid
-        )
-    }
 }
 
 /// One value of any [`DataType`], or NULL.

@@ -841,7 +841,6 @@ impl Session {
             return Err(Error::not_supported(format!("index method {using}")));
         }
         let names = index_column_names(&create.columns)?;
-        let database = self.shared.database.clone();
         self.change_catalog(|catalog, transaction| {
             let table = match lookup(catalog, &create.table_name)? {
                 Some(Object::Table(table)) => table.clone(),
@@ -878,14 +877,8 @@ impl Session {
                 unique: create.unique,
                 constraint: false,
             };
-            catalog.put(transaction, Object::Index(index))?;
-            build_index(
-                transaction,
-                catalog,
-                &database,
-                &table,
-                &index_by_id(catalog, &table, &create)?,
-            )
+            catalog.put(transaction, Object::Index(index.clone()))?;
+            build_index(transaction, &table, &index)
         })?;
         done("CREATE INDEX")
     }
@@ -1382,7 +1375,7 @@ impl Session {
                             constraint: true,
                         };
                         catalog.put(transaction, Object::Index(index.clone()))?;
-                        build_index(transaction, catalog, &database, &table, &index)
+                        build_index(transaction, &table, &index)
                     })?;
                 }
                 for (name, columns, referenced, referenced_columns, on_delete, on_update) in
@@ -1513,72 +1506,19 @@ fn rename_identifier(expression: &str, old: &str, new: &str) -> String {
     out
 }
 
-fn index_by_id(catalog: &Catalog, table: &TableDef, create: &CreateIndex) -> Result<IndexDef> {
-    let name = match &create.name {
-        Some(name) => qualify(catalog, name)?.name,
-        None => catalog
-            .indexes_of(table.id)
-            .max_by_key(|index| index.id)
-            .map(|index| index.name.clone())
-            .ok_or_else(|| Error::internal("index just created"))?,
-    };
-    match catalog.relation(table.schema, &name) {
-        Some(Object::Index(index)) => Ok(index.clone()),
-        _ => Err(Error::internal("index just created is missing")),
-    }
-}
-
 /// Writes the entries of a new index for every existing row; a unique index fails on duplicates.
-fn build_index(
-    transaction: &mut Transaction,
-    catalog: &Catalog,
-    database: &crate::database::DatabaseInner,
-    table: &TableDef,
-    index: &IndexDef,
-) -> Result<()> {
+fn build_index(transaction: &mut Transaction, table: &TableDef, index: &IndexDef) -> Result<()> {
     transaction.validate_range(Key::row_range(table.id));
-    let rows = scan_table(transaction, table)?;
-    let only_this = IndexOnly { index };
-    for row in rows {
-        only_this.insert(transaction, catalog, database, table, &row)?;
-    }
-    Ok(())
-}
-
-/// Inserts the entry of one index only (used while building it).
-struct IndexOnly<'a> {
-    index: &'a IndexDef,
-}
-
-impl IndexOnly<'_> {
-    fn insert(
-        &self,
-        transaction: &mut Transaction,
-        _catalog: &Catalog,
-        _database: &crate::database::DatabaseInner,
-        table: &TableDef,
-        row: &crate::sql::write::StoredRow,
-    ) -> Result<()> {
+    for row in scan_table(transaction, table)? {
         let primary_key = row.key[Key::row_prefix(table.id).len()..].to_vec();
-        let mut body = Vec::new();
-        let mut has_null = false;
-        for &slot in &self.index.columns {
-            has_null |= row.values[slot].is_null();
-            qubedb_model::keycode::encode_value(&row.values[slot], &mut body);
-        }
-        if !self.index.unique || has_null {
-            body.extend_from_slice(&primary_key);
-        }
-        let key = Key::Index(self.index.id, body).encode();
-        if self.index.unique && transaction.contains(&key)? {
-            let names: Vec<&str> = self
-                .index
+        let key = crate::sql::write::index_key(index, &row.values, &primary_key);
+        if index.unique && transaction.contains(&key)? {
+            let names: Vec<&str> = index
                 .columns
                 .iter()
                 .map(|&slot| table.columns[slot].name.as_str())
                 .collect();
-            let values: Vec<String> = self
-                .index
+            let values: Vec<String> = index
                 .columns
                 .iter()
                 .map(|&slot| {
@@ -1590,7 +1530,7 @@ impl IndexOnly<'_> {
                 .collect();
             return Err(Error::user(
                 "23505",
-                format!("could not create unique index \"{}\"", self.index.name),
+                format!("could not create unique index \"{}\"", index.name),
             )
             .with_detail(format!(
                 "Key ({})=({}) is duplicated.",
@@ -1599,8 +1539,8 @@ impl IndexOnly<'_> {
             )));
         }
         transaction.put(key, primary_key)?;
-        Ok(())
     }
+    Ok(())
 }
 
 /// Deletes every row and index entry of a table, keeping the table.

@@ -8,10 +8,8 @@
 use std::collections::{HashMap, HashSet};
 
 use qubedb_kv::Transaction;
-use qubedb_model::catalog::{
-    Catalog, ForeignKeyDef, IndexDef, ReferentialAction, SequenceDef, TableDef,
-};
-use qubedb_model::keycode::{decode_value, encode_value};
+use qubedb_model::catalog::{Catalog, IndexDef, ReferentialAction, SequenceDef, TableDef};
+use qubedb_model::keycode::encode_value;
 use qubedb_model::keys::Key;
 use qubedb_model::row::{RawValue, RowReader, encode_row};
 use qubedb_model::{DataType, Value};
@@ -148,7 +146,8 @@ pub fn primary_key_bytes(table: &TableDef, values: &[Value]) -> Vec<u8> {
     out
 }
 
-fn index_key(index: &IndexDef, values: &[Value], primary_key: &[u8]) -> Vec<u8> {
+/// The key of `index`'s entry for a row with `values` and primary-key keycode `primary_key`.
+pub(crate) fn index_key(index: &IndexDef, values: &[Value], primary_key: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     let mut has_null = false;
     for &slot in &index.columns {
@@ -197,13 +196,6 @@ impl<'a> TableWriter<'a> {
             primary_key_bytes(self.table, values)
         };
         Ok(Key::Row(self.table.id, primary_key).encode())
-    }
-
-    /// The key of an existing row of a table with a hidden row id.
-    pub fn row_id_key(&self, row_id: i64) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_value(&Value::Integer(row_id), &mut out);
-        Key::Row(self.table.id, out).encode()
     }
 
     /// The primary-key keycode inside a row key.
@@ -411,15 +403,6 @@ pub fn scan_table(transaction: &Transaction, table: &TableDef) -> Result<Vec<Sto
         });
     }
     Ok(rows)
-}
-
-/// The hidden row id inside a row key.
-pub fn row_id_of(table: &TableDef, key: &[u8]) -> Result<i64> {
-    let mut at = Key::row_prefix(table.id).len();
-    match decode_value(key, &mut at, DataType::BigInt)? {
-        Value::Integer(id) => Ok(id),
-        _ => Err(Error::internal("row id is not an integer")),
-    }
 }
 
 /// A change to a referenced row: its old values, and its new values (`None` when deleted).
@@ -644,13 +627,4 @@ pub fn not_null_violation(table: &TableDef, slot: usize) -> Error {
             table.columns[slot].name, table.name
         ),
     )
-}
-
-/// Uses `foreign_key` as the shared check for referencing lookups in messages.
-pub fn foreign_key_columns<'a>(table: &'a TableDef, foreign_key: &ForeignKeyDef) -> Vec<&'a str> {
-    foreign_key
-        .columns
-        .iter()
-        .map(|&slot| table.columns[slot].name.as_str())
-        .collect()
 }
