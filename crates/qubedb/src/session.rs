@@ -303,10 +303,7 @@ impl Session {
             return Ok(QueryResult::command(outcome));
         }
         if self.transaction_failed() {
-            return Err(Error::user(
-                "25P02",
-                "current transaction is aborted, commands ignored until end of transaction block",
-            ));
+            return Err(aborted_error());
         }
         let implicit = self.block.is_none();
         self.ensure_transaction()?;
@@ -431,9 +428,7 @@ impl Session {
                             .savepoints
                             .iter()
                             .rposition(|entry| entry.name == name)
-                            .ok_or_else(|| {
-                                Error::user("3B001", format!("savepoint \"{name}\" does not exist"))
-                            })?;
+                            .ok_or_else(|| missing_savepoint(&name))?;
                         block.savepoints.truncate(position + 1);
                         block.aborted = false;
                         let entry = &block.savepoints[position];
@@ -449,10 +444,7 @@ impl Session {
                     Error::user("25P01", "SAVEPOINT can only be used in transaction blocks")
                 })?;
                 if block.aborted {
-                    return Err(Error::user(
-                        "25P02",
-                        "current transaction is aborted, commands ignored until end of transaction block",
-                    ));
+                    return Err(aborted_error());
                 }
                 let mut state = self.shared.state.lock();
                 let catalog = state.catalog.clone();
@@ -473,18 +465,13 @@ impl Session {
                     )
                 })?;
                 if block.aborted {
-                    return Err(Error::user(
-                        "25P02",
-                        "current transaction is aborted, commands ignored until end of transaction block",
-                    ));
+                    return Err(aborted_error());
                 }
                 let position = block
                     .savepoints
                     .iter()
                     .rposition(|entry| entry.name == name)
-                    .ok_or_else(|| {
-                        Error::user("3B001", format!("savepoint \"{name}\" does not exist"))
-                    })?;
+                    .ok_or_else(|| missing_savepoint(&name))?;
                 block.savepoints.truncate(position);
                 StatementOutcome::command("RELEASE", 0)
             }
@@ -738,6 +725,19 @@ impl Drop for Session {
         // An open transaction is rolled back: dropping it discards its writes.
         self.shared.state.lock().transaction = None;
     }
+}
+
+/// 25P02: a statement in a block that an error aborted.
+fn aborted_error() -> Error {
+    Error::user(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+/// 3B001: ROLLBACK TO / RELEASE of a savepoint that does not exist.
+fn missing_savepoint(name: &str) -> Error {
+    Error::user("3B001", format!("savepoint \"{name}\" does not exist"))
 }
 
 /// The error for a panic caught while executing a statement.
