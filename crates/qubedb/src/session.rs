@@ -98,6 +98,8 @@ pub struct Session {
     pub(crate) context: SessionContext,
     block: Option<Block>,
     settings: BTreeMap<String, String>,
+    /// The data of a `COPY ... FROM STDIN` being run by [`Session::copy_in`].
+    copy_data: Option<Vec<u8>>,
 }
 
 /// Settings every session starts with (SHOW answers them; SET changes them for the session).
@@ -141,11 +143,14 @@ impl Session {
         config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
         config.options_mut().sql_parser.parse_float_as_decimal = true;
         config.options_mut().execution.time_zone = Some("+00:00".into());
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(shared.database.runtime_environment.clone())
-            .with_default_features()
-            .build();
+        let state = crate::sql::apply::install(
+            SessionStateBuilder::new()
+                .with_config(config)
+                .with_runtime_env(shared.database.runtime_environment.clone())
+                .with_default_features(),
+            shared.clone(),
+        )
+        .build();
         let context = SessionContext::new_with_state(state);
         context.register_catalog(
             "qubedb",
@@ -162,6 +167,7 @@ impl Session {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
+            copy_data: None,
         }
     }
 
@@ -180,6 +186,40 @@ impl Session {
     pub fn run(&mut self, sql: &str) -> Result<Vec<StatementOutcome>> {
         let runtime = self.shared.database.runtime.clone();
         runtime.block_on(self.run_async(sql, &[]))
+    }
+
+    /// Runs one `COPY table [(columns)] FROM STDIN [options]` statement with `data` as what the client
+    /// sent (text or CSV, as the options say; a final `\.` line is optional).
+    pub fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<StatementOutcome> {
+        let runtime = self.shared.database.runtime.clone();
+        runtime.block_on(self.copy_in_async(sql, data))
+    }
+
+    /// Like [`Session::copy_in`], from async code.
+    pub async fn copy_in_async(&mut self, sql: &str, data: &[u8]) -> Result<StatementOutcome> {
+        let mut statements = parse(sql)?;
+        let statement = match (statements.pop(), statements.is_empty()) {
+            (
+                Some(
+                    statement @ Statement::Copy {
+                        to: false,
+                        target: ast::CopyTarget::Stdin,
+                        ..
+                    },
+                ),
+                true,
+            ) => statement,
+            _ => {
+                return Err(Error::user(
+                    "42601",
+                    "copy_in takes exactly one COPY ... FROM STDIN statement",
+                ));
+            }
+        };
+        self.copy_data = Some(data.to_vec());
+        let result = self.execute_statement(statement, &[]).await;
+        self.copy_data = None;
+        result?.collect().await
     }
 
     /// Like [`Session::run`], from async code.
@@ -504,6 +544,20 @@ impl Session {
                         statement_kind(&other)
                     ))),
                 }
+            }
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                values: _,
+            } => {
+                let (table, columns) = crate::sql::copy::copy_from_parts(source, to)?;
+                let format = crate::sql::copy::CopyFormat::from_options(&options, &legacy_options)?;
+                let data = self.copy_data.take();
+                let outcome = self.copy_from(table, columns, target, format, data).await?;
+                Ok(QueryResult::command(outcome))
             }
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => self.show(&variable),

@@ -1,8 +1,10 @@
 //! QubeDB's SQL layer: parsing, rewrites, the DataFusion glue (catalog and table providers, the scan
 //! operator, functions), DDL and DML execution, value conversion and PostgreSQL text formatting.
 
+pub mod apply;
 pub mod checked;
 pub mod convert;
+pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod format;

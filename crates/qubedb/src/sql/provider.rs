@@ -218,18 +218,12 @@ impl TableProvider for KvTable {
 
     async fn scan(
         &self,
-        _state: &dyn DataFusionSession,
+        state: &dyn DataFusionSession,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let view = {
-            let state = self.shared.state.lock();
-            let transaction = state.transaction.as_ref().ok_or_else(|| {
-                to_datafusion(Error::internal("table scanned outside a transaction"))
-            })?;
-            transaction.read_view()
-        };
+        let view = current_view(&self.shared, state)?;
         let projection: Vec<usize> = match projection {
             Some(projection) => projection.clone(),
             None => (0..self.schema.fields().len()).collect(),
@@ -696,6 +690,27 @@ impl ExecutionPlan for KvScanExec {
             futures::stream::iter(batches),
         )))
     }
+}
+
+/// A read view fixed for a whole statement, carried in the session config of plans made while the
+/// statement runs (the per-row subqueries of [`crate::sql::apply`]): by then an autocommit
+/// statement's transaction has already committed, and its rows must still come from its snapshot.
+pub(crate) struct PinnedView(pub(crate) ReadView);
+
+/// The view a scan planned in `session` reads: the pinned one, else the transaction's current one.
+pub(crate) fn current_view(
+    shared: &Shared,
+    session: &dyn DataFusionSession,
+) -> datafusion::error::Result<ReadView> {
+    if let Some(pinned) = session.config().get_extension::<PinnedView>() {
+        return Ok(pinned.0.clone());
+    }
+    let state = shared.state.lock();
+    let transaction = state
+        .transaction
+        .as_ref()
+        .ok_or_else(|| to_datafusion(Error::internal("table scanned outside a transaction")))?;
+    Ok(transaction.read_view())
 }
 
 /// A stored key and its value.

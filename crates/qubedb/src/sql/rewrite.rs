@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     DataType as SqlType, Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo, UnaryOperator,
+    SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo, UnaryOperator,
     Value as SqlValue, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use qubedb_model::catalog::{Catalog, Object};
@@ -175,6 +175,21 @@ fn pg_column_name(expr: &Expr) -> Option<String> {
         Expr::Array(_) => Some("array".into()),
         Expr::Tuple(_) => Some("row".into()),
         Expr::TypedString(typed) => Some(pg_type_name(&typed.data_type)),
+        // A scalar subquery is named after its (leftmost) query's first output column.
+        Expr::Subquery(query) => subquery_column_name(&query.body),
+        _ => None,
+    }
+}
+
+fn subquery_column_name(body: &SetExpr) -> Option<String> {
+    match body {
+        SetExpr::Select(select) => match select.projection.first()? {
+            SelectItem::UnnamedExpr(expr) => pg_column_name(expr),
+            SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
+            _ => None,
+        },
+        SetExpr::Query(query) => subquery_column_name(&query.body),
+        SetExpr::SetOperation { left, .. } => subquery_column_name(left),
         _ => None,
     }
 }

@@ -200,6 +200,51 @@ fn plan(session: &mut qubedb::Session, sql: &str) -> String {
 }
 
 #[test]
+fn correlated_subqueries_run_per_row_and_show_in_explain() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .run("CREATE TABLE t1 (a INTEGER PRIMARY KEY, c INTEGER)")
+        .expect("create");
+    let explained = plan(
+        &mut session,
+        "SELECT a, (SELECT count(*) FROM t1 x WHERE x.c > t1.c) FROM t1",
+    );
+    assert!(
+        explained.contains("Apply: __qubedb_apply_0 := scalar subquery"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("ApplyExec: per-row subqueries=[scalar]"),
+        "{explained}"
+    );
+    // The subquery's output column names the result, as in PostgreSQL.
+    let outcome = session
+        .run("SELECT a, (SELECT count(*) FROM t1 x WHERE x.c > t1.c) FROM t1")
+        .expect("query")
+        .pop()
+        .expect("outcome");
+    let schema = outcome.schema.expect("rows");
+    assert_eq!(schema.field(1).name(), "count");
+    // The key of the substituted value still becomes a point lookup inside the subquery.
+    session
+        .run("INSERT INTO t1 VALUES (1, 10), (2, 20), (3, 5)")
+        .expect("insert");
+    let rows = session
+        .run("SELECT a, (SELECT x.c FROM t1 x WHERE x.a = t1.a + 1 OR x.a > 100) FROM t1 ORDER BY a")
+        .expect("query")
+        .pop()
+        .expect("outcome")
+        .text_rows();
+    let expected: Vec<Vec<Option<String>>> = vec![
+        vec![Some("1".into()), Some("20".into())],
+        vec![Some("2".into()), Some("5".into())],
+        vec![Some("3".into()), None],
+    ];
+    assert_eq!(rows, expected);
+}
+
+#[test]
 fn primary_key_predicates_become_key_lookups_and_ranges() {
     let database = Database::open_in_memory().expect("database");
     let mut session = database.session();
