@@ -61,44 +61,9 @@ fn write_outcome(
     let rows = outcome.text_rows();
     match format {
         Format::Aligned => {
-            let mut widths: Vec<usize> = names.iter().map(|name| name.chars().count()).collect();
-            for row in &rows {
-                for (column, value) in row.iter().enumerate() {
-                    let length = value.as_deref().unwrap_or("").chars().count();
-                    widths[column] = widths[column].max(length);
-                }
+            if let Some(table) = outcome.psql_aligned() {
+                write!(out, "{table}")?;
             }
-            let header: Vec<String> = names
-                .iter()
-                .zip(&widths)
-                .map(|(name, width)| {
-                    let padding = width - name.chars().count();
-                    let left = padding / 2;
-                    format!("{}{}{}", " ".repeat(left), name, " ".repeat(padding - left))
-                })
-                .collect();
-            writeln!(out, " {} ", header.join(" | "))?;
-            let rule: Vec<String> = widths.iter().map(|width| "-".repeat(width + 2)).collect();
-            writeln!(out, "{}", rule.join("+"))?;
-            for row in &rows {
-                let cells: Vec<String> = row
-                    .iter()
-                    .enumerate()
-                    .map(|(column, value)| {
-                        let text = value.as_deref().unwrap_or("");
-                        if numeric[column] {
-                            format!("{text:>width$}", width = widths[column])
-                        } else if column + 1 == row.len() {
-                            text.to_string()
-                        } else {
-                            format!("{text:<width$}", width = widths[column])
-                        }
-                    })
-                    .collect();
-                writeln!(out, " {}", cells.join(" | "))?;
-            }
-            let count = rows.len();
-            writeln!(out, "({count} row{})", if count == 1 { "" } else { "s" })?;
             if !outcome.tag.starts_with("SELECT") && !outcome.tag.starts_with("SHOW") {
                 writeln!(out, "{}", outcome.tag)?;
             }

@@ -17,9 +17,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+const POSTGRES_TITLE: &str = "PostgreSQL regression files (postgres-regress, statements)";
+
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: qubedb-conformance sqlite [--corpus DIR] [--filter SUBSTRING] [--results FILE] [--baseline FILE] [--update-baseline]\n       qubedb-conformance duckdb [DIR]"
+        "usage: qubedb-conformance sqlite [--corpus DIR] [--filter SUBSTRING] [--results FILE] [--baseline FILE] [--update-baseline]\n       qubedb-conformance duckdb [DIR]\n       qubedb-conformance postgres [DIR]"
     );
     ExitCode::from(2)
 }
@@ -42,6 +44,24 @@ fn main() -> ExitCode {
                     "{}",
                     summary.report_titled("DuckDB sqllogictest files (duckdb-slt)")
                 );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if suite == "postgres" {
+        let corpus = PathBuf::from(
+            arguments
+                .get(1)
+                .cloned()
+                .unwrap_or_else(|| "../shared/conformance/postgres-regress".to_string()),
+        );
+        return match qubedb_conformance::postgres::run_corpus(&corpus) {
+            Ok(summary) => {
+                println!("{}", summary.report_titled(POSTGRES_TITLE));
                 ExitCode::SUCCESS
             }
             Err(error) => {

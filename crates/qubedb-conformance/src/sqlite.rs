@@ -74,7 +74,7 @@ impl Summary {
         let _ = writeln!(out, "# {title}\n");
         let _ = writeln!(
             out,
-            "Total: {} records run, {} passed ({:.2}%), {} failed, {} skipped by skipif/onlyif.\n",
+            "Total: {} run, {} passed ({:.2}%), {} failed, {} skipped.\n",
             self.total.run,
             self.total.passed,
             percent(&self.total),

@@ -1,12 +1,13 @@
-//! Runs the SQLite sqllogictest corpus and DuckDB's `.test` files (`shared/conformance/`, beside the
-//! repository) against embedded QubeDB, writes `conformance/RESULTS.md`, and fails if fewer records pass
-//! than `conformance/baseline.json` records for either suite. After an improvement, raise the baseline with
+//! Runs the SQLite sqllogictest corpus, DuckDB's `.test` files and PostgreSQL's regression files
+//! (`shared/conformance/`, beside the repository) against embedded QubeDB, writes
+//! `conformance/RESULTS.md`, and fails if fewer records (statements, for PostgreSQL) pass than
+//! `conformance/baseline.json` records for any suite. After an improvement, raise the baseline with
 //! `QUBEDB_UPDATE_BASELINE=1 cargo test -p qubedb-conformance`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use qubedb_conformance::{duckdb, sqlite};
+use qubedb_conformance::{duckdb, postgres, sqlite};
 
 #[test]
 fn conformance_does_not_regress() {
@@ -21,16 +22,22 @@ fn conformance_does_not_regress() {
         sqlite::run_corpus(&shared.join("sqlite-slt"), None).expect("SQLite corpus runs");
     let duckdb_summary =
         duckdb::run_corpus(&shared.join("duckdb-slt")).expect("DuckDB corpus runs");
+    let postgres_summary = postgres::run_corpus(&shared.join("postgres-regress"))
+        .expect("PostgreSQL regression files run");
     let results = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         sqlite_summary.report(),
-        duckdb_summary.report_titled("DuckDB sqllogictest files (duckdb-slt)")
+        duckdb_summary.report_titled("DuckDB sqllogictest files (duckdb-slt)"),
+        postgres_summary.report_titled(
+            "PostgreSQL regression files (postgres-regress, statement by statement)"
+        )
     );
     std::fs::write(repository.join("conformance/RESULTS.md"), results)
         .expect("write conformance/RESULTS.md");
     let counts = BTreeMap::from([
         ("duckdb_passed".to_string(), duckdb_summary.total.passed),
         ("sqlite_passed".to_string(), sqlite_summary.total.passed),
+        ("postgres_passed".to_string(), postgres_summary.total.passed),
     ]);
     let baseline_path = repository.join("conformance/baseline.json");
     if std::env::var_os("QUBEDB_UPDATE_BASELINE").is_some() {

@@ -47,6 +47,94 @@ impl StatementOutcome {
         rows
     }
 
+    /// The rows as psql prints them in its default aligned format: a centred header, a rule, numbers
+    /// right-aligned, multi-line values continued with `+`, and the `(n rows)` footer. `None` for a
+    /// statement without rows.
+    pub fn psql_aligned(&self) -> Option<String> {
+        let schema = self.schema.as_ref()?;
+        let names: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|field| field.name().clone())
+            .collect();
+        let right_aligned: Vec<bool> = schema
+            .fields()
+            .iter()
+            .map(|field| field.data_type().is_numeric())
+            .collect();
+        let rows: Vec<Vec<Vec<String>>> = self
+            .text_rows()
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|value| {
+                        value
+                            .unwrap_or_default()
+                            .split('\n')
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut widths: Vec<usize> = names.iter().map(|name| name.chars().count()).collect();
+        for row in &rows {
+            for (column, lines) in row.iter().enumerate() {
+                for line in lines {
+                    widths[column] = widths[column].max(line.chars().count());
+                }
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<String> = names
+            .iter()
+            .zip(&widths)
+            .map(|(name, width)| {
+                let padding = width - name.chars().count();
+                let left = padding / 2;
+                format!("{}{}{}", " ".repeat(left), name, " ".repeat(padding - left))
+            })
+            .collect();
+        out.push_str(&format!(" {} \n", header.join(" | ")));
+        let rule: Vec<String> = widths.iter().map(|width| "-".repeat(width + 2)).collect();
+        out.push_str(&rule.join("+"));
+        out.push('\n');
+        let last = names.len().saturating_sub(1);
+        for row in &rows {
+            let height = row.iter().map(Vec::len).max().unwrap_or(1);
+            for line_index in 0..height {
+                let mut line = String::from(" ");
+                for (column, lines) in row.iter().enumerate() {
+                    let text = lines.get(line_index).map(String::as_str).unwrap_or("");
+                    let continues = line_index + 1 < lines.len();
+                    let padding = widths[column] - text.chars().count();
+                    if right_aligned[column] {
+                        line.push_str(&" ".repeat(padding));
+                        line.push_str(text);
+                    } else {
+                        line.push_str(text);
+                        if column < last || continues {
+                            line.push_str(&" ".repeat(padding));
+                        }
+                    }
+                    if column < last {
+                        line.push_str(if continues { "+| " } else { " | " });
+                    } else if continues {
+                        line.push('+');
+                    }
+                }
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        let count = rows.len();
+        out.push_str(&format!(
+            "({count} row{})\n",
+            if count == 1 { "" } else { "s" }
+        ));
+        Some(out)
+    }
+
     /// The column names.
     pub fn column_names(&self) -> Vec<String> {
         self.schema
@@ -94,6 +182,8 @@ pub struct QueryResult {
     rows_affected: u64,
     /// Set when rows are streamed after the statement returned, to report a failure to the session.
     shared: Option<Arc<Shared>>,
+    /// When `statement_timeout` runs out for the statement that produces these rows.
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl QueryResult {
@@ -105,6 +195,7 @@ impl QueryResult {
                 tag: outcome.tag,
                 rows_affected: outcome.rows_affected,
                 shared: None,
+                deadline: None,
             },
             None => QueryResult {
                 body: Body::Command,
@@ -112,6 +203,7 @@ impl QueryResult {
                 tag: outcome.tag,
                 rows_affected: outcome.rows_affected,
                 shared: None,
+                deadline: None,
             },
         }
     }
@@ -123,6 +215,7 @@ impl QueryResult {
             tag: "SELECT".into(),
             rows_affected: 0,
             shared: Some(shared),
+            deadline: None,
         }
     }
 
@@ -139,6 +232,7 @@ impl QueryResult {
             tag,
             rows_affected,
             shared: None,
+            deadline: None,
         }
     }
 
@@ -168,6 +262,11 @@ impl QueryResult {
         self.schema.clone()
     }
 
+    /// Makes reading the rows fail with 57014 once `deadline` has passed.
+    pub(crate) fn set_deadline(&mut self, deadline: Option<tokio::time::Instant>) {
+        self.deadline = deadline;
+    }
+
     /// True when the statement returns rows.
     pub fn returns_rows(&self) -> bool {
         self.schema.is_some()
@@ -178,14 +277,22 @@ impl QueryResult {
         let Body::Stream(stream) = &mut self.body else {
             return Ok(None);
         };
-        let next = std::panic::AssertUnwindSafe(stream.next())
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| {
-                Some(Err(datafusion::error::DataFusionError::External(Box::new(
-                    crate::session::panic_error(panic.as_ref()),
-                ))))
-            });
+        let next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind();
+        let next = match self.deadline {
+            None => next.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, next)
+                .await
+                .unwrap_or_else(|_| {
+                    Ok(Some(Err(crate::error::to_datafusion(
+                        crate::session::statement_timeout_error(),
+                    ))))
+                }),
+        };
+        let next = next.unwrap_or_else(|panic| {
+            Some(Err(datafusion::error::DataFusionError::External(Box::new(
+                crate::session::panic_error(panic.as_ref()),
+            ))))
+        });
         match next {
             None => Ok(None),
             Some(Ok(batch)) => {

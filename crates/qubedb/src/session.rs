@@ -100,6 +100,8 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     /// The data of a `COPY ... FROM STDIN` being run by [`Session::copy_in`].
     copy_data: Option<Vec<u8>>,
+    /// `SET statement_timeout`: how long one statement may run, reading its rows included.
+    statement_timeout: Option<std::time::Duration>,
 }
 
 /// Settings every session starts with (SHOW answers them; SET changes them for the session).
@@ -168,6 +170,7 @@ impl Session {
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
             copy_data: None,
+            statement_timeout: None,
         }
     }
 
@@ -307,6 +310,21 @@ impl Session {
         })
     }
 
+    /// Parses every statement of `sql` for execution one at a time (what a server does with a
+    /// multi-statement query message). Parse errors come back here, before anything runs.
+    pub fn prepare_script(&mut self, sql: &str) -> Result<Vec<PreparedStatement>> {
+        Ok(parse(sql)?
+            .into_iter()
+            .map(|statement| {
+                let parameter_count = crate::params::parameter_count(&statement);
+                PreparedStatement {
+                    statement,
+                    parameter_count,
+                }
+            })
+            .collect())
+    }
+
     /// Runs a prepared statement with `params`.
     pub fn execute_prepared(
         &mut self,
@@ -348,11 +366,23 @@ impl Session {
         let implicit = self.block.is_none();
         self.ensure_transaction()?;
         let before = self.statement_savepoint()?;
+        let deadline = self
+            .statement_timeout
+            .map(|timeout| tokio::time::Instant::now() + timeout);
         // A panic below (a bug, in QubeDB or DataFusion) fails the statement instead of the process.
-        let result = AssertUnwindSafe(self.dispatch(statement))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(panic_error(panic.as_ref())));
+        let dispatched = AssertUnwindSafe(self.dispatch(statement)).catch_unwind();
+        let result = match deadline {
+            None => dispatched.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, dispatched)
+                .await
+                .unwrap_or_else(|_| Ok(Err(statement_timeout_error()))),
+        };
+        let result = result
+            .unwrap_or_else(|panic| Err(panic_error(panic.as_ref())))
+            .map(|mut result| {
+                result.set_deadline(deadline);
+                result
+            });
         let result = match result {
             Ok(result) if implicit => self.commit_transaction().map(|()| result),
             other => other,
@@ -706,6 +736,18 @@ impl Session {
                     ));
                 }
             }
+            "statement_timeout" => {
+                let milliseconds = parse_duration_ms(&value).ok_or_else(|| {
+                    Error::user(
+                        "22023",
+                        format!("invalid value for parameter \"statement_timeout\": \"{value}\""),
+                    )
+                })?;
+                self.statement_timeout =
+                    (milliseconds > 0).then(|| std::time::Duration::from_millis(milliseconds));
+                self.settings
+                    .insert(name.into(), display_duration_ms(milliseconds));
+            }
             "synchronous_commit" => {
                 let level = value.to_lowercase();
                 if !["on", "off", "local", "remote_write", "remote_apply"].contains(&level.as_str())
@@ -795,6 +837,51 @@ fn missing_savepoint(name: &str) -> Error {
 }
 
 /// The error for a panic caught while executing a statement.
+/// The error of a statement stopped by `statement_timeout`.
+pub(crate) fn statement_timeout_error() -> Error {
+    Error::user("57014", "canceling statement due to statement timeout")
+}
+
+/// A duration setting in milliseconds: a bare number is milliseconds, or a number with a unit
+/// (`us`, `ms`, `s`, `min`, `h`, `d`), as PostgreSQL reads `statement_timeout`.
+fn parse_duration_ms(value: &str) -> Option<u64> {
+    let text = value.trim().trim_matches('\'').trim();
+    let split = text
+        .find(|character: char| !(character.is_ascii_digit() || character == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let milliseconds = (number * scale).round();
+    (milliseconds >= 0.0 && milliseconds <= i32::MAX as f64).then_some(milliseconds as u64)
+}
+
+/// How PostgreSQL shows a duration setting: in the largest unit that divides it.
+fn display_duration_ms(milliseconds: u64) -> String {
+    if milliseconds == 0 {
+        return "0".to_string();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1000),
+    ] {
+        if milliseconds.is_multiple_of(size) {
+            return format!("{}{unit}", milliseconds / size);
+        }
+    }
+    format!("{milliseconds}ms")
+}
+
 pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
     let message = panic
         .downcast_ref::<&str>()

@@ -25,20 +25,20 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, new_empty_array};
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, SchemaRef};
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::check_subquery_expr;
 use datafusion::logical_expr::expr::{Exists, InSubquery};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
     Expr, Extension, Filter, LogicalPlan, LogicalPlanBuilder, Projection, Sort, Subquery,
     UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
-use datafusion::common::config::ConfigOptions;
-use datafusion::logical_expr::check_subquery_expr;
 use datafusion::optimizer::{AnalyzerRule, ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};

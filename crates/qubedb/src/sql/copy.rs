@@ -316,10 +316,6 @@ fn parse_csv(data: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>
     Ok(rows)
 }
 
-fn quote_identifier(ident: &Ident) -> String {
-    format!("\"{}\"", ident.value.replace('"', "\"\""))
-}
-
 fn quote_literal(value: &Option<String>) -> String {
     match value {
         None => "NULL".to_string(),
@@ -368,18 +364,11 @@ impl Session {
         let column_list = if columns.is_empty() {
             String::new()
         } else {
-            let names: Vec<String> = columns.iter().map(quote_identifier).collect();
+            let names: Vec<String> = columns.iter().map(Ident::to_string).collect();
             format!(" ({})", names.join(", "))
         };
-        let table = table_name
-            .0
-            .iter()
-            .map(|part| match part.as_ident() {
-                Some(ident) => quote_identifier(ident),
-                None => part.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(".");
+        // The names as written (quoted or not), so they resolve and read as in the COPY itself.
+        let table = table_name.to_string();
         let mut count = 0u64;
         for chunk in rows.chunks(ROWS_PER_CHUNK) {
             let tuples: Vec<String> = chunk

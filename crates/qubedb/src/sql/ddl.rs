@@ -130,7 +130,8 @@ fn column_type(sql: &SqlType) -> Result<ColumnType> {
                 }),
                 "timestamptz" => plain(DataType::TimestampTz),
                 "bpchar" => plain(DataType::Char(1)),
-                "string" => plain(DataType::Text),
+                // PostgreSQL's identifier type: text here (PostgreSQL also cuts it at 63 bytes).
+                "string" | "name" => plain(DataType::Text),
                 _ => Err(Error::user(
                     "42704",
                     format!("type \"{name}\" does not exist"),

@@ -231,6 +231,14 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
         else {
             return ControlFlow::Continue(());
         };
+        // PostgreSQL's identifier type reads as text.
+        if let SqlType::Custom(name, modifiers) = data_type
+            && modifiers.is_empty()
+            && name.to_string().eq_ignore_ascii_case("name")
+        {
+            *data_type = SqlType::Text;
+            return ControlFlow::Continue(());
+        }
         let function = match data_type {
             SqlType::Uuid => "qubedb_uuid",
             SqlType::JSONB | SqlType::JSON => "qubedb_jsonb",

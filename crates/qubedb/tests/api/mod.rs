@@ -231,7 +231,9 @@ fn correlated_subqueries_run_per_row_and_show_in_explain() {
         .run("INSERT INTO t1 VALUES (1, 10), (2, 20), (3, 5)")
         .expect("insert");
     let rows = session
-        .run("SELECT a, (SELECT x.c FROM t1 x WHERE x.a = t1.a + 1 OR x.a > 100) FROM t1 ORDER BY a")
+        .run(
+            "SELECT a, (SELECT x.c FROM t1 x WHERE x.a = t1.a + 1 OR x.a > 100) FROM t1 ORDER BY a",
+        )
         .expect("query")
         .pop()
         .expect("outcome")
