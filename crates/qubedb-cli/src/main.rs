@@ -1,5 +1,5 @@
-//! The `qubedb` command: wiring only. `shell` is an interactive REPL, `sql` runs statements from `-c` or
-//! standard input. Both print results as PostgreSQL's psql does, or as CSV, TSV or JSON lines.
+//! The `qubedb` command: wiring only. `serve` runs the PostgreSQL wire server, `shell` is an interactive
+//! REPL, `sql` runs statements from `-c` or standard input. Both print results as PostgreSQL's psql does, or as CSV, TSV or JSON lines.
 
 mod output;
 mod shell;
@@ -26,6 +26,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serves the PostgreSQL wire protocol until Ctrl-C or SIGTERM.
+    Serve {
+        /// Data directory to open (created if missing).
+        #[arg(long, default_value = "./qubedb-data")]
+        data: PathBuf,
+        /// Address of the PostgreSQL protocol listener.
+        #[arg(long = "pg", default_value = qubedb_server::DEFAULT_PG_ADDRESS)]
+        pg_address: std::net::SocketAddr,
+        /// Connections past this many are refused (53300).
+        #[arg(long, default_value_t = qubedb_server::DEFAULT_CONNECTIONS_MAX)]
+        max_connections: usize,
+    },
     /// Interactive SQL shell (in memory unless --data is given).
     Shell {
         /// Data directory to open (created if missing).
@@ -72,9 +84,59 @@ fn open(data: Option<&PathBuf>) -> Result<Database, qubedb::Error> {
     }
 }
 
+/// `qubedb serve`: runs the server on the database's own runtime, and closes the database (every
+/// acknowledged commit is durable) once the server has dropped its sessions.
+fn serve(data: PathBuf, pg_address: std::net::SocketAddr, max_connections: usize) -> ExitCode {
+    let database = match Database::open(&data) {
+        Ok(database) => database,
+        Err(error) => {
+            print_error(&error);
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = database.runtime_handle();
+    let options = qubedb_server::ServerOptions {
+        pg_address,
+        connections_max: max_connections,
+    };
+    let database = runtime.block_on(async {
+        let server = match qubedb_server::Server::bind(database, options).await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("ERROR:  could not listen on {pg_address}: {error}");
+                return None;
+            }
+        };
+        match server.local_address() {
+            Ok(address) => eprintln!(
+                "qubedb {}: data directory {}, PostgreSQL protocol on {address}",
+                env!("CARGO_PKG_VERSION"),
+                data.display()
+            ),
+            Err(error) => eprintln!("qubedb: listening, address unknown: {error}"),
+        }
+        let database = server.run(qubedb_server::shutdown_signal()).await;
+        eprintln!("qubedb: shutting down");
+        Some(database)
+    });
+    match database {
+        // The last reference: dropping it outside the runtime closes the store.
+        Some(database) => {
+            drop(database);
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::FAILURE,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve {
+            data,
+            pg_address,
+            max_connections,
+        } => serve(data, pg_address, max_connections),
         Command::Shell { data } => {
             let database = match open(data.as_ref()) {
                 Ok(database) => database,

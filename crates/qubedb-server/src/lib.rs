@@ -1,0 +1,131 @@
+//! `qubedb serve`: the PostgreSQL wire protocol (v3) over an embedded [`qubedb::Database`].
+//!
+//! The protocol itself — message framing, startup, the simple-query cycle — is the `pgwire` crate's.
+//! What is ours: one [`qubedb::Session`] per connection ([`connection`]), the mapping of outcomes and
+//! errors to protocol messages (row descriptions with PostgreSQL type OIDs, rows in text format,
+//! command tags, ErrorResponse with SQLSTATE, detail, hint and position), ReadyForQuery carrying the
+//! session's real transaction status, and the listener: a connection limit, and a clean shutdown that
+//! drops every session (rolling back open transactions) before the database closes.
+//!
+//! Not built yet (issue 4 continues): the extended query protocol, COPY over the wire, cancel
+//! requests, authentication other than `trust`, TLS, the catalog emulation psql's `\d` needs, and
+//! several databases per data directory.
+
+pub mod connection;
+pub mod types;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use qubedb::Database;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::connection::ConnectionFactory;
+
+/// Default PostgreSQL port of `qubedb serve` (PostgreSQL's own is 5432).
+pub const DEFAULT_PG_ADDRESS: &str = "127.0.0.1:5433";
+
+/// Default limit on concurrent connections.
+pub const DEFAULT_CONNECTIONS_MAX: usize = 100;
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// How the server listens.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where the PostgreSQL protocol listens.
+    pub pg_address: SocketAddr,
+    /// Connections beyond this many are refused with 53300.
+    pub connections_max: usize,
+}
+
+/// Binds the listener; [`Server::run`] then serves until `shutdown` completes.
+pub struct Server {
+    database: Arc<Database>,
+    listener: TcpListener,
+    options: ServerOptions,
+}
+
+impl Server {
+    /// Binds `options.pg_address` (port 0 picks a free port: see [`Server::local_address`]).
+    pub async fn bind(database: Database, options: ServerOptions) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(options.pg_address).await?;
+        Ok(Server {
+            database: Arc::new(database),
+            listener,
+            options,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_address(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts connections until `shutdown` completes; then closes every connection (their open
+    /// transactions roll back) and returns the database, still open, to the caller.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Arc<Database> {
+        let active = Arc::new(AtomicUsize::new(0));
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let (socket, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            tracing::warn!("accept failed: {error}");
+                            continue;
+                        }
+                    };
+                    let _ = socket.set_nodelay(true);
+                    let over_limit =
+                        active.fetch_add(1, Ordering::SeqCst) >= self.options.connections_max;
+                    let handlers = Arc::new(ConnectionFactory::new(
+                        self.database.session(),
+                        over_limit,
+                    ));
+                    let active = active.clone();
+                    connections.spawn(async move {
+                        if let Err(error) =
+                            pgwire::tokio::process_socket(socket, None, handlers).await
+                        {
+                            tracing::debug!("connection from {peer} ended: {error}");
+                        }
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        // Dropping each task drops its session, which rolls back its open transaction.
+        connections.shutdown().await;
+        self.database
+    }
+}

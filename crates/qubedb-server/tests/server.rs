@@ -1,0 +1,222 @@
+//! The server against real clients on loopback: psql (Debian's postgresql-client, installed by
+//! `.ci/run`). Each test starts a server on a free port over its own data directory.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use qubedb::Database;
+use qubedb_server::{Server, ServerOptions};
+
+/// A running server; dropping it shuts it down and waits for the database to close.
+struct Running {
+    port: u16,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Arc<Database>>>,
+}
+
+impl Running {
+    fn start(directory: &Path, connections_max: usize) -> Running {
+        let database = Database::open(directory).expect("open database");
+        let runtime = database.runtime_handle();
+        let options = ServerOptions {
+            pg_address: "127.0.0.1:0".parse().expect("address"),
+            connections_max,
+        };
+        let server = runtime
+            .block_on(Server::bind(database, options))
+            .expect("bind");
+        let port = server.local_address().expect("address").port();
+        let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(server.run(async {
+                let _ = signal.await;
+            }))
+        });
+        Running {
+            port,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs psql with `args` and the SQL on standard input; returns (exit code, stdout, stderr).
+    fn psql(&self, sql: &str, args: &[&str]) -> (i32, String, String) {
+        use std::io::Write;
+        let mut child = Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "qubedb",
+                "-d",
+                "qubedb",
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql must be installed (Debian's postgresql-client; .ci/run installs it)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(sql.as_bytes())
+            .expect("write to psql");
+        let output = child.wait_with_output().expect("psql runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn stop(mut self) -> Arc<Database> {
+        self.shutdown_and_join().expect("server thread")
+    }
+
+    fn shutdown_and_join(&mut self) -> Option<Arc<Database>> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.thread
+            .take()
+            .map(|thread| thread.join().expect("server thread ends"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown_and_join();
+    }
+}
+
+#[test]
+fn psql_runs_ddl_dml_and_queries() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let (code, out, err) = server.psql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score NUMERIC(5,2));\n\
+         INSERT INTO t VALUES (1, 'ann', 1.5), (2, NULL, 20);\n\
+         UPDATE t SET score = score + 1 WHERE id = 2;\n\
+         SELECT * FROM t ORDER BY id;\n\
+         SELECT count(*) FROM t;\n",
+        &[],
+    );
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(
+        out,
+        "CREATE TABLE\nINSERT 0 2\nUPDATE 1\n id | name | score \n----+------+-------\n  1 | ann  |  1.50\n  2 |      | 21.00\n(2 rows)\n\n count \n-------\n     2\n(1 row)\n\n"
+    );
+}
+
+#[test]
+fn errors_carry_sqlstate_position_and_end_the_query_message() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    // One Query message with three statements: the second fails, the third never runs.
+    let (code, out, err) = server.psql(
+        "",
+        &[
+            "-c",
+            "SELECT 1 AS one; SELECT nope FROM missing; SELECT 3 AS three",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains(" one \n-----\n   1\n"), "{out}");
+    assert!(!out.contains("three"), "{out}");
+    assert!(
+        err.contains("ERROR:  relation \"missing\" does not exist"),
+        "{err}"
+    );
+    let (_, _, err) = server.psql("SELEC 1;\n", &["-v", "VERBOSITY=verbose"]);
+    assert!(err.contains("ERROR:  42601"), "{err}");
+    assert!(err.contains("LINE 1: SELEC 1;\n        ^"), "{err}");
+}
+
+#[test]
+fn transaction_status_follows_the_session() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    // psql's prompt-independent view of the status: \echo :LAST_ERROR_SQLSTATE and the COMMIT tag.
+    let (_, out, err) = server.psql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY);\n\
+         BEGIN;\n\
+         INSERT INTO t VALUES (1);\n\
+         INSERT INTO t VALUES (1);\n\
+         SELECT 1;\n\
+         COMMIT;\n\
+         SELECT count(*) AS rows FROM t;\n\
+         BEGIN;\n\
+         INSERT INTO t VALUES (2);\n\
+         SAVEPOINT s;\n\
+         INSERT INTO t VALUES (2);\n\
+         ROLLBACK TO SAVEPOINT s;\n\
+         COMMIT;\n\
+         SELECT id FROM t ORDER BY id;\n",
+        &[],
+    );
+    assert!(
+        err.contains("duplicate key value violates unique constraint"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "current transaction is aborted, commands ignored until end of transaction block"
+        ),
+        "{err}"
+    );
+    // COMMIT of a failed block rolls back, and says so.
+    assert!(out.contains("ROLLBACK\n rows \n------\n    0\n"), "{out}");
+    assert!(
+        out.contains("ROLLBACK\nCOMMIT\n id \n----\n  2\n(1 row)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn committed_rows_survive_a_restart_and_open_transactions_roll_back() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let (code, _, err) = server.psql(
+        "CREATE TABLE kept (id INTEGER PRIMARY KEY);\nINSERT INTO kept VALUES (1), (2);\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    drop(server.stop());
+    let server = Running::start(directory.path(), 10);
+    let (_, out, _) = server.psql("SELECT count(*) FROM kept;\n", &["-A", "-t"]);
+    assert_eq!(out, "2\n");
+}
+
+#[test]
+fn connections_past_the_limit_are_refused() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 0);
+    let (code, _, err) = server.psql("SELECT 1;\n", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sorry, too many clients already"), "{err}");
+}
+
+#[test]
+fn malformed_messages_close_only_their_connection() {
+    use std::io::{Read, Write};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    // A startup packet claiming a length far past what follows, then garbage.
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    socket
+        .write_all(&[0, 0, 0, 9, 0, 3, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb])
+        .expect("write");
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let mut buffer = Vec::new();
+    let _ = socket.read_to_end(&mut buffer);
+    // The server still answers everyone else.
+    let (code, out, err) = server.psql("SELECT 41 + 1 AS answer;\n", &["-A", "-t"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "42\n");
+}
