@@ -220,3 +220,53 @@ fn malformed_messages_close_only_their_connection() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "42\n");
 }
+
+/// Random bytes after a valid startup, and random bytes instead of one, from a fixed seed: each such
+/// connection is closed or answered with an error, and the server keeps serving.
+#[test]
+fn random_bytes_never_take_the_server_down() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 64);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        // xorshift64*: deterministic, no dependency.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    // A well-formed startup message for user "fuzz", database "qubedb".
+    let mut startup = Vec::new();
+    let body = b"\0\x03\0\0user\0fuzz\0database\0qubedb\0\0";
+    startup.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    startup.extend_from_slice(body);
+    for round in 0..200 {
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut message = if round % 2 == 0 {
+            startup.clone()
+        } else {
+            Vec::new()
+        };
+        let length = (next() % 64) as usize;
+        for _ in 0..length {
+            message.push(next() as u8);
+        }
+        // Sometimes a plausible frame: a known message type with a random length field.
+        if round % 3 == 0 {
+            message.push(b"QPBEDSXHCdcf"[(next() % 12) as usize]);
+            message.extend_from_slice(&((next() % 100_000) as u32).to_be_bytes());
+        }
+        let _ = socket.write_all(&message);
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer);
+    }
+    let (code, out, err) = server.psql("SELECT 6 * 7 AS answer;\n", &["-A", "-t"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "42\n");
+}

@@ -47,6 +47,8 @@ use crate::sql::{functions, provider::QubeCatalog, rewrite};
 pub(crate) struct Shared {
     pub(crate) database: Arc<DatabaseInner>,
     pub(crate) state: Mutex<TransactionState>,
+    /// The session's settings (SET / SHOW / `current_setting`), keyed by lower-case name.
+    pub(crate) settings: Mutex<BTreeMap<String, String>>,
 }
 
 /// The session's current transaction and what the providers need from it.
@@ -97,7 +99,6 @@ pub struct Session {
     pub(crate) shared: Arc<Shared>,
     pub(crate) context: SessionContext,
     block: Option<Block>,
-    settings: BTreeMap<String, String>,
     /// The data of a `COPY ... FROM STDIN` being run by [`Session::copy_in`].
     copy_data: Option<Vec<u8>>,
     /// `SET statement_timeout`: how long one statement may run, reading its rows included.
@@ -136,6 +137,12 @@ impl Session {
                 last_sequence_value: None,
                 stream_failed: false,
             }),
+            settings: Mutex::new(
+                DEFAULT_SETTINGS
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
+            ),
         });
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema("qubedb", "public")
@@ -165,10 +172,6 @@ impl Session {
             shared,
             context,
             block: None,
-            settings: DEFAULT_SETTINGS
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
-                .collect(),
             copy_data: None,
             statement_timeout: None,
         }
@@ -718,14 +721,20 @@ impl Session {
                         "time zone \"{value}\" (sessions run in UTC)"
                     )));
                 }
-                self.settings.insert("timezone".into(), "UTC".into());
+                self.shared
+                    .settings
+                    .lock()
+                    .insert("timezone".into(), "UTC".into());
             }
             "transaction_isolation" | "default_transaction_isolation" => {
                 let level = value.to_lowercase();
                 if level == "serializable" {
                     return Err(serializable_refused());
                 }
-                self.settings.insert(name.into(), "repeatable read".into());
+                self.shared
+                    .settings
+                    .lock()
+                    .insert(name.into(), "repeatable read".into());
             }
             "client_encoding" | "names" => {
                 let upper = value.to_uppercase().replace(['-', '\''], "");
@@ -745,7 +754,9 @@ impl Session {
                 })?;
                 self.statement_timeout =
                     (milliseconds > 0).then(|| std::time::Duration::from_millis(milliseconds));
-                self.settings
+                self.shared
+                    .settings
+                    .lock()
                     .insert(name.into(), display_duration_ms(milliseconds));
             }
             "synchronous_commit" => {
@@ -757,10 +768,10 @@ impl Session {
                         format!("invalid value for parameter \"synchronous_commit\": \"{value}\""),
                     ));
                 }
-                self.settings.insert(name.into(), level);
+                self.shared.settings.lock().insert(name.into(), level);
             }
             _ => {
-                self.settings.insert(name.to_string(), value);
+                self.shared.settings.lock().insert(name.to_string(), value);
             }
         }
         Ok(())
@@ -779,7 +790,9 @@ impl Session {
         };
         if name == "all" {
             let rows: Vec<(String, String)> = self
+                .shared
                 .settings
+                .lock()
                 .iter()
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect();
@@ -788,12 +801,7 @@ impl Session {
                 rows.into_iter().map(|(a, b)| vec![a, b]).collect(),
             );
         }
-        let value = self.settings.get(&name).cloned().ok_or_else(|| {
-            Error::user(
-                "42704",
-                format!("unrecognized configuration parameter \"{name}\""),
-            )
-        })?;
+        let value = setting(&self.shared, &name)?;
         QueryResult::text_rows(&[name.as_str()], vec![vec![value]])
     }
 
@@ -837,6 +845,16 @@ fn missing_savepoint(name: &str) -> Error {
 }
 
 /// The error for a panic caught while executing a statement.
+/// The value of setting `name` (lower case), or 42704 for a setting that does not exist.
+pub(crate) fn setting(shared: &Shared, name: &str) -> Result<String> {
+    shared.settings.lock().get(name).cloned().ok_or_else(|| {
+        Error::user(
+            "42704",
+            format!("unrecognized configuration parameter \"{name}\""),
+        )
+    })
+}
+
 /// The error of a statement stopped by `statement_timeout`.
 pub(crate) fn statement_timeout_error() -> Error {
     Error::user("57014", "canceling statement due to statement timeout")

@@ -47,6 +47,16 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
     ] {
         context.register_udf(ScalarUDF::new_from_impl(ConstantText::new(name, value)));
     }
+    context.register_udf(ScalarUDF::new_from_impl(CurrentSetting {
+        shared: shared.clone(),
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![ArrowType::Utf8]),
+                TypeSignature::Exact(vec![ArrowType::Utf8, ArrowType::Boolean]),
+            ],
+            Volatility::Stable,
+        ),
+    }));
     for name in ["qubedb_uuid", "qubedb_jsonb", "qubedb_bytea"] {
         context.register_udf(ScalarUDF::new_from_impl(InputFunction::new(name)));
     }
@@ -306,6 +316,86 @@ impl ScalarUDFImpl for ConstantText {
         let values: StringArray =
             std::iter::repeat_n(Some(self.value.as_str()), args.number_rows).collect();
         let array: ArrayRef = Arc::new(values);
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// `current_setting(name [, missing_ok])`: a setting's value as SHOW gives it; an unknown name is
+/// 42704, or NULL with `missing_ok`.
+struct CurrentSetting {
+    shared: Arc<Shared>,
+    signature: Signature,
+}
+
+impl fmt::Debug for CurrentSetting {
+    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("current_setting")
+    }
+}
+
+impl PartialEq for CurrentSetting {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl Eq for CurrentSetting {}
+
+impl Hash for CurrentSetting {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        "current_setting".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        Ok(ArrowType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let names = arrays[0]
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| to_datafusion(Error::internal("current_setting takes text")))?;
+        let missing_ok = arrays.get(1).and_then(|array| {
+            array
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+                .cloned()
+        });
+        let mut values = Vec::with_capacity(rows);
+        for row in 0..rows {
+            if names.is_null(row) {
+                values.push(None);
+                continue;
+            }
+            let name = names.value(row).to_lowercase();
+            match crate::session::setting(&self.shared, &name) {
+                Ok(value) => values.push(Some(value)),
+                Err(_)
+                    if missing_ok
+                        .as_ref()
+                        .is_some_and(|flags| !flags.is_null(row) && flags.value(row)) =>
+                {
+                    values.push(None)
+                }
+                Err(error) => return Err(to_datafusion(error)),
+            }
+        }
+        let array: ArrayRef = Arc::new(StringArray::from(values));
         Ok(ColumnarValue::Array(array))
     }
 }
