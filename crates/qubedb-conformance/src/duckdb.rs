@@ -16,7 +16,7 @@ use qubedb::Database;
 use qubedb::arrow::array::{Array, AsArray};
 use qubedb::arrow::datatypes::DataType;
 
-use crate::sqlite::{Counts, Failure, Summary, cause_of, collect_files};
+use crate::sqlite::{Counts, Failure, Mismatch, Summary, collect_files};
 
 enum Record {
     Statement {
@@ -250,26 +250,26 @@ fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>, Option<String>) {
         counts.run += 1;
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(&sql_text)));
         let verdict = match (record, outcome) {
-            (_, Err(_)) => Err("panic".to_string()),
+            (_, Err(_)) => Err(Mismatch::from("panic")),
             (Record::Statement { expect_error, .. }, Ok(result)) => match (expect_error, result) {
                 (false, Ok(_)) | (true, Err(_)) => Ok(()),
-                (true, Ok(_)) => Err("statement succeeded but should fail".into()),
-                (false, Err(error)) => Err(cause_of(&error)),
+                (true, Ok(_)) => Err(Mismatch {
+                    cause: "statement succeeded but should fail".into(),
+                    expected: "an error".into(),
+                    actual: "success".into(),
+                }),
+                (false, Err(error)) => Err(Mismatch::error(&error, "success")),
             },
             (Record::Query { sort, expected, .. }, Ok(result)) => match result {
-                Err(error) => Err(cause_of(&error)),
+                Err(error) => Err(Mismatch::error(&error, &expected.join("\n"))),
                 Ok(outcomes) => compare(outcomes.last(), sort, &expected),
             },
         };
         match verdict {
             Ok(()) => counts.passed += 1,
-            Err(cause) => {
+            Err(mismatch) => {
                 counts.failed += 1;
-                failures.push(Failure {
-                    location: format!("{name}:{start}"),
-                    sql: sql_text,
-                    cause,
-                });
+                failures.push(mismatch.into_failure(format!("{name}:{start}"), sql_text));
             }
         }
     }
@@ -299,8 +299,8 @@ fn compare(
     outcome: Option<&qubedb::StatementOutcome>,
     sort: Sort,
     expected: &[String],
-) -> Result<(), String> {
-    let outcome = outcome.ok_or("no result")?;
+) -> Result<(), Mismatch> {
+    let outcome = outcome.ok_or(Mismatch::from("no result"))?;
     let mut rows: Vec<Vec<String>> = Vec::new();
     for batch in &outcome.batches {
         for row in 0..batch.num_rows() {
@@ -337,7 +337,7 @@ fn compare(
         return if expected[0].trim() == actual {
             Ok(())
         } else {
-            Err("wrong result".into())
+            Err(Mismatch::wrong_result(expected, &[actual]))
         };
     }
     let mut actual: Vec<Vec<String>> = rows;
@@ -362,7 +362,7 @@ fn compare(
             return if left == right {
                 Ok(())
             } else {
-                Err("wrong result".into())
+                Err(Mismatch::wrong_result(&right, &left))
             };
         }
         Sort::None => {}
@@ -370,6 +370,9 @@ fn compare(
     if actual == wanted {
         Ok(())
     } else {
-        Err("wrong result".into())
+        let lines = |rows: &[Vec<String>]| -> Vec<String> {
+            rows.iter().map(|row| row.join("\t")).collect()
+        };
+        Err(Mismatch::wrong_result(&lines(&wanted), &lines(&actual)))
     }
 }

@@ -547,6 +547,8 @@ fn position_excerpt(sql: &str, position: usize) -> Vec<String> {
 struct OutputLine {
     text: String,
     owner: Option<usize>,
+    /// An echoed input line rather than output.
+    echo: bool,
 }
 
 /// A statement of a file, for counting and the report.
@@ -569,6 +571,7 @@ fn run_script(psql: &mut Psql, script: &Script) -> (Vec<OutputLine>, Vec<Counted
             output.push(OutputLine {
                 text: line.text.clone(),
                 owner: None,
+                echo: true,
             });
             output.len() - 1
         });
@@ -605,16 +608,29 @@ fn run_script(psql: &mut Psql, script: &Script) -> (Vec<OutputLine>, Vec<Counted
             output.extend(lines.into_iter().map(|text| OutputLine {
                 text,
                 owner: Some(index),
+                echo: false,
             }));
         }
     }
     (output, statements)
 }
 
+/// How one statement scored: whether its output matched, and the expected lines around it.
+struct Scored {
+    passed: bool,
+    expected: Vec<String>,
+}
+
 /// Scores one file: which statements reproduced their expected output.
-fn score(expected: &[&str], output: &[OutputLine], statements: &[Counted]) -> Vec<bool> {
+fn score(expected: &[&str], output: &[OutputLine], statements: &[Counted]) -> Vec<Scored> {
     let actual: Vec<&str> = output.iter().map(|line| line.text.as_str()).collect();
-    let mut passed = vec![true; statements.len()];
+    let mut scored: Vec<Scored> = statements
+        .iter()
+        .map(|statement| Scored {
+            passed: !statement.unsupported_meta,
+            expected: Vec::new(),
+        })
+        .collect();
     let operations = capture_diff_slices(Algorithm::Myers, expected, &actual);
     // The statement whose output the diff is at: the owner of the last produced line seen.
     let mut current: Option<usize> = None;
@@ -625,11 +641,21 @@ fn score(expected: &[&str], output: &[OutputLine], statements: &[Counted]) -> Ve
                     if line.owner.is_some() {
                         current = line.owner;
                     }
+                    if let (Some(owner), false) = (line.owner, line.echo) {
+                        scored[owner].expected.push(line.text.clone());
+                    }
                 }
             }
-            DiffOp::Delete { .. } => {
+            DiffOp::Delete {
+                old_index, old_len, ..
+            } => {
                 if let Some(owner) = current {
-                    passed[owner] = false;
+                    scored[owner].passed = false;
+                    scored[owner].expected.extend(
+                        expected[old_index..old_index + old_len]
+                            .iter()
+                            .map(|line| line.to_string()),
+                    );
                 }
             }
             DiffOp::Insert {
@@ -637,32 +663,37 @@ fn score(expected: &[&str], output: &[OutputLine], statements: &[Counted]) -> Ve
             } => {
                 for line in &output[new_index..new_index + new_len] {
                     if let Some(owner) = line.owner {
-                        passed[owner] = false;
+                        scored[owner].passed = false;
                         current = Some(owner);
                     }
                 }
             }
             DiffOp::Replace {
-                new_index, new_len, ..
+                old_index,
+                old_len,
+                new_index,
+                new_len,
             } => {
                 if let Some(owner) = current {
-                    passed[owner] = false;
+                    scored[owner].passed = false;
                 }
                 for line in &output[new_index..new_index + new_len] {
                     if let Some(owner) = line.owner {
-                        passed[owner] = false;
+                        scored[owner].passed = false;
                         current = Some(owner);
                     }
+                }
+                if let Some(owner) = current {
+                    scored[owner].expected.extend(
+                        expected[old_index..old_index + old_len]
+                            .iter()
+                            .map(|line| line.to_string()),
+                    );
                 }
             }
         }
     }
-    for (index, statement) in statements.iter().enumerate() {
-        if statement.unsupported_meta {
-            passed[index] = false;
-        }
-    }
-    passed
+    scored
 }
 
 /// Runs the schedule from `corpus` (the `postgres-regress` folder) in one fresh in-memory database.
@@ -725,17 +756,24 @@ pub fn run_corpus(corpus: &Path) -> Result<Summary, String> {
                 .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
         }
         let expected_lines: Vec<&str> = expected.lines().collect();
-        let passed = score(&expected_lines, &output, &statements);
+        let scored = score(&expected_lines, &output, &statements);
         let mut counts = Counts::default();
-        for (statement, ok) in statements.iter().zip(&passed) {
+        for (index, (statement, result)) in statements.iter().zip(&scored).enumerate() {
             counts.run += 1;
-            if *ok {
+            if result.passed {
                 counts.passed += 1;
             } else {
                 counts.failed += 1;
+                let actual: Vec<&str> = output
+                    .iter()
+                    .filter(|line| line.owner == Some(index) && !line.echo)
+                    .map(|line| line.text.as_str())
+                    .collect();
                 summary.failures.push(Failure {
                     location: format!("{name}.sql:{}", statement.line + 1),
                     sql: statement.sql.clone(),
+                    expected: result.expected.join("\n"),
+                    actual: actual.join("\n"),
                     cause: match (&statement.cause, statement.unsupported_meta) {
                         (_, true) => format!(
                             "psql meta-command {} (needs psql and the server's catalog)",

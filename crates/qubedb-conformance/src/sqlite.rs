@@ -43,6 +43,63 @@ pub struct Failure {
     pub location: String,
     pub sql: String,
     pub cause: String,
+    /// What the suite expected (rows, success, an error), as text.
+    pub expected: String,
+    /// What QubeDB gave.
+    pub actual: String,
+}
+
+/// Why a record failed: the cause it is grouped under, and what was expected and given instead.
+#[derive(Debug, Clone, Default)]
+pub struct Mismatch {
+    pub cause: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl Mismatch {
+    /// Different results: the expected lines against the actual ones.
+    pub fn wrong_result(expected: &[String], actual: &[String]) -> Mismatch {
+        Mismatch {
+            cause: "wrong result".into(),
+            expected: expected.join("\n"),
+            actual: actual.join("\n"),
+        }
+    }
+
+    /// An error where the record expected `expected`.
+    pub fn error(error: &qubedb::Error, expected: &str) -> Mismatch {
+        Mismatch {
+            cause: cause_of(error),
+            expected: expected.into(),
+            actual: format!("ERROR {}: {}", error.code, error.message),
+        }
+    }
+
+    pub fn into_failure(self, location: String, sql: String) -> Failure {
+        Failure {
+            location,
+            sql,
+            cause: self.cause,
+            expected: self.expected,
+            actual: self.actual,
+        }
+    }
+}
+
+impl From<String> for Mismatch {
+    fn from(cause: String) -> Mismatch {
+        Mismatch {
+            cause,
+            ..Mismatch::default()
+        }
+    }
+}
+
+impl From<&str> for Mismatch {
+    fn from(cause: &str) -> Mismatch {
+        Mismatch::from(cause.to_string())
+    }
 }
 
 /// The outcome of a run.
@@ -59,6 +116,43 @@ impl Summary {
     /// A Markdown report: totals, per-file counts, and the largest failure causes with an example each.
     pub fn report(&self) -> String {
         self.report_titled("SQLite sqllogictest corpus (label postgresql, hash threshold 8)")
+    }
+
+    /// Every failing record, grouped by cause (largest first): location, SQL, expected and actual.
+    /// Large: written next to RESULTS.md by the conformance test and not committed.
+    pub fn failures_report(&self, title: &str) -> String {
+        let mut groups: BTreeMap<&str, Vec<&Failure>> = BTreeMap::new();
+        for failure in &self.failures {
+            groups
+                .entry(failure.cause.as_str())
+                .or_default()
+                .push(failure);
+        }
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        groups.sort_by_key(|(_, failures)| std::cmp::Reverse(failures.len()));
+        let clip = |text: &str| -> String {
+            let clipped: String = text.chars().take(2000).collect();
+            if clipped.len() < text.len() {
+                format!("{clipped}\n...")
+            } else {
+                clipped
+            }
+        };
+        let mut out = format!("# Failures: {title}\n");
+        for (cause, failures) in groups {
+            let _ = writeln!(out, "\n## {} × {cause}\n", failures.len());
+            for failure in failures {
+                let _ = writeln!(
+                    out,
+                    "### {}\n```sql\n{}\n```\nexpected:\n```\n{}\n```\nactual:\n```\n{}\n```",
+                    failure.location,
+                    clip(&failure.sql),
+                    clip(&failure.expected),
+                    clip(&failure.actual)
+                );
+            }
+        }
+        out
     }
 
     /// The report under a title of the caller's choosing.
@@ -111,7 +205,11 @@ impl Summary {
         }
         let mut causes: Vec<_> = causes.into_iter().collect();
         causes.sort_by_key(|(_, (count, _))| std::cmp::Reverse(*count));
-        let _ = writeln!(out, "\n## Largest failure causes\n");
+        let _ = writeln!(
+            out,
+            "\n## Largest failure causes\n\nEvery failing record, with its SQL, expected and actual result: \
+             `conformance/failures/` (written by the same run, not committed).\n"
+        );
         for (cause, (count, example)) in causes.iter().take(20) {
             let sql: String = example.sql.chars().take(300).collect();
             let _ = writeln!(
@@ -324,11 +422,10 @@ pub fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>) {
     let database = match Database::open_in_memory() {
         Ok(database) => database,
         Err(error) => {
-            failures.push(Failure {
-                location: name.to_string(),
-                sql: String::new(),
-                cause: format!("cannot open a database: {error}"),
-            });
+            failures.push(
+                Mismatch::from(format!("cannot open a database: {error}"))
+                    .into_failure(name.to_string(), String::new()),
+            );
             return (counts, failures);
         }
     };
@@ -369,13 +466,10 @@ pub fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>) {
                 };
                 match outcome {
                     Ok(()) => counts.passed += 1,
-                    Err(cause) => {
+                    Err(mismatch) => {
                         counts.failed += 1;
-                        failures.push(Failure {
-                            location: format!("{name}:{}", parsed.line),
-                            sql,
-                            cause,
-                        });
+                        failures
+                            .push(mismatch.into_failure(format!("{name}:{}", parsed.line), sql));
                     }
                 }
             }
@@ -408,13 +502,17 @@ pub fn cause_of(error: &qubedb::Error) -> String {
     format!("{} {normalized}", error.code)
 }
 
-fn run_statement(session: &mut Session, sql: &str, expect_error: bool) -> Result<(), String> {
+fn run_statement(session: &mut Session, sql: &str, expect_error: bool) -> Result<(), Mismatch> {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql)));
     match (outcome, expect_error) {
         (Err(_), _) => Err("panic".into()),
         (Ok(Ok(_)), false) | (Ok(Err(_)), true) => Ok(()),
-        (Ok(Ok(_)), true) => Err("statement succeeded but should fail".into()),
-        (Ok(Err(error)), false) => Err(cause_of(&error)),
+        (Ok(Ok(_)), true) => Err(Mismatch {
+            cause: "statement succeeded but should fail".into(),
+            expected: "an error".into(),
+            actual: "success".into(),
+        }),
+        (Ok(Err(error)), false) => Err(Mismatch::error(&error, "success")),
     }
 }
 
@@ -425,20 +523,20 @@ fn run_query(
     sort: Sort,
     expected: &[String],
     threshold: usize,
-) -> Result<(), String> {
+) -> Result<(), Mismatch> {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql)))
-        .map_err(|_| "panic".to_string())?
-        .map_err(|error| cause_of(&error))?;
+        .map_err(|_| Mismatch::from("panic"))?
+        .map_err(|error| Mismatch::error(&error, &expected.join("\n")))?;
     let outcome = outcome.into_iter().last().ok_or("no result")?;
     let letters: Vec<char> = types.chars().collect();
     let mut rows: Vec<Vec<String>> = Vec::new();
     for batch in &outcome.batches {
         if batch.num_columns() != letters.len() {
-            return Err(format!(
+            return Err(Mismatch::from(format!(
                 "wrong column count {} (expected {})",
                 batch.num_columns(),
                 letters.len()
-            ));
+            )));
         }
         for row in 0..batch.num_rows() {
             rows.push(
@@ -479,7 +577,7 @@ fn run_query(
         return if expected.first().map(|line| line.trim()) == Some(actual.as_str()) {
             Ok(())
         } else {
-            Err("wrong result".into())
+            Err(Mismatch::wrong_result(expected, &[actual]))
         };
     }
     for value in &mut values {
@@ -492,7 +590,7 @@ fn run_query(
     if values == expected {
         Ok(())
     } else {
-        Err("wrong result".into())
+        Err(Mismatch::wrong_result(&expected, &values))
     }
 }
 

@@ -129,6 +129,9 @@ impl StartupHandler for ConnectionHandlers {
                     "sorry, too many clients already",
                 ));
             }
+            if let Some(user) = client.metadata().get("user") {
+                self.session.lock().await.set_user(user);
+            }
             finish_authentication(client, &ServerParameters).await?;
         }
         Ok(())

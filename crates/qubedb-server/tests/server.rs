@@ -270,3 +270,15 @@ fn random_bytes_never_take_the_server_down() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "42\n");
 }
+
+#[test]
+fn the_connection_user_is_the_session_user() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let (code, out, err) = server.psql(
+        "SELECT current_user, session_user;\nSHOW session_authorization;\n",
+        &["-A", "-t", "-U", "alice"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "alice|alice\nalice\n");
+}

@@ -117,6 +117,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("search_path", "\"$user\", public"),
     ("server_encoding", "UTF8"),
     ("server_version", crate::SERVER_VERSION),
+    ("session_authorization", "qubedb"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("synchronous_commit", "on"),
@@ -175,6 +176,16 @@ impl Session {
             copy_data: None,
             statement_timeout: None,
         }
+    }
+
+    /// Sets the user the session runs as (`current_user`, `session_user`, `SHOW
+    /// session_authorization`); a server passes the connection's user. Embedded sessions run as
+    /// `qubedb`.
+    pub fn set_user(&mut self, user: &str) {
+        self.shared
+            .settings
+            .lock()
+            .insert("session_authorization".into(), user.to_string());
     }
 
     /// True inside a `BEGIN` ... `COMMIT` block.

@@ -42,13 +42,22 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
         ),
         ("current_database", "qubedb".to_string()),
         ("current_schema", "public".to_string()),
-        ("current_user", "qubedb".to_string()),
-        ("session_user", "qubedb".to_string()),
     ] {
         context.register_udf(ScalarUDF::new_from_impl(ConstantText::new(name, value)));
     }
+    // The user the session runs as: `Session::set_user` (the server passes the connection's user).
+    for name in ["current_user", "session_user", "user", "current_role"] {
+        context.register_udf(ScalarUDF::new_from_impl(CurrentSetting {
+            shared: shared.clone(),
+            signature: Signature::nullary(Volatility::Stable),
+            name,
+            fixed_setting: Some("session_authorization"),
+        }));
+    }
     context.register_udf(ScalarUDF::new_from_impl(CurrentSetting {
         shared: shared.clone(),
+        name: "current_setting",
+        fixed_setting: None,
         signature: Signature::one_of(
             vec![
                 TypeSignature::Exact(vec![ArrowType::Utf8]),
@@ -321,21 +330,24 @@ impl ScalarUDFImpl for ConstantText {
 }
 
 /// `current_setting(name [, missing_ok])`: a setting's value as SHOW gives it; an unknown name is
-/// 42704, or NULL with `missing_ok`.
+/// 42704, or NULL with `missing_ok`. With a fixed setting, a function of no arguments that reads it
+/// (`current_user` reads `session_authorization`).
 struct CurrentSetting {
     shared: Arc<Shared>,
     signature: Signature,
+    name: &'static str,
+    fixed_setting: Option<&'static str>,
 }
 
 impl fmt::Debug for CurrentSetting {
     fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("current_setting")
+        formatter.write_str(self.name)
     }
 }
 
 impl PartialEq for CurrentSetting {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        Arc::ptr_eq(&self.shared, &other.shared) && self.name == other.name
     }
 }
 
@@ -343,13 +355,13 @@ impl Eq for CurrentSetting {}
 
 impl Hash for CurrentSetting {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        "current_setting".hash(state);
+        self.name.hash(state);
     }
 }
 
 impl ScalarUDFImpl for CurrentSetting {
     fn name(&self) -> &str {
-        "current_setting"
+        self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -365,6 +377,12 @@ impl ScalarUDFImpl for CurrentSetting {
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
         let rows = args.number_rows;
+        if let Some(setting) = self.fixed_setting {
+            let value = crate::session::setting(&self.shared, setting).map_err(to_datafusion)?;
+            let values: StringArray = std::iter::repeat_n(Some(value.as_str()), rows).collect();
+            let array: ArrayRef = Arc::new(values);
+            return Ok(ColumnarValue::Array(array));
+        }
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let names = arrays[0]
             .as_any()
