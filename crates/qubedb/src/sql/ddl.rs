@@ -848,7 +848,10 @@ impl Session {
                 _ => {
                     return Err(Error::user(
                         "42P01",
-                        format!("relation \"{}\" does not exist", create.table_name),
+                        format!(
+                            "relation \"{}\" does not exist",
+                            crate::sql::rewrite::display_name(&create.table_name)
+                        ),
                     ));
                 }
             };
@@ -985,7 +988,10 @@ impl Session {
                     _ => {
                         return Err(Error::user(
                             "42P01",
-                            format!("relation \"{}\" does not exist", target.name),
+                            format!(
+                                "relation \"{}\" does not exist",
+                                crate::sql::rewrite::display_name(&target.name)
+                            ),
                         ));
                     }
                 }
@@ -1042,7 +1048,10 @@ impl Session {
             None => {
                 return Err(Error::user(
                     "42P01",
-                    format!("relation \"{}\" does not exist", alter.name),
+                    format!(
+                        "relation \"{}\" does not exist",
+                        crate::sql::rewrite::display_name(&alter.name)
+                    ),
                 ));
             }
         };

@@ -68,11 +68,18 @@ fn target_table(catalog: &Catalog, name: &ObjectName) -> Result<TableDef> {
         )),
         Some(other) => Err(Error::user(
             "42809",
-            format!("\"{name}\" is not a table (it is a {})", other.kind()),
+            format!(
+                "\"{}\" is not a table (it is a {})",
+                crate::sql::rewrite::display_name(name),
+                other.kind()
+            ),
         )),
         None => Err(Error::user(
             "42P01",
-            format!("relation \"{name}\" does not exist"),
+            format!(
+                "relation \"{}\" does not exist",
+                crate::sql::rewrite::display_name(name)
+            ),
         )),
     }
 }

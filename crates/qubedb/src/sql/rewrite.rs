@@ -30,6 +30,18 @@ pub fn normalize(ident: &Ident) -> String {
     }
 }
 
+/// A qualified name as PostgreSQL prints it in messages: each part folded, joined with dots.
+pub fn display_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => normalize(ident),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 fn parts(name: &ObjectName) -> Result<Vec<String>> {
     name.0
         .iter()
