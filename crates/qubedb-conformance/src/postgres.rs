@@ -264,12 +264,9 @@ fn parse_script(text: &str) -> Script {
             lexer.buffer.push('\n');
         }
         // COPY ... FROM STDIN: the data lines follow, up to `\.`, and are not echoed.
-        if let Some(Item::Statement { sql, .. }) = items.last()
-            && is_copy_from_stdin(sql)
-        {
-            let Some(Item::Statement { sql, line }) = items.pop() else {
-                unreachable!("checked just above")
-            };
+        let copy_from_stdin =
+            matches!(items.last(), Some(Item::Statement { sql, .. }) if is_copy_from_stdin(sql));
+        if copy_from_stdin && let Some(Item::Statement { sql, line }) = items.pop() {
             let mut data = String::new();
             for (_, data_line) in lines.by_ref() {
                 if data_line == "\\." {
