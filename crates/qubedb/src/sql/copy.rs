@@ -199,38 +199,45 @@ fn unescape_text(raw: &str) -> Result<String> {
             't' => text.push('\t'),
             'v' => text.push('\u{b}'),
             '0'..='7' => {
-                let mut value = next.to_digit(8).expect("an octal digit");
-                for _ in 0..2 {
-                    match characters.get(index).and_then(|digit| digit.to_digit(8)) {
-                        Some(digit) => {
-                            value = value * 8 + digit;
-                            index += 1;
-                        }
-                        None => break,
-                    }
-                }
+                let first = next.to_digit(8).expect("an octal digit");
+                let value = read_digits(&characters, &mut index, 8, 2, first);
                 text.push(byte_character(value)?);
             }
             'x' if characters
                 .get(index)
                 .is_some_and(|digit| digit.is_ascii_hexdigit()) =>
             {
-                let mut value = 0;
-                for _ in 0..2 {
-                    match characters.get(index).and_then(|digit| digit.to_digit(16)) {
-                        Some(digit) => {
-                            value = value * 16 + digit;
-                            index += 1;
-                        }
-                        None => break,
-                    }
-                }
+                let value = read_digits(&characters, &mut index, 16, 2, 0);
                 text.push(byte_character(value)?);
             }
             other => text.push(other),
         }
     }
     Ok(text)
+}
+
+/// Reads up to `count` more digits of `radix` at `index` onto `value`, advancing `index`.
+fn read_digits(
+    characters: &[char],
+    index: &mut usize,
+    radix: u32,
+    count: usize,
+    value: u32,
+) -> u32 {
+    let mut value = value;
+    for _ in 0..count {
+        match characters
+            .get(*index)
+            .and_then(|digit| digit.to_digit(radix))
+        {
+            Some(digit) => {
+                value = value * radix + digit;
+                *index += 1;
+            }
+            None => break,
+        }
+    }
+    value
 }
 
 fn byte_character(value: u32) -> Result<char> {
