@@ -3,36 +3,42 @@
 //! pgwire drives the socket and calls these handlers. Startup is `trust`: the server parameters a
 //! client expects (`server_version`, `client_encoding`, `DateStyle`, `integer_datetimes`,
 //! `standard_conforming_strings`, `TimeZone`, ...) are sent with their QubeDB values. A Query message
-//! runs its statements one by one, each answered as it completes; the first error ends the message.
+//! runs its statements one by one, each answered as it completes, its rows streamed a batch at a time
+//! ([`RowStream`], shared with the extended protocol); the first error ends the message.
 //! ReadyForQuery reports the session's own transaction state (idle, in a block, or in a failed block),
 //! not one inferred from the statements' kinds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
-use futures::{Sink, SinkExt, stream};
+use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use pgwire::api::query::{
-    SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
-};
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_ready_for_query};
+use pgwire::api::results::Response;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::data::DataRow;
-use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::data::{DataRow, FieldDescription, RowDescription};
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use qubedb::{Session, StatementOutcome};
+use qubedb::arrow::array::RecordBatch;
+use qubedb::arrow::datatypes::Schema;
+use qubedb::sql::format::ColumnFormatter;
+use qubedb::{PreparedStatement, QueryResult, Session};
 use tokio::sync::Mutex;
 
-use crate::types::pg_type;
+use crate::codec::encode_binary;
+use crate::extended::{PortalEntry, StatementEntry};
+use crate::types::{pg_type, type_modifier, type_size};
 
 /// What pgwire asks for the handlers of one connection.
 pub struct ConnectionFactory {
@@ -44,7 +50,11 @@ impl ConnectionFactory {
     pub fn new(session: Session, over_limit: bool) -> ConnectionFactory {
         ConnectionFactory {
             handlers: Arc::new(ConnectionHandlers {
-                session: Mutex::new(session),
+                connection: Mutex::new(Connection {
+                    session,
+                    statements: HashMap::new(),
+                    portals: HashMap::new(),
+                }),
                 over_limit,
             }),
         }
@@ -59,12 +69,31 @@ impl PgWireServerHandlers for ConnectionFactory {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.handlers.clone()
     }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.handlers.clone()
+    }
 }
 
 /// The handlers of one connection, around its session.
 pub struct ConnectionHandlers {
-    session: Mutex<Session>,
+    pub(crate) connection: Mutex<Connection>,
     over_limit: bool,
+}
+
+/// One connection's state: its session and its prepared statements and portals.
+pub struct Connection {
+    pub(crate) session: Session,
+    pub(crate) statements: HashMap<String, Arc<StatementEntry>>,
+    pub(crate) portals: HashMap<String, PortalEntry>,
+}
+
+impl Connection {
+    /// Drops the unnamed statement and portal (a simple Query replaces them, as in PostgreSQL).
+    fn forget_unnamed(&mut self) {
+        self.statements.remove("");
+        self.portals.remove("");
+    }
 }
 
 /// The ParameterStatus values sent at startup.
@@ -99,7 +128,7 @@ impl ServerParameterProvider for ServerParameters {
     }
 }
 
-fn user_error(severity: &str, code: &str, message: impl Into<String>) -> PgWireError {
+pub(crate) fn user_error(severity: &str, code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         severity.to_string(),
         code.to_string(),
@@ -130,7 +159,7 @@ impl StartupHandler for ConnectionHandlers {
                 ));
             }
             if let Some(user) = client.metadata().get("user") {
-                self.session.lock().await.set_user(user);
+                self.connection.lock().await.session.set_user(user);
             }
             finish_authentication(client, &ServerParameters).await?;
         }
@@ -139,7 +168,7 @@ impl StartupHandler for ConnectionHandlers {
 }
 
 /// The wire form of a QubeDB error.
-fn error_info(error: &qubedb::Error) -> ErrorInfo {
+pub(crate) fn error_info(error: &qubedb::Error) -> ErrorInfo {
     let mut info = ErrorInfo::new(
         "ERROR".into(),
         error.code.to_string(),
@@ -151,50 +180,159 @@ fn error_info(error: &qubedb::Error) -> ErrorInfo {
     info
 }
 
-/// A statement's rows as a QueryResponse in text format; `None` for a statement without rows.
-fn query_response(outcome: &StatementOutcome) -> Option<QueryResponse> {
-    let schema = outcome.schema.as_ref()?;
-    let fields: Vec<FieldInfo> = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            FieldInfo::new(
-                field.name().clone(),
-                None,
-                None,
-                pg_type(field),
-                FieldFormat::Text,
-            )
-        })
-        .collect();
-    let column_count = fields.len() as i16;
-    let rows: Vec<PgWireResult<DataRow>> = outcome
-        .text_rows()
-        .into_iter()
-        .map(|row| {
+/// A result column's wire encoding: its PostgreSQL type and whether it goes out in binary.
+struct ColumnEncoding {
+    pg_type: Type,
+    binary: bool,
+}
+
+/// The formats (`0` text, `1` binary) requested for `count` columns: none means all text, one applies
+/// to every column, else one per column.
+pub(crate) fn column_formats(codes: &[i16], count: usize) -> PgWireResult<Vec<bool>> {
+    let binary = |code: i16| match code {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(user_error(
+            "ERROR",
+            "22023",
+            format!("unsupported format code: {other}"),
+        )),
+    };
+    match codes {
+        [] => Ok(vec![false; count]),
+        [code] => Ok(vec![binary(*code)?; count]),
+        codes if codes.len() == count => codes.iter().map(|&code| binary(code)).collect(),
+        codes => Err(user_error(
+            "ERROR",
+            "08P01",
+            format!(
+                "bind message has {} result formats but query has {count} columns",
+                codes.len()
+            ),
+        )),
+    }
+}
+
+/// RowDescription for `schema`, each column in its format.
+pub(crate) fn row_description(schema: &Schema, binary: &[bool]) -> RowDescription {
+    RowDescription::new(
+        schema
+            .fields()
+            .iter()
+            .zip(binary.iter().copied().chain(std::iter::repeat(false)))
+            .map(|(field, binary)| {
+                let pg_type = pg_type(field);
+                FieldDescription::new(
+                    field.name().clone(),
+                    0,
+                    0,
+                    pg_type.oid(),
+                    type_size(&pg_type),
+                    type_modifier(field),
+                    i16::from(binary),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The rows of one statement's result, encoded for the wire a batch at a time, so a portal can stop
+/// after any row and carry on at the next Execute.
+pub(crate) struct RowStream {
+    result: QueryResult,
+    columns: Vec<ColumnEncoding>,
+    pending: VecDeque<DataRow>,
+    exhausted: bool,
+}
+
+impl RowStream {
+    /// `binary[i]`: column `i` goes out in binary format.
+    pub(crate) fn new(result: QueryResult, binary: &[bool]) -> RowStream {
+        let columns = result
+            .schema()
+            .map(|schema| {
+                schema
+                    .fields()
+                    .iter()
+                    .zip(binary.iter().copied().chain(std::iter::repeat(false)))
+                    .map(|(field, binary)| ColumnEncoding {
+                        pg_type: pg_type(field),
+                        binary,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        RowStream {
+            result,
+            columns,
+            pending: VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    /// The next row, or `None` after the last.
+    pub(crate) async fn next_row(&mut self) -> PgWireResult<Option<DataRow>> {
+        while self.pending.is_empty() && !self.exhausted {
+            match self.result.next_batch_async().await {
+                Ok(Some(batch)) => self.encode(&batch)?,
+                Ok(None) => self.exhausted = true,
+                Err(error) => {
+                    self.exhausted = true;
+                    return Err(engine_error(&error));
+                }
+            }
+        }
+        Ok(self.pending.pop_front())
+    }
+
+    fn encode(&mut self, batch: &RecordBatch) -> PgWireResult<()> {
+        let schema = batch.schema();
+        let formatters: Vec<ColumnFormatter> = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(column, field)| ColumnFormatter::new(column, field.metadata()))
+            .collect();
+        let column_count = batch.num_columns() as i16;
+        for row in 0..batch.num_rows() {
             let mut data = BytesMut::new();
-            for value in row {
-                match value {
+            for ((formatter, column), encoding) in
+                formatters.iter().zip(batch.columns()).zip(&self.columns)
+            {
+                match formatter.format(row) {
                     None => data.put_i32(-1),
-                    Some(text) => {
+                    Some(text) if !encoding.binary => {
                         data.put_i32(text.len() as i32);
                         data.put_slice(text.as_bytes());
                     }
+                    Some(text) => {
+                        let mut value = BytesMut::new();
+                        encode_binary(column, row, &encoding.pg_type, &text, &mut value)
+                            .map_err(|error| user_error("ERROR", error.code, error.message))?;
+                        data.put_i32(value.len() as i32);
+                        data.put_slice(&value);
+                    }
                 }
             }
-            Ok(DataRow::new(data, column_count))
-        })
-        .collect();
-    let mut response = QueryResponse::new(Arc::new(fields), stream::iter(rows));
-    // PostgreSQL's tag for rows counts them itself ("SELECT 3"); for DML with RETURNING it is the
-    // DML's tag, which already carries the count.
-    let command = outcome.tag.split(' ').next().unwrap_or("SELECT");
-    response.set_command_tag(if command == "SELECT" {
-        "SELECT"
-    } else {
-        &outcome.tag
-    });
-    Some(response)
+            self.pending.push_back(DataRow::new(data, column_count));
+        }
+        Ok(())
+    }
+
+    /// The CommandComplete tag once the rows are read; `rows` is how many this Execute sent.
+    pub(crate) fn tag(&self, rows: usize) -> String {
+        let tag = self.result.tag();
+        if tag.starts_with("SELECT") {
+            format!("SELECT {rows}")
+        } else {
+            tag
+        }
+    }
+}
+
+/// A QubeDB error as a pgwire error (an ErrorResponse of severity ERROR).
+pub(crate) fn engine_error(error: &qubedb::Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(error)))
 }
 
 impl ConnectionHandlers {
@@ -205,7 +343,9 @@ impl ConnectionHandlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut session = self.session.lock().await;
+        let mut connection = self.connection.lock().await;
+        connection.forget_unnamed();
+        let session = &mut connection.session;
         let statements = match session.prepare_script(sql) {
             Ok(statements) => statements,
             Err(error) => {
@@ -226,37 +366,72 @@ impl ConnectionHandlers {
             return Ok(());
         }
         for statement in &statements {
-            let outcome = match session.execute_prepared_async(statement, &[]).await {
-                Ok(result) => result.collect().await,
-                Err(error) => Err(error),
-            };
-            match outcome {
-                Ok(outcome) => match query_response(&outcome) {
-                    Some(response) => send_query_response(client, response, true).await?,
-                    None => send_execution_response(client, Tag::new(&outcome.tag)).await?,
-                },
-                Err(error) => {
-                    client
-                        .feed(PgWireBackendMessage::ErrorResponse(
-                            error_info(&error).into(),
-                        ))
-                        .await?;
-                    break;
-                }
+            if let Err(error) = Self::run_one(client, session, statement).await {
+                let info = match error {
+                    PgWireError::UserError(info) => *info,
+                    other => return Err(other),
+                };
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
+                break;
             }
         }
         Ok(())
     }
 
-    async fn transaction_status(&self) -> TransactionStatus {
-        let session = self.session.lock().await;
-        if session.transaction_failed() {
-            TransactionStatus::Error
-        } else if session.in_transaction() {
-            TransactionStatus::Transaction
-        } else {
-            TransactionStatus::Idle
+    /// Runs one statement of a Query message and sends its rows (text format) and CommandComplete.
+    async fn run_one<C>(
+        client: &mut C,
+        session: &mut Session,
+        statement: &PreparedStatement,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = session
+            .execute_prepared_async(statement, &[])
+            .await
+            .map_err(|error| engine_error(&error))?;
+        if let Some(schema) = result.schema() {
+            client
+                .feed(PgWireBackendMessage::RowDescription(row_description(
+                    &schema,
+                    &[],
+                )))
+                .await?;
         }
+        let mut rows = RowStream::new(result, &[]);
+        let mut count = 0;
+        while let Some(row) = rows.next_row().await? {
+            client.feed(PgWireBackendMessage::DataRow(row)).await?;
+            count += 1;
+        }
+        client
+            .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                rows.tag(count),
+            )))
+            .await?;
+        Ok(())
+    }
+
+    /// The session's transaction status, as ReadyForQuery reports it.
+    pub(crate) async fn transaction_status(&self) -> TransactionStatus {
+        let connection = self.connection.lock().await;
+        status_of(&connection.session)
+    }
+}
+
+/// Idle, in a block, or in a failed block.
+pub(crate) fn status_of(session: &Session) -> TransactionStatus {
+    if session.transaction_failed() {
+        TransactionStatus::Error
+    } else if session.in_transaction() {
+        TransactionStatus::Transaction
+    } else {
+        TransactionStatus::Idle
     }
 }
 

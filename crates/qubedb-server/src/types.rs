@@ -17,6 +17,40 @@ pub fn pg_type(field: &Field) -> Type {
     type_of_arrow(field.data_type())
 }
 
+/// `typlen` of a type for RowDescription: its fixed size in bytes, -1 for variable-length types.
+pub fn type_size(pg_type: &Type) -> i16 {
+    match *pg_type {
+        Type::BOOL => 1,
+        Type::INT2 => 2,
+        Type::INT4 | Type::FLOAT4 | Type::DATE | Type::OID => 4,
+        Type::INT8 | Type::FLOAT8 | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
+        Type::UUID | Type::INTERVAL => 16,
+        _ => -1,
+    }
+}
+
+/// `atttypmod` of a column for RowDescription: the declared length of `varchar(n)` / `char(n)` and
+/// the precision and scale of `numeric(p,s)`, as PostgreSQL encodes them; -1 when there is none.
+pub fn type_modifier(field: &Field) -> i32 {
+    let Some(name) = field.metadata().get(TYPE_METADATA_KEY) else {
+        return -1;
+    };
+    let Some((_, arguments)) = name.split_once('(') else {
+        return -1;
+    };
+    let numbers: Vec<i32> = arguments
+        .trim_end_matches(')')
+        .split(',')
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    match (name.starts_with("numeric"), numbers.as_slice()) {
+        (true, [precision, scale]) => ((precision << 16) | (scale & 0xffff)) + 4,
+        (true, [precision]) => (precision << 16) + 4,
+        (false, [length]) => length + 4,
+        _ => -1,
+    }
+}
+
 fn type_of_sql_name(name: &str) -> Option<Type> {
     let base = name.split('(').next().unwrap_or(name).trim();
     Some(match base {
@@ -91,6 +125,12 @@ mod tests {
             "character varying(20)".to_string(),
         )]));
         assert_eq!(pg_type(&column), Type::VARCHAR);
+        assert_eq!(type_modifier(&column), 24);
+        let amount = Field::new("a", ArrowType::Decimal128(10, 2), true).with_metadata(
+            HashMap::from([(TYPE_METADATA_KEY.to_string(), "numeric(10,2)".to_string())]),
+        );
+        assert_eq!(type_modifier(&amount), (10 << 16 | 2) + 4);
+        assert_eq!(type_modifier(&Field::new("n", ArrowType::Int64, true)), -1);
         assert_eq!(
             pg_type(&Field::new("n", ArrowType::Int64, true)),
             Type::INT8

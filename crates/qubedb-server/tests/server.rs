@@ -1,5 +1,8 @@
 //! The server against real clients on loopback: psql (Debian's postgresql-client, installed by
-//! `.ci/run`). Each test starts a server on a free port over its own data directory.
+//! `.ci/run`) here, tokio-postgres in [`extended_protocol`]. Each test starts a server on a free port over
+//! its own data directory.
+
+mod extended_protocol;
 
 use std::path::Path;
 use std::process::Command;

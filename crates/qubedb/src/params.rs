@@ -21,6 +21,12 @@ pub enum Param {
     /// Text; its type comes from where it is used, like a PostgreSQL literal of unknown type.
     Text(String),
     Bytes(Vec<u8>),
+    /// A value of a named SQL type in its text form (`'2024-01-02'` as `date`), bound as
+    /// `CAST(text AS type)`: what a client that declares parameter types sends.
+    Typed {
+        text: String,
+        type_name: String,
+    },
 }
 
 impl From<i64> for Param {
@@ -102,21 +108,36 @@ fn literal(value: SqlValue) -> Expr {
     })
 }
 
-fn to_expr(param: &Param) -> Expr {
-    match param {
+/// Parses a SQL type name (`integer`, `timestamp with time zone`, `numeric(10,2)`).
+pub(crate) fn parse_type_name(type_name: &str) -> Result<SqlType> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(type_name)
+        .and_then(|mut parser| parser.parse_data_type())
+        .map_err(|_| Error::user("42704", format!("type \"{type_name}\" does not exist")))
+}
+
+fn cast(expr: Expr, data_type: SqlType) -> Expr {
+    Expr::Cast {
+        kind: CastKind::DoubleColon,
+        expr: Box::new(expr),
+        data_type,
+        array: false,
+        format: None,
+    }
+}
+
+fn to_expr(param: &Param) -> Result<Expr> {
+    Ok(match param {
         Param::Null => literal(SqlValue::Null),
         Param::Boolean(value) => literal(SqlValue::Boolean(*value)),
         Param::Integer(value) => literal(SqlValue::Number(value.to_string(), false)),
-        Param::Double(value) if value.is_finite() => Expr::Cast {
-            kind: CastKind::DoubleColon,
-            expr: Box::new(literal(SqlValue::Number(format!("{value:?}"), false))),
-            data_type: SqlType::DoublePrecision,
-            array: false,
-            format: None,
-        },
-        Param::Double(value) => Expr::Cast {
-            kind: CastKind::DoubleColon,
-            expr: Box::new(literal(SqlValue::SingleQuotedString(
+        Param::Double(value) if value.is_finite() => cast(
+            literal(SqlValue::Number(format!("{value:?}"), false)),
+            SqlType::DoublePrecision,
+        ),
+        Param::Double(value) => cast(
+            literal(SqlValue::SingleQuotedString(
                 if value.is_nan() {
                     "NaN"
                 } else if *value > 0.0 {
@@ -125,17 +146,48 @@ fn to_expr(param: &Param) -> Expr {
                     "-Infinity"
                 }
                 .to_string(),
-            ))),
-            data_type: SqlType::DoublePrecision,
-            array: false,
-            format: None,
-        },
+            )),
+            SqlType::DoublePrecision,
+        ),
         Param::Text(text) => literal(SqlValue::SingleQuotedString(text.clone())),
         Param::Bytes(bytes) => {
             let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
             literal(SqlValue::HexStringLiteral(hex))
         }
+        Param::Typed { text, type_name } => cast(
+            literal(SqlValue::SingleQuotedString(text.clone())),
+            parse_type_name(type_name)?,
+        ),
+    })
+}
+
+/// Wraps every `$n` whose type `declared[n - 1]` names in `CAST($n AS type)`, so that planning sees
+/// the type the client declared.
+pub(crate) fn declare_parameter_types(
+    statement: &mut Statement,
+    declared: &[Option<String>],
+) -> Result<()> {
+    if declared.iter().all(Option::is_none) {
+        return Ok(());
     }
+    let types: Vec<Option<SqlType>> = declared
+        .iter()
+        .map(|name| name.as_deref().map(parse_type_name).transpose())
+        .collect::<Result<_>>()?;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: SqlValue::Placeholder(text),
+            ..
+        }) = expr
+            && let Some(Some(data_type)) =
+                placeholder_index(text).and_then(|index| types.get(index - 1))
+        {
+            let placeholder = std::mem::replace(expr, literal(SqlValue::Null));
+            *expr = cast(placeholder, data_type.clone());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(())
 }
 
 /// Replaces every `$n` in `statement` with the literal of `params[n - 1]`.
@@ -148,7 +200,13 @@ pub fn bind_parameters(statement: &mut Statement, params: &[Param]) -> Result<()
         }) = expr
         {
             match placeholder_index(text).and_then(|index| params.get(index - 1)) {
-                Some(param) => *expr = to_expr(param),
+                Some(param) => match to_expr(param) {
+                    Ok(value) => *expr = value,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                },
                 None => {
                     failure = Some(Error::user(
                         "08P01",

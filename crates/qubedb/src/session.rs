@@ -433,7 +433,7 @@ impl Session {
     }
 
     /// Begins a storage transaction if none is open, with the catalog its snapshot sees.
-    fn ensure_transaction(&mut self) -> Result<()> {
+    pub(crate) fn ensure_transaction(&mut self) -> Result<()> {
         let mut state = self.shared.state.lock();
         if state.transaction.is_some() {
             return Ok(());
@@ -452,7 +452,7 @@ impl Session {
         Ok(())
     }
 
-    fn rollback_transaction(&mut self) {
+    pub(crate) fn rollback_transaction(&mut self) {
         let mut state = self.shared.state.lock();
         state.transaction = None;
         state.locals.clear();
@@ -622,19 +622,8 @@ impl Session {
     }
 
     /// Plans a query with DataFusion after QubeDB's rewrites, and returns its result stream.
-    pub(crate) async fn run_query(&mut self, mut query: Query) -> Result<QueryResult> {
-        reject_locking(&query)?;
-        {
-            let state = self.shared.state.lock();
-            rewrite::rewrite_query(&mut query, &state.catalog)?;
-        }
-        let plan = self
-            .context
-            .state()
-            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-                Statement::Query(Box::new(query)),
-            )))
-            .await?;
+    pub(crate) async fn run_query(&mut self, query: Query) -> Result<QueryResult> {
+        let plan = self.plan_query(query).await?;
         let frame = self.context.execute_logical_plan(plan).await?;
         let task_context = frame.task_ctx();
         let physical =
@@ -642,6 +631,25 @@ impl Session {
         let stream = datafusion::physical_plan::execute_stream(physical, Arc::new(task_context))?;
         let stream = restore_duplicate_names(stream)?;
         Ok(QueryResult::stream(stream, self.shared.clone()))
+    }
+
+    /// The logical plan of a query after QubeDB's rewrites (placeholders left in place).
+    pub(crate) async fn plan_query(
+        &mut self,
+        mut query: Query,
+    ) -> Result<datafusion::logical_expr::LogicalPlan> {
+        reject_locking(&query)?;
+        {
+            let state = self.shared.state.lock();
+            rewrite::rewrite_query(&mut query, &state.catalog)?;
+        }
+        Ok(self
+            .context
+            .state()
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                Statement::Query(Box::new(query)),
+            )))
+            .await?)
     }
 
     /// Runs an internal query to completion.
@@ -653,12 +661,20 @@ impl Session {
         result.collect_batches().await
     }
 
-    async fn explain(
+    async fn explain(&mut self, query: Query, analyze: bool, verbose: bool) -> Result<QueryResult> {
+        let plan = self.explain_plan(query, analyze, verbose).await?;
+        let frame = self.context.execute_logical_plan(plan).await?;
+        let stream = frame.execute_stream().await?;
+        Ok(QueryResult::stream(stream, self.shared.clone()))
+    }
+
+    /// The logical plan of `EXPLAIN [ANALYZE] [VERBOSE] query`.
+    pub(crate) async fn explain_plan(
         &mut self,
         mut query: Query,
         analyze: bool,
         verbose: bool,
-    ) -> Result<QueryResult> {
+    ) -> Result<datafusion::logical_expr::LogicalPlan> {
         {
             let state = self.shared.state.lock();
             rewrite::rewrite_query(&mut query, &state.catalog)?;
@@ -679,9 +695,7 @@ impl Session {
                 },
             )))
             .await?;
-        let frame = self.context.execute_logical_plan(plan).await?;
-        let stream = frame.execute_stream().await?;
-        Ok(QueryResult::stream(stream, self.shared.clone()))
+        Ok(plan)
     }
 
     fn set(&mut self, set: ast::Set) -> Result<QueryResult> {
@@ -789,16 +803,7 @@ impl Session {
     }
 
     fn show(&mut self, variable: &[ast::Ident]) -> Result<QueryResult> {
-        let name = variable
-            .iter()
-            .map(|part| part.value.to_lowercase())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let name = match name.as_str() {
-            "time zone" => "timezone".to_string(),
-            "transaction isolation level" => "transaction_isolation".to_string(),
-            _ => name,
-        };
+        let name = shown_setting(variable);
         if name == "all" {
             let rows: Vec<(String, String)> = self
                 .shared
@@ -843,7 +848,7 @@ impl Drop for Session {
 }
 
 /// 25P02: a statement in a block that an error aborted.
-fn aborted_error() -> Error {
+pub(crate) fn aborted_error() -> Error {
     Error::user(
         "25P02",
         "current transaction is aborted, commands ignored until end of transaction block",
@@ -959,6 +964,30 @@ pub(crate) fn statement_kind(statement: &Statement) -> String {
 }
 
 /// A result with one text column per name and the given rows.
+/// The setting `SHOW variable` shows (`all` for every one), by its lower-case name.
+pub(crate) fn shown_setting(variable: &[ast::Ident]) -> String {
+    let name = variable
+        .iter()
+        .map(|part| part.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match name.as_str() {
+        "time zone" => "timezone".to_string(),
+        "transaction isolation level" => "transaction_isolation".to_string(),
+        _ => name,
+    }
+}
+
+/// The columns `SHOW variable` returns.
+pub(crate) fn show_schema(variable: &[ast::Ident]) -> SchemaRef {
+    let name = shown_setting(variable);
+    if name == "all" {
+        text_schema(&["name", "setting"])
+    } else {
+        text_schema(&[name.as_str()])
+    }
+}
+
 pub(crate) fn text_schema(names: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(
         names
@@ -981,14 +1010,30 @@ pub(crate) fn memory_stream(
 
 /// Gives back the output names that were made unique for DataFusion (see `rewrite::DUPLICATE_NAME_MARKER`).
 fn restore_duplicate_names(stream: SendableRecordBatchStream) -> Result<SendableRecordBatchStream> {
-    let schema = stream.schema();
+    let Some(renamed) = restored_names(&stream.schema()) else {
+        return Ok(stream);
+    };
+    let output = renamed.clone();
+    let batches = stream.map(move |batch| {
+        let batch = batch?;
+        Ok(RecordBatch::try_new(
+            output.clone(),
+            batch.columns().to_vec(),
+        )?)
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(renamed, batches)))
+}
+
+/// `schema` with the names the rewrite made unique (see [`rewrite::DUPLICATE_NAME_MARKER`]) restored;
+/// `None` when there are none.
+pub(crate) fn restored_names(schema: &Schema) -> Option<SchemaRef> {
     let marker = crate::sql::rewrite::DUPLICATE_NAME_MARKER;
     if !schema
         .fields()
         .iter()
         .any(|field| field.name().contains(marker))
     {
-        return Ok(stream);
+        return None;
     }
     let fields: Vec<Field> = schema
         .fields()
@@ -1003,16 +1048,10 @@ fn restore_duplicate_names(stream: SendableRecordBatchStream) -> Result<Sendable
             field.as_ref().clone().with_name(name)
         })
         .collect();
-    let renamed: SchemaRef = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    let output = renamed.clone();
-    let batches = stream.map(move |batch| {
-        let batch = batch?;
-        Ok(RecordBatch::try_new(
-            output.clone(),
-            batch.columns().to_vec(),
-        )?)
-    });
-    Ok(Box::pin(RecordBatchStreamAdapter::new(renamed, batches)))
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
 }
 
 /// Consumes a stream into batches.

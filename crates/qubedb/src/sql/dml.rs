@@ -59,7 +59,7 @@ fn is_default_keyword(expr: &SqlExpr) -> bool {
 }
 
 /// The table a DML statement targets, resolved in the transaction's catalog.
-fn target_table(catalog: &Catalog, name: &ObjectName) -> Result<TableDef> {
+pub(crate) fn target_table(catalog: &Catalog, name: &ObjectName) -> Result<TableDef> {
     match crate::sql::rewrite::lookup(catalog, name)? {
         Some(Object::Table(table)) => Ok(table.clone()),
         Some(Object::View(view)) => Err(Error::user(
@@ -94,7 +94,11 @@ fn keyed_name(catalog: &Catalog, table: &TableDef) -> String {
 }
 
 /// A batch holding `rows` of `table`'s live columns (plus an ordinal column when asked).
-fn rows_batch(table: &TableDef, rows: &[Vec<Value>], with_ordinal: bool) -> Result<RecordBatch> {
+pub(crate) fn rows_batch(
+    table: &TableDef,
+    rows: &[Vec<Value>],
+    with_ordinal: bool,
+) -> Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (slot, column) in table.live_columns() {
@@ -120,14 +124,14 @@ fn rows_batch(table: &TableDef, rows: &[Vec<Value>], with_ordinal: bool) -> Resu
     )?)
 }
 
-fn mem_table(batch: RecordBatch) -> Result<Arc<MemTable>> {
+pub(crate) fn mem_table(batch: RecordBatch) -> Result<Arc<MemTable>> {
     Ok(Arc::new(MemTable::try_new(
         batch.schema(),
         vec![vec![batch]],
     )?))
 }
 
-fn returning_sql(items: &[SelectItem], source: &str) -> String {
+pub(crate) fn returning_sql(items: &[SelectItem], source: &str) -> String {
     let list: Vec<String> = items.iter().map(ToString::to_string).collect();
     format!("SELECT {} FROM {}", list.join(", "), quote(source))
 }
@@ -277,27 +281,7 @@ impl Session {
             .as_ref()
             .map(|alias| normalize(&alias.alias))
             .unwrap_or_else(|| table.name.clone());
-        // Target slots, in the order the source supplies them.
-        let targets: Vec<usize> = if insert.columns.is_empty() {
-            table.live_columns().map(|(slot, _)| slot).collect()
-        } else {
-            let mut seen = HashSet::new();
-            insert
-                .columns
-                .iter()
-                .map(|column| {
-                    let name = last_name(column);
-                    let slot = column_slot(&table, &name)?;
-                    if !seen.insert(slot) {
-                        return Err(Error::user(
-                            "42701",
-                            format!("column \"{name}\" specified more than once"),
-                        ));
-                    }
-                    Ok(slot)
-                })
-                .collect::<Result<_>>()?
-        };
+        let targets = insert_targets(&table, &insert.columns)?;
         let default_sql = |slot: usize| -> String {
             table.columns[slot]
                 .default
@@ -707,30 +691,7 @@ impl Session {
                 .validate_key(&Key::Object(table.id).encode());
             Ok(())
         })?;
-        let (assigned_slots, expressions) = assignments(&table, &update.assignments)?;
-        let mut sql = format!(
-            "SELECT {}.*, {} FROM {} AS {}",
-            quote(&alias),
-            expressions.join(", "),
-            keyed_name(&catalog, &table),
-            quote(&alias)
-        );
-        for join in &update.table.joins {
-            sql.push_str(&format!(" {join}"));
-        }
-        if let Some(from) = &update.from {
-            let tables = match from {
-                UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables) => {
-                    tables
-                }
-            };
-            for item in tables {
-                sql.push_str(&format!(", {item}"));
-            }
-        }
-        if let Some(selection) = &update.selection {
-            sql.push_str(&format!(" WHERE {selection}"));
-        }
+        let (assigned_slots, sql) = update_source_sql(&catalog, &table, &alias, &update)?;
         let (_, batches) = self.collect_query(parse_query(&sql)?).await?;
         let live: Vec<usize> = table.live_columns().map(|(slot, _)| slot).collect();
         let key_columns = live.len() + usize::from(table.has_row_id());
@@ -807,20 +768,7 @@ impl Session {
                 .validate_key(&Key::Object(table.id).encode());
             Ok(())
         })?;
-        let mut sql = format!(
-            "SELECT {}.* FROM {} AS {}",
-            quote(&alias),
-            keyed_name(&catalog, &table),
-            quote(&alias)
-        );
-        if let Some(using) = &delete.using {
-            for item in using {
-                sql.push_str(&format!(", {item}"));
-            }
-        }
-        if let Some(selection) = &delete.selection {
-            sql.push_str(&format!(" WHERE {selection}"));
-        }
+        let sql = delete_source_sql(&catalog, &table, &alias, &delete);
         let (_, batches) = self.collect_query(parse_query(&sql)?).await?;
         let rows = Self::stored_rows(&table, &batches)?;
         let database = self.shared.database.clone();
@@ -851,6 +799,88 @@ impl Session {
 }
 
 /// The last part of a possibly qualified name, folded as PostgreSQL folds identifiers.
+/// The query an UPDATE reads: the target's rows (`alias.*`, then the row id) and the new value of each
+/// assigned column; returns the assigned slots with it.
+pub(crate) fn update_source_sql(
+    catalog: &Catalog,
+    table: &TableDef,
+    alias: &str,
+    update: &Update,
+) -> Result<(Vec<usize>, String)> {
+    let (assigned_slots, expressions) = assignments(table, &update.assignments)?;
+    let mut sql = format!(
+        "SELECT {}.*, {} FROM {} AS {}",
+        quote(alias),
+        expressions.join(", "),
+        keyed_name(catalog, table),
+        quote(alias)
+    );
+    for join in &update.table.joins {
+        sql.push_str(&format!(" {join}"));
+    }
+    if let Some(from) = &update.from {
+        let tables = match from {
+            UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables) => {
+                tables
+            }
+        };
+        for item in tables {
+            sql.push_str(&format!(", {item}"));
+        }
+    }
+    if let Some(selection) = &update.selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    Ok((assigned_slots, sql))
+}
+
+/// The query a DELETE reads: the target's rows (`alias.*`, then the row id) that the WHERE keeps.
+pub(crate) fn delete_source_sql(
+    catalog: &Catalog,
+    table: &TableDef,
+    alias: &str,
+    delete: &Delete,
+) -> String {
+    let mut sql = format!(
+        "SELECT {}.* FROM {} AS {}",
+        quote(alias),
+        keyed_name(catalog, table),
+        quote(alias)
+    );
+    if let Some(using) = &delete.using {
+        for item in using {
+            sql.push_str(&format!(", {item}"));
+        }
+    }
+    if let Some(selection) = &delete.selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    sql
+}
+
+/// The target slots of an INSERT, in the order its source supplies them.
+pub(crate) fn insert_targets(table: &TableDef, columns: &[ObjectName]) -> Result<Vec<usize>> {
+    Ok(if columns.is_empty() {
+        table.live_columns().map(|(slot, _)| slot).collect()
+    } else {
+        let mut seen = HashSet::new();
+        columns
+            .iter()
+            .map(|column| {
+                let name = last_name(column);
+                let slot = column_slot(table, &name)?;
+                if !seen.insert(slot) {
+                    return Err(Error::user(
+                        "42701",
+                        format!("column \"{name}\" specified more than once"),
+                    ));
+                }
+                Ok(slot)
+            })
+            .collect::<Result<_>>()?
+    })
+}
+
 fn last_name(name: &ObjectName) -> String {
     match name.0.last() {
         Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
@@ -872,7 +902,7 @@ fn column_slot(table: &TableDef, name: &str) -> Result<usize> {
 }
 
 /// The target table of UPDATE / DELETE and the name its rows go by in the statement.
-fn dml_target(catalog: &Catalog, target: &TableWithJoins) -> Result<(TableDef, String)> {
+pub(crate) fn dml_target(catalog: &Catalog, target: &TableWithJoins) -> Result<(TableDef, String)> {
     let TableFactor::Table { name, alias, .. } = &target.relation else {
         return Err(Error::not_supported(format!(
             "UPDATE / DELETE of \"{}\"",

@@ -10,6 +10,7 @@ pub mod dml;
 pub mod format;
 pub mod functions;
 pub mod parse;
+pub mod prepare;
 pub mod provider;
 pub mod rewrite;
 pub mod write;

@@ -356,3 +356,121 @@ fn async_api_runs_inside_another_runtime_and_drops_cleanly() {
         drop(database);
     });
 }
+
+/// What Describe reports for a statement: `(parameter types, column names and types)`.
+fn describe(
+    session: &mut qubedb::Session,
+    sql: &str,
+    declared: &[Option<&str>],
+) -> (Vec<String>, Vec<String>) {
+    let prepared = session.prepare(sql).expect("prepare");
+    let declared: Vec<Option<String>> = declared
+        .iter()
+        .map(|name| name.map(str::to_string))
+        .collect();
+    let description = session
+        .describe_prepared(&prepared, &declared)
+        .expect("describe");
+    let type_of = |field: &qubedb::arrow::datatypes::Field| {
+        field
+            .metadata()
+            .get("qubedb.type")
+            .cloned()
+            .unwrap_or_else(|| field.data_type().to_string())
+    };
+    let parameters = description
+        .parameters
+        .iter()
+        .map(|field| field.as_deref().map(type_of).unwrap_or("?".into()))
+        .collect();
+    let columns = description
+        .columns
+        .map(|schema| {
+            schema
+                .fields()
+                .iter()
+                .map(|field| format!("{} {}", field.name(), type_of(field)))
+                .collect()
+        })
+        .unwrap_or_default();
+    (parameters, columns)
+}
+
+#[test]
+fn prepared_statements_describe_parameters_and_columns_without_running() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .execute(
+            "CREATE TABLE kv (id INTEGER PRIMARY KEY, name VARCHAR(20), score DOUBLE PRECISION, \
+             born DATE)",
+            &[],
+        )
+        .expect("create");
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Compared with a column: the column's type; LIMIT: bigint; untyped: unknown (a server reports
+    // text, as PostgreSQL resolves unknown).
+    assert_eq!(
+        describe(
+            &mut session,
+            "SELECT id, name AS n, $3 FROM kv WHERE id = $1 AND score > $2 LIMIT $4",
+            &[]
+        ),
+        (
+            strings(&["integer", "double precision", "?", "Int64"]),
+            strings(&["id integer", "n character varying(20)", "?column? Null"])
+        )
+    );
+    // Declared types win; casts type a parameter.
+    let (parameters, _) = describe(
+        &mut session,
+        "SELECT * FROM kv WHERE born = $1::date AND id = $2",
+        &[None, Some("bigint")],
+    );
+    assert_eq!(parameters, strings(&["Date32", "Int64"]));
+    // Stored into a column: the column's type; RETURNING describes the returned columns.
+    assert_eq!(
+        describe(
+            &mut session,
+            "INSERT INTO kv (born, id) VALUES ($1, $2) RETURNING id, born",
+            &[]
+        ),
+        (
+            strings(&["date", "integer"]),
+            strings(&["id integer", "born date"])
+        )
+    );
+    assert_eq!(
+        describe(&mut session, "UPDATE kv SET name = $1 WHERE id = $2", &[]),
+        (strings(&["character varying(20)", "integer"]), vec![])
+    );
+    assert_eq!(
+        describe(
+            &mut session,
+            "DELETE FROM kv WHERE name LIKE $1 RETURNING score",
+            &[]
+        ),
+        (
+            strings(&["character varying(20)"]),
+            strings(&["score double precision"])
+        )
+    );
+    assert_eq!(
+        describe(&mut session, "SHOW TimeZone", &[]),
+        (vec![], strings(&["timezone Utf8"]))
+    );
+    // Describing runs nothing and leaves no transaction open.
+    assert!(!session.in_transaction());
+    let count = session
+        .query("SELECT count(*) FROM kv", &[])
+        .expect("count")
+        .rows()
+        .expect("rows");
+    assert_eq!(count[0].get::<i64>(0).expect("count"), 0);
+    // A missing table is reported when describing, as PostgreSQL reports it at Parse.
+    let prepared = session.prepare("SELECT * FROM missing").expect("prepare");
+    let error = session
+        .describe_prepared(&prepared, &[])
+        .expect_err("missing table");
+    assert_eq!(error.code, "42P01");
+}
