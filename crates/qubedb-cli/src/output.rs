@@ -48,6 +48,11 @@ fn write_outcome(
         writeln!(out, "{}", outcome.tag)?;
         return Ok(());
     };
+    // COPY ... TO STDOUT writes its data as it is, in every output format.
+    if let Some(data) = outcome.copy_data() {
+        out.write_all(&data)?;
+        return Ok(());
+    }
     let names: Vec<String> = schema
         .fields()
         .iter()

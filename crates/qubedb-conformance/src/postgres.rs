@@ -417,7 +417,11 @@ impl Psql {
             }
             Ok(Ok(outcomes)) => {
                 for outcome in outcomes {
-                    if let Some(table) = outcome.psql_aligned() {
+                    if let Some(data) = outcome.copy_data() {
+                        // psql writes COPY data as it comes, with no blank line after it.
+                        let data = String::from_utf8_lossy(&data).into_owned();
+                        lines.extend(data.lines().map(str::to_string));
+                    } else if let Some(table) = outcome.psql_aligned() {
                         lines.extend(table.lines().map(str::to_string));
                         lines.push(String::new());
                     }

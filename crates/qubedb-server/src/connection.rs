@@ -19,6 +19,7 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_ready_for_query};
 use pgwire::api::results::Response;
 use pgwire::api::store::PortalStore;
@@ -37,6 +38,7 @@ use qubedb::{PreparedStatement, QueryResult, Session};
 use tokio::sync::Mutex;
 
 use crate::codec::encode_binary;
+use crate::copy::{PendingCopy, send_copy_out, start_copy_in};
 use crate::extended::{PortalEntry, StatementEntry};
 use crate::types::{pg_type, type_modifier, type_size};
 
@@ -54,6 +56,7 @@ impl ConnectionFactory {
                     session,
                     statements: HashMap::new(),
                     portals: HashMap::new(),
+                    copy: None,
                 }),
                 over_limit,
             }),
@@ -73,6 +76,10 @@ impl PgWireServerHandlers for ConnectionFactory {
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
         self.handlers.clone()
     }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.handlers.clone()
+    }
 }
 
 /// The handlers of one connection, around its session.
@@ -86,6 +93,8 @@ pub struct Connection {
     pub(crate) session: Session,
     pub(crate) statements: HashMap<String, Arc<StatementEntry>>,
     pub(crate) portals: HashMap<String, PortalEntry>,
+    /// A `COPY ... FROM STDIN` receiving its data.
+    pub(crate) copy: Option<PendingCopy>,
 }
 
 impl Connection {
@@ -336,8 +345,9 @@ pub(crate) fn engine_error(error: &qubedb::Error) -> PgWireError {
 }
 
 impl ConnectionHandlers {
-    /// Runs the statements of one Query message, answering each as it completes.
-    async fn run_simple_query<C>(&self, client: &mut C, sql: &str) -> PgWireResult<()>
+    /// Runs the statements of one Query message, answering each as it completes. Returns true when
+    /// it stopped at a `COPY ... FROM STDIN` that now waits for the client's data.
+    async fn run_simple_query<C>(&self, client: &mut C, sql: &str) -> PgWireResult<bool>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -345,8 +355,7 @@ impl ConnectionHandlers {
     {
         let mut connection = self.connection.lock().await;
         connection.forget_unnamed();
-        let session = &mut connection.session;
-        let statements = match session.prepare_script(sql) {
+        let statements = match connection.session.prepare_script(sql) {
             Ok(statements) => statements,
             Err(error) => {
                 client
@@ -354,7 +363,7 @@ impl ConnectionHandlers {
                         error_info(&error).into(),
                     ))
                     .await?;
-                return Ok(());
+                return Ok(false);
             }
         };
         if statements.is_empty() {
@@ -363,58 +372,9 @@ impl ConnectionHandlers {
                     EmptyQueryResponse::new(),
                 ))
                 .await?;
-            return Ok(());
+            return Ok(false);
         }
-        for statement in &statements {
-            if let Err(error) = Self::run_one(client, session, statement).await {
-                let info = match error {
-                    PgWireError::UserError(info) => *info,
-                    other => return Err(other),
-                };
-                client
-                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await?;
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs one statement of a Query message and sends its rows (text format) and CommandComplete.
-    async fn run_one<C>(
-        client: &mut C,
-        session: &mut Session,
-        statement: &PreparedStatement,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let result = session
-            .execute_prepared_async(statement, &[])
-            .await
-            .map_err(|error| engine_error(&error))?;
-        if let Some(schema) = result.schema() {
-            client
-                .feed(PgWireBackendMessage::RowDescription(row_description(
-                    &schema,
-                    &[],
-                )))
-                .await?;
-        }
-        let mut rows = RowStream::new(result, &[]);
-        let mut count = 0;
-        while let Some(row) = rows.next_row().await? {
-            client.feed(PgWireBackendMessage::DataRow(row)).await?;
-            count += 1;
-        }
-        client
-            .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
-                rows.tag(count),
-            )))
-            .await?;
-        Ok(())
+        run_statements(client, &mut connection, statements.into(), true).await
     }
 
     /// The session's transaction status, as ReadyForQuery reports it.
@@ -422,6 +382,92 @@ impl ConnectionHandlers {
         let connection = self.connection.lock().await;
         status_of(&connection.session)
     }
+}
+
+/// Runs the statements of a Query message in order until one fails; the error ends the message.
+/// A `COPY ... FROM STDIN` stops the run to wait for the client's data (the rest resumes after it) when
+/// `copy_in_allowed`; returns true then.
+pub(crate) async fn run_statements<C>(
+    client: &mut C,
+    connection: &mut Connection,
+    mut statements: VecDeque<PreparedStatement>,
+    copy_in_allowed: bool,
+) -> PgWireResult<bool>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    while let Some(statement) = statements.pop_front() {
+        let outcome = if statement.is_copy_from_stdin() {
+            if copy_in_allowed {
+                let remaining = std::mem::take(&mut statements);
+                match start_copy_in(client, connection, statement, remaining, false).await {
+                    Ok(()) => return Ok(true),
+                    Err(error) => Err(error),
+                }
+            } else {
+                Err(user_error(
+                    "ERROR",
+                    "0A000",
+                    "a second COPY FROM STDIN in one Query message is not supported",
+                ))
+            }
+        } else {
+            run_one(client, &mut connection.session, &statement).await
+        };
+        if let Err(error) = outcome {
+            let info = match error {
+                PgWireError::UserError(info) => *info,
+                other => return Err(other),
+            };
+            client
+                .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                .await?;
+            break;
+        }
+    }
+    Ok(false)
+}
+
+/// Runs one statement of a Query message and sends its rows (text format) and CommandComplete.
+async fn run_one<C>(
+    client: &mut C,
+    session: &mut Session,
+    statement: &PreparedStatement,
+) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let result = session
+        .execute_prepared_async(statement, &[])
+        .await
+        .map_err(|error| engine_error(&error))?;
+    if result.copy_out().is_some() {
+        return send_copy_out(client, result).await;
+    }
+    if let Some(schema) = result.schema() {
+        client
+            .feed(PgWireBackendMessage::RowDescription(row_description(
+                &schema,
+                &[],
+            )))
+            .await?;
+    }
+    let mut rows = RowStream::new(result, &[]);
+    let mut count = 0;
+    while let Some(row) = rows.next_row().await? {
+        client.feed(PgWireBackendMessage::DataRow(row)).await?;
+        count += 1;
+    }
+    client
+        .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+            rows.tag(count),
+        )))
+        .await?;
+    Ok(())
 }
 
 /// Idle, in a block, or in a failed block.
@@ -448,10 +494,16 @@ impl SimpleQueryHandler for ConnectionHandlers {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
-        self.run_simple_query(client, &query.query).await?;
+        let waiting_for_copy = self.run_simple_query(client, &query.query).await?;
         let status = self.transaction_status().await;
-        client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
+        if waiting_for_copy {
+            // ReadyForQuery follows the COPY data (see `copy.rs`).
+            client.set_state(PgWireConnectionState::CopyInProgress(false));
+            client.flush().await?;
+            return Ok(());
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
         send_ready_for_query(client, status).await?;
         Ok(())
     }

@@ -14,6 +14,7 @@
 //! As in PostgreSQL, the unnamed statement and portal are replaced by the next Parse / Bind of the
 //! unnamed one, while a named one must be closed before its name is used again (42P05, 42P03).
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ use crate::connection::{
     Connection, ConnectionHandlers, RowStream, column_formats, engine_error, row_description,
     status_of, user_error,
 };
+use crate::copy::{send_copy_out, start_copy_in};
 use crate::types::pg_type;
 
 /// A statement stored by Parse.
@@ -322,6 +324,13 @@ impl ConnectionHandlers {
             return Ok(());
         };
         if let PortalState::Ready = portal.state {
+            if prepared.is_copy_from_stdin() {
+                portal.state = PortalState::Done;
+                let statement = prepared.clone();
+                start_copy_in(client, connection, statement, VecDeque::new(), true).await?;
+                client.set_state(PgWireConnectionState::CopyInProgress(true));
+                return Ok(());
+            }
             let result = connection
                 .session
                 .execute_prepared_async(prepared, &portal.parameters)
@@ -333,6 +342,10 @@ impl ConnectionHandlers {
                     return Err(engine_error(&error));
                 }
             };
+            if result.copy_out().is_some() {
+                portal.state = PortalState::Done;
+                return send_copy_out(client, result).await;
+            }
             portal.state = PortalState::Running(RowStream::new(result, &portal.binary));
         }
         let PortalState::Running(rows) = &mut portal.state else {

@@ -5,14 +5,15 @@
 //! errors to protocol messages (row descriptions with PostgreSQL type OIDs, rows in text or binary
 //! format ([`codec`]), command tags, ErrorResponse with SQLSTATE, detail, hint and position),
 //! ReadyForQuery carrying the session's real transaction status, the extended query protocol's
-//! statements and portals ([`extended`]), and the listener: a connection limit, and a clean shutdown
+//! statements and portals ([`extended`]), COPY in both directions ([`copy`]), and the listener: a connection limit, and a clean shutdown
 //! that drops every session (rolling back open transactions) before the database closes.
 //!
-//! Not built yet (issue 4 continues): COPY over the wire, cancel requests, authentication other than
+//! Not built yet (issue 4 continues): cancel requests, authentication other than
 //! `trust`, TLS, the catalog emulation psql's `\d` needs, and several databases per data directory.
 
 pub mod codec;
 pub mod connection;
+pub mod copy;
 pub mod extended;
 pub mod types;
 

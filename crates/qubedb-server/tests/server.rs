@@ -285,3 +285,52 @@ fn the_connection_user_is_the_session_user() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "alice|alice\nalice\n");
 }
+
+#[test]
+fn copy_from_stdin_and_to_stdout_through_psql() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let csv = directory.path().join("in.csv");
+    std::fs::write(&csv, "id,name\n3,\"c, d\"\n4,\n").expect("write csv");
+    let exported = directory.path().join("out.txt");
+    // Inline COPY data (text), `\copy` from a client-side CSV file, COPY TO STDOUT, `\copy` to a file,
+    // and a COPY whose data is bad: rolled back, and the statements after it still run.
+    let (code, out, err) = server.psql(
+        &format!(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT);\n\
+             COPY t FROM STDIN;\n\
+             1\tone\\ttab\n\
+             2\t\\N\n\
+             \\.\n\
+             \\copy t FROM '{}' WITH (FORMAT csv, HEADER)\n\
+             COPY t TO STDOUT;\n\
+             COPY (SELECT id, name FROM t WHERE id > 2 ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER);\n\
+             \\copy t TO '{}'\n\
+             COPY t FROM STDIN;\n\
+             5\tfive\n\
+             x\tbad\n\
+             \\.\n\
+             SELECT count(*) AS rows FROM t;\n",
+            csv.display(),
+            exported.display()
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "CREATE TABLE\nCOPY 2\nCOPY 2\n1\tone\\ttab\n2\t\\N\n3\tc, d\n4\t\\N\n\
+         id,name\n3,\"c, d\"\n4,\nCOPY 4\n rows \n------\n    4\n(1 row)\n\n"
+    );
+    assert!(
+        err.contains("invalid input syntax for type integer: \"x\""),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&exported).expect("exported"),
+        "1\tone\\ttab\n2\t\\N\n3\tc, d\n4\t\\N\n"
+    );
+    // A COPY into a missing table fails before psql sends any data.
+    let (_, _, err) = server.psql("COPY nope FROM STDIN;\n1\n\\.\n", &[]);
+    assert!(err.contains("relation \"nope\" does not exist"), "{err}");
+}

@@ -198,6 +198,8 @@ fn classify_arrow(message: &str) -> Error {
             "22003",
             format!("value out of range: {}", strip_prefixes(message)),
         )
+    } else if let Some(message) = invalid_input_message(message) {
+        Error::user("22P02", message)
     } else if lower.contains("cannot cast")
         || lower.contains("cast error")
         || lower.contains("parser error")
@@ -209,6 +211,30 @@ fn classify_arrow(message: &str) -> Error {
     } else {
         Error::user("22000", strip_prefixes(message))
     }
+}
+
+/// PostgreSQL's `invalid input syntax for type integer: "x"` from Arrow's "Cannot cast string 'x' to
+/// value of Int32 type"; `None` for any other message.
+pub(crate) fn invalid_input_message(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("Cannot cast string '")?;
+    let (value, rest) = rest.rsplit_once("' to value of ")?;
+    let arrow_type = rest.split_whitespace().next()?;
+    let type_name = match arrow_type {
+        "Int8" | "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" | "Date64" => "date",
+        name if name.starts_with("Decimal") => "numeric",
+        name if name.starts_with("Timestamp") => "timestamp",
+        name if name.starts_with("Time") => "time",
+        _ => return None,
+    };
+    Some(format!(
+        "invalid input syntax for type {type_name}: \"{value}\""
+    ))
 }
 
 fn strip_prefixes(message: &str) -> String {

@@ -49,6 +49,7 @@ pub use params::Param;
 pub use qubedb_kv::Synchronous;
 pub use result::{FromColumn, QueryResult, Row, StatementOutcome};
 pub use session::{PreparedStatement, Session};
+pub use sql::copy::CopyEncoder;
 pub use sql::prepare::StatementDescription;
 
 /// The PostgreSQL version QubeDB reports to clients (`server_version`, `version()`).

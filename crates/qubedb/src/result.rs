@@ -13,6 +13,7 @@ use futures::{FutureExt, StreamExt};
 
 use crate::error::{Error, Result};
 use crate::session::{Shared, drain, memory_stream, text_schema};
+use crate::sql::copy::CopyEncoder;
 use crate::sql::format::ColumnFormatter;
 
 /// What one statement did, with any rows it returned collected.
@@ -25,6 +26,8 @@ pub struct StatementOutcome {
     /// The schema of the rows, for statements that return rows.
     pub schema: Option<SchemaRef>,
     pub batches: Vec<RecordBatch>,
+    /// For `COPY ... TO STDOUT`: how the rows are written as COPY data ([`StatementOutcome::copy_data`]).
+    pub copy_out: Option<Arc<CopyEncoder>>,
 }
 
 impl StatementOutcome {
@@ -35,7 +38,19 @@ impl StatementOutcome {
             rows_affected,
             schema: None,
             batches: Vec::new(),
+            copy_out: None,
         }
+    }
+
+    /// The COPY data of a `COPY ... TO STDOUT` (header, then one line per row); `None` for any other
+    /// statement.
+    pub fn copy_data(&self) -> Option<Vec<u8>> {
+        let encoder = self.copy_out.as_ref()?;
+        let mut data = encoder.header().unwrap_or_default();
+        for batch in &self.batches {
+            data.extend(encoder.encode(batch));
+        }
+        Some(data)
     }
 
     /// Every row as text in PostgreSQL's text format (`None` for NULL).
@@ -49,7 +64,8 @@ impl StatementOutcome {
 
     /// The rows as psql prints them in its default aligned format: a centred header, a rule, numbers
     /// right-aligned, multi-line values continued with `+`, and the `(n rows)` footer. `None` for a
-    /// statement without rows.
+    /// statement without rows. (psql writes the rows of `COPY ... TO STDOUT` as their
+    /// [`StatementOutcome::copy_data`] instead.)
     pub fn psql_aligned(&self) -> Option<String> {
         let schema = self.schema.as_ref()?;
         let names: Vec<String> = schema
@@ -184,6 +200,8 @@ pub struct QueryResult {
     shared: Option<Arc<Shared>>,
     /// When `statement_timeout` runs out for the statement that produces these rows.
     deadline: Option<tokio::time::Instant>,
+    /// Set for `COPY ... TO STDOUT`.
+    copy_out: Option<Arc<CopyEncoder>>,
 }
 
 impl QueryResult {
@@ -196,6 +214,7 @@ impl QueryResult {
                 rows_affected: outcome.rows_affected,
                 shared: None,
                 deadline: None,
+                copy_out: None,
             },
             None => QueryResult {
                 body: Body::Command,
@@ -204,6 +223,7 @@ impl QueryResult {
                 rows_affected: outcome.rows_affected,
                 shared: None,
                 deadline: None,
+                copy_out: None,
             },
         }
     }
@@ -216,6 +236,7 @@ impl QueryResult {
             rows_affected: 0,
             shared: Some(shared),
             deadline: None,
+            copy_out: None,
         }
     }
 
@@ -233,6 +254,7 @@ impl QueryResult {
             rows_affected,
             shared: None,
             deadline: None,
+            copy_out: None,
         }
     }
 
@@ -255,6 +277,24 @@ impl QueryResult {
             "SHOW".into(),
             count,
         ))
+    }
+
+    /// True when the tag counts the rows as they are read (`SELECT n`, `COPY n`).
+    fn counts_rows(&self) -> bool {
+        self.tag == "SELECT" || self.tag == "COPY"
+    }
+
+    /// Marks the rows as the output of `COPY ... TO STDOUT`, written by `encoder`.
+    pub(crate) fn into_copy_out(mut self, encoder: CopyEncoder) -> QueryResult {
+        self.tag = "COPY".into();
+        self.copy_out = Some(Arc::new(encoder));
+        self
+    }
+
+    /// For `COPY ... TO STDOUT`: how the rows are written as COPY data. The rows themselves are read
+    /// as for any result; a server sends them encoded, an embedded caller may read them as rows.
+    pub fn copy_out(&self) -> Option<&CopyEncoder> {
+        self.copy_out.as_deref()
     }
 
     /// The schema of the rows, if the statement returns rows.
@@ -296,7 +336,7 @@ impl QueryResult {
         match next {
             None => Ok(None),
             Some(Ok(batch)) => {
-                if self.tag == "SELECT" {
+                if self.counts_rows() {
                     self.rows_affected += batch.num_rows() as u64;
                 }
                 Ok(Some(batch))
@@ -328,8 +368,8 @@ impl QueryResult {
         while let Some(batch) = self.next_batch_async().await? {
             batches.push(batch);
         }
-        let tag = if self.tag == "SELECT" {
-            format!("SELECT {}", self.rows_affected)
+        let tag = if self.counts_rows() {
+            format!("{} {}", self.tag, self.rows_affected)
         } else {
             self.tag.clone()
         };
@@ -338,6 +378,7 @@ impl QueryResult {
             rows_affected: self.rows_affected,
             schema: self.schema.clone(),
             batches,
+            copy_out: self.copy_out.clone(),
         })
     }
 
@@ -368,8 +409,8 @@ impl QueryResult {
 
     /// The command tag, once every row has been read.
     pub fn tag(&self) -> String {
-        if self.tag == "SELECT" {
-            format!("SELECT {}", self.rows_affected)
+        if self.counts_rows() {
+            format!("{} {}", self.tag, self.rows_affected)
         } else {
             self.tag.clone()
         }

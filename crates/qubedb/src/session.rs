@@ -93,6 +93,20 @@ pub struct PreparedStatement {
     pub parameter_count: usize,
 }
 
+impl PreparedStatement {
+    /// True for `COPY ... FROM STDIN`, which needs the client's data ([`Session::copy_in_prepared_async`]).
+    pub fn is_copy_from_stdin(&self) -> bool {
+        matches!(
+            self.statement,
+            Statement::Copy {
+                to: false,
+                target: ast::CopyTarget::Stdin,
+                ..
+            }
+        )
+    }
+}
+
 /// One connection to a [`crate::Database`]. Sessions of one database run concurrently on separate threads;
 /// a session itself runs one statement at a time.
 pub struct Session {
@@ -188,6 +202,14 @@ impl Session {
             .insert("session_authorization".into(), user.to_string());
     }
 
+    /// Fails the current statement from outside, as an error inside it would (a client abandoning its
+    /// `COPY FROM STDIN` with CopyFail): inside a block, the block is aborted until ROLLBACK.
+    pub fn fail_statement(&mut self) {
+        if let Some(block) = &mut self.block {
+            block.aborted = true;
+        }
+    }
+
     /// True inside a `BEGIN` ... `COMMIT` block.
     pub fn in_transaction(&self) -> bool {
         self.block.is_some()
@@ -214,27 +236,26 @@ impl Session {
 
     /// Like [`Session::copy_in`], from async code.
     pub async fn copy_in_async(&mut self, sql: &str, data: &[u8]) -> Result<StatementOutcome> {
-        let mut statements = parse(sql)?;
-        let statement = match (statements.pop(), statements.is_empty()) {
-            (
-                Some(
-                    statement @ Statement::Copy {
-                        to: false,
-                        target: ast::CopyTarget::Stdin,
-                        ..
-                    },
-                ),
-                true,
-            ) => statement,
-            _ => {
-                return Err(Error::user(
-                    "42601",
-                    "copy_in takes exactly one COPY ... FROM STDIN statement",
-                ));
-            }
-        };
+        let prepared = self.prepare(sql)?;
+        self.copy_in_prepared_async(&prepared, data).await
+    }
+
+    /// Runs a prepared `COPY ... FROM STDIN` with `data` as what the client sent.
+    pub async fn copy_in_prepared_async(
+        &mut self,
+        prepared: &PreparedStatement,
+        data: &[u8],
+    ) -> Result<StatementOutcome> {
+        if !prepared.is_copy_from_stdin() {
+            return Err(Error::user(
+                "42601",
+                "copy_in takes exactly one COPY ... FROM STDIN statement",
+            ));
+        }
         self.copy_data = Some(data.to_vec());
-        let result = self.execute_statement(statement, &[]).await;
+        let result = self
+            .execute_statement(prepared.statement.clone(), &[])
+            .await;
         self.copy_data = None;
         result?.collect().await
     }
@@ -597,8 +618,11 @@ impl Session {
                 legacy_options,
                 values: _,
             } => {
-                let (table, columns) = crate::sql::copy::copy_from_parts(source, to)?;
                 let format = crate::sql::copy::CopyFormat::from_options(&options, &legacy_options)?;
+                if to {
+                    return self.copy_to(source, target, format).await;
+                }
+                let (table, columns) = crate::sql::copy::copy_from_parts(source)?;
                 let data = self.copy_data.take();
                 let outcome = self.copy_from(table, columns, target, format, data).await?;
                 Ok(QueryResult::command(outcome))

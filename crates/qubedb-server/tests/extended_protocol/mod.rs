@@ -373,3 +373,53 @@ fn portals_pipelining_transactions_and_errors() {
         );
     });
 }
+
+#[test]
+fn copy_in_and_out_through_the_extended_protocol() {
+    use futures::{SinkExt, TryStreamExt};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(directory.path(), 10);
+    runtime().block_on(async {
+        let client = connect(&running).await;
+        client
+            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+            .await
+            .expect("create");
+        let sink = client
+            .copy_in("COPY t (id, name) FROM STDIN WITH (FORMAT csv)")
+            .await
+            .expect("copy in");
+        futures::pin_mut!(sink);
+        for chunk in ["1,one\n2,", "\"two, too\"\n3,\n"] {
+            sink.send(bytes::Bytes::from(chunk)).await.expect("send");
+        }
+        assert_eq!(sink.finish().await.expect("finish"), 3);
+        let stream = client
+            .copy_out("COPY t TO STDOUT WITH (FORMAT csv)")
+            .await
+            .expect("copy out");
+        let chunks: Vec<bytes::Bytes> = stream.try_collect().await.expect("copy data");
+        let text: String = chunks
+            .iter()
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect();
+        assert_eq!(text, "1,one\n2,\"two, too\"\n3,\n");
+        // A failing COPY reports its error; the connection carries on.
+        let sink = client.copy_in("COPY t FROM STDIN").await.expect("copy in");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from("1\tagain\n"))
+            .await
+            .expect("send");
+        let error = sink.finish().await.expect_err("duplicate key");
+        assert_eq!(
+            error.code(),
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+        );
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(count, 3);
+    });
+}

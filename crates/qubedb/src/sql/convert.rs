@@ -333,6 +333,8 @@ pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
                 "22003",
                 format!("value out of range for type {}", data_type.sql_name()),
             )
+        } else if let Some(message) = crate::error::invalid_input_message(&text) {
+            Error::user("22P02", message)
         } else {
             Error::user(
                 "22P02",

@@ -1,4 +1,5 @@
-//! `COPY table [(columns)] FROM 'file' | STDIN`, in PostgreSQL's text and CSV formats.
+//! `COPY table [(columns)] FROM 'file' | STDIN` and `COPY table [(columns)] | (query) TO 'file' | STDOUT`,
+//! in PostgreSQL's text and CSV formats.
 //!
 //! The data is split into rows of fields here ([`parse_rows`], PostgreSQL's rules: backslash escapes
 //! and `\N` in text, quoting in CSV, `\.` ends the data), then inserted through the ordinary INSERT
@@ -10,14 +11,27 @@
 //! `FROM STDIN` reads what the client sent: [`crate::Session::copy_in`] (the wire protocol's
 //! CopyData) hands it over. A server-side file is read with the process's permissions, as an
 //! embedded library does.
+//!
+//! `TO` runs the query (`SELECT columns FROM table` for the table form) and writes each row as a line:
+//! text format escapes backslash, control characters and the delimiter (`\\`, `\n`, `\t`, ...) and
+//! writes NULL as `\N`; CSV quotes a field that holds the delimiter, the quote, a line break, or that
+//! reads as the NULL string, and the FORCE_QUOTE columns. `TO STDOUT` returns the rows as a
+//! [`crate::QueryResult`] marked with its [`CopyEncoder`]: a server encodes them into CopyData as it
+//! reads them, an embedded caller may read them as rows.
 
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
+    Statement,
 };
 
+use std::io::Write;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+
 use crate::error::{Error, Result};
-use crate::result::StatementOutcome;
-use crate::session::Session;
+use crate::result::{QueryResult, StatementOutcome, batch_text_rows};
+use crate::session::{PreparedStatement, Session};
 
 /// Rows per generated INSERT.
 const ROWS_PER_CHUNK: usize = 500;
@@ -31,6 +45,8 @@ pub(crate) struct CopyFormat {
     header: bool,
     quote: char,
     escape: char,
+    /// FORCE_QUOTE: the columns (lower-case) whose non-NULL values are always quoted; `*` for all.
+    force_quote: Vec<String>,
 }
 
 impl CopyFormat {
@@ -45,6 +61,10 @@ impl CopyFormat {
         let mut header = false;
         let mut quote = None;
         let mut escape = None;
+        let mut force_quote = Vec::new();
+        let names = |columns: &[Ident]| -> Vec<String> {
+            columns.iter().map(crate::sql::rewrite::normalize).collect()
+        };
         for option in options {
             match option {
                 CopyOption::Format(name) => match name.value.to_lowercase().as_str() {
@@ -63,6 +83,7 @@ impl CopyFormat {
                 CopyOption::Header(on) => header = *on,
                 CopyOption::Quote(character) => quote = Some(*character),
                 CopyOption::Escape(character) => escape = Some(*character),
+                CopyOption::ForceQuote(columns) => force_quote = names(columns),
                 CopyOption::Freeze(_) | CopyOption::Encoding(_) => {}
                 other => return Err(Error::not_supported(format!("COPY option {other}"))),
             }
@@ -81,6 +102,9 @@ impl CopyFormat {
                             CopyLegacyCsvOption::Header => header = true,
                             CopyLegacyCsvOption::Quote(character) => quote = Some(*character),
                             CopyLegacyCsvOption::Escape(character) => escape = Some(*character),
+                            CopyLegacyCsvOption::ForceQuote(columns) => {
+                                force_quote = names(columns);
+                            }
                             other => {
                                 return Err(Error::not_supported(format!("COPY option {other}")));
                             }
@@ -94,6 +118,12 @@ impl CopyFormat {
             return Err(Error::user(
                 "0A000",
                 "COPY quote and escape are available only in CSV mode",
+            ));
+        }
+        if !csv && !force_quote.is_empty() {
+            return Err(Error::user(
+                "0A000",
+                "COPY FORCE_QUOTE is available only in CSV mode",
             ));
         }
         let quote = quote.unwrap_or('"');
@@ -110,7 +140,128 @@ impl CopyFormat {
             header,
             quote,
             escape: escape.unwrap_or(quote),
+            force_quote,
         })
+    }
+}
+
+/// Writes rows as COPY data in one format (see the module docs).
+#[derive(Debug, Clone)]
+pub struct CopyEncoder {
+    format: CopyFormat,
+    names: Vec<String>,
+    /// Per column: FORCE_QUOTE applies.
+    forced: Vec<bool>,
+}
+
+impl CopyEncoder {
+    pub(crate) fn new(format: CopyFormat, schema: &Schema) -> Result<CopyEncoder> {
+        let names: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|field| field.name().clone())
+            .collect();
+        let all = format.force_quote.iter().any(|name| name == "*");
+        for name in &format.force_quote {
+            if name != "*" && !names.contains(name) {
+                return Err(Error::user(
+                    "42703",
+                    format!("FORCE_QUOTE column \"{name}\" not referenced by COPY"),
+                ));
+            }
+        }
+        let forced = names
+            .iter()
+            .map(|name| all || format.force_quote.contains(name))
+            .collect();
+        Ok(CopyEncoder {
+            format,
+            names,
+            forced,
+        })
+    }
+
+    /// The number of columns in each line.
+    pub fn column_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The header line (HEADER), if the COPY asked for one.
+    pub fn header(&self) -> Option<Vec<u8>> {
+        if !self.format.header {
+            return None;
+        }
+        let mut out = String::new();
+        let names: Vec<Option<String>> = self.names.iter().cloned().map(Some).collect();
+        self.write_line(&names, &vec![false; names.len()], &mut out);
+        Some(out.into_bytes())
+    }
+
+    /// The lines of every row of `batch`.
+    pub fn encode(&self, batch: &RecordBatch) -> Vec<u8> {
+        let mut out = String::new();
+        for row in batch_text_rows(batch) {
+            self.write_line(&row, &self.forced, &mut out);
+        }
+        out.into_bytes()
+    }
+
+    fn write_line(&self, values: &[Option<String>], forced: &[bool], out: &mut String) {
+        for (index, value) in values.iter().enumerate() {
+            if index > 0 {
+                out.push(self.format.delimiter);
+            }
+            match value {
+                None => out.push_str(&self.format.null),
+                Some(text) if self.format.csv => self.write_csv(text, forced[index], out),
+                Some(text) => self.write_text(text, out),
+            }
+        }
+        out.push('\n');
+    }
+
+    fn write_text(&self, text: &str, out: &mut String) {
+        for character in text.chars() {
+            match character {
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{b}' => out.push_str("\\v"),
+                character if character == self.format.delimiter => {
+                    out.push('\\');
+                    out.push(character);
+                }
+                character => out.push(character),
+            }
+        }
+    }
+
+    fn write_csv(&self, text: &str, forced: bool, out: &mut String) {
+        let quote = self.format.quote;
+        let needs_quotes = forced
+            || text == self.format.null
+            || text.starts_with("\\.")
+            || text.chars().any(|character| {
+                character == self.format.delimiter
+                    || character == quote
+                    || character == '\n'
+                    || character == '\r'
+            });
+        if !needs_quotes {
+            out.push_str(text);
+            return;
+        }
+        out.push(quote);
+        for character in text.chars() {
+            if character == quote || character == self.format.escape {
+                out.push(self.format.escape);
+            }
+            out.push(character);
+        }
+        out.push(quote);
     }
 }
 
@@ -401,26 +552,117 @@ impl Session {
     }
 }
 
-/// The parts of a `COPY ... FROM` statement, or why it is not one QubeDB runs.
-pub(crate) fn copy_from_parts(source: CopySource, to: bool) -> Result<(ObjectName, Vec<Ident>)> {
-    match (source, to) {
-        (
+impl Session {
+    /// Checks a `COPY table [(columns)] FROM STDIN` before the client sends its data — the table and
+    /// columns exist, the options are valid, the transaction is not aborted — and returns how many
+    /// fields each row holds.
+    pub async fn copy_in_columns_async(&mut self, prepared: &PreparedStatement) -> Result<usize> {
+        let Statement::Copy {
+            source,
+            to: false,
+            target: CopyTarget::Stdin,
+            options,
+            legacy_options,
+            ..
+        } = &prepared.statement
+        else {
+            return Err(Error::user("42601", "not a COPY ... FROM STDIN statement"));
+        };
+        if self.transaction_failed() {
+            return Err(crate::session::aborted_error());
+        }
+        CopyFormat::from_options(options, legacy_options)?;
+        let (table_name, columns) = copy_from_parts(source.clone())?;
+        let implicit = !self.in_transaction();
+        self.ensure_transaction()?;
+        let catalog = self.shared.state.lock().catalog.clone();
+        if implicit {
+            self.rollback_transaction();
+        }
+        let table = crate::sql::dml::target_table(&catalog, &table_name)?;
+        let names: Vec<ObjectName> = columns
+            .into_iter()
+            .map(|column| ObjectName::from(vec![column]))
+            .collect();
+        Ok(crate::sql::dml::insert_targets(&table, &names)?.len())
+    }
+
+    /// Runs `COPY ... TO`: the rows for `STDOUT` (marked with their encoder), or written to a file.
+    pub(crate) async fn copy_to(
+        &mut self,
+        source: CopySource,
+        target: CopyTarget,
+        format: CopyFormat,
+    ) -> Result<QueryResult> {
+        let query = match source {
             CopySource::Table {
                 table_name,
                 columns,
-            },
-            false,
-        ) => Ok((table_name, columns)),
-        (CopySource::Query(_), false) => {
-            Err(Error::user("42601", "COPY FROM needs a table, not a query"))
+            } => {
+                let list = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns
+                        .iter()
+                        .map(Ident::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                crate::sql::dml::parse_query(&format!("SELECT {list} FROM {table_name}"))?
+            }
+            CopySource::Query(query) => *query,
+        };
+        let mut result = self.run_query(query).await?;
+        let schema = result
+            .schema()
+            .ok_or_else(|| Error::internal("COPY TO query returned no rows"))?;
+        let encoder = CopyEncoder::new(format, &schema)?;
+        match target {
+            CopyTarget::Stdout => Ok(result.into_copy_out(encoder)),
+            CopyTarget::File { filename } => {
+                let failed = |error: std::io::Error| {
+                    Error::user(
+                        "58P01",
+                        format!("could not open file \"{filename}\" for writing: {error}"),
+                    )
+                };
+                let mut file =
+                    std::io::BufWriter::new(std::fs::File::create(&filename).map_err(failed)?);
+                let mut count = 0u64;
+                if let Some(header) = encoder.header() {
+                    file.write_all(&header).map_err(failed)?;
+                }
+                while let Some(batch) = result.next_batch_async().await? {
+                    count += batch.num_rows() as u64;
+                    file.write_all(&encoder.encode(&batch)).map_err(failed)?;
+                }
+                file.flush().map_err(failed)?;
+                Ok(QueryResult::command(StatementOutcome::command(
+                    format!("COPY {count}"),
+                    count,
+                )))
+            }
+            CopyTarget::Stdin => Err(Error::user("42601", "COPY TO cannot write to STDIN")),
+            CopyTarget::Program { .. } => Err(Error::not_supported("COPY TO PROGRAM")),
         }
-        (_, true) => Err(Error::not_supported("COPY TO")),
+    }
+}
+
+/// The parts of a `COPY ... FROM` statement, or why it is not one QubeDB runs.
+pub(crate) fn copy_from_parts(source: CopySource) -> Result<(ObjectName, Vec<Ident>)> {
+    match source {
+        CopySource::Table {
+            table_name,
+            columns,
+        } => Ok((table_name, columns)),
+        CopySource::Query(_) => Err(Error::user("42601", "COPY FROM needs a table, not a query")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn text() -> CopyFormat {
         CopyFormat::from_options(&[], &[]).expect("default options")
@@ -470,6 +712,75 @@ mod tests {
                     None
                 ],
             ]
+        );
+    }
+
+    fn encoded(format: CopyFormat, rows: Vec<Vec<Option<&str>>>) -> String {
+        use datafusion::arrow::array::{ArrayRef, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = (0..2)
+            .map(|column| {
+                Arc::new(StringArray::from(
+                    rows.iter().map(|row| row[column]).collect::<Vec<_>>(),
+                )) as ArrayRef
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
+        let encoder = CopyEncoder::new(format, &schema).expect("encoder");
+        let mut out = encoder.header().unwrap_or_default();
+        out.extend(encoder.encode(&batch));
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn text_output_escapes_what_input_unescapes() {
+        let rows = vec![
+            vec![Some("tab\there"), None],
+            vec![Some("back\\slash\nline"), Some("")],
+        ];
+        let out = encoded(text(), rows.clone());
+        assert_eq!(out, "tab\\there\t\\N\nback\\\\slash\\nline\t\n");
+        let parsed = parse_rows(&out, &text()).expect("parse back");
+        let expected: Vec<Vec<Option<String>>> = rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|value| value.map(String::from))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn csv_output_quotes_only_where_needed() {
+        let mut format = CopyFormat::from_options(
+            &[
+                CopyOption::Format(Ident::new("csv")),
+                CopyOption::Header(true),
+                CopyOption::ForceQuote(vec![Ident::new("b")]),
+            ],
+            &[],
+        )
+        .expect("csv options");
+        let rows = vec![
+            vec![Some("plain"), Some("x")],
+            vec![Some("a,b"), None],
+            vec![Some("say \"hi\""), Some("")],
+            vec![Some(""), Some("line\nbreak")],
+        ];
+        assert_eq!(
+            encoded(format.clone(), rows),
+            "a,b\nplain,\"x\"\n\"a,b\",\n\"say \"\"hi\"\"\",\"\"\n\"\",\"line\nbreak\"\n"
+        );
+        format.force_quote.clear();
+        assert_eq!(
+            encoded(format, vec![vec![Some("\\."), Some("1")]]),
+            "a,b\n\"\\.\",1\n"
         );
     }
 
