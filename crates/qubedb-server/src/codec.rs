@@ -82,6 +82,8 @@ pub fn encode_binary(
         ArrowType::UInt16 => primitive!(UInt16Array, put_i32, i32),
         ArrowType::Int32 => primitive!(Int32Array, put_i32, i32),
         ArrowType::UInt32 => primitive!(UInt32Array, put_i64, i64),
+        // System catalogs carry OIDs as bigint columns typed `oid`: 4 bytes on the wire.
+        ArrowType::Int64 if *pg_type == Type::OID => primitive!(Int64Array, put_u32, u32),
         ArrowType::Int64 => primitive!(Int64Array, put_i64, i64),
         ArrowType::Float16 => {
             let values = array.as_primitive::<qubedb::arrow::datatypes::Float16Type>();

@@ -9,7 +9,8 @@
 //! that drops every session (rolling back open transactions) before the database closes.
 //!
 //! Not built yet (issue 4 continues): cancel requests, authentication other than
-//! `trust`, TLS, the catalog emulation psql's `\d` needs, and several databases per data directory.
+//! `trust`, TLS, what psql's `\d table` needs beyond the system catalogs (see `qubedb::sql::system`),
+//! and several databases per data directory.
 
 pub mod codec;
 pub mod connection;

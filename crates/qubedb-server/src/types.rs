@@ -73,6 +73,7 @@ fn type_of_sql_name(name: &str) -> Option<Type> {
         "uuid" => Type::UUID,
         "jsonb" => Type::JSONB,
         "json" => Type::JSON,
+        "oid" => Type::OID,
         _ => return None,
     })
 }

@@ -334,3 +334,37 @@ fn copy_from_stdin_and_to_stdout_through_psql() {
     let (_, _, err) = server.psql("COPY nope FROM STDIN;\n1\n\\.\n", &[]);
     assert!(err.contains("relation \"nope\" does not exist"), "{err}");
 }
+
+#[test]
+fn psql_lists_tables_schemas_databases_and_roles() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let (code, out, err) = server.psql(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT UNIQUE);\n\
+         CREATE VIEW names AS SELECT name FROM parent;\n\
+         \\dt\n\\dv\n\\di\n\\dn\n\\l\n\\du\n",
+        &["-q"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(
+        out,
+        "        List of relations\n Schema |  Name  | Type  | Owner  \n\
+         --------+--------+-------+--------\n public | parent | table | qubedb\n(1 row)\n\n\
+         \x20      List of relations\n Schema | Name  | Type | Owner  \n\
+         --------+-------+------+--------\n public | names | view | qubedb\n(1 row)\n\n\
+         \x20                List of relations\n Schema |      Name       | Type  | Owner  | Table  \n\
+         --------+-----------------+-------+--------+--------\n\
+         \x20public | parent_name_key | index | qubedb | parent\n\
+         \x20public | parent_pkey     | index | qubedb | parent\n(2 rows)\n\n\
+         \x20List of schemas\n  Name  | Owner  \n--------+--------\n public | qubedb\n(1 row)\n\n\
+         \x20                                       List of databases\n\
+         \x20 Name  | Owner  | Encoding | Collate | Ctype | ICU Locale | Locale Provider | Access privileges \n\
+         --------+--------+----------+---------+-------+------------+-----------------+-------------------\n\
+         \x20qubedb | qubedb | UTF8     | C       | C     |            | libc            | \n(1 row)\n\n\
+         \x20                            List of roles\n\
+         \x20Role name |                  Attributes                   | Member of \n\
+         -----------+-----------------------------------------------+-----------\n\
+         \x20qubedb    | Superuser, Create role, Create DB, Bypass RLS | \n\n"
+    );
+}

@@ -1,5 +1,7 @@
 //! SQL functions QubeDB adds to DataFusion's: the sequence functions (`nextval`, `currval`, `setval`,
-//! `lastval`) and the session information functions clients call (`version()`, `current_database()`, ...).
+//! `lastval`), the session information functions clients call (`version()`, `current_database()`, ...)
+//! and the catalog functions (`format_type`, `pg_get_indexdef`, `pg_table_is_visible`, ...) over
+//! [`crate::sql::system`].
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -69,6 +71,7 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
     for name in ["qubedb_uuid", "qubedb_jsonb", "qubedb_bytea"] {
         context.register_udf(ScalarUDF::new_from_impl(InputFunction::new(name)));
     }
+    register_catalog_functions(context, shared);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -497,5 +500,344 @@ impl ScalarUDFImpl for InputFunction {
             });
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// What a catalog function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CatalogReturn {
+    Text,
+    Boolean,
+    Oid,
+}
+
+/// One argument of a catalog function call, as the function reads it.
+#[derive(Debug, Clone)]
+enum Argument {
+    Null,
+    Integer(i64),
+    Text(String),
+    Boolean(bool),
+}
+
+impl Argument {
+    fn integer(&self) -> Option<i64> {
+        match self {
+            Argument::Integer(value) => Some(*value),
+            Argument::Text(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            Argument::Text(text) => Some(text.clone()),
+            Argument::Integer(value) => Some(value.to_string()),
+            Argument::Boolean(value) => Some(value.to_string()),
+            Argument::Null => None,
+        }
+    }
+}
+
+/// The value a catalog function computes for one row.
+#[derive(Debug, Clone)]
+enum Answer {
+    Null,
+    Text(String),
+    Boolean(bool),
+    Oid(i64),
+}
+
+type CatalogEvaluator = fn(&qubedb_model::catalog::Catalog, &[Argument]) -> Result<Answer>;
+
+/// A function over the catalog the statement sees (`format_type`, `pg_get_indexdef`, ...), evaluated row
+/// by row; see [`crate::sql::system`].
+struct CatalogFunction {
+    shared: Arc<Shared>,
+    name: &'static str,
+    signature: Signature,
+    returns: CatalogReturn,
+    evaluate: CatalogEvaluator,
+}
+
+impl fmt::Debug for CatalogFunction {
+    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str(self.name)
+    }
+}
+
+impl PartialEq for CatalogFunction {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared) && self.name == other.name
+    }
+}
+
+impl Eq for CatalogFunction {}
+
+impl Hash for CatalogFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CatalogFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        Ok(match self.returns {
+            CatalogReturn::Text => ArrowType::Utf8,
+            CatalogReturn::Boolean => ArrowType::Boolean,
+            CatalogReturn::Oid => ArrowType::Int64,
+        })
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let catalog = self.shared.state.lock().catalog.clone();
+        let mut answers = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let mut arguments = Vec::with_capacity(arrays.len());
+            for array in &arrays {
+                arguments.push(match ScalarValue::try_from_array(array, row)? {
+                    value if value.is_null() => Argument::Null,
+                    ScalarValue::Boolean(Some(value)) => Argument::Boolean(value),
+                    ScalarValue::Utf8(Some(text))
+                    | ScalarValue::LargeUtf8(Some(text))
+                    | ScalarValue::Utf8View(Some(text)) => Argument::Text(text),
+                    other => match other.cast_to(&ArrowType::Int64)? {
+                        ScalarValue::Int64(Some(value)) => Argument::Integer(value),
+                        _ => Argument::Null,
+                    },
+                });
+            }
+            answers.push((self.evaluate)(&catalog, &arguments).map_err(to_datafusion)?);
+        }
+        let array: ArrayRef = match self.returns {
+            CatalogReturn::Text => Arc::new(
+                answers
+                    .into_iter()
+                    .map(|answer| match answer {
+                        Answer::Text(text) => Some(text),
+                        _ => None,
+                    })
+                    .collect::<StringArray>(),
+            ),
+            CatalogReturn::Boolean => Arc::new(
+                answers
+                    .into_iter()
+                    .map(|answer| match answer {
+                        Answer::Boolean(value) => Some(value),
+                        _ => None,
+                    })
+                    .collect::<datafusion::arrow::array::BooleanArray>(),
+            ),
+            CatalogReturn::Oid => Arc::new(
+                answers
+                    .into_iter()
+                    .map(|answer| match answer {
+                        Answer::Oid(value) => Some(value),
+                        _ => None,
+                    })
+                    .collect::<Int64Array>(),
+            ),
+        };
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+fn text_or_null(value: Option<String>) -> Answer {
+    value.map_or(Answer::Null, Answer::Text)
+}
+
+/// The catalog functions clients call, with what each computes. `None` arguments (SQL NULL) give NULL,
+/// as these functions are strict in PostgreSQL.
+fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
+    use crate::sql::system;
+    vec![
+        ("format_type", CatalogReturn::Text, |_, arguments| {
+            let Some(oid) = arguments.first().and_then(Argument::integer) else {
+                return Ok(Answer::Null);
+            };
+            let modifier = arguments
+                .get(1)
+                .and_then(Argument::integer)
+                .map(|value| value as i32);
+            Ok(Answer::Text(
+                system::format_type(oid, modifier).unwrap_or_else(|| "???".to_string()),
+            ))
+        }),
+        (
+            "pg_table_is_visible",
+            CatalogReturn::Boolean,
+            |catalog, arguments| {
+                Ok(match arguments.first().and_then(Argument::integer) {
+                    Some(oid) => Answer::Boolean(system::table_is_visible(catalog, oid)),
+                    None => Answer::Null,
+                })
+            },
+        ),
+        (
+            "pg_type_is_visible",
+            CatalogReturn::Boolean,
+            |_, arguments| {
+                Ok(match arguments.first().and_then(Argument::integer) {
+                    Some(oid) => Answer::Boolean(system::format_type(oid, None).is_some()),
+                    None => Answer::Null,
+                })
+            },
+        ),
+        ("pg_get_userbyid", CatalogReturn::Text, |_, arguments| {
+            Ok(match arguments.first().and_then(Argument::integer) {
+                Some(system::OWNER_OID) => Answer::Text(system::OWNER_NAME.to_string()),
+                Some(oid) => Answer::Text(format!("unknown (OID={oid})")),
+                None => Answer::Null,
+            })
+        }),
+        // Expressions are stored as their text: a default's `adbin`, a check's `conbin`.
+        ("pg_get_expr", CatalogReturn::Text, |_, arguments| {
+            Ok(text_or_null(arguments.first().and_then(Argument::text)))
+        }),
+        (
+            "pg_get_indexdef",
+            CatalogReturn::Text,
+            |catalog, arguments| {
+                Ok(text_or_null(
+                    arguments
+                        .first()
+                        .and_then(Argument::integer)
+                        .and_then(|oid| system::index_definition(catalog, oid)),
+                ))
+            },
+        ),
+        (
+            "pg_get_constraintdef",
+            CatalogReturn::Text,
+            |catalog, arguments| {
+                Ok(text_or_null(
+                    arguments
+                        .first()
+                        .and_then(Argument::integer)
+                        .and_then(|oid| system::constraint_definition(catalog, oid)),
+                ))
+            },
+        ),
+        // COMMENT ON is not supported, so no object has a description.
+        ("obj_description", CatalogReturn::Text, |_, _| {
+            Ok(Answer::Null)
+        }),
+        ("col_description", CatalogReturn::Text, |_, _| {
+            Ok(Answer::Null)
+        }),
+        ("shobj_description", CatalogReturn::Text, |_, _| {
+            Ok(Answer::Null)
+        }),
+        // No privilege system yet: every role may do everything (authentication is `trust`).
+        ("has_table_privilege", CatalogReturn::Boolean, |_, _| {
+            Ok(Answer::Boolean(true))
+        }),
+        ("has_schema_privilege", CatalogReturn::Boolean, |_, _| {
+            Ok(Answer::Boolean(true))
+        }),
+        ("has_database_privilege", CatalogReturn::Boolean, |_, _| {
+            Ok(Answer::Boolean(true))
+        }),
+        ("has_column_privilege", CatalogReturn::Boolean, |_, _| {
+            Ok(Answer::Boolean(true))
+        }),
+        ("has_sequence_privilege", CatalogReturn::Boolean, |_, _| {
+            Ok(Answer::Boolean(true))
+        }),
+        (
+            "pg_encoding_to_char",
+            CatalogReturn::Text,
+            |_, arguments| {
+                Ok(match arguments.first().and_then(Argument::integer) {
+                    Some(6) => Answer::Text("UTF8".into()),
+                    Some(_) => Answer::Text(String::new()),
+                    None => Answer::Null,
+                })
+            },
+        ),
+        ("to_regclass", CatalogReturn::Oid, |catalog, arguments| {
+            Ok(arguments
+                .first()
+                .and_then(Argument::text)
+                .and_then(|name| system::relation_oid(catalog, &name))
+                .map_or(Answer::Null, Answer::Oid))
+        }),
+        // `'name'::regclass`: the relation's OID, 42P01 when there is none.
+        (
+            "qubedb_regclass_oid",
+            CatalogReturn::Oid,
+            |catalog, arguments| {
+                let Some(name) = arguments.first().and_then(Argument::text) else {
+                    return Ok(Answer::Null);
+                };
+                if let Ok(oid) = name.trim().parse::<i64>() {
+                    return Ok(Answer::Oid(oid));
+                }
+                system::relation_oid(catalog, &name)
+                    .map(Answer::Oid)
+                    .ok_or_else(|| {
+                        Error::user("42P01", format!("relation \"{name}\" does not exist"))
+                    })
+            },
+        ),
+        // `oid::regclass` printed: the relation's name, or the number for an unknown OID.
+        (
+            "qubedb_regclass_name",
+            CatalogReturn::Text,
+            |catalog, arguments| {
+                Ok(match arguments.first().and_then(Argument::integer) {
+                    Some(oid) => Answer::Text(
+                        system::relation_name(catalog, oid).unwrap_or_else(|| oid.to_string()),
+                    ),
+                    None => Answer::Null,
+                })
+            },
+        ),
+        ("qubedb_regtype_oid", CatalogReturn::Oid, |_, arguments| {
+            let Some(name) = arguments.first().and_then(Argument::text) else {
+                return Ok(Answer::Null);
+            };
+            system::type_oid_by_name(&name)
+                .map(Answer::Oid)
+                .ok_or_else(|| Error::user("42704", format!("type \"{name}\" does not exist")))
+        }),
+        (
+            "qubedb_regnamespace_name",
+            CatalogReturn::Text,
+            |catalog, arguments| {
+                Ok(match arguments.first().and_then(Argument::integer) {
+                    Some(oid) => Answer::Text(
+                        system::namespace_name(catalog, oid).unwrap_or_else(|| oid.to_string()),
+                    ),
+                    None => Answer::Null,
+                })
+            },
+        ),
+    ]
+}
+
+/// Registers the catalog functions.
+fn register_catalog_functions(context: &SessionContext, shared: &Arc<Shared>) {
+    for (name, returns, evaluate) in catalog_functions() {
+        context.register_udf(ScalarUDF::new_from_impl(CatalogFunction {
+            shared: shared.clone(),
+            name,
+            signature: Signature::variadic_any(Volatility::Stable),
+            returns,
+            evaluate,
+        }));
     }
 }

@@ -13,4 +13,5 @@ pub mod parse;
 pub mod prepare;
 pub mod provider;
 pub mod rewrite;
+pub mod system;
 pub mod write;

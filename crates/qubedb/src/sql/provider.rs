@@ -43,6 +43,7 @@ use qubedb_model::{DataType, Value};
 use super::convert::{ColumnBuilder, field};
 use crate::error::{Error, to_datafusion};
 use crate::session::Shared;
+use crate::sql::system::{SystemSchema, SystemSchemaKind, system_table};
 
 /// Rows per Arrow batch produced by scans.
 pub const SCAN_BATCH_ROWS: usize = 8192;
@@ -67,17 +68,30 @@ impl fmt::Debug for QubeCatalog {
 impl CatalogProvider for QubeCatalog {
     fn schema_names(&self) -> Vec<String> {
         let state = self.shared.state.lock();
-        state
+        let mut names: Vec<String> = state
             .catalog
             .objects()
             .filter_map(|object| match object {
                 Object::Schema(schema) => Some(schema.name.clone()),
                 _ => None,
             })
-            .collect()
+            .collect();
+        names.extend(["pg_catalog".to_string(), "information_schema".to_string()]);
+        names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let system = match name {
+            "pg_catalog" => Some(SystemSchemaKind::PgCatalog),
+            "information_schema" => Some(SystemSchemaKind::InformationSchema),
+            _ => None,
+        };
+        if let Some(kind) = system {
+            return Some(Arc::new(SystemSchema {
+                shared: self.shared.clone(),
+                kind,
+            }));
+        }
         let state = self.shared.state.lock();
         let id = state.catalog.schema_id(name)?;
         Some(Arc::new(QubeSchema {
@@ -130,6 +144,15 @@ impl SchemaProvider for QubeSchema {
                 self.shared.clone(),
                 keyed,
             )))),
+            // `pg_catalog` is searched for unqualified names too (PostgreSQL puts it on every
+            // search path); here after `public`, so a user table of the same name wins.
+            None if self.id == qubedb_model::catalog::PUBLIC_SCHEMA_ID
+                && name.starts_with("pg_") =>
+            {
+                drop(state);
+                system_table(&self.shared, SystemSchemaKind::PgCatalog, name)
+                    .map_err(crate::error::to_datafusion)
+            }
             _ => Ok(None),
         }
     }

@@ -104,6 +104,7 @@ pub fn rewrite_query(query: &mut Query, catalog: &Catalog) -> Result<()> {
     expand_views(query, catalog, 0)?;
     remove_unary_plus(query);
     let _ = query.visit(&mut ColumnNamer);
+    rewrite_pg_compat(query)?;
     rewrite_casts(query)?;
     rewrite_literals(query)
 }
@@ -294,6 +295,227 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// PostgreSQL spellings that clients' catalog queries use and DataFusion does not read:
+/// - `OPERATOR(pg_catalog.~)` and friends become the plain operator;
+/// - `COLLATE "C"` / `"POSIX"` / `pg_catalog.default` go (QubeDB compares text bytewise, which is those
+///   collations' order); any other collation is refused;
+/// - `pg_catalog.f(...)` is `f(...)`, and `::pg_catalog.t` is `::t`;
+/// - the object identifier types: `'name'::regclass` is the relation's OID, `oid::regclass` prints its
+///   name, likewise `regtype` and `regnamespace`; `::oid` is a bigint.
+fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    let mut failure = None;
+    let _ = visit_expressions_mut(query, |expr| {
+        match expr {
+            Expr::BinaryOp { op, .. } => {
+                if let BinaryOperator::PGCustomBinaryOperator(parts) = op {
+                    let operator = match parts.last().map(String::as_str) {
+                        Some("~") => Some(BinaryOperator::PGRegexMatch),
+                        Some("~*") => Some(BinaryOperator::PGRegexIMatch),
+                        Some("!~") => Some(BinaryOperator::PGRegexNotMatch),
+                        Some("!~*") => Some(BinaryOperator::PGRegexNotIMatch),
+                        Some("=") => Some(BinaryOperator::Eq),
+                        Some("<>") => Some(BinaryOperator::NotEq),
+                        Some("<") => Some(BinaryOperator::Lt),
+                        Some("<=") => Some(BinaryOperator::LtEq),
+                        Some(">") => Some(BinaryOperator::Gt),
+                        Some(">=") => Some(BinaryOperator::GtEq),
+                        Some("||") => Some(BinaryOperator::StringConcat),
+                        Some("~~") => Some(BinaryOperator::PGLikeMatch),
+                        Some("!~~") => Some(BinaryOperator::PGNotLikeMatch),
+                        _ => None,
+                    };
+                    match operator {
+                        Some(operator) => *op = operator,
+                        None => {
+                            failure = Some(Error::not_supported(format!("operator {op}")));
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+            }
+            Expr::Collate {
+                expr: inner,
+                collation,
+            } => {
+                let name = collation
+                    .0
+                    .last()
+                    .map(|part| match part {
+                        ObjectNamePart::Identifier(ident) => ident.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default();
+                if !matches!(name.as_str(), "C" | "POSIX" | "default" | "ucs_basic") {
+                    failure = Some(Error::user(
+                        "42704",
+                        format!("collation \"{name}\" for encoding \"UTF8\" does not exist"),
+                    ));
+                    return ControlFlow::Break(());
+                }
+                let inner = std::mem::replace(inner.as_mut(), Expr::value(SqlValue::Null));
+                *expr = Expr::Nested(Box::new(inner));
+            }
+            // ARRAY(SELECT x FROM ...): the subquery's values aggregated into an array, as
+            // `(SELECT array_agg(x ORDER BY ...) FROM ...)` so that it may still refer to outer columns.
+            Expr::Function(function)
+                if function.name.to_string().eq_ignore_ascii_case("array")
+                    && matches!(
+                        function.args,
+                        datafusion::sql::sqlparser::ast::FunctionArguments::Subquery(_)
+                    ) =>
+            {
+                let datafusion::sql::sqlparser::ast::FunctionArguments::Subquery(subquery) =
+                    &function.args
+                else {
+                    return ControlFlow::Continue(());
+                };
+                match array_subquery(subquery) {
+                    Ok(replacement) => *expr = replacement,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            Expr::Function(function)
+                if function.name.0.len() == 2
+                    && matches!(&function.name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog")) =>
+            {
+                function.name.0.remove(0);
+            }
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } => {
+                if let SqlType::Custom(name, modifiers) = data_type
+                    && name.0.len() == 2
+                    && matches!(&name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog"))
+                {
+                    let text = name.0[1].to_string();
+                    let text = if modifiers.is_empty() {
+                        text
+                    } else {
+                        format!("{text}({})", modifiers.join(", "))
+                    };
+                    match crate::params::parse_type_name(&text) {
+                        Ok(parsed) => *data_type = parsed,
+                        Err(error) => {
+                            failure = Some(error);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+                let identifier_type = match data_type {
+                    SqlType::Regclass => Some("regclass".to_string()),
+                    SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
+                        Some(name.to_string().to_lowercase())
+                    }
+                    _ => None,
+                };
+                let literal = matches!(
+                    inner.as_ref(),
+                    Expr::Value(ValueWithSpan {
+                        value: SqlValue::SingleQuotedString(_),
+                        ..
+                    })
+                );
+                let function = match (identifier_type.as_deref(), literal) {
+                    (Some("regclass"), true) => "qubedb_regclass_oid",
+                    (Some("regclass"), false) => "qubedb_regclass_name",
+                    (Some("regtype"), true) => "qubedb_regtype_oid",
+                    (Some("regtype"), false) => "format_type",
+                    (Some("regnamespace"), false) => "qubedb_regnamespace_name",
+                    (Some("oid"), _) => {
+                        *data_type = SqlType::BigInt(None);
+                        return ControlFlow::Continue(());
+                    }
+                    _ => return ControlFlow::Continue(()),
+                };
+                let call = if function == "format_type" {
+                    format!("format_type({inner}, NULL)")
+                } else {
+                    format!("{function}({inner})")
+                };
+                match parse_expression(&call) {
+                    Ok(replacement) => *expr = replacement,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// `ARRAY(subquery)` as a scalar subquery over `array_agg`.
+fn array_subquery(subquery: &Query) -> Result<Expr> {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return Err(Error::not_supported("ARRAY() over a set operation"));
+    };
+    let [item] = select.projection.as_slice() else {
+        return Err(Error::user("42601", "subquery must return only one column"));
+    };
+    let value = match item {
+        SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. } => value,
+        _ => return Err(Error::user("42601", "subquery must return only one column")),
+    };
+    if !matches!(
+        select.group_by,
+        datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(ref list, _) if list.is_empty()
+    ) || subquery.limit_clause.is_some()
+        || select.distinct.is_some()
+    {
+        return Err(Error::not_supported(
+            "ARRAY() over a subquery with GROUP BY, DISTINCT or LIMIT",
+        ));
+    }
+    // The ORDER BY moves into the aggregate, where `ORDER BY 1` would mean the constant: positions
+    // become the projected value.
+    let mut order_by = subquery.order_by.clone();
+    if let Some(datafusion::sql::sqlparser::ast::OrderBy {
+        kind: datafusion::sql::sqlparser::ast::OrderByKind::Expressions(list),
+        ..
+    }) = &mut order_by
+    {
+        for item in list {
+            if let Expr::Value(ValueWithSpan {
+                value: SqlValue::Number(number, _),
+                ..
+            }) = &item.expr
+            {
+                if number != "1" {
+                    return Err(Error::user(
+                        "42P10",
+                        format!("ORDER BY position {number} is not in select list"),
+                    ));
+                }
+                item.expr = value.clone();
+            }
+        }
+    }
+    let order = match &order_by {
+        Some(order_by) => format!(" {order_by}"),
+        None => String::new(),
+    };
+    let mut aggregated = subquery.clone();
+    aggregated.order_by = None;
+    if let SetExpr::Select(select) = aggregated.body.as_mut() {
+        select.projection = vec![SelectItem::UnnamedExpr(parse_expression(&format!(
+            "array_agg({value}{order})"
+        ))?)];
+    }
+    Ok(Expr::Subquery(Box::new(aggregated)))
 }
 
 fn parse_expression(sql: &str) -> Result<Expr> {
