@@ -4,7 +4,7 @@
 //! client expects (`server_version`, `client_encoding`, `DateStyle`, `integer_datetimes`,
 //! `standard_conforming_strings`, `TimeZone`, ...) are sent with their QubeDB values. A Query message
 //! runs its statements one by one, each answered as it completes, its rows streamed a batch at a time
-//! ([`RowStream`], shared with the extended protocol); the first error ends the message.
+//! (`RowStream`, shared with the extended protocol); the first error ends the message.
 //! ReadyForQuery reports the session's own transaction state (idle, in a block, or in a failed block),
 //! not one inferred from the statements' kinds.
 

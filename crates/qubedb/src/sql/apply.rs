@@ -871,6 +871,11 @@ pub(crate) fn install(
     builder: datafusion::execution::session_state::SessionStateBuilder,
     shared: Arc<Shared>,
 ) -> datafusion::execution::session_state::SessionStateBuilder {
+    let mut builder = builder;
+    // Array literals must become lists before DataFusion builds the comparison.
+    if let Some(planners) = builder.expr_planners() {
+        planners.insert(0, Arc::new(crate::sql::array_literals::ArrayLiterals));
+    }
     builder
         .with_analyzer_rule(Arc::new(ApplyRejectedSubqueries))
         .with_optimizer_rule(Arc::new(ApplySubqueries))

@@ -731,6 +731,29 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
                 ))
             },
         ),
+        // No extended statistics objects exist (CREATE STATISTICS is not supported).
+        (
+            "pg_get_statisticsobjdef_columns",
+            CatalogReturn::Text,
+            |_, _| Ok(Answer::Null),
+        ),
+        // Ordinary tables can be published (PostgreSQL's rule); nothing else here can.
+        (
+            "pg_relation_is_publishable",
+            CatalogReturn::Boolean,
+            |catalog, arguments| {
+                Ok(match arguments.first().and_then(Argument::integer) {
+                    Some(oid) => Answer::Boolean(
+                        system::object_id(oid)
+                            .and_then(|id| catalog.object(id))
+                            .is_some_and(|object| {
+                                matches!(object, qubedb_model::catalog::Object::Table(_))
+                            }),
+                    ),
+                    None => Answer::Null,
+                })
+            },
+        ),
         // COMMENT ON is not supported, so no object has a description.
         ("obj_description", CatalogReturn::Text, |_, _| {
             Ok(Answer::Null)

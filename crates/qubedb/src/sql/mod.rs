@@ -2,6 +2,7 @@
 //! operator, functions), DDL and DML execution, value conversion and PostgreSQL text formatting.
 
 pub mod apply;
+pub mod array_literals;
 pub mod checked;
 pub mod convert;
 pub mod copy;

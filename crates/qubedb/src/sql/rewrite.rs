@@ -306,6 +306,7 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
 ///   name, likewise `regtype` and `regnamespace`; `::oid` is a bigint.
 fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
     use datafusion::sql::sqlparser::ast::BinaryOperator;
+    let _ = query.visit(&mut TableFunctions);
     let mut failure = None;
     let _ = visit_expressions_mut(query, |expr| {
         match expr {
@@ -385,29 +386,17 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
                     && matches!(&function.name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog")) =>
             {
                 function.name.0.remove(0);
+                rename_array_bounds(function);
             }
+            Expr::Function(function) => rename_array_bounds(function),
             Expr::Cast {
                 expr: inner,
                 data_type,
                 ..
             } => {
-                if let SqlType::Custom(name, modifiers) = data_type
-                    && name.0.len() == 2
-                    && matches!(&name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog"))
-                {
-                    let text = name.0[1].to_string();
-                    let text = if modifiers.is_empty() {
-                        text
-                    } else {
-                        format!("{text}({})", modifiers.join(", "))
-                    };
-                    match crate::params::parse_type_name(&text) {
-                        Ok(parsed) => *data_type = parsed,
-                        Err(error) => {
-                            failure = Some(error);
-                            return ControlFlow::Break(());
-                        }
-                    }
+                if let Err(error) = unqualify_type(data_type) {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
                 }
                 let identifier_type = match data_type {
                     SqlType::Regclass => Some("regclass".to_string()),
@@ -455,6 +444,76 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
     match failure {
         Some(error) => Err(error),
         None => Ok(()),
+    }
+}
+
+/// Table functions as PostgreSQL names them: `pg_catalog.generate_series(...)` is `generate_series(...)`,
+/// and a one-column function aliased `s` names its column `s` too (`FROM generate_series(1, 3) s`
+/// reads `s`).
+struct TableFunctions;
+
+impl VisitorMut for TableFunctions {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            alias,
+            ..
+        } = factor
+        {
+            if name.0.len() == 2
+                && matches!(&name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog"))
+            {
+                name.0.remove(0);
+            }
+            let function = name.to_string().to_lowercase();
+            if matches!(function.as_str(), "generate_series" | "unnest")
+                && let Some(alias) = alias
+                && alias.columns.is_empty()
+            {
+                alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `pg_catalog.t` (also as an array's element type) is `t`.
+fn unqualify_type(data_type: &mut SqlType) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::ArrayElemTypeDef;
+    match data_type {
+        SqlType::Custom(name, modifiers)
+            if name.0.len() == 2
+                && matches!(&name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog")) =>
+        {
+            let text = name.0[1].to_string();
+            let text = if modifiers.is_empty() {
+                text
+            } else {
+                format!("{text}({})", modifiers.join(", "))
+            };
+            *data_type = crate::params::parse_type_name(&text)?;
+        }
+        SqlType::Array(
+            ArrayElemTypeDef::SquareBracket(element, _)
+            | ArrayElemTypeDef::AngleBracket(element)
+            | ArrayElemTypeDef::Parenthesis(element),
+        ) => unqualify_type(element)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `array_upper(a, 1)` is `array_length(a, 1)`: QubeDB's arrays all start at 1.
+fn rename_array_bounds(function: &mut datafusion::sql::sqlparser::ast::Function) {
+    if function
+        .name
+        .to_string()
+        .eq_ignore_ascii_case("array_upper")
+    {
+        function.name = ObjectName::from(vec![Ident::new("array_length")]);
     }
 }
 

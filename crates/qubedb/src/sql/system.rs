@@ -286,6 +286,8 @@ enum Kind {
     TextArray,
     /// `oid[]`, always NULL here.
     OidArray,
+    /// `int2vector` / `int2[]`, always NULL here.
+    Int2Array,
 }
 
 /// One value of a system table row.
@@ -355,6 +357,10 @@ fn build(columns: &[(&str, Kind)], rows: Vec<Vec<Cell>>) -> Result<RecordBatch> 
                     ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int64, true))),
                     "oid[]",
                 ),
+                Kind::Int2Array => (
+                    ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int16, true))),
+                    "smallint[]",
+                ),
             };
             Field::new(*name, arrow, true).with_metadata(HashMap::from([(
                 TYPE_METADATA_KEY.to_string(),
@@ -415,6 +421,10 @@ fn build(columns: &[(&str, Kind)], rows: Vec<Vec<Cell>>) -> Result<RecordBatch> 
             )),
             Kind::OidArray => Arc::new(datafusion::arrow::array::ListArray::new_null(
                 Arc::new(Field::new_list_field(ArrowType::Int64, true)),
+                rows.len(),
+            )),
+            Kind::Int2Array => Arc::new(datafusion::arrow::array::ListArray::new_null(
+                Arc::new(Field::new_list_field(ArrowType::Int16, true)),
                 rows.len(),
             )),
         };
@@ -1452,6 +1462,24 @@ const EMPTY_TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("pubname", Kind::Text),
             ("pubowner", Kind::Oid),
             ("puballtables", Kind::Bool),
+        ],
+    ),
+    (
+        "pg_publication_namespace",
+        &[
+            ("oid", Kind::Oid),
+            ("pnpubid", Kind::Oid),
+            ("pnnspid", Kind::Oid),
+        ],
+    ),
+    (
+        "pg_publication_rel",
+        &[
+            ("oid", Kind::Oid),
+            ("prpubid", Kind::Oid),
+            ("prrelid", Kind::Oid),
+            ("prqual", Kind::Text),
+            ("prattrs", Kind::Int2Array),
         ],
     ),
     (

@@ -1,0 +1,146 @@
+//! PostgreSQL's array literals in text form: `'{1,2,3}'` compared with an array column is that array, as
+//! an untyped literal takes the type of what it meets in PostgreSQL. DataFusion sees a string and refuses
+//! to compare it with a list, so this expression planner, which sees each binary operation as the SQL
+//! planner builds it (with the input's schema), replaces such a string with the list literal it spells,
+//! its elements cast to the column's element type. Catalog queries need it (`polroles = '{0}'` in psql's
+//! `\d`), and so do users (`WHERE tags = '{a,b}'`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{Expr, ExprSchemable};
+
+/// The expression planner (see the module docs).
+#[derive(Debug, Default)]
+pub struct ArrayLiterals;
+
+impl ExprPlanner for ArrayLiterals {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
+        let RawBinaryExpr { op, left, right } = expr;
+        let list_element = |side: &Expr| match side.get_type(schema) {
+            Ok(DataType::List(element)) | Ok(DataType::LargeList(element)) => Some(element),
+            _ => None,
+        };
+        let (left, right) = match (&left, &right) {
+            (other, Expr::Literal(ScalarValue::Utf8(Some(text)), _)) => {
+                match list_element(other).and_then(|element| list_literal(text, &element)) {
+                    Some(literal) => (left, literal),
+                    None => (left, right),
+                }
+            }
+            (Expr::Literal(ScalarValue::Utf8(Some(text)), _), other) => {
+                match list_element(other).and_then(|element| list_literal(text, &element)) {
+                    Some(literal) => (literal, right),
+                    None => (left, right),
+                }
+            }
+            _ => (left, right),
+        };
+        Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }))
+    }
+}
+
+/// The list literal `text` (`{a,"b c",NULL}`) spells, elements cast to `element`'s type; `None` when
+/// `text` is not a one-dimensional array literal or an element does not cast.
+fn list_literal(text: &str, element: &Arc<Field>) -> Option<Expr> {
+    let values = parse_array(text)?;
+    let scalars = values
+        .into_iter()
+        .map(|value| match value {
+            None => ScalarValue::try_from(element.data_type()).ok(),
+            Some(text) => ScalarValue::Utf8(Some(text))
+                .cast_to(element.data_type())
+                .ok(),
+        })
+        .collect::<Option<Vec<ScalarValue>>>()?;
+    let array = ScalarValue::new_list(&scalars, element.data_type(), element.is_nullable());
+    Some(Expr::Literal(ScalarValue::List(array), None))
+}
+
+/// The elements of a one-dimensional PostgreSQL array literal (`None` for an unquoted NULL).
+fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut values = Vec::new();
+    if inner.trim().is_empty() {
+        return Some(values);
+    }
+    let mut characters = inner.chars().peekable();
+    loop {
+        while characters.peek().is_some_and(|c| c.is_whitespace()) {
+            characters.next();
+        }
+        let mut value = String::new();
+        let mut quoted = false;
+        if characters.peek() == Some(&'"') {
+            quoted = true;
+            characters.next();
+            loop {
+                match characters.next()? {
+                    '\\' => value.push(characters.next()?),
+                    '"' => break,
+                    character => value.push(character),
+                }
+            }
+        }
+        while let Some(&character) = characters.peek() {
+            if character == ',' {
+                break;
+            }
+            if character == '{' || character == '}' || (quoted && !character.is_whitespace()) {
+                return None;
+            }
+            characters.next();
+            if character == '\\' {
+                value.push(characters.next()?);
+            } else {
+                value.push(character);
+            }
+        }
+        let value = if quoted {
+            value
+        } else {
+            value.trim().to_string()
+        };
+        values.push(if !quoted && value.eq_ignore_ascii_case("null") {
+            None
+        } else {
+            Some(value)
+        });
+        match characters.next() {
+            Some(',') => continue,
+            None => return Some(values),
+            Some(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_array;
+
+    #[test]
+    fn array_literals_split_as_postgresql_reads_them() {
+        assert_eq!(
+            parse_array("{1, 2,NULL}"),
+            Some(vec![Some("1".into()), Some("2".into()), None])
+        );
+        assert_eq!(
+            parse_array(r#"{"a,b","say \"hi\"",null,"NULL"}"#),
+            Some(vec![
+                Some("a,b".into()),
+                Some("say \"hi\"".into()),
+                None,
+                Some("NULL".into())
+            ])
+        );
+        assert_eq!(parse_array("{}"), Some(vec![]));
+        assert_eq!(parse_array("{{1},{2}}"), None);
+        assert_eq!(parse_array("1,2"), None);
+    }
+}
