@@ -19,6 +19,7 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_ready_for_query};
 use pgwire::api::results::Response;
@@ -30,6 +31,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::{DataRow, FieldDescription, RowDescription};
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use qubedb::arrow::array::RecordBatch;
 use qubedb::arrow::datatypes::Schema;
@@ -37,6 +39,7 @@ use qubedb::sql::format::ColumnFormatter;
 use qubedb::{PreparedStatement, QueryResult, Session};
 use tokio::sync::Mutex;
 
+use crate::cancel::{CancelRegistry, Canceler, Registration};
 use crate::codec::encode_binary;
 use crate::copy::{PendingCopy, send_copy_out, start_copy_in};
 use crate::extended::{PortalEntry, StatementEntry};
@@ -45,11 +48,18 @@ use crate::types::{pg_type, type_modifier, type_size};
 /// What pgwire asks for the handlers of one connection.
 pub struct ConnectionFactory {
     handlers: Arc<ConnectionHandlers>,
+    canceler: Arc<Canceler>,
 }
 
 impl ConnectionFactory {
     /// `over_limit`: the connection came in past `--max-connections`, and startup refuses it.
-    pub fn new(session: Session, over_limit: bool) -> ConnectionFactory {
+    /// `cancels`: where the connection registers for CancelRequest, and which answers them.
+    pub fn new(
+        session: Session,
+        over_limit: bool,
+        cancels: Arc<CancelRegistry>,
+    ) -> ConnectionFactory {
+        let registration = cancels.register(session.cancel_handle());
         ConnectionFactory {
             handlers: Arc::new(ConnectionHandlers {
                 connection: Mutex::new(Connection {
@@ -59,7 +69,9 @@ impl ConnectionFactory {
                     copy: None,
                 }),
                 over_limit,
+                registration,
             }),
+            canceler: Arc::new(Canceler { registry: cancels }),
         }
     }
 }
@@ -80,12 +92,18 @@ impl PgWireServerHandlers for ConnectionFactory {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.handlers.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.canceler.clone()
+    }
 }
 
 /// The handlers of one connection, around its session.
 pub struct ConnectionHandlers {
     pub(crate) connection: Mutex<Connection>,
     over_limit: bool,
+    /// This connection's process id and secret for CancelRequest.
+    registration: Registration,
 }
 
 /// One connection's state: its session and its prepared statements and portals.
@@ -170,6 +188,10 @@ impl StartupHandler for ConnectionHandlers {
             if let Some(user) = client.metadata().get("user") {
                 self.connection.lock().await.session.set_user(user);
             }
+            client.set_pid_and_secret_key(
+                self.registration.pid,
+                SecretKey::I32(self.registration.secret),
+            );
             finish_authentication(client, &ServerParameters).await?;
         }
         Ok(())

@@ -8,8 +8,8 @@
 //! Sync does. CopyFail fails the statement, which aborts an open transaction block as any failed
 //! statement does.
 //!
-//! TO STDOUT: the engine returns the rows marked with their [`qubedb::CopyEncoder`]; each batch goes out
-//! as one CopyData of whole lines, then CopyDone and `COPY n`.
+//! TO STDOUT: the engine returns the rows marked with their [`qubedb::CopyEncoder`]; each row goes out as
+//! one CopyData (as PostgreSQL sends them, and as psycopg reads them), then CopyDone and `COPY n`.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -106,10 +106,10 @@ where
         .await
         .map_err(|error| engine_error(&error))?
     {
-        if batch.num_rows() > 0 {
+        for line in encoder.encode_rows(&batch) {
             client
                 .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
-                    encoder.encode(&batch),
+                    line,
                 ))))
                 .await?;
         }

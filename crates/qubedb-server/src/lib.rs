@@ -8,10 +8,13 @@
 //! statements and portals ([`extended`]), COPY in both directions ([`copy`]), and the listener: a connection limit, and a clean shutdown
 //! that drops every session (rolling back open transactions) before the database closes.
 //!
-//! Not built yet (issue 4 continues): cancel requests, authentication other than
+//! CancelRequest cancels a connection's running statement ([`cancel`]).
+//!
+//! Not built yet (issue 4 continues): authentication other than
 //! `trust`, TLS, what psql's `\d table` needs beyond the system catalogs (see `qubedb::sql::system`),
 //! and several databases per data directory.
 
+pub mod cancel;
 pub mod codec;
 pub mod connection;
 pub mod copy;
@@ -27,6 +30,7 @@ use qubedb::Database;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::cancel::CancelRegistry;
 use crate::connection::ConnectionFactory;
 
 /// Default PostgreSQL port of `qubedb serve` (PostgreSQL's own is 5432).
@@ -95,6 +99,7 @@ impl Server {
     /// transactions roll back) and returns the database, still open, to the caller.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Arc<Database> {
         let active = Arc::new(AtomicUsize::new(0));
+        let cancels = Arc::new(CancelRegistry::default());
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -114,6 +119,7 @@ impl Server {
                     let handlers = Arc::new(ConnectionFactory::new(
                         self.database.session(),
                         over_limit,
+                        cancels.clone(),
                     ));
                     let active = active.clone();
                     connections.spawn(async move {

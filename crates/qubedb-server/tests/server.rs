@@ -368,3 +368,25 @@ fn psql_lists_tables_schemas_databases_and_roles() {
          \x20qubedb    | Superuser, Create role, Create DB, Bypass RLS | \n\n"
     );
 }
+
+#[test]
+fn psycopg_round_trips_types_prepared_statements_copy_and_errors() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/psycopg_client.py"
+    );
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(server.port.to_string())
+        .output()
+        .expect("python3 must be installed (.ci/run installs it with psycopg)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert_eq!(stdout, "ok\n");
+}

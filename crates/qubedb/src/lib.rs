@@ -48,7 +48,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use params::Param;
 pub use qubedb_kv::Synchronous;
 pub use result::{FromColumn, QueryResult, Row, StatementOutcome};
-pub use session::{PreparedStatement, Session};
+pub use session::{CancelHandle, PreparedStatement, Session};
 pub use sql::copy::CopyEncoder;
 pub use sql::prepare::StatementDescription;
 

@@ -12,7 +12,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{FutureExt, StreamExt};
 
 use crate::error::{Error, Result};
-use crate::session::{Shared, drain, memory_stream, text_schema};
+use crate::session::{CancelHandle, Shared, drain, memory_stream, text_schema};
 use crate::sql::copy::CopyEncoder;
 use crate::sql::format::ColumnFormatter;
 
@@ -202,6 +202,8 @@ pub struct QueryResult {
     deadline: Option<tokio::time::Instant>,
     /// Set for `COPY ... TO STDOUT`.
     copy_out: Option<Arc<CopyEncoder>>,
+    /// Cancels the reading of the rows too.
+    cancel: Option<CancelHandle>,
 }
 
 impl QueryResult {
@@ -215,6 +217,7 @@ impl QueryResult {
                 shared: None,
                 deadline: None,
                 copy_out: None,
+                cancel: None,
             },
             None => QueryResult {
                 body: Body::Command,
@@ -224,6 +227,7 @@ impl QueryResult {
                 shared: None,
                 deadline: None,
                 copy_out: None,
+                cancel: None,
             },
         }
     }
@@ -237,6 +241,7 @@ impl QueryResult {
             shared: Some(shared),
             deadline: None,
             copy_out: None,
+            cancel: None,
         }
     }
 
@@ -255,6 +260,7 @@ impl QueryResult {
             shared: None,
             deadline: None,
             copy_out: None,
+            cancel: None,
         }
     }
 
@@ -307,6 +313,11 @@ impl QueryResult {
         self.deadline = deadline;
     }
 
+    /// Makes reading the rows fail with 57014 when the session's statement is canceled.
+    pub(crate) fn set_cancel(&mut self, cancel: CancelHandle) {
+        self.cancel = Some(cancel);
+    }
+
     /// True when the statement returns rows.
     pub fn returns_rows(&self) -> bool {
         self.schema.is_some()
@@ -318,15 +329,24 @@ impl QueryResult {
             return Ok(None);
         };
         let next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind();
-        let next = match self.deadline {
-            None => next.await,
-            Some(deadline) => tokio::time::timeout_at(deadline, next)
-                .await
-                .unwrap_or_else(|_| {
-                    Ok(Some(Err(crate::error::to_datafusion(
-                        crate::session::statement_timeout_error(),
-                    ))))
-                }),
+        let limited = async {
+            match self.deadline {
+                None => next.await,
+                Some(deadline) => tokio::time::timeout_at(deadline, next)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Ok(Some(Err(crate::error::to_datafusion(
+                            crate::session::statement_timeout_error(),
+                        ))))
+                    }),
+            }
+        };
+        let cancel = self.cancel.clone().unwrap_or_default();
+        let next = tokio::select! {
+            next = limited => next,
+            () = cancel.cancelled() => Ok(Some(Err(crate::error::to_datafusion(
+                crate::session::canceled_error(),
+            )))),
         };
         let next = next.unwrap_or_else(|panic| {
             Some(Err(datafusion::error::DataFusionError::External(Box::new(

@@ -117,6 +117,7 @@ pub struct Session {
     copy_data: Option<Vec<u8>>,
     /// `SET statement_timeout`: how long one statement may run, reading its rows included.
     statement_timeout: Option<std::time::Duration>,
+    cancel: CancelHandle,
 }
 
 /// Settings every session starts with (SHOW answers them; SET changes them for the session).
@@ -189,6 +190,7 @@ impl Session {
             block: None,
             copy_data: None,
             statement_timeout: None,
+            cancel: CancelHandle::default(),
         }
     }
 
@@ -208,6 +210,11 @@ impl Session {
         if let Some(block) = &mut self.block {
             block.aborted = true;
         }
+    }
+
+    /// A handle that cancels whatever this session is running.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
     }
 
     /// True inside a `BEGIN` ... `COMMIT` block.
@@ -405,17 +412,25 @@ impl Session {
             .statement_timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
         // A panic below (a bug, in QubeDB or DataFusion) fails the statement instead of the process.
+        let cancel = self.cancel.clone();
         let dispatched = AssertUnwindSafe(self.dispatch(statement)).catch_unwind();
-        let result = match deadline {
-            None => dispatched.await,
-            Some(deadline) => tokio::time::timeout_at(deadline, dispatched)
-                .await
-                .unwrap_or_else(|_| Ok(Err(statement_timeout_error()))),
+        let limited = async {
+            match deadline {
+                None => dispatched.await,
+                Some(deadline) => tokio::time::timeout_at(deadline, dispatched)
+                    .await
+                    .unwrap_or_else(|_| Ok(Err(statement_timeout_error()))),
+            }
+        };
+        let result = tokio::select! {
+            result = limited => result,
+            () = cancel.cancelled() => Ok(Err(canceled_error())),
         };
         let result = result
             .unwrap_or_else(|panic| Err(panic_error(panic.as_ref())))
             .map(|mut result| {
                 result.set_deadline(deadline);
+                result.set_cancel(cancel);
                 result
             });
         let result = match result {
@@ -896,6 +911,29 @@ pub(crate) fn setting(shared: &Shared, name: &str) -> Result<String> {
 }
 
 /// The error of a statement stopped by `statement_timeout`.
+pub(crate) fn canceled_error() -> Error {
+    Error::user("57014", "canceling statement due to user request")
+}
+
+/// Cancels what a session is running, from anywhere (a server's CancelRequest arrives on another
+/// connection). A request while nothing runs is ignored, as PostgreSQL ignores it.
+#[derive(Clone, Default)]
+pub struct CancelHandle {
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl CancelHandle {
+    /// Cancels the statement running now (and the reading of its rows), which fails with 57014.
+    pub fn cancel(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// Completes when [`CancelHandle::cancel`] is called after this future was first polled.
+    pub(crate) async fn cancelled(&self) {
+        self.notify.notified().await;
+    }
+}
+
 pub(crate) fn statement_timeout_error() -> Error {
     Error::user("57014", "canceling statement due to statement timeout")
 }

@@ -423,3 +423,37 @@ fn copy_in_and_out_through_the_extended_protocol() {
         assert_eq!(count, 3);
     });
 }
+
+#[test]
+fn cancel_request_stops_the_running_statement() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(directory.path(), 10);
+    runtime().block_on(async {
+        let client = connect(&running).await;
+        let token = client.cancel_token();
+        // Runs for many minutes unless canceled. A cancel that arrives before the statement starts is
+        // ignored (as in PostgreSQL), so keep asking, a bounded number of times.
+        let query = client.query_one("SELECT count(*) FROM generate_series(1, 100000000000)", &[]);
+        let canceler = async {
+            for _ in 0..600 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                token.cancel_query(NoTls).await.expect("cancel request");
+            }
+        };
+        let error = tokio::select! {
+            result = query => result.expect_err("canceled"),
+            () = canceler => panic!("the statement was never canceled"),
+        };
+        assert_eq!(
+            error.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+        );
+        // The connection carries on.
+        let one: i64 = client
+            .query_one("SELECT 1", &[])
+            .await
+            .expect("after cancel")
+            .get(0);
+        assert_eq!(one, 1);
+    });
+}

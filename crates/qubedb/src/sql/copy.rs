@@ -199,11 +199,21 @@ impl CopyEncoder {
 
     /// The lines of every row of `batch`.
     pub fn encode(&self, batch: &RecordBatch) -> Vec<u8> {
-        let mut out = String::new();
-        for row in batch_text_rows(batch) {
-            self.write_line(&row, &self.forced, &mut out);
-        }
-        out.into_bytes()
+        self.encode_rows(batch).concat()
+    }
+
+    /// Each row of `batch` as its own line (a CSV line may hold line breaks inside quotes): the wire
+    /// protocol sends one CopyData message per row, as PostgreSQL does and clients such as psycopg
+    /// expect.
+    pub fn encode_rows(&self, batch: &RecordBatch) -> Vec<Vec<u8>> {
+        batch_text_rows(batch)
+            .into_iter()
+            .map(|row| {
+                let mut out = String::new();
+                self.write_line(&row, &self.forced, &mut out);
+                out.into_bytes()
+            })
+            .collect()
     }
 
     fn write_line(&self, values: &[Option<String>], forced: &[bool], out: &mut String) {

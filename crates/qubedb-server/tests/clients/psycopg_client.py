@@ -1,0 +1,125 @@
+"""psycopg 3 against `qubedb serve`: every type round-trips as a parameter and a result, in text and in
+binary; server-side prepared statements; COPY both ways; transactions; errors raised as the class their
+SQLSTATE names. Run by the server tests with the port as the argument; prints `ok` when all hold."""
+
+import datetime
+import decimal
+import sys
+import uuid
+
+import psycopg
+from psycopg import errors
+from psycopg.types.json import Jsonb
+
+port = int(sys.argv[1])
+conninfo = f"host=127.0.0.1 port={port} user=qubedb dbname=qubedb"
+
+COLUMNS = (
+    "id INTEGER PRIMARY KEY, small SMALLINT, big BIGINT, single REAL, double DOUBLE PRECISION, "
+    "amount NUMERIC(10,2), body TEXT, name VARCHAR(10), flag BOOLEAN, data BYTEA, day DATE, "
+    "at TIMESTAMP, at_zone TIMESTAMPTZ, clock TIME, id2 UUID, doc JSONB"
+)
+VALUES = (
+    1,
+    -7,
+    3 << 40,
+    1.5,
+    -2.25e-10,
+    decimal.Decimal("12.50"),
+    "tëxt with 'quotes'",
+    "short",
+    True,
+    b"\x00\x01\xff",
+    datetime.date(2024, 2, 29),
+    datetime.datetime(2024, 1, 2, 3, 4, 5, 678901),
+    datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+    datetime.time(23, 59, 59, 999999),
+    uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    {"a": [1, 2.5, "x"], "b": None},
+)
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+with psycopg.connect(conninfo, autocommit=True) as conn:
+    check(conn.info.server_version >= 160000, f"server_version {conn.info.server_version}")
+    conn.execute(f"CREATE TABLE everything ({COLUMNS})")
+    placeholders = ", ".join(["%s"] * len(VALUES))
+    for binary in (False, True):
+        conn.execute("DELETE FROM everything")
+        with conn.cursor(binary=binary) as cursor:
+            parameters = list(VALUES)
+            parameters[-1] = Jsonb(VALUES[-1])
+            cursor.execute(f"INSERT INTO everything VALUES ({placeholders})", parameters)
+            cursor.execute(
+                f"INSERT INTO everything VALUES ({placeholders})",
+                [2] + [None] * (len(VALUES) - 1),
+            )
+            cursor.execute("SELECT * FROM everything WHERE id = %s", (1,))
+            row = cursor.fetchone()
+            check(row == VALUES, f"binary={binary}: {row!r} != {VALUES!r}")
+            cursor.execute("SELECT * FROM everything WHERE id = %s", (2,))
+            row = cursor.fetchone()
+            check(row == (2,) + (None,) * (len(VALUES) - 1), f"binary={binary}: {row!r}")
+            # Parameters typed by the columns they meet.
+            cursor.execute(
+                "SELECT id FROM everything WHERE day = %s AND at_zone = %s AND id2 = %s "
+                "AND amount = %s AND name LIKE %s",
+                (VALUES[10], VALUES[12], VALUES[14], VALUES[5], "sh%"),
+            )
+            check(cursor.fetchall() == [(1,)], f"binary={binary}: typed comparisons")
+
+    # Server-side prepared statements: prepared once, executed many times.
+    for attempt in range(5):
+        row = conn.execute(
+            "SELECT body FROM everything WHERE id = %s", (1,), prepare=True
+        ).fetchone()
+        check(row == (VALUES[6],), f"prepared run {attempt}: {row!r}")
+
+    # COPY in both directions.
+    with conn.cursor() as cursor:
+        with cursor.copy("COPY everything (id, body) FROM STDIN") as copy:
+            copy.write_row((10, "ten\twith tab"))
+            copy.write_row((11, None))
+        rows = cursor.execute(
+            "SELECT id, body FROM everything WHERE id >= 10 ORDER BY id"
+        ).fetchall()
+        check(rows == [(10, "ten\twith tab"), (11, None)], f"copy in: {rows!r}")
+        with cursor.copy(
+            "COPY (SELECT id, body FROM everything WHERE id >= 10 ORDER BY id) TO STDOUT"
+        ) as copy:
+            rows = [tuple(row) for row in copy.rows()]
+        check(rows == [("10", "ten\twith tab"), ("11", None)], f"copy out: {rows!r}")
+
+    # Errors come back as the class of their SQLSTATE; the connection carries on.
+    for sql, error_class in (
+        ("INSERT INTO everything (id) VALUES (1)", errors.UniqueViolation),
+        ("SELECT * FROM missing", errors.UndefinedTable),
+        ("SELECT 1/0", errors.DivisionByZero),
+        ("SELEC 1", errors.SyntaxError),
+    ):
+        try:
+            conn.execute(sql)
+        except error_class:
+            pass
+        else:
+            raise AssertionError(f"{sql} did not raise {error_class.__name__}")
+
+# Transactions: a block commits or rolls back as a whole.
+with psycopg.connect(conninfo) as conn:
+    with conn.transaction():
+        conn.execute("INSERT INTO everything (id) VALUES (20)")
+    try:
+        with conn.transaction():
+            conn.execute("INSERT INTO everything (id) VALUES (21)")
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    ids = conn.execute("SELECT id FROM everything WHERE id >= 20 ORDER BY id").fetchall()
+    check(ids == [(20,)], f"transactions: {ids!r}")
+    conn.rollback()
+
+print("ok")
