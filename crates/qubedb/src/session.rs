@@ -413,7 +413,9 @@ impl Session {
             .map(|timeout| tokio::time::Instant::now() + timeout);
         // A panic below (a bug, in QubeDB or DataFusion) fails the statement instead of the process.
         let cancel = self.cancel.clone();
-        let dispatched = AssertUnwindSafe(self.dispatch(statement)).catch_unwind();
+        // Boxed: the statement's future is large (DataFusion's planning futures), and moving it into
+        // the timeout and cancel wrappers by value would copy it through the stack.
+        let dispatched = Box::pin(AssertUnwindSafe(self.dispatch(statement)).catch_unwind());
         let limited = async {
             match deadline {
                 None => dispatched.await,

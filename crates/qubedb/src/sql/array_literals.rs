@@ -22,6 +22,13 @@ impl ExprPlanner for ArrayLiterals {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
+        // Only a text literal spelling an array can change; the operand's type is computed only then
+        // (computing types of every operand as the planner builds each operation would make deep
+        // expressions quadratic, and deeper on the stack).
+        let spells_array = |side: &Expr| matches!(side, Expr::Literal(ScalarValue::Utf8(Some(text)), _) if text.trim_start().starts_with('{'));
+        if !spells_array(&expr.left) && !spells_array(&expr.right) {
+            return Ok(PlannerResult::Original(expr));
+        }
         let RawBinaryExpr { op, left, right } = expr;
         let list_element = |side: &Expr| match side.get_type(schema) {
             Ok(DataType::List(element)) | Ok(DataType::LargeList(element)) => Some(element),
