@@ -35,7 +35,7 @@ use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use qubedb::arrow::array::RecordBatch;
 use qubedb::arrow::datatypes::Schema;
-use qubedb::sql::format::ColumnFormatter;
+use qubedb::result::batch_formatters;
 use qubedb::{PreparedStatement, QueryResult, Session};
 use tokio::sync::Mutex;
 
@@ -317,13 +317,7 @@ impl RowStream {
     }
 
     fn encode(&mut self, batch: &RecordBatch) -> PgWireResult<()> {
-        let schema = batch.schema();
-        let formatters: Vec<ColumnFormatter> = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(column, field)| ColumnFormatter::new(column, field.metadata()))
-            .collect();
+        let formatters = batch_formatters(batch);
         let column_count = batch.num_columns() as i16;
         for row in 0..batch.num_rows() {
             let mut data = BytesMut::new();

@@ -166,15 +166,19 @@ impl StatementOutcome {
     }
 }
 
-/// Every row of a batch as PostgreSQL text.
-pub fn batch_text_rows(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
-    let schema = batch.schema();
-    let formatters: Vec<ColumnFormatter> = batch
+/// A text formatter for each column of `batch`, following each field's SQL type.
+pub fn batch_formatters(batch: &RecordBatch) -> Vec<ColumnFormatter<'_>> {
+    batch
         .columns()
         .iter()
-        .zip(schema.fields())
+        .zip(batch.schema_ref().fields())
         .map(|(column, field)| ColumnFormatter::new(column, field.metadata()))
-        .collect();
+        .collect()
+}
+
+/// Every row of a batch as PostgreSQL text.
+pub fn batch_text_rows(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
+    let formatters = batch_formatters(batch);
     (0..batch.num_rows())
         .map(|row| {
             formatters

@@ -276,11 +276,7 @@ impl Session {
                 .validate_key(&Key::Object(table.id).encode());
             Ok(())
         })?;
-        let alias = insert
-            .table_alias
-            .as_ref()
-            .map(|alias| normalize(&alias.alias))
-            .unwrap_or_else(|| table.name.clone());
+        let alias = insert_alias(&table, &insert);
         let targets = insert_targets(&table, &insert.columns)?;
         let default_sql = |slot: usize| -> String {
             table.columns[slot]
@@ -856,6 +852,15 @@ pub(crate) fn delete_source_sql(
         sql.push_str(&format!(" WHERE {selection}"));
     }
     sql
+}
+
+/// The name an INSERT's target rows go by (its alias, else the table's name).
+pub(crate) fn insert_alias(table: &TableDef, insert: &Insert) -> String {
+    insert
+        .table_alias
+        .as_ref()
+        .map(|alias| normalize(&alias.alias))
+        .unwrap_or_else(|| table.name.clone())
 }
 
 /// The target slots of an INSERT, in the order its source supplies them.

@@ -39,8 +39,8 @@ use crate::params::declare_parameter_types;
 use crate::session::{PreparedStatement, Session, aborted_error, restored_names, show_schema};
 use crate::sql::convert::field;
 use crate::sql::dml::{
-    delete_source_sql, dml_target, insert_targets, mem_table, parse_query, returning_sql,
-    rows_batch, target_table, update_source_sql,
+    delete_source_sql, dml_target, insert_alias, insert_targets, mem_table, parse_query,
+    returning_sql, rows_batch, target_table, update_source_sql,
 };
 use crate::sql::rewrite::normalize;
 
@@ -156,11 +156,7 @@ impl Session {
             return Err(Error::not_supported("INSERT INTO a table function"));
         };
         let table = target_table(&catalog, name)?;
-        let alias = insert
-            .table_alias
-            .as_ref()
-            .map(|alias| normalize(&alias.alias))
-            .unwrap_or_else(|| table.name.clone());
+        let alias = insert_alias(&table, &insert);
         let targets = insert_targets(&table, &insert.columns)?;
         let mut found = Found::new();
         if let Some(source) = insert.source {
