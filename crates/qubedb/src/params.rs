@@ -77,7 +77,7 @@ impl<T: Into<Param>> From<Option<T>> for Param {
     }
 }
 
-fn placeholder_index(text: &str) -> Option<usize> {
+pub(crate) fn placeholder_index(text: &str) -> Option<usize> {
     text.strip_prefix('$')?
         .parse::<usize>()
         .ok()
@@ -101,7 +101,7 @@ pub fn parameter_count(statement: &Statement) -> usize {
     count
 }
 
-fn literal(value: SqlValue) -> Expr {
+pub(crate) fn literal(value: SqlValue) -> Expr {
     Expr::Value(ValueWithSpan {
         value,
         span: Span::empty(),
@@ -117,7 +117,7 @@ pub(crate) fn parse_type_name(type_name: &str) -> Result<SqlType> {
         .map_err(|_| Error::user("42704", format!("type \"{type_name}\" does not exist")))
 }
 
-fn cast(expr: Expr, data_type: SqlType) -> Expr {
+pub(crate) fn cast(expr: Expr, data_type: SqlType) -> Expr {
     Expr::Cast {
         kind: CastKind::DoubleColon,
         expr: Box::new(expr),

@@ -886,7 +886,8 @@ pub(crate) fn insert_targets(table: &TableDef, columns: &[ObjectName]) -> Result
     })
 }
 
-fn last_name(name: &ObjectName) -> String {
+/// The last part of a name, folded as an identifier.
+pub(crate) fn last_name(name: &ObjectName) -> String {
     match name.0.last() {
         Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
         _ => name.to_string(),

@@ -20,6 +20,32 @@ use qubedb_model::catalog::{Object, SequenceDef};
 use crate::error::{Error, Result, to_datafusion};
 use crate::session::Shared;
 
+/// DataFusion compares and hashes UDFs: a function bound to a session is equal to another when it is
+/// the same function (`$key`) of the same session.
+macro_rules! session_function_identity {
+    ($function:ty, $key:ident) => {
+        impl fmt::Debug for $function {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(formatter, "{:?}", self.$key)
+            }
+        }
+
+        impl PartialEq for $function {
+            fn eq(&self, other: &Self) -> bool {
+                self.$key == other.$key && Arc::ptr_eq(&self.shared, &other.shared)
+            }
+        }
+
+        impl Eq for $function {}
+
+        impl Hash for $function {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.$key.hash(state);
+            }
+        }
+    };
+}
+
 /// Registers QubeDB's functions in a session's DataFusion context.
 pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
     for kind in [
@@ -88,25 +114,7 @@ struct SequenceFunction {
     signature: Signature,
 }
 
-impl fmt::Debug for SequenceFunction {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{:?}", self.kind)
-    }
-}
-
-impl PartialEq for SequenceFunction {
-    fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && Arc::ptr_eq(&self.shared, &other.shared)
-    }
-}
-
-impl Eq for SequenceFunction {}
-
-impl Hash for SequenceFunction {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.kind.hash(state);
-    }
-}
+session_function_identity!(SequenceFunction, kind);
 
 impl SequenceFunction {
     fn new(kind: SequenceFunctionKind, shared: Arc<Shared>) -> SequenceFunction {
@@ -342,25 +350,7 @@ struct CurrentSetting {
     fixed_setting: Option<&'static str>,
 }
 
-impl fmt::Debug for CurrentSetting {
-    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str(self.name)
-    }
-}
-
-impl PartialEq for CurrentSetting {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared) && self.name == other.name
-    }
-}
-
-impl Eq for CurrentSetting {}
-
-impl Hash for CurrentSetting {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+session_function_identity!(CurrentSetting, name);
 
 impl ScalarUDFImpl for CurrentSetting {
     fn name(&self) -> &str {
@@ -560,25 +550,7 @@ struct CatalogFunction {
     evaluate: CatalogEvaluator,
 }
 
-impl fmt::Debug for CatalogFunction {
-    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str(self.name)
-    }
-}
-
-impl PartialEq for CatalogFunction {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared) && self.name == other.name
-    }
-}
-
-impl Eq for CatalogFunction {}
-
-impl Hash for CatalogFunction {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+session_function_identity!(CatalogFunction, name);
 
 impl ScalarUDFImpl for CatalogFunction {
     fn name(&self) -> &str {

@@ -27,22 +27,20 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType as SqlType, Delete, Expr as SqlExpr, FromTable, Insert, OnConflictAction,
-    OnInsert, Query, SelectItem, SetExpr, Statement, TableObject, Update, Value as SqlValue,
-    ValueWithSpan,
+    DataType as SqlType, Delete, Expr as SqlExpr, FromTable, Insert, OnConflictAction, OnInsert,
+    Query, SelectItem, SetExpr, Statement, TableObject, Update, Value as SqlValue, ValueWithSpan,
 };
 use futures::FutureExt;
 use qubedb_model::catalog::TableDef;
 
 use crate::error::{Error, Result};
-use crate::params::declare_parameter_types;
+use crate::params::{cast, declare_parameter_types, literal, placeholder_index};
 use crate::session::{PreparedStatement, Session, aborted_error, restored_names, show_schema};
 use crate::sql::convert::field;
 use crate::sql::dml::{
-    delete_source_sql, dml_target, insert_alias, insert_targets, mem_table, parse_query,
+    delete_source_sql, dml_target, insert_alias, insert_targets, last_name, mem_table, parse_query,
     returning_sql, rows_batch, target_table, update_source_sql,
 };
-use crate::sql::rewrite::normalize;
 
 /// What a prepared statement takes and returns.
 #[derive(Debug, Clone)]
@@ -262,12 +260,9 @@ fn column_field(table: &TableDef, slot: usize) -> FieldRef {
 
 /// The column an assignment sets (its last name part, folded).
 fn assignment_column(assignment: &datafusion::sql::sqlparser::ast::Assignment) -> String {
-    use datafusion::sql::sqlparser::ast::{AssignmentTarget, ObjectNamePart};
+    use datafusion::sql::sqlparser::ast::AssignmentTarget;
     match &assignment.target {
-        AssignmentTarget::ColumnName(name) => match name.0.last() {
-            Some(ObjectNamePart::Identifier(ident)) => normalize(ident),
-            _ => name.to_string(),
-        },
+        AssignmentTarget::ColumnName(name) => last_name(name),
         AssignmentTarget::Tuple(_) => String::new(),
     }
 }
@@ -278,37 +273,18 @@ fn bare_placeholder(expr: &SqlExpr) -> Option<usize> {
         SqlExpr::Value(ValueWithSpan {
             value: SqlValue::Placeholder(text),
             ..
-        }) => placeholder_number(text),
+        }) => placeholder_index(text),
         SqlExpr::Nested(inner) => bare_placeholder(inner),
         _ => None,
     }
-}
-
-fn placeholder_number(text: &str) -> Option<usize> {
-    text.strip_prefix('$')?
-        .parse::<usize>()
-        .ok()
-        .filter(|&index| index >= 1)
 }
 
 /// Casts bare placeholders in LIMIT and OFFSET to bigint, as PostgreSQL types them.
 fn type_limits(query: &mut Query) {
     let mut cast_bigint = |expr: &mut SqlExpr| {
         if bare_placeholder(expr).is_some() {
-            let placeholder = std::mem::replace(
-                expr,
-                SqlExpr::Value(ValueWithSpan {
-                    value: SqlValue::Null,
-                    span: datafusion::sql::sqlparser::tokenizer::Span::empty(),
-                }),
-            );
-            *expr = SqlExpr::Cast {
-                kind: CastKind::DoubleColon,
-                expr: Box::new(placeholder),
-                data_type: SqlType::BigInt(None),
-                array: false,
-                format: None,
-            };
+            let placeholder = std::mem::replace(expr, literal(SqlValue::Null));
+            *expr = cast(placeholder, SqlType::BigInt(None));
         }
     };
     if let Some(clause) = &mut query.limit_clause {
@@ -345,7 +321,7 @@ fn type_limits(query: &mut Query) {
 fn parameter_fields(plan: &LogicalPlan) -> Result<Found> {
     let mut found = Found::new();
     for (id, field) in plan.get_parameter_fields()? {
-        if let (Some(index), Some(field)) = (placeholder_number(&id), field) {
+        if let (Some(index), Some(field)) = (placeholder_index(&id), field) {
             found.insert(index, field);
         }
     }
@@ -360,7 +336,7 @@ fn parameter_fields(plan: &LogicalPlan) -> Result<Found> {
                 };
                 if let Some((inner, target)) = cast
                     && let Expr::Placeholder(Placeholder { id, field: None }) = inner.as_ref()
-                    && let Some(index) = placeholder_number(id)
+                    && let Some(index) = placeholder_index(id)
                 {
                     casts.push((index, target.clone()));
                 }

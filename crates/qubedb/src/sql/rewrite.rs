@@ -381,14 +381,10 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
                     }
                 }
             }
-            Expr::Function(function)
-                if function.name.0.len() == 2
-                    && matches!(&function.name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog")) =>
-            {
-                function.name.0.remove(0);
+            Expr::Function(function) => {
+                unqualify_pg_catalog(&mut function.name);
                 rename_array_bounds(function);
             }
-            Expr::Function(function) => rename_array_bounds(function),
             Expr::Cast {
                 expr: inner,
                 data_type,
@@ -463,11 +459,7 @@ impl VisitorMut for TableFunctions {
             ..
         } = factor
         {
-            if name.0.len() == 2
-                && matches!(&name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog"))
-            {
-                name.0.remove(0);
-            }
+            unqualify_pg_catalog(name);
             let function = name.to_string().to_lowercase();
             if matches!(function.as_str(), "generate_series" | "unnest")
                 && let Some(alias) = alias
@@ -480,14 +472,26 @@ impl VisitorMut for TableFunctions {
     }
 }
 
+/// Drops a leading `pg_catalog.` from a two-part name (`pg_catalog.f` is `f`); true if it did.
+fn unqualify_pg_catalog(name: &mut ObjectName) -> bool {
+    let qualified = in_pg_catalog(name);
+    if qualified {
+        name.0.remove(0);
+    }
+    qualified
+}
+
+/// True for a two-part name whose first part is `pg_catalog`.
+fn in_pg_catalog(name: &ObjectName) -> bool {
+    name.0.len() == 2
+        && matches!(&name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog"))
+}
+
 /// `pg_catalog.t` (also as an array's element type) is `t`.
 fn unqualify_type(data_type: &mut SqlType) -> Result<()> {
     use datafusion::sql::sqlparser::ast::ArrayElemTypeDef;
     match data_type {
-        SqlType::Custom(name, modifiers)
-            if name.0.len() == 2
-                && matches!(&name.0[0], ObjectNamePart::Identifier(ident) if ident.value.eq_ignore_ascii_case("pg_catalog")) =>
-        {
+        SqlType::Custom(name, modifiers) if in_pg_catalog(name) => {
             let text = name.0[1].to_string();
             let text = if modifiers.is_empty() {
                 text
