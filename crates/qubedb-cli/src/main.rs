@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use qubedb::Database;
+use qubedb::{Cluster, Database};
 
 use crate::output::{Format, print_error, print_outcome};
 
@@ -43,12 +43,18 @@ enum Command {
         /// Data directory to open (created if missing).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Database of the data directory to use.
+        #[arg(long, short = 'd', default_value = qubedb::cluster::DEFAULT_DATABASE)]
+        database: String,
     },
     /// Runs SQL statements from -c or from standard input, printing each result; stops at the first error.
     Sql {
         /// Data directory to open (created if missing).
         #[arg(long)]
         data: PathBuf,
+        /// Database of the data directory to use.
+        #[arg(long, short = 'd', default_value = qubedb::cluster::DEFAULT_DATABASE)]
+        database: String,
         /// The SQL to run (otherwise standard input is read).
         #[arg(short = 'c', long = "command")]
         command: Option<String>,
@@ -77,30 +83,31 @@ impl From<FormatArg> for Format {
     }
 }
 
-fn open(data: Option<&PathBuf>) -> Result<Database, qubedb::Error> {
-    match data {
-        Some(directory) => Database::open(directory),
-        None => Database::open_in_memory(),
-    }
+fn open(data: Option<&PathBuf>, database: &str) -> Result<Database, qubedb::Error> {
+    let cluster = match data {
+        Some(directory) => Cluster::open(directory)?,
+        None => Cluster::open_in_memory()?,
+    };
+    cluster.database(database)
 }
 
-/// `qubedb serve`: runs the server on the database's own runtime, and closes the database (every
+/// `qubedb serve`: runs the server on the data directory's own runtime, and closes the databases (every
 /// acknowledged commit is durable) once the server has dropped its sessions.
 fn serve(data: PathBuf, pg_address: std::net::SocketAddr, max_connections: usize) -> ExitCode {
-    let database = match Database::open(&data) {
-        Ok(database) => database,
+    let cluster = match Cluster::open(&data) {
+        Ok(cluster) => cluster,
         Err(error) => {
             print_error(&error);
             return ExitCode::FAILURE;
         }
     };
-    let runtime = database.runtime_handle();
+    let runtime = cluster.runtime_handle();
     let options = qubedb_server::ServerOptions {
         pg_address,
         connections_max: max_connections,
     };
-    let database = runtime.block_on(async {
-        let server = match qubedb_server::Server::bind(database, options).await {
+    let cluster = runtime.block_on(async {
+        let server = match qubedb_server::Server::bind(cluster, options).await {
             Ok(server) => server,
             Err(error) => {
                 eprintln!("ERROR:  could not listen on {pg_address}: {error}");
@@ -115,14 +122,14 @@ fn serve(data: PathBuf, pg_address: std::net::SocketAddr, max_connections: usize
             ),
             Err(error) => eprintln!("qubedb: listening, address unknown: {error}"),
         }
-        let database = server.run(qubedb_server::shutdown_signal()).await;
+        let cluster = server.run(qubedb_server::shutdown_signal()).await;
         eprintln!("qubedb: shutting down");
-        Some(database)
+        Some(cluster)
     });
-    match database {
-        // The last reference: dropping it outside the runtime closes the store.
-        Some(database) => {
-            drop(database);
+    match cluster {
+        // The last reference: dropping it outside the runtime closes the stores.
+        Some(cluster) => {
+            drop(cluster);
             ExitCode::SUCCESS
         }
         None => ExitCode::FAILURE,
@@ -137,8 +144,8 @@ fn main() -> ExitCode {
             pg_address,
             max_connections,
         } => serve(data, pg_address, max_connections),
-        Command::Shell { data } => {
-            let database = match open(data.as_ref()) {
+        Command::Shell { data, database } => {
+            let database = match open(data.as_ref(), &database) {
                 Ok(database) => database,
                 Err(error) => {
                     print_error(&error);
@@ -149,6 +156,7 @@ fn main() -> ExitCode {
         }
         Command::Sql {
             data,
+            database,
             command,
             format,
         } => {
@@ -163,7 +171,7 @@ fn main() -> ExitCode {
                     sql
                 }
             };
-            let database = match open(Some(&data)) {
+            let database = match open(Some(&data), &database) {
                 Ok(database) => database,
                 Err(error) => {
                     print_error(&error);

@@ -36,8 +36,8 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use qubedb::arrow::array::RecordBatch;
 use qubedb::arrow::datatypes::Schema;
 use qubedb::result::batch_formatters;
-use qubedb::{PreparedStatement, QueryResult, Session};
-use tokio::sync::Mutex;
+use qubedb::{Cluster, PreparedStatement, QueryResult, Session};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::cancel::{CancelRegistry, Canceler, Registration};
 use crate::codec::encode_binary;
@@ -52,24 +52,21 @@ pub struct ConnectionFactory {
 }
 
 impl ConnectionFactory {
-    /// `over_limit`: the connection came in past `--max-connections`, and startup refuses it.
-    /// `cancels`: where the connection registers for CancelRequest, and which answers them.
+    /// `cluster`: the databases a client may connect to (startup picks one by the `database`
+    /// parameter). `over_limit`: the connection came in past `--max-connections`, and startup
+    /// refuses it. `cancels`: where the connection registers for CancelRequest, and which answers them.
     pub fn new(
-        session: Session,
+        cluster: Cluster,
         over_limit: bool,
         cancels: Arc<CancelRegistry>,
     ) -> ConnectionFactory {
-        let registration = cancels.register(session.cancel_handle());
         ConnectionFactory {
             handlers: Arc::new(ConnectionHandlers {
-                connection: Mutex::new(Connection {
-                    session,
-                    statements: HashMap::new(),
-                    portals: HashMap::new(),
-                    copy: None,
-                }),
+                cluster,
+                connection: Mutex::new(None),
                 over_limit,
-                registration,
+                cancels: cancels.clone(),
+                registration: std::sync::OnceLock::new(),
             }),
             canceler: Arc::new(Canceler { registry: cancels }),
         }
@@ -100,10 +97,26 @@ impl PgWireServerHandlers for ConnectionFactory {
 
 /// The handlers of one connection, around its session.
 pub struct ConnectionHandlers {
-    pub(crate) connection: Mutex<Connection>,
+    cluster: Cluster,
+    /// Set at startup, once the database is known.
+    pub(crate) connection: Mutex<Option<Connection>>,
     over_limit: bool,
-    /// This connection's process id and secret for CancelRequest.
-    registration: Registration,
+    cancels: Arc<CancelRegistry>,
+    /// This connection's process id and secret for CancelRequest, from startup on.
+    registration: std::sync::OnceLock<Registration>,
+}
+
+impl ConnectionHandlers {
+    /// The connection's state; an error before startup has chosen the database.
+    pub(crate) async fn lock(&self) -> PgWireResult<MappedMutexGuard<'_, Connection>> {
+        MutexGuard::try_map(self.connection.lock().await, Option::as_mut).map_err(|_| {
+            user_error(
+                "FATAL",
+                "08P01",
+                "the connection has not completed its startup",
+            )
+        })
+    }
 }
 
 /// One connection's state: its session and its prepared statements and portals.
@@ -185,13 +198,35 @@ impl StartupHandler for ConnectionHandlers {
                     "sorry, too many clients already",
                 ));
             }
-            if let Some(user) = client.metadata().get("user") {
-                self.connection.lock().await.session.set_user(user);
-            }
-            client.set_pid_and_secret_key(
-                self.registration.pid,
-                SecretKey::I32(self.registration.secret),
-            );
+            let user = client
+                .metadata()
+                .get("user")
+                .cloned()
+                .unwrap_or_else(|| qubedb::sql::system::OWNER_NAME.to_string());
+            // As in PostgreSQL, the database defaults to the user's name.
+            let database_name = client
+                .metadata()
+                .get("database")
+                .filter(|name| !name.is_empty())
+                .cloned()
+                .unwrap_or_else(|| user.clone());
+            let database = self.cluster.database(&database_name).map_err(|error| {
+                let mut info = error_info(&error);
+                info.severity = "FATAL".into();
+                PgWireError::UserError(Box::new(info))
+            })?;
+            let mut session = database.session();
+            session.set_user(&user);
+            let registration = self
+                .registration
+                .get_or_init(|| self.cancels.register(session.cancel_handle()));
+            client.set_pid_and_secret_key(registration.pid, SecretKey::I32(registration.secret));
+            *self.connection.lock().await = Some(Connection {
+                session,
+                statements: HashMap::new(),
+                portals: HashMap::new(),
+                copy: None,
+            });
             finish_authentication(client, &ServerParameters).await?;
         }
         Ok(())
@@ -369,7 +404,7 @@ impl ConnectionHandlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut connection = self.connection.lock().await;
+        let mut connection = self.lock().await?;
         connection.forget_unnamed();
         let statements = match connection.session.prepare_script(sql) {
             Ok(statements) => statements,
@@ -395,8 +430,10 @@ impl ConnectionHandlers {
 
     /// The session's transaction status, as ReadyForQuery reports it.
     pub(crate) async fn transaction_status(&self) -> TransactionStatus {
-        let connection = self.connection.lock().await;
-        status_of(&connection.session)
+        match self.connection.lock().await.as_ref() {
+            Some(connection) => status_of(&connection.session),
+            None => TransactionStatus::Idle,
+        }
     }
 }
 

@@ -137,7 +137,7 @@ impl CopyHandler for ConnectionHandlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut connection = self.connection.lock().await;
+        let mut connection = self.lock().await?;
         let pending = connection.copy.as_mut().ok_or_else(no_copy_in_progress)?;
         pending.data.extend_from_slice(&copy_data.data);
         Ok(())
@@ -149,7 +149,7 @@ impl CopyHandler for ConnectionHandlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut guard = self.connection.lock().await;
+        let mut guard = self.lock().await?;
         let connection = &mut *guard;
         let pending = connection.copy.take().ok_or_else(no_copy_in_progress)?;
         let outcome = connection
@@ -193,7 +193,10 @@ impl CopyHandler for ConnectionHandlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let mut connection = self.connection.lock().await;
+        let mut connection = match self.lock().await {
+            Ok(connection) => connection,
+            Err(error) => return error,
+        };
         connection.copy = None;
         connection.session.fail_statement();
         client.set_transaction_status(status_of(&connection.session));

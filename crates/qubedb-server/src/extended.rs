@@ -140,7 +140,7 @@ async fn describe(
 impl ConnectionHandlers {
     async fn parse(&self, message: Parse) -> PgWireResult<()> {
         let name = name_of(&message.name);
-        let mut connection = self.connection.lock().await;
+        let mut connection = self.lock().await?;
         if !name.is_empty() && connection.statements.contains_key(&name) {
             return Err(user_error(
                 "ERROR",
@@ -187,7 +187,7 @@ impl ConnectionHandlers {
     async fn bind(&self, message: Bind) -> PgWireResult<()> {
         let statement_name = name_of(&message.statement_name);
         let portal_name = name_of(&message.portal_name);
-        let mut connection = self.connection.lock().await;
+        let mut connection = self.lock().await?;
         let statement = connection
             .statements
             .get(&statement_name)
@@ -248,7 +248,7 @@ impl ConnectionHandlers {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = name_of(&message.name);
-        let mut connection = self.connection.lock().await;
+        let mut connection = self.lock().await?;
         let (columns, binary) = match message.target_type {
             b'S' => {
                 let statement = connection
@@ -309,7 +309,7 @@ impl ConnectionHandlers {
     {
         let name = name_of(&message.name);
         let limit = usize::try_from(message.max_rows).unwrap_or(0);
-        let mut guard = self.connection.lock().await;
+        let mut guard = self.lock().await?;
         let connection = &mut *guard;
         let portal = connection
             .portals
@@ -397,7 +397,7 @@ impl ConnectionHandlers {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let status = {
-            let mut connection = self.connection.lock().await;
+            let mut connection = self.lock().await?;
             connection.portals.remove("");
             if !connection.session.in_transaction() {
                 connection.portals.clear();
@@ -508,7 +508,7 @@ impl ExtendedQueryHandler for ConnectionHandlers {
     {
         let name = name_of(&message.name);
         {
-            let mut connection = self.connection.lock().await;
+            let mut connection = self.lock().await?;
             match message.target_type {
                 b'S' => {
                     connection.statements.remove(&name);

@@ -1,4 +1,5 @@
-//! `qubedb serve`: the PostgreSQL wire protocol (v3) over an embedded [`qubedb::Database`].
+//! `qubedb serve`: the PostgreSQL wire protocol (v3) over the databases of a [`qubedb::Cluster`] (a data
+//! directory); each connection picks its database at startup (3D000 for an unknown one).
 //!
 //! The protocol itself — message framing, startup, the simple-query cycle — is the `pgwire` crate's.
 //! What is ours: one [`qubedb::Session`] per connection ([`connection`]), the mapping of outcomes and
@@ -6,13 +7,12 @@
 //! format ([`codec`]), command tags, ErrorResponse with SQLSTATE, detail, hint and position),
 //! ReadyForQuery carrying the session's real transaction status, the extended query protocol's
 //! statements and portals ([`extended`]), COPY in both directions ([`copy`]), and the listener: a connection limit, and a clean shutdown
-//! that drops every session (rolling back open transactions) before the database closes.
+//! that drops every session (rolling back open transactions) before the databases close.
 //!
 //! CancelRequest cancels a connection's running statement ([`cancel`]).
 //!
 //! Not built yet (issue 4 continues): authentication other than
-//! `trust`, TLS, what psql's `\d table` needs beyond the system catalogs (see `qubedb::sql::system`),
-//! and several databases per data directory.
+//! `trust`, TLS, and what psql's `\d table` needs beyond the system catalogs (see `qubedb::sql::system`).
 
 pub mod cancel;
 pub mod codec;
@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use qubedb::Database;
+use qubedb::Cluster;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -74,17 +74,18 @@ pub struct ServerOptions {
 
 /// Binds the listener; [`Server::run`] then serves until `shutdown` completes.
 pub struct Server {
-    database: Arc<Database>,
+    cluster: Cluster,
     listener: TcpListener,
     options: ServerOptions,
 }
 
 impl Server {
-    /// Binds `options.pg_address` (port 0 picks a free port: see [`Server::local_address`]).
-    pub async fn bind(database: Database, options: ServerOptions) -> std::io::Result<Server> {
+    /// Binds `options.pg_address` (port 0 picks a free port: see [`Server::local_address`]); clients
+    /// connect to the databases of `cluster`.
+    pub async fn bind(cluster: Cluster, options: ServerOptions) -> std::io::Result<Server> {
         let listener = TcpListener::bind(options.pg_address).await?;
         Ok(Server {
-            database: Arc::new(database),
+            cluster,
             listener,
             options,
         })
@@ -96,8 +97,8 @@ impl Server {
     }
 
     /// Accepts connections until `shutdown` completes; then closes every connection (their open
-    /// transactions roll back) and returns the database, still open, to the caller.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Arc<Database> {
+    /// transactions roll back) and returns the cluster, still open, to the caller.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Cluster {
         let active = Arc::new(AtomicUsize::new(0));
         let cancels = Arc::new(CancelRegistry::default());
         let mut connections = JoinSet::new();
@@ -117,7 +118,7 @@ impl Server {
                     let over_limit =
                         active.fetch_add(1, Ordering::SeqCst) >= self.options.connections_max;
                     let handlers = Arc::new(ConnectionFactory::new(
-                        self.database.session(),
+                        self.cluster.clone(),
                         over_limit,
                         cancels.clone(),
                     ));
@@ -136,6 +137,6 @@ impl Server {
         }
         // Dropping each task drops its session, which rolls back its open transaction.
         connections.shutdown().await;
-        self.database
+        self.cluster
     }
 }

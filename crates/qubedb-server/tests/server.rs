@@ -4,30 +4,28 @@
 
 mod extended_protocol;
 
+use qubedb::Cluster;
+use qubedb_server::{Server, ServerOptions};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-
-use qubedb::Database;
-use qubedb_server::{Server, ServerOptions};
 
 /// A running server; dropping it shuts it down and waits for the database to close.
 struct Running {
     port: u16,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Arc<Database>>>,
+    thread: Option<std::thread::JoinHandle<Cluster>>,
 }
 
 impl Running {
     fn start(directory: &Path, connections_max: usize) -> Running {
-        let database = Database::open(directory).expect("open database");
-        let runtime = database.runtime_handle();
+        let cluster = Cluster::open(directory).expect("open data directory");
+        let runtime = cluster.runtime_handle();
         let options = ServerOptions {
             pg_address: "127.0.0.1:0".parse().expect("address"),
             connections_max,
         };
         let server = runtime
-            .block_on(Server::bind(database, options))
+            .block_on(Server::bind(cluster, options))
             .expect("bind");
         let port = server.local_address().expect("address").port();
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
@@ -78,11 +76,11 @@ impl Running {
         )
     }
 
-    fn stop(mut self) -> Arc<Database> {
+    fn stop(mut self) -> Cluster {
         self.shutdown_and_join().expect("server thread")
     }
 
-    fn shutdown_and_join(&mut self) -> Option<Arc<Database>> {
+    fn shutdown_and_join(&mut self) -> Option<Cluster> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -194,6 +192,54 @@ fn committed_rows_survive_a_restart_and_open_transactions_roll_back() {
     let server = Running::start(directory.path(), 10);
     let (_, out, _) = server.psql("SELECT count(*) FROM kept;\n", &["-A", "-t"]);
     assert_eq!(out, "2\n");
+}
+
+#[test]
+fn the_connection_picks_one_of_several_isolated_databases() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let (code, out, err) = server.psql(
+        "CREATE DATABASE shop;\n\
+         \\c shop\n\
+         CREATE TABLE items (id INT PRIMARY KEY);\n\
+         INSERT INTO items VALUES (1);\n\
+         SELECT current_database(), count(*) FROM items;\n\
+         \\c qubedb\n\
+         SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database;\n\
+         SELECT * FROM items;\n\
+         BEGIN;\nDROP DATABASE shop;\nROLLBACK;\n\
+         DROP DATABASE qubedb;\n",
+        &["-A", "-t", "-q"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "shop|1\npostgres,qubedb,shop\n");
+    assert_eq!(
+        err,
+        "ERROR:  relation \"items\" does not exist\n\
+         ERROR:  DROP DATABASE cannot run inside a transaction block\n\
+         ERROR:  cannot drop the currently open database\n"
+    );
+    // Without a database name the user's name is the database's, as in PostgreSQL.
+    let (code, out, err) = server.psql(
+        "SELECT current_database();\n",
+        &["-A", "-t", "-U", "postgres", "-d", ""],
+    );
+    assert_eq!((code, out.as_str()), (0, "postgres\n"), "{err}");
+    let (code, _, err) = server.psql("SELECT 1;\n", &["-d", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("FATAL:  database \"nope\" does not exist"),
+        "{err}"
+    );
+    // Databases outlive the server; an unused one can be dropped.
+    drop(server.stop());
+    let server = Running::start(directory.path(), 10);
+    let (code, out, err) = server.psql(
+        "SELECT count(*) FROM items;\n\\c postgres\nDROP DATABASE shop;\n\
+         SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database;\n",
+        &["-A", "-t", "-q", "-d", "shop"],
+    );
+    assert_eq!((code, out.as_str()), (0, "1\npostgres,qubedb\n"), "{err}");
 }
 
 #[test]
@@ -358,10 +404,11 @@ fn psql_lists_tables_schemas_databases_and_roles() {
          \x20public | parent_name_key | index | qubedb | parent\n\
          \x20public | parent_pkey     | index | qubedb | parent\n(2 rows)\n\n\
          \x20List of schemas\n  Name  | Owner  \n--------+--------\n public | qubedb\n(1 row)\n\n\
-         \x20                                       List of databases\n\
-         \x20 Name  | Owner  | Encoding | Collate | Ctype | ICU Locale | Locale Provider | Access privileges \n\
-         --------+--------+----------+---------+-------+------------+-----------------+-------------------\n\
-         \x20qubedb | qubedb | UTF8     | C       | C     |            | libc            | \n(1 row)\n\n\
+         \x20                                        List of databases\n\
+         \x20  Name   | Owner  | Encoding | Collate | Ctype | ICU Locale | Locale Provider | Access privileges \n\
+         ----------+--------+----------+---------+-------+------------+-----------------+-------------------\n\
+         \x20postgres | qubedb | UTF8     | C       | C     |            | libc            | \n\
+         \x20qubedb   | qubedb | UTF8     | C       | C     |            | libc            | \n(2 rows)\n\n\
          \x20                            List of roles\n\
          \x20Role name |                  Attributes                   | Member of \n\
          -----------+-----------------------------------------------+-----------\n\

@@ -6,28 +6,27 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use qubedb_kv::{Store, StoreOptions, Synchronous};
+use qubedb_kv::{Store, Synchronous};
 use qubedb_model::catalog::{
     Catalog, SequenceDef, SequenceState, read_sequence_state, write_sequence_state,
 };
 
+use crate::cluster::{Cluster, ClusterInner};
 use crate::error::{Error, Result};
 use crate::session::Session;
 
-/// Name of the store file inside a data directory.
-pub const STORE_FILE_NAME: &str = "qubedb.redb";
 /// Sequence values reserved per durable write (PostgreSQL logs 32 ahead too): a crash skips at most these.
 pub const SEQUENCE_RESERVE: i64 = 32;
 /// Attempts of an autonomous sequence update before giving up on conflicts.
 const SEQUENCE_ATTEMPTS_MAX: usize = 100;
 
-/// Options for [`Database::open_with`].
+/// Options for [`Database::open_with`] and [`Cluster::open_with`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DatabaseOptions {
     /// `Full` (default): a commit that returned is fsynced. `Normal`: fsynced within 200 ms.
     pub synchronous: Synchronous,
-    /// Memory all queries of the database may hold in joins, aggregates and sorts; past it a query fails
-    /// with 53200 instead of exhausting the machine. `None`: [`QUERY_MEMORY_BYTES_DEFAULT`].
+    /// Memory all queries of the data directory may hold in joins, aggregates and sorts; past it a query
+    /// fails with 53200 instead of exhausting the machine. `None`: [`QUERY_MEMORY_BYTES_DEFAULT`].
     pub query_memory_bytes_max: Option<usize>,
 }
 
@@ -41,6 +40,9 @@ pub struct Database {
 }
 
 pub(crate) struct DatabaseInner {
+    /// The data directory (or in-memory set of databases) this database belongs to.
+    pub(crate) cluster: Arc<ClusterInner>,
+    pub(crate) name: String,
     pub(crate) store: Store,
     pub(crate) runtime: Arc<QueryRuntime>,
     /// DataFusion's runtime environment, with the memory limit every session shares.
@@ -52,6 +54,12 @@ pub(crate) struct DatabaseInner {
 /// The runtime the blocking API drives DataFusion on. Dropped with `shutdown_background`, so the last
 /// handle to a database may be dropped anywhere, also inside another async runtime.
 pub(crate) struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    pub(crate) fn new(runtime: tokio::runtime::Runtime) -> QueryRuntime {
+        QueryRuntime(Some(runtime))
+    }
+}
 
 impl std::ops::Deref for QueryRuntime {
     type Target = tokio::runtime::Runtime;
@@ -79,83 +87,39 @@ struct SequenceCache {
 }
 
 impl Database {
-    /// Opens (or creates) the database in directory `directory`.
+    /// Opens (or creates) the data directory `directory` and returns its default database, `qubedb`
+    /// (see [`Cluster`] for the other databases of a directory).
     pub fn open(directory: impl AsRef<Path>) -> Result<Database> {
         Self::open_with(directory, DatabaseOptions::default())
     }
 
-    /// Opens (or creates) the database in `directory` with `options`.
+    /// Opens (or creates) the data directory `directory` with `options`; returns its default database.
     pub fn open_with(directory: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
-        let directory = directory.as_ref();
-        std::fs::create_dir_all(directory).map_err(|error| {
-            Error::user(
-                "58030",
-                format!(
-                    "cannot create data directory {}: {error}",
-                    directory.display()
-                ),
-            )
-        })?;
-        let store = Store::open(
-            &directory.join(STORE_FILE_NAME),
-            StoreOptions {
-                synchronous: options.synchronous,
-            },
-        )
-        .map_err(|error| match error {
-            qubedb_kv::Error::Locked(_) => Error::user(
-                "55006",
-                format!(
-                    "data directory {} is in use by another QubeDB process",
-                    directory.display()
-                ),
-            ),
-            other => other.into(),
-        })?;
-        Self::with_store(store, options)
+        Cluster::open_with(directory, options)?.default_database()
     }
 
     /// A database held in memory, gone when dropped.
     pub fn open_in_memory() -> Result<Database> {
-        Self::with_store(Store::in_memory()?, DatabaseOptions::default())
+        Cluster::open_in_memory()?.default_database()
     }
 
-    fn with_store(store: Store, options: DatabaseOptions) -> Result<Database> {
-        let mut transaction = store.begin()?;
-        if Catalog::bootstrap(&mut transaction)? {
-            transaction.commit()?;
-        } else {
-            transaction.rollback();
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("qubedb-worker")
-            .enable_all()
-            .build()
-            .map_err(|error| Error::internal(format!("cannot start the query runtime: {error}")))?;
-        let runtime_environment = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_limit(
-                options
-                    .query_memory_bytes_max
-                    .unwrap_or(QUERY_MEMORY_BYTES_DEFAULT),
-                1.0,
-            )
-            .build_arc()?;
-        let inner = Arc::new(DatabaseInner {
-            store,
-            runtime: Arc::new(QueryRuntime(Some(runtime))),
-            runtime_environment,
-            catalog_cache: Mutex::new(Arc::new(Catalog::default())),
-            sequences: Mutex::new(HashMap::new()),
-        });
-        let reader = inner.store.begin()?;
-        inner.catalog_for(&reader)?;
-        Ok(Database { inner })
+    pub(crate) fn from_inner(inner: Arc<DatabaseInner>) -> Database {
+        Database { inner }
     }
 
     /// A new session.
     pub fn session(&self) -> Session {
         Session::new(self.inner.clone())
+    }
+
+    /// The database's name (`current_database()`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The data directory (or in-memory set of databases) the database belongs to.
+    pub fn cluster(&self) -> Cluster {
+        Cluster::from_inner(self.inner.cluster.clone())
     }
 
     /// A handle to the async runtime the blocking API runs queries on.
@@ -165,6 +129,28 @@ impl Database {
 }
 
 impl DatabaseInner {
+    /// The open form of database `name` of `cluster`, stored in `store` (whose catalog is bootstrapped
+    /// here if it is new).
+    pub(crate) fn new(
+        cluster: Arc<ClusterInner>,
+        name: String,
+        store: Store,
+    ) -> Result<Arc<DatabaseInner>> {
+        crate::cluster::bootstrap(&store)?;
+        let inner = Arc::new(DatabaseInner {
+            runtime: cluster.runtime.clone(),
+            runtime_environment: cluster.runtime_environment.clone(),
+            cluster,
+            name,
+            store,
+            catalog_cache: Mutex::new(Arc::new(Catalog::default())),
+            sequences: Mutex::new(HashMap::new()),
+        });
+        let reader = inner.store.begin()?;
+        inner.catalog_for(&reader)?;
+        Ok(inner)
+    }
+
     /// The last catalog loaded by any session.
     pub(crate) fn cached_catalog(&self) -> Arc<Catalog> {
         self.catalog_cache.lock().clone()

@@ -62,6 +62,14 @@ impl Error {
         }
     }
 
+    /// Stored data that does not decode (SQLSTATE XX001), or with `code` 58030 a failed I/O operation.
+    pub fn corruption(code: &'static str, message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::Corruption,
+            ..Error::user(code, message)
+        }
+    }
+
     /// Syntax or feature QubeDB does not support (SQLSTATE 0A000).
     pub fn not_supported(what: impl fmt::Display) -> Error {
         Error::user("0A000", format!("{what} is not supported"))

@@ -32,6 +32,7 @@
 //! 6. At commit, `qubedb_kv` validates the transaction's writes against what others committed since its
 //!    snapshot and applies it in a group commit with one fsync.
 
+pub mod cluster;
 pub mod database;
 pub mod describe;
 pub mod error;
@@ -40,6 +41,7 @@ pub mod result;
 pub mod session;
 pub mod sql;
 
+pub use cluster::{Cluster, DatabaseEntry};
 pub use database::{Database, DatabaseOptions};
 /// Arrow, as QubeDB returns results in it.
 pub use datafusion::arrow;

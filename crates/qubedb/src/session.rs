@@ -28,7 +28,8 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::sqlparser::ast::{
-    self as ast, Expr as SqlExpr, Query, Statement, TransactionIsolationLevel, TransactionMode,
+    self as ast, Expr as SqlExpr, ObjectType, Query, Statement, TransactionIsolationLevel,
+    TransactionMode,
 };
 use std::panic::AssertUnwindSafe;
 
@@ -405,6 +406,9 @@ impl Session {
         if self.transaction_failed() {
             return Err(aborted_error());
         }
+        if let Some(outcome) = self.database_command(&statement)? {
+            return Ok(QueryResult::command(outcome));
+        }
         let implicit = self.block.is_none();
         self.ensure_transaction()?;
         let before = self.statement_savepoint()?;
@@ -497,6 +501,62 @@ impl Session {
     }
 
     /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE; `None` for every other statement.
+    /// `CREATE DATABASE` and `DROP DATABASE`: they change the data directory, not this database, and
+    /// like PostgreSQL's they cannot run inside a transaction block.
+    fn database_command(&mut self, statement: &Statement) -> Result<Option<StatementOutcome>> {
+        let (tag, names, if_exists) = match statement {
+            Statement::CreateDatabase {
+                db_name,
+                if_not_exists,
+                ..
+            } => (
+                "CREATE DATABASE",
+                std::slice::from_ref(db_name),
+                *if_not_exists,
+            ),
+            Statement::Drop {
+                object_type: ObjectType::Database,
+                names,
+                if_exists,
+                ..
+            } => ("DROP DATABASE", names.as_slice(), *if_exists),
+            _ => return Ok(None),
+        };
+        if self.block.is_some() {
+            return Err(Error::user(
+                "25001",
+                format!("{tag} cannot run inside a transaction block"),
+            ));
+        }
+        let [name] = names else {
+            return Err(Error::user(
+                "42601",
+                format!("{tag} takes exactly one database name"),
+            ));
+        };
+        let name = match crate::sql::rewrite::parts(name)?.as_slice() {
+            [name] => name.clone(),
+            _ => {
+                return Err(Error::user(
+                    "42601",
+                    format!("improper database name: {name}"),
+                ));
+            }
+        };
+        let cluster = &self.shared.database.cluster;
+        let result = if tag == "CREATE DATABASE" {
+            cluster.create_database(&name)
+        } else {
+            cluster.drop_database(&name, Some(&self.shared.database.name))
+        };
+        match result {
+            // `IF NOT EXISTS` / `IF EXISTS`: PostgreSQL notices and carries on.
+            Err(error) if if_exists && matches!(error.code, "42P04" | "3D000") => {}
+            other => other?,
+        }
+        Ok(Some(StatementOutcome::command(tag, 0)))
+    }
+
     fn transaction_control(&mut self, statement: &Statement) -> Result<Option<StatementOutcome>> {
         let outcome = match statement {
             Statement::StartTransaction { modes, .. } => {

@@ -68,7 +68,7 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
                 env!("CARGO_PKG_VERSION")
             ),
         ),
-        ("current_database", "qubedb".to_string()),
+        ("current_database", shared.database.name.clone()),
         ("current_schema", "public".to_string()),
     ] {
         context.register_udf(ScalarUDF::new_from_impl(ConstantText::new(name, value)));

@@ -26,6 +26,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let dialect = PostgreSqlDialect {};
     let reordered = reorder_sequence_options(sql);
     let sql = reordered.as_deref().unwrap_or(sql);
+    let checked = check_database_options(sql)?;
+    let sql = checked.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -144,6 +146,181 @@ fn reorder_sequence_options(sql: &str) -> Option<String> {
         index = end;
     }
     changed.then(|| out.concat())
+}
+
+/// `CREATE DATABASE name [WITH] option [=] value ...`: sqlparser 0.62 parses no PostgreSQL options.
+/// Checks each option against what QubeDB databases are (UTF8, locale "C", no tablespaces) and removes
+/// the options from the text. Returns `None` when there is nothing to remove.
+fn check_database_options(sql: &str) -> Result<Option<String>> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.to_ascii_uppercase().contains("DATABASE") {
+        return Ok(None);
+    }
+    let dialect = PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return Ok(None);
+    };
+    let significant = |at: usize| {
+        tokens[at..]
+            .iter()
+            .position(|token| !matches!(token, Token::Whitespace(_)))
+            .map(|offset| at + offset)
+    };
+    let keyword = |at: Option<usize>| match at.map(|at| &tokens[at]) {
+        Some(Token::Word(word)) => Some(word.keyword),
+        _ => None,
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut changed = false;
+    let mut index = 0;
+    while index < tokens.len() {
+        let create = keyword(Some(index)) == Some(Keyword::CREATE)
+            && keyword(significant(index + 1)) == Some(Keyword::DATABASE);
+        if !create {
+            out.push_str(&tokens[index].to_string());
+            index += 1;
+            continue;
+        }
+        // Copy `CREATE DATABASE [IF NOT EXISTS] name`.
+        let mut at = significant(index + 1).expect("DATABASE follows") + 1;
+        let mut name_seen = false;
+        while let Some(next) = significant(at) {
+            let is_if_not_exists = matches!(
+                keyword(Some(next)),
+                Some(Keyword::IF | Keyword::NOT | Keyword::EXISTS)
+            );
+            if name_seen || !(is_if_not_exists || matches!(tokens[next], Token::Word(_))) {
+                break;
+            }
+            name_seen = !is_if_not_exists;
+            at = next + 1;
+        }
+        for token in &tokens[index..at] {
+            out.push_str(&token.to_string());
+        }
+        // Options up to `;`.
+        let end = tokens[at..]
+            .iter()
+            .position(|token| matches!(token, Token::SemiColon))
+            .map_or(tokens.len(), |offset| at + offset);
+        let mut words: Vec<&Token> = tokens[at..end]
+            .iter()
+            .filter(|token| !matches!(token, Token::Whitespace(_)))
+            .collect();
+        if matches!(words.first(), Some(Token::Word(word)) if word.keyword == Keyword::WITH) {
+            words.remove(0);
+        }
+        let mut position = 0;
+        while position < words.len() {
+            let Token::Word(option) = words[position] else {
+                return Err(Error::user(
+                    "42601",
+                    format!("syntax error at or near \"{}\"", words[position]),
+                ));
+            };
+            let mut option_name = option.value.to_ascii_lowercase();
+            position += 1;
+            if option_name == "connection" {
+                if matches!(words.get(position), Some(Token::Word(word)) if word.value.eq_ignore_ascii_case("limit"))
+                {
+                    position += 1;
+                }
+                option_name = "connection limit".into();
+            }
+            if matches!(words.get(position), Some(Token::Eq)) {
+                position += 1;
+            }
+            let value = match words.get(position) {
+                Some(Token::Word(word)) => word.value.clone(),
+                Some(Token::SingleQuotedString(text)) => text.clone(),
+                Some(Token::Number(number, _)) => number.clone(),
+                Some(Token::Minus) => {
+                    position += 1;
+                    match words.get(position) {
+                        Some(Token::Number(number, _)) => format!("-{number}"),
+                        _ => String::new(),
+                    }
+                }
+                other => {
+                    return Err(Error::user(
+                        "42601",
+                        format!(
+                            "syntax error at or near \"{}\": option {} of CREATE DATABASE needs a value",
+                            other.map_or("end of input".to_string(), |token| token.to_string()),
+                            option_name.to_ascii_uppercase()
+                        ),
+                    ));
+                }
+            };
+            position += 1;
+            check_database_option(&option_name, &value)?;
+        }
+        changed = true;
+        index = end;
+    }
+    Ok(changed.then_some(out))
+}
+
+/// Checks one `CREATE DATABASE` option: what a QubeDB database already is passes, the rest fails.
+fn check_database_option(name: &str, value: &str) -> Result<()> {
+    let value_lower = value.to_ascii_lowercase();
+    let is_default = value_lower == "default";
+    match name {
+        // Every object is owned by the bootstrap role until roles exist; both strategies are one here.
+        "owner" | "strategy" => Ok(()),
+        "connection limit" if is_default || value == "-1" => Ok(()),
+        "allow_connections"
+            if is_default || matches!(value_lower.as_str(), "true" | "on" | "1") =>
+        {
+            Ok(())
+        }
+        "encoding" => match value_lower.as_str() {
+            "utf8" | "utf-8" | "unicode" | "6" | "default" => Ok(()),
+            _ => Err(Error::user(
+                "0A000",
+                format!("encoding \"{value}\" is not supported: QubeDB databases are UTF8"),
+            )),
+        },
+        "template" => match value_lower.as_str() {
+            "template0" | "template1" | "default" => Ok(()),
+            _ => Err(Error::user(
+                "3D000",
+                format!("template database \"{value}\" does not exist"),
+            )),
+        },
+        "locale" | "lc_collate" | "lc_ctype" | "builtin_locale" => match value_lower.as_str() {
+            "c" | "posix" | "c.utf-8" | "c.utf8" | "ucs_basic" | "default" => Ok(()),
+            _ => Err(Error::user(
+                "0A000",
+                format!(
+                    "locale \"{value}\" is not supported: QubeDB compares text by code point, as locale \"C\""
+                ),
+            )),
+        },
+        "locale_provider" => match value_lower.as_str() {
+            "libc" | "builtin" | "default" => Ok(()),
+            _ => Err(Error::user(
+                "0A000",
+                format!("locale provider \"{value}\" is not supported"),
+            )),
+        },
+        "tablespace" if is_default || value_lower == "pg_default" => Ok(()),
+        "tablespace" => Err(Error::user(
+            "42704",
+            format!("tablespace \"{value}\" does not exist"),
+        )),
+        "is_template" if is_default || matches!(value_lower.as_str(), "false" | "off" | "0") => {
+            Ok(())
+        }
+        _ => Err(Error::user(
+            "0A000",
+            format!(
+                "option {} of CREATE DATABASE is not supported",
+                name.to_ascii_uppercase()
+            ),
+        )),
+    }
 }
 
 /// A parser error without the statement text (position as given by line/column only when line is 1).

@@ -42,7 +42,7 @@ pub fn display_name(name: &ObjectName) -> String {
         .join(".")
 }
 
-fn parts(name: &ObjectName) -> Result<Vec<String>> {
+pub(crate) fn parts(name: &ObjectName) -> Result<Vec<String>> {
     name.0
         .iter()
         .map(|part| match part {

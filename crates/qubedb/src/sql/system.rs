@@ -39,6 +39,7 @@ use qubedb_model::catalog::{
     Catalog, IndexDef, Object, PUBLIC_SCHEMA_ID, ReferentialAction, TableDef,
 };
 
+use crate::cluster::DatabaseEntry;
 use crate::error::{Error, Result};
 use crate::session::Shared;
 use crate::sql::convert::TYPE_METADATA_KEY;
@@ -57,8 +58,6 @@ pub const OWNER_NAME: &str = "qubedb";
 const FIRST_USER_OID: i64 = 16_384;
 /// Base of the OIDs derived from a table's id.
 const DERIVED_OID_BASE: i64 = 1_000_000_000;
-/// The database's OID.
-const DATABASE_OID: i64 = 16_383;
 /// The default collation's OID.
 const DEFAULT_COLLATION_OID: i64 = 100;
 /// `btree`'s OID.
@@ -1504,6 +1503,7 @@ fn pg_catalog_table(
     name: &str,
     catalog: &Catalog,
     settings: &Settings,
+    databases: &[DatabaseEntry],
 ) -> Result<Option<RecordBatch>> {
     Ok(Some(match name {
         "pg_namespace" => build(
@@ -1522,22 +1522,27 @@ fn pg_catalog_table(
         "pg_sequence" => pg_sequence(catalog)?,
         "pg_database" => build(
             PG_DATABASE,
-            vec![row![
-                DATABASE_OID,
-                "qubedb",
-                OWNER_OID,
-                6i64,
-                "c",
-                false,
-                true,
-                -1i64,
-                "C",
-                "C",
-                Cell::Null,
-                Cell::Null,
-                Cell::Null,
-                Cell::Null,
-            ]],
+            databases
+                .iter()
+                .map(|database| {
+                    row![
+                        i64::from(database.oid),
+                        database.name.clone(),
+                        OWNER_OID,
+                        6i64,
+                        "c",
+                        false,
+                        true,
+                        -1i64,
+                        "C",
+                        "C",
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                        Cell::Null,
+                    ]
+                })
+                .collect(),
         )?,
         "pg_roles" | "pg_authid" => build(
             PG_ROLES,
@@ -1737,11 +1742,14 @@ fn pg_indexes(catalog: &Catalog) -> Result<RecordBatch> {
 }
 
 /// `information_schema.name`, or `None` if there is no such view.
-fn information_schema_table(name: &str, catalog: &Catalog) -> Result<Option<RecordBatch>> {
+fn information_schema_table(
+    name: &str,
+    catalog: &Catalog,
+    database: &str,
+) -> Result<Option<RecordBatch>> {
     let text_columns = |names: &[&'static str]| -> Vec<(&'static str, Kind)> {
         names.iter().map(|name| (*name, Kind::Text)).collect()
     };
-    let database = "qubedb";
     let tables = || {
         catalog.objects().filter_map(|object| match object {
             Object::Table(table) => Some(table),
@@ -2174,9 +2182,16 @@ pub(crate) fn system_table(
                 .iter()
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect();
-            pg_catalog_table(name, &catalog, &settings)?
+            pg_catalog_table(
+                name,
+                &catalog,
+                &settings,
+                &shared.database.cluster.entries(),
+            )?
         }
-        SystemSchemaKind::InformationSchema => information_schema_table(name, &catalog)?,
+        SystemSchemaKind::InformationSchema => {
+            information_schema_table(name, &catalog, &shared.database.name)?
+        }
     };
     let Some(batch) = batch else {
         return Ok(None);

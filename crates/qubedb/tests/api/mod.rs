@@ -474,3 +474,113 @@ fn prepared_statements_describe_parameters_and_columns_without_running() {
         .expect_err("missing table");
     assert_eq!(error.code, "42P01");
 }
+
+fn scalar_text(session: &mut qubedb::Session, sql: &str) -> String {
+    let rows = session
+        .query(sql, &[])
+        .expect("query")
+        .rows()
+        .expect("rows");
+    rows[0].get::<String>(0).expect("text")
+}
+
+#[test]
+fn a_data_directory_holds_isolated_databases() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    {
+        let cluster = qubedb::Cluster::open(directory.path()).expect("cluster");
+        let names: Vec<String> = cluster.databases().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["postgres", "qubedb"]);
+        let mut default = cluster.default_database().expect("qubedb").session();
+        default
+            .run("CREATE DATABASE shop")
+            .expect("create database");
+        let error = default.run("CREATE DATABASE shop").expect_err("exists");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            ("42P04", "database \"shop\" already exists")
+        );
+        default
+            .run("CREATE DATABASE IF NOT EXISTS shop")
+            .expect("if not exists");
+        default
+            .run("CREATE DATABASE \"Two Words\" WITH OWNER = qubedb TEMPLATE template0 ENCODING 'UTF8' LOCALE = 'C'")
+            .expect("options of pg_dump");
+        let error = default
+            .run("CREATE DATABASE latin ENCODING 'LATIN1'")
+            .expect_err("encoding");
+        assert_eq!(error.code, "0A000");
+        let error = default
+            .run("BEGIN; CREATE DATABASE inside")
+            .expect_err("in a block");
+        assert_eq!(error.code, "25001");
+        default.run("ROLLBACK").expect("rollback");
+        default
+            .run("CREATE TABLE t (id INT PRIMARY KEY)")
+            .expect("table in qubedb");
+
+        let shop = cluster.database("shop").expect("shop");
+        let mut session = shop.session();
+        assert_eq!(
+            scalar_text(&mut session, "SELECT current_database()"),
+            "shop"
+        );
+        // Isolated: the table of `qubedb` does not exist here.
+        let error = session.run("SELECT * FROM t").expect_err("isolated");
+        assert_eq!(error.code, "42P01");
+        session
+            .run("CREATE TABLE items (id INT PRIMARY KEY); INSERT INTO items VALUES (7)")
+            .expect("items");
+        assert_eq!(
+            scalar_text(
+                &mut session,
+                "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"
+            ),
+            "Two Words,postgres,qubedb,shop"
+        );
+        // In use: not dropped. The current database: never.
+        let error = default.run("DROP DATABASE shop").expect_err("in use");
+        assert_eq!(error.code, "55006");
+        let error = session.run("DROP DATABASE shop").expect_err("current");
+        assert_eq!(error.message, "cannot drop the currently open database");
+        let error = session.run("DROP DATABASE qubedb").expect_err("default");
+        assert_eq!(error.code, "55006");
+        default
+            .run("DROP DATABASE \"Two Words\"")
+            .expect("drop unused");
+        let error = default
+            .run("DROP DATABASE \"Two Words\"")
+            .expect_err("gone");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            ("3D000", "database \"Two Words\" does not exist")
+        );
+        default
+            .run("DROP DATABASE IF EXISTS \"Two Words\"")
+            .expect("if exists");
+        let error = cluster.database("nope").err().expect("unknown");
+        assert_eq!(error.code, "3D000");
+    }
+    // After a reopen: the databases and their data are there; an interrupted CREATE left nothing.
+    std::fs::create_dir_all(directory.path().join("databases/99999.new")).expect("leftover");
+    let cluster = qubedb::Cluster::open(directory.path()).expect("reopen");
+    let names: Vec<String> = cluster.databases().into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["postgres", "qubedb", "shop"]);
+    assert!(!directory.path().join("databases/99999.new").exists());
+    let mut session = cluster.database("shop").expect("shop").session();
+    assert_eq!(scalar_text(&mut session, "SELECT id::text FROM items"), "7");
+    drop(session);
+    let mut default = cluster.default_database().expect("qubedb").session();
+    default.run("DROP DATABASE shop").expect("drop once unused");
+    // In memory: the same, without files.
+    let memory = qubedb::Cluster::open_in_memory().expect("in memory");
+    let mut session = memory.database("postgres").expect("postgres").session();
+    session.run("CREATE DATABASE scratch").expect("create");
+    let mut scratch = memory.database("scratch").expect("scratch").session();
+    scratch
+        .run("CREATE TABLE x (a INT); INSERT INTO x VALUES (1)")
+        .expect("x");
+    drop(scratch);
+    let mut scratch = memory.database("scratch").expect("scratch again").session();
+    assert_eq!(scalar_text(&mut scratch, "SELECT a::text FROM x"), "1");
+}
