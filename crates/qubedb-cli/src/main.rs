@@ -37,6 +37,17 @@ enum Command {
         /// Connections past this many are refused (53300).
         #[arg(long, default_value_t = qubedb_server::DEFAULT_CONNECTIONS_MAX)]
         max_connections: usize,
+        /// How clients authenticate: `trust` (any existing role with LOGIN, no password) or
+        /// `scram-sha-256` (the role's password; set it first, e.g. with
+        /// `qubedb sql --data DIR -c "ALTER ROLE qubedb PASSWORD '...'"`).
+        #[arg(long = "auth", default_value = "trust")]
+        authentication: qubedb_server::AuthMethod,
+        /// TLS certificate chain (PEM); with --tls-key, clients may connect with SSL.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Interactive SQL shell (in memory unless --data is given).
     Shell {
@@ -93,7 +104,16 @@ fn open(data: Option<&PathBuf>, database: &str) -> Result<Database, qubedb::Erro
 
 /// `qubedb serve`: runs the server on the data directory's own runtime, and closes the databases (every
 /// acknowledged commit is durable) once the server has dropped its sessions.
-fn serve(data: PathBuf, pg_address: std::net::SocketAddr, max_connections: usize) -> ExitCode {
+fn serve(data: PathBuf, options: qubedb_server::ServerOptions) -> ExitCode {
+    let pg_address = options.pg_address;
+    let security = format!(
+        "authentication {}, TLS {}",
+        match options.authentication {
+            qubedb_server::AuthMethod::Trust => "trust",
+            qubedb_server::AuthMethod::ScramSha256 => "scram-sha-256",
+        },
+        if options.tls.is_some() { "on" } else { "off" }
+    );
     let cluster = match Cluster::open(&data) {
         Ok(cluster) => cluster,
         Err(error) => {
@@ -102,21 +122,17 @@ fn serve(data: PathBuf, pg_address: std::net::SocketAddr, max_connections: usize
         }
     };
     let runtime = cluster.runtime_handle();
-    let options = qubedb_server::ServerOptions {
-        pg_address,
-        connections_max: max_connections,
-    };
     let cluster = runtime.block_on(async {
         let server = match qubedb_server::Server::bind(cluster, options).await {
             Ok(server) => server,
             Err(error) => {
-                eprintln!("ERROR:  could not listen on {pg_address}: {error}");
+                eprintln!("ERROR:  cannot serve on {pg_address}: {error}");
                 return None;
             }
         };
         match server.local_address() {
             Ok(address) => eprintln!(
-                "qubedb {}: data directory {}, PostgreSQL protocol on {address}",
+                "qubedb {}: data directory {}, PostgreSQL protocol on {address} ({security})",
                 env!("CARGO_PKG_VERSION"),
                 data.display()
             ),
@@ -143,7 +159,20 @@ fn main() -> ExitCode {
             data,
             pg_address,
             max_connections,
-        } => serve(data, pg_address, max_connections),
+            authentication,
+            tls_cert,
+            tls_key,
+        } => serve(
+            data,
+            qubedb_server::ServerOptions {
+                pg_address,
+                connections_max: max_connections,
+                authentication,
+                tls: tls_cert
+                    .zip(tls_key)
+                    .map(|(certificate, key)| qubedb_server::TlsFiles { certificate, key }),
+            },
+        ),
         Command::Shell { data, database } => {
             let database = match open(data.as_ref(), &database) {
                 Ok(database) => database,

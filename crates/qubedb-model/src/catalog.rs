@@ -427,6 +427,55 @@ pub fn write_sequence_state(
     Ok(())
 }
 
+/// A role: who may log in and what it may do. Roles belong to the whole data directory and are kept in
+/// the default database's store, under [`Key::Role`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDef {
+    pub oid: u32,
+    pub name: String,
+    pub superuser: bool,
+    pub inherit: bool,
+    pub create_role: bool,
+    pub create_database: bool,
+    pub login: bool,
+    pub replication: bool,
+    pub bypass_rls: bool,
+    /// -1: no limit.
+    pub connection_limit: i32,
+    /// The SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`), never
+    /// the password itself; `None`: the role cannot log in with a password.
+    pub password: Option<String>,
+    /// After this moment (RFC 3339) the password is no longer valid; `None`: forever.
+    pub valid_until: Option<String>,
+}
+
+/// Every role, by OID.
+pub fn read_roles(transaction: &Transaction) -> Result<Vec<RoleDef>> {
+    let mut roles = Vec::new();
+    for item in transaction.scan_prefix(&Key::role_prefix(), false)? {
+        let (_, value) = item?;
+        roles.push(
+            serde_json::from_slice(&value)
+                .map_err(|error| Error::corruption(format!("role: {error}")))?,
+        );
+    }
+    Ok(roles)
+}
+
+/// Writes (creates or replaces) a role.
+pub fn write_role(transaction: &mut Transaction, role: &RoleDef) -> Result<()> {
+    let bytes = serde_json::to_vec(role)
+        .map_err(|error| Error::corruption(format!("role does not serialize: {error}")))?;
+    transaction.put(Key::Role(u64::from(role.oid)).encode(), bytes)?;
+    Ok(())
+}
+
+/// Deletes a role.
+pub fn delete_role(transaction: &mut Transaction, oid: u32) -> Result<()> {
+    transaction.delete(Key::Role(u64::from(oid)).encode())?;
+    Ok(())
+}
+
 fn read_u64(transaction: &Transaction, meta: Meta) -> Result<Option<u64>> {
     match transaction.get(&Key::Meta(meta).encode())? {
         None => Ok(None),

@@ -6,6 +6,7 @@
 //!   Meta       01 <meta code u8>                             u64 big-endian (format version, next id, ...)
 //!   Object     02 <object id u64 BE>                         catalog object, JSON
 //!   Sequence   03 <sequence id u64 BE>                       sequence state
+//!   Role       04 <role oid u64 BE>                          role, JSON (default database only)
 //!   Row        10 <table id u64 BE> <primary key keycode>    encoded row (crate::row)
 //!   Index      11 <index id u64 BE> <values keycode> [pk]    primary key keycode of the row
 //! ```
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 const KIND_META: u8 = 0x01;
 const KIND_OBJECT: u8 = 0x02;
 const KIND_SEQUENCE: u8 = 0x03;
+const KIND_ROLE: u8 = 0x04;
 const KIND_ROW: u8 = 0x10;
 const KIND_INDEX: u8 = 0x11;
 
@@ -42,6 +44,8 @@ pub enum Key {
     Object(u64),
     /// The state of a sequence.
     Sequence(u64),
+    /// A role (user) of the data directory, by OID; kept in the default database's store only.
+    Role(u64),
     /// A row of a table: table id and the keycode of its primary key (or hidden row id).
     Row(u64, Vec<u8>),
     /// An index entry: index id and the keycode of the indexed values, followed by the row's primary key
@@ -56,6 +60,7 @@ impl Key {
             Key::Meta(meta) => vec![KIND_META, *meta as u8],
             Key::Object(id) => with_id(KIND_OBJECT, *id, &[]),
             Key::Sequence(id) => with_id(KIND_SEQUENCE, *id, &[]),
+            Key::Role(oid) => with_id(KIND_ROLE, *oid, &[]),
             Key::Row(table, primary_key) => with_id(KIND_ROW, *table, primary_key),
             Key::Index(index, values) => with_id(KIND_INDEX, *index, values),
         }
@@ -85,6 +90,7 @@ impl Key {
             },
             KIND_OBJECT => Key::Object(id()?.0),
             KIND_SEQUENCE => Key::Sequence(id()?.0),
+            KIND_ROLE => Key::Role(id()?.0),
             KIND_ROW => {
                 let (table, primary_key) = id()?;
                 Key::Row(table, primary_key)
@@ -105,6 +111,11 @@ impl Key {
     /// The prefix shared by every entry of `index`.
     pub fn index_prefix(index: u64) -> Vec<u8> {
         with_id(KIND_INDEX, index, &[])
+    }
+
+    /// The prefix shared by every role.
+    pub fn role_prefix() -> Vec<u8> {
+        vec![KIND_ROLE]
     }
 
     /// The prefix shared by every catalog object.
@@ -146,6 +157,7 @@ mod tests {
             (Key::Meta(Meta::CatalogVersion), vec![0x01, 0x03]),
             (Key::Object(7), vec![0x02, 0, 0, 0, 0, 0, 0, 0, 7]),
             (Key::Sequence(258), vec![0x03, 0, 0, 0, 0, 0, 0, 1, 2]),
+            (Key::Role(10), vec![0x04, 0, 0, 0, 0, 0, 0, 0, 10]),
             (
                 Key::Row(5, encode_values(&[Value::Integer(-1)])),
                 vec![

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
 use futures::{Sink, SinkExt};
+use pgwire::api::auth::driver::{AuthDriver, AuthOutcome};
+use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
@@ -31,19 +33,21 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::{DataRow, FieldDescription, RowDescription};
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use qubedb::arrow::array::RecordBatch;
 use qubedb::arrow::datatypes::Schema;
 use qubedb::result::batch_formatters;
-use qubedb::{Cluster, PreparedStatement, QueryResult, Session};
+use qubedb::{PreparedStatement, QueryResult, Session};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use crate::cancel::{CancelRegistry, Canceler, Registration};
+use crate::cancel::{Canceler, Registration};
 use crate::codec::encode_binary;
 use crate::copy::{PendingCopy, send_copy_out, start_copy_in};
 use crate::extended::{PortalEntry, StatementEntry};
 use crate::types::{pg_type, type_modifier, type_size};
+use crate::{RoleSlot, ServerShared};
 
 /// What pgwire asks for the handlers of one connection.
 pub struct ConnectionFactory {
@@ -52,23 +56,22 @@ pub struct ConnectionFactory {
 }
 
 impl ConnectionFactory {
-    /// `cluster`: the databases a client may connect to (startup picks one by the `database`
-    /// parameter). `over_limit`: the connection came in past `--max-connections`, and startup
-    /// refuses it. `cancels`: where the connection registers for CancelRequest, and which answers them.
-    pub fn new(
-        cluster: Cluster,
-        over_limit: bool,
-        cancels: Arc<CancelRegistry>,
-    ) -> ConnectionFactory {
+    /// `shared`: what every connection of the server uses (the databases, the roles, cancel
+    /// registrations, the authentication method). `over_limit`: the connection came in past
+    /// `--max-connections`, and startup refuses it.
+    pub fn new(shared: Arc<ServerShared>, over_limit: bool) -> ConnectionFactory {
         ConnectionFactory {
+            canceler: Arc::new(Canceler {
+                registry: shared.cancels.clone(),
+            }),
             handlers: Arc::new(ConnectionHandlers {
-                cluster,
+                shared,
+                driver: AuthDriver::new(ServerParameters { superuser: false }),
                 connection: Mutex::new(None),
                 over_limit,
-                cancels: cancels.clone(),
                 registration: std::sync::OnceLock::new(),
+                role_slot: std::sync::OnceLock::new(),
             }),
-            canceler: Arc::new(Canceler { registry: cancels }),
         }
     }
 }
@@ -97,13 +100,16 @@ impl PgWireServerHandlers for ConnectionFactory {
 
 /// The handlers of one connection, around its session.
 pub struct ConnectionHandlers {
-    cluster: Cluster,
+    shared: Arc<ServerShared>,
+    /// Runs the SCRAM exchange; its parameter provider is not used (see `start_session`).
+    driver: AuthDriver<ServerParameters>,
     /// Set at startup, once the database is known.
     pub(crate) connection: Mutex<Option<Connection>>,
     over_limit: bool,
-    cancels: Arc<CancelRegistry>,
     /// This connection's process id and secret for CancelRequest, from startup on.
     registration: std::sync::OnceLock<Registration>,
+    /// The connection's place under its role's `CONNECTION LIMIT`.
+    role_slot: std::sync::OnceLock<RoleSlot>,
 }
 
 impl ConnectionHandlers {
@@ -137,7 +143,9 @@ impl Connection {
 }
 
 /// The ParameterStatus values sent at startup.
-struct ServerParameters;
+struct ServerParameters {
+    superuser: bool,
+}
 
 impl ServerParameterProvider for ServerParameters {
     fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
@@ -159,7 +167,10 @@ impl ServerParameterProvider for ServerParameters {
             ("integer_datetimes".into(), "on".into()),
             ("standard_conforming_strings".into(), "on".into()),
             ("TimeZone".into(), "UTC".into()),
-            ("is_superuser".into(), "on".into()),
+            (
+                "is_superuser".into(),
+                if self.superuser { "on" } else { "off" }.into(),
+            ),
             ("session_authorization".into(), user),
             ("application_name".into(), application_name),
             ("default_transaction_read_only".into(), "off".into()),
@@ -188,48 +199,136 @@ impl StartupHandler for ConnectionHandlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let PgWireFrontendMessage::Startup(startup) = message {
-            protocol_negotiation(client, &startup).await?;
-            save_startup_parameters_to_metadata(client, &startup);
-            if self.over_limit {
-                return Err(user_error(
-                    "FATAL",
-                    "53300",
-                    "sorry, too many clients already",
-                ));
+        let outcome = match message {
+            PgWireFrontendMessage::Startup(startup) => {
+                protocol_negotiation(client, &startup).await?;
+                save_startup_parameters_to_metadata(client, &startup);
+                if self.over_limit {
+                    return Err(user_error(
+                        "FATAL",
+                        "53300",
+                        "sorry, too many clients already",
+                    ));
+                }
+                match &self.shared.scram {
+                    None => AuthOutcome::Authenticated {
+                        identity: None,
+                        final_message: None,
+                    },
+                    Some(scram) => {
+                        let mechanisms = if client.is_secure() {
+                            &scram.secure
+                        } else {
+                            &scram.plain
+                        };
+                        self.driver
+                            .begin_authentication(client, mechanisms.create())
+                            .await?
+                    }
+                }
             }
-            let user = client
-                .metadata()
-                .get("user")
-                .cloned()
-                .unwrap_or_else(|| qubedb::sql::system::OWNER_NAME.to_string());
-            // As in PostgreSQL, the database defaults to the user's name.
-            let database_name = client
-                .metadata()
-                .get("database")
-                .filter(|name| !name.is_empty())
-                .cloned()
-                .unwrap_or_else(|| user.clone());
-            let database = self.cluster.database(&database_name).map_err(|error| {
+            PgWireFrontendMessage::PasswordMessageFamily(message) => self
+                .driver
+                .advance_authentication(client, message)
+                .await
+                .map_err(|error| match error {
+                    // The client-first message's user is empty (libpq sends the startup's user).
+                    PgWireError::InvalidPassword(_) => user_error(
+                        "FATAL",
+                        "28P01",
+                        format!(
+                            "password authentication failed for user \"{}\"",
+                            client.metadata().get("user").cloned().unwrap_or_default()
+                        ),
+                    ),
+                    other => other,
+                })?,
+            _ => return Ok(()),
+        };
+        if let AuthOutcome::Authenticated { final_message, .. } = outcome {
+            self.start_session(client, final_message).await?;
+        }
+        Ok(())
+    }
+}
+
+impl ConnectionHandlers {
+    /// After authentication: checks the role, opens a session on the requested database, and ends
+    /// the startup (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery).
+    async fn start_session<C>(
+        &self,
+        client: &mut C,
+        final_message: Option<Authentication>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fatal = |code: &str, message: String| user_error("FATAL", code, message);
+        let user = client.metadata().get("user").cloned().ok_or_else(|| {
+            fatal(
+                "28000",
+                "no PostgreSQL user name specified in startup packet".into(),
+            )
+        })?;
+        let role = self
+            .shared
+            .cluster
+            .role(&user)
+            .ok_or_else(|| fatal("28000", format!("role \"{user}\" does not exist")))?;
+        if !role.login {
+            return Err(fatal(
+                "28000",
+                format!("role \"{user}\" is not permitted to log in"),
+            ));
+        }
+        let slot = self
+            .shared
+            .role_connections
+            .take(&role.name, role.connection_limit)
+            .ok_or_else(|| fatal("53300", format!("too many connections for role \"{user}\"")))?;
+        let _ = self.role_slot.set(slot);
+        // As in PostgreSQL, the database defaults to the user's name.
+        let database_name = client
+            .metadata()
+            .get("database")
+            .filter(|name| !name.is_empty())
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        let database = self
+            .shared
+            .cluster
+            .database(&database_name)
+            .map_err(|error| {
                 let mut info = error_info(&error);
                 info.severity = "FATAL".into();
                 PgWireError::UserError(Box::new(info))
             })?;
-            let mut session = database.session();
-            session.set_user(&user);
-            let registration = self
-                .registration
-                .get_or_init(|| self.cancels.register(session.cancel_handle()));
-            client.set_pid_and_secret_key(registration.pid, SecretKey::I32(registration.secret));
-            *self.connection.lock().await = Some(Connection {
-                session,
-                statements: HashMap::new(),
-                portals: HashMap::new(),
-                copy: None,
-            });
-            finish_authentication(client, &ServerParameters).await?;
+        let mut session = database.session();
+        session.set_user(&user);
+        let registration = self
+            .registration
+            .get_or_init(|| self.shared.cancels.register(session.cancel_handle()));
+        *self.connection.lock().await = Some(Connection {
+            session,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            copy: None,
+        });
+        if let Some(message) = final_message {
+            client
+                .send(PgWireBackendMessage::Authentication(message))
+                .await?;
         }
-        Ok(())
+        client.set_pid_and_secret_key(registration.pid, SecretKey::I32(registration.secret));
+        finish_authentication(
+            client,
+            &ServerParameters {
+                superuser: role.superuser,
+            },
+        )
+        .await
     }
 }
 

@@ -11,9 +11,12 @@
 //!
 //! CancelRequest cancels a connection's running statement ([`cancel`]).
 //!
-//! Not built yet (issue 4 continues): authentication other than
-//! `trust`, TLS, and what psql's `\d table` needs beyond the system catalogs (see `qubedb::sql::system`).
+//! Authentication (`trust` or SCRAM-SHA-256 over the data directory's roles) and TLS are in [`auth`].
+//!
+//! Not built yet (issue 4 continues): what psql's `\d table` needs beyond the system catalogs (see
+//! `qubedb::sql::system`).
 
+pub mod auth;
 pub mod cancel;
 pub mod codec;
 pub mod connection;
@@ -26,7 +29,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::collections::HashMap;
+
+use pgwire::api::auth::sasl::SaslMechanisms;
 use qubedb::Cluster;
+
+pub use crate::auth::{AuthMethod, TlsFiles};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -70,11 +78,84 @@ pub struct ServerOptions {
     pub pg_address: SocketAddr,
     /// Connections beyond this many are refused with 53300.
     pub connections_max: usize,
+    /// How clients authenticate.
+    pub authentication: AuthMethod,
+    /// TLS certificate and key; `None`: clients asking for SSL are told no.
+    pub tls: Option<TlsFiles>,
+}
+
+impl ServerOptions {
+    /// Options for `address` with the defaults: trust, no TLS, [`DEFAULT_CONNECTIONS_MAX`].
+    pub fn new(pg_address: SocketAddr) -> ServerOptions {
+        ServerOptions {
+            pg_address,
+            connections_max: DEFAULT_CONNECTIONS_MAX,
+            authentication: AuthMethod::Trust,
+            tls: None,
+        }
+    }
+}
+
+/// What every connection of a server shares.
+pub struct ServerShared {
+    pub(crate) cluster: Cluster,
+    pub(crate) cancels: Arc<CancelRegistry>,
+    /// The SCRAM mechanisms when authentication is `scram-sha-256`: for plain connections, and for
+    /// TLS ones (SCRAM-SHA-256-PLUS offered too, which only makes sense over TLS).
+    pub(crate) scram: Option<Scram>,
+    pub(crate) role_connections: RoleConnections,
+}
+
+/// SCRAM for plain and for TLS connections.
+pub(crate) struct Scram {
+    pub(crate) plain: SaslMechanisms,
+    pub(crate) secure: SaslMechanisms,
+}
+
+/// Connections per role, for `CONNECTION LIMIT`.
+#[derive(Default)]
+pub(crate) struct RoleConnections {
+    counts: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
+}
+
+impl RoleConnections {
+    /// A place for one more connection of `role`, or `None` past its `limit` (-1: none).
+    pub(crate) fn take(&self, role: &str, limit: i32) -> Option<RoleSlot> {
+        let mut counts = self.counts.lock();
+        let count = counts.entry(role.to_string()).or_insert(0);
+        if limit >= 0 && *count >= limit as usize {
+            return None;
+        }
+        *count += 1;
+        Some(RoleSlot {
+            counts: self.counts.clone(),
+            role: role.to_string(),
+        })
+    }
+}
+
+/// One connection counted against its role; dropping it frees the place.
+pub(crate) struct RoleSlot {
+    counts: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
+    role: String,
+}
+
+impl Drop for RoleSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock();
+        if let Some(count) = counts.get_mut(&self.role) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.role);
+            }
+        }
+    }
 }
 
 /// Binds the listener; [`Server::run`] then serves until `shutdown` completes.
 pub struct Server {
-    cluster: Cluster,
+    shared: Arc<ServerShared>,
+    tls: Option<pgwire::tokio::tokio_rustls::TlsAcceptor>,
     listener: TcpListener,
     options: ServerOptions,
 }
@@ -83,9 +164,32 @@ impl Server {
     /// Binds `options.pg_address` (port 0 picks a free port: see [`Server::local_address`]); clients
     /// connect to the databases of `cluster`.
     pub async fn bind(cluster: Cluster, options: ServerOptions) -> std::io::Result<Server> {
+        let tls = options.tls.as_ref().map(TlsFiles::load).transpose()?;
+        let scram = match options.authentication {
+            AuthMethod::Trust => None,
+            AuthMethod::ScramSha256 => {
+                let secret = auth::mock_secret()?;
+                let plain = auth::scram(cluster.clone(), secret, None)?;
+                let secure = auth::scram(
+                    cluster.clone(),
+                    secret,
+                    tls.as_ref().map(|tls| tls.certificate_pem.as_slice()),
+                )?;
+                Some(Scram {
+                    plain: SaslMechanisms::new(vec![Arc::new(plain)]),
+                    secure: SaslMechanisms::new(vec![Arc::new(secure)]),
+                })
+            }
+        };
         let listener = TcpListener::bind(options.pg_address).await?;
         Ok(Server {
-            cluster,
+            shared: Arc::new(ServerShared {
+                cluster,
+                cancels: Arc::new(CancelRegistry::default()),
+                scram,
+                role_connections: RoleConnections::default(),
+            }),
+            tls: tls.map(|tls| tls.acceptor),
             listener,
             options,
         })
@@ -100,7 +204,6 @@ impl Server {
     /// transactions roll back) and returns the cluster, still open, to the caller.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Cluster {
         let active = Arc::new(AtomicUsize::new(0));
-        let cancels = Arc::new(CancelRegistry::default());
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -117,15 +220,13 @@ impl Server {
                     let _ = socket.set_nodelay(true);
                     let over_limit =
                         active.fetch_add(1, Ordering::SeqCst) >= self.options.connections_max;
-                    let handlers = Arc::new(ConnectionFactory::new(
-                        self.cluster.clone(),
-                        over_limit,
-                        cancels.clone(),
-                    ));
+                    let handlers =
+                        Arc::new(ConnectionFactory::new(self.shared.clone(), over_limit));
                     let active = active.clone();
+                    let tls = self.tls.clone();
                     connections.spawn(async move {
                         if let Err(error) =
-                            pgwire::tokio::process_socket(socket, None, handlers).await
+                            pgwire::tokio::process_socket(socket, tls, handlers).await
                         {
                             tracing::debug!("connection from {peer} ended: {error}");
                         }
@@ -137,6 +238,6 @@ impl Server {
         }
         // Dropping each task drops its session, which rolls back its open transaction.
         connections.shutdown().await;
-        self.cluster
+        self.shared.cluster.clone()
     }
 }

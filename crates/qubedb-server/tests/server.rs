@@ -5,7 +5,7 @@
 mod extended_protocol;
 
 use qubedb::Cluster;
-use qubedb_server::{Server, ServerOptions};
+use qubedb_server::{AuthMethod, Server, ServerOptions, TlsFiles};
 use std::path::Path;
 use std::process::Command;
 
@@ -18,12 +18,14 @@ struct Running {
 
 impl Running {
     fn start(directory: &Path, connections_max: usize) -> Running {
+        let mut options = ServerOptions::new("127.0.0.1:0".parse().expect("address"));
+        options.connections_max = connections_max;
+        Self::start_with(directory, options)
+    }
+
+    fn start_with(directory: &Path, options: ServerOptions) -> Running {
         let cluster = Cluster::open(directory).expect("open data directory");
         let runtime = cluster.runtime_handle();
-        let options = ServerOptions {
-            pg_address: "127.0.0.1:0".parse().expect("address"),
-            connections_max,
-        };
         let server = runtime
             .block_on(Server::bind(cluster, options))
             .expect("bind");
@@ -43,8 +45,20 @@ impl Running {
 
     /// Runs psql with `args` and the SQL on standard input; returns (exit code, stdout, stderr).
     fn psql(&self, sql: &str, args: &[&str]) -> (i32, String, String) {
+        self.psql_with(sql, args, &[])
+    }
+
+    /// [`Running::psql`] with environment variables (`PGPASSWORD`, `PGSSLMODE`, ...).
+    fn psql_with(
+        &self,
+        sql: &str,
+        args: &[&str],
+        environment: &[(&str, &str)],
+    ) -> (i32, String, String) {
         use std::io::Write;
         let mut child = Command::new("psql")
+            .env_remove("PGPASSWORD")
+            .envs(environment.iter().copied())
             .args([
                 "-X",
                 "-h",
@@ -220,11 +234,13 @@ fn the_connection_picks_one_of_several_isolated_databases() {
          ERROR:  cannot drop the currently open database\n"
     );
     // Without a database name the user's name is the database's, as in PostgreSQL.
+    let (code, _, err) = server.psql("CREATE ROLE shop LOGIN;\n", &[]);
+    assert_eq!(code, 0, "{err}");
     let (code, out, err) = server.psql(
         "SELECT current_database();\n",
-        &["-A", "-t", "-U", "postgres", "-d", ""],
+        &["-A", "-t", "-U", "shop", "-d", ""],
     );
-    assert_eq!((code, out.as_str()), (0, "postgres\n"), "{err}");
+    assert_eq!((code, out.as_str()), (0, "shop\n"), "{err}");
     let (code, _, err) = server.psql("SELECT 1;\n", &["-d", "nope"]);
     assert_eq!(code, 2);
     assert!(
@@ -321,15 +337,148 @@ fn random_bytes_never_take_the_server_down() {
 }
 
 #[test]
-fn the_connection_user_is_the_session_user() {
+fn the_connection_user_is_an_existing_role_and_the_session_user() {
     let directory = tempfile::tempdir().expect("tempdir");
     let server = Running::start(directory.path(), 10);
+    let (code, _, err) = server.psql(
+        "CREATE ROLE alice LOGIN;\nCREATE ROLE shy NOLOGIN;\nCREATE ROLE once LOGIN CONNECTION LIMIT 1;\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
     let (code, out, err) = server.psql(
-        "SELECT current_user, session_user;\nSHOW session_authorization;\n",
+        "SELECT current_user, session_user;\nSHOW session_authorization;\nSHOW is_superuser;\n",
         &["-A", "-t", "-U", "alice"],
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "alice|alice\nalice\n");
+    assert_eq!(out, "alice|alice\nalice\noff\n");
+    // Even under `trust` the role must exist and may log in, as in PostgreSQL.
+    let (code, _, err) = server.psql("SELECT 1;\n", &["-U", "nobody"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("FATAL:  role \"nobody\" does not exist"),
+        "{err}"
+    );
+    let (code, _, err) = server.psql("SELECT 1;\n", &["-U", "shy"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("FATAL:  role \"shy\" is not permitted to log in"),
+        "{err}"
+    );
+    // CONNECTION LIMIT 1: a second connection of `once` is refused while the first is open.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let address = format!(
+            "host=127.0.0.1 port={} user=once dbname=qubedb",
+            server.port
+        );
+        let connect = || tokio_postgres::connect(&address, tokio_postgres::NoTls);
+        let (_first, connection) = connect().await.expect("first connection");
+        let driver = tokio::spawn(connection);
+        let error = connect().await.err().expect("second connection refused");
+        let error = error.as_db_error().expect("server error");
+        assert_eq!(error.code().code(), "53300");
+        assert_eq!(error.message(), "too many connections for role \"once\"");
+        driver.abort();
+    });
+}
+
+/// Opens `directory`, runs `sql` as the bootstrap role, and closes it again (how an administrator sets
+/// passwords before serving with SCRAM).
+fn prepare_roles(directory: &Path, sql: &str) {
+    let database = qubedb::Database::open(directory).expect("open");
+    database.session().run(sql).expect("roles");
+}
+
+#[test]
+fn scram_sha_256_checks_passwords_without_revealing_users() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    prepare_roles(
+        directory.path(),
+        "ALTER ROLE qubedb PASSWORD 'root secret'; CREATE USER alice PASSWORD 'pencil'; \
+         CREATE USER nopass; CREATE USER old PASSWORD 'pencil' VALID UNTIL '2001-01-01'",
+    );
+    let mut options = ServerOptions::new("127.0.0.1:0".parse().expect("address"));
+    options.authentication = AuthMethod::ScramSha256;
+    let server = Running::start_with(directory.path(), options);
+    let query = "SELECT current_user;\n";
+    let (code, out, err) = server.psql_with(query, &["-A", "-t"], &[("PGPASSWORD", "root secret")]);
+    assert_eq!((code, out.as_str()), (0, "qubedb\n"), "{err}");
+    let (code, out, err) = server.psql_with(
+        query,
+        &["-A", "-t", "-U", "alice"],
+        &[("PGPASSWORD", "pencil")],
+    );
+    assert_eq!((code, out.as_str()), (0, "alice\n"), "{err}");
+    // A wrong password, an unknown user, a role without a password and an expired one all read alike.
+    for user in ["alice", "nobody", "nopass", "old"] {
+        let (code, _, err) = server.psql_with(query, &["-U", user], &[("PGPASSWORD", "wrong")]);
+        assert_eq!(code, 2, "{user}");
+        assert!(
+            err.contains(&format!(
+                "FATAL:  password authentication failed for user \"{user}\""
+            )),
+            "{user}: {err}"
+        );
+    }
+    let (code, _, err) = server.psql_with(query, &["-U", "old"], &[("PGPASSWORD", "pencil")]);
+    assert_eq!(code, 2, "expired: {err}");
+    // Passwords change over the wire too.
+    let (code, _, err) = server.psql_with(
+        "ALTER ROLE alice PASSWORD 'changed';\n",
+        &[],
+        &[("PGPASSWORD", "root secret")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = server.psql_with(
+        query,
+        &["-A", "-t", "-U", "alice"],
+        &[("PGPASSWORD", "changed")],
+    );
+    assert_eq!((code, out.as_str()), (0, "alice\n"), "{err}");
+}
+
+#[test]
+fn tls_with_scram_channel_binding() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let certificate = directory.path().join("server.crt");
+    let key = directory.path().join("server.key");
+    std::fs::write(&certificate, certified.cert.pem()).expect("write certificate");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    prepare_roles(directory.path(), "ALTER ROLE qubedb PASSWORD 'root secret'");
+    let mut options = ServerOptions::new("127.0.0.1:0".parse().expect("address"));
+    options.authentication = AuthMethod::ScramSha256;
+    options.tls = Some(TlsFiles { certificate, key });
+    let server = Running::start_with(directory.path(), options);
+    let (code, out, err) = server.psql_with(
+        "\\conninfo\nSELECT current_user;\n",
+        &["-A", "-t"],
+        &[
+            ("PGPASSWORD", "root secret"),
+            ("PGSSLMODE", "require"),
+            ("PGCHANNELBINDING", "require"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SSL connection (protocol: TLSv1.3"), "{out}");
+    assert!(out.ends_with("qubedb\n"), "{out}");
+    // Without SSL the same server still serves (sslmode=disable), with SCRAM-SHA-256 alone.
+    let (code, out, err) = server.psql_with(
+        "SELECT 1;\n",
+        &["-A", "-t"],
+        &[("PGPASSWORD", "root secret"), ("PGSSLMODE", "disable")],
+    );
+    assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+    // A server without TLS says so to a client that requires it.
+    drop(server);
+    let plain = Running::start(directory.path(), 10);
+    let (code, _, err) = plain.psql_with("SELECT 1;\n", &[], &[("PGSSLMODE", "require")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("server does not support SSL"), "{err}");
 }
 
 #[test]
@@ -409,10 +558,10 @@ fn psql_lists_tables_schemas_databases_and_roles() {
          ----------+--------+----------+---------+-------+------------+-----------------+-------------------\n\
          \x20postgres | qubedb | UTF8     | C       | C     |            | libc            | \n\
          \x20qubedb   | qubedb | UTF8     | C       | C     |            | libc            | \n(2 rows)\n\n\
-         \x20                            List of roles\n\
-         \x20Role name |                  Attributes                   | Member of \n\
-         -----------+-----------------------------------------------+-----------\n\
-         \x20qubedb    | Superuser, Create role, Create DB, Bypass RLS | \n\n"
+         \x20                                  List of roles\n\
+         \x20Role name |                         Attributes                         | Member of \n\
+         -----------+------------------------------------------------------------+-----------\n\
+         \x20qubedb    | Superuser, Create role, Create DB, Replication, Bypass RLS | \n\n"
     );
 }
 

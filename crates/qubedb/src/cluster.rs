@@ -30,6 +30,8 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use qubedb_kv::{Store, StoreOptions};
 
+use qubedb_model::catalog::RoleDef;
+
 use crate::database::{Database, DatabaseInner, DatabaseOptions, QueryRuntime};
 use crate::error::{Error, Result};
 
@@ -66,6 +68,8 @@ pub(crate) struct ClusterInner {
     /// DataFusion's runtime environment, with the memory limit every session of every database shares.
     pub(crate) runtime_environment: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     databases: Mutex<BTreeMap<String, Entry>>,
+    /// The roles, as last read or written; changes hold this lock from read to commit.
+    roles: Mutex<Arc<Vec<RoleDef>>>,
 }
 
 /// One database of the cluster.
@@ -137,20 +141,23 @@ impl Cluster {
     /// A cluster held in memory, gone when dropped; it holds `qubedb` and `postgres`.
     pub fn open_in_memory() -> Result<Cluster> {
         let mut databases = BTreeMap::new();
-        for (name, oid) in [
-            (DEFAULT_DATABASE, DEFAULT_DATABASE_OID),
-            (POSTGRES_DATABASE, POSTGRES_DATABASE_OID),
-        ] {
-            // Stores are created on first use: most in-memory clusters only ever use `qubedb`.
-            databases.insert(
-                name.to_string(),
-                Entry {
-                    oid,
-                    store: None,
-                    open: Weak::new(),
-                },
-            );
-        }
+        databases.insert(
+            DEFAULT_DATABASE.to_string(),
+            Entry {
+                oid: DEFAULT_DATABASE_OID,
+                store: Some(Store::in_memory()?),
+                open: Weak::new(),
+            },
+        );
+        // Created on first use: most in-memory clusters only ever use `qubedb`.
+        databases.insert(
+            POSTGRES_DATABASE.to_string(),
+            Entry {
+                oid: POSTGRES_DATABASE_OID,
+                store: None,
+                open: Weak::new(),
+            },
+        );
         Self::with_databases(None, DatabaseOptions::default(), databases)
     }
 
@@ -173,6 +180,23 @@ impl Cluster {
                 1.0,
             )
             .build_arc()?;
+        let default_store = databases
+            .get(DEFAULT_DATABASE)
+            .and_then(|entry| entry.store.clone())
+            .expect("the default store is open");
+        bootstrap(&default_store)?;
+        let roles = {
+            let mut transaction = default_store.begin()?;
+            let mut roles = qubedb_model::catalog::read_roles(&transaction)?;
+            if roles.is_empty() {
+                roles.push(crate::roles::bootstrap_role());
+                qubedb_model::catalog::write_role(&mut transaction, &roles[0])?;
+                transaction.commit()?;
+            } else {
+                transaction.rollback();
+            }
+            roles
+        };
         Ok(Cluster {
             inner: Arc::new(ClusterInner {
                 directory,
@@ -180,6 +204,7 @@ impl Cluster {
                 runtime: Arc::new(QueryRuntime::new(runtime)),
                 runtime_environment,
                 databases: Mutex::new(databases),
+                roles: Mutex::new(Arc::new(roles)),
             }),
         })
     }
@@ -212,6 +237,20 @@ impl Cluster {
     /// A handle to the async runtime the blocking API runs queries on.
     pub fn runtime_handle(&self) -> tokio::runtime::Handle {
         self.inner.runtime.handle().clone()
+    }
+
+    /// Every role of the data directory.
+    pub fn roles(&self) -> Arc<Vec<RoleDef>> {
+        self.inner.roles()
+    }
+
+    /// The role called `name`, if any.
+    pub fn role(&self, name: &str) -> Option<RoleDef> {
+        self.inner
+            .roles()
+            .iter()
+            .find(|role| role.name == name)
+            .cloned()
     }
 
     pub(crate) fn from_inner(inner: Arc<ClusterInner>) -> Cluster {
@@ -250,6 +289,38 @@ impl ClusterInner {
         let inner = DatabaseInner::new(self.clone(), name.to_string(), store)?;
         entry.open = Arc::downgrade(&inner);
         Ok(Database::from_inner(inner))
+    }
+
+    pub(crate) fn roles(&self) -> Arc<Vec<RoleDef>> {
+        self.roles.lock().clone()
+    }
+
+    /// Changes the roles in one transaction of the default store: `change` sees the current roles
+    /// and writes its changes; the cache is reloaded after the commit.
+    pub(crate) fn change_roles(
+        &self,
+        change: impl FnOnce(&[RoleDef], &mut qubedb_kv::Transaction) -> Result<()>,
+    ) -> Result<()> {
+        let store = self
+            .databases
+            .lock()
+            .get(DEFAULT_DATABASE)
+            .and_then(|entry| entry.store.clone())
+            .ok_or_else(|| Error::internal("the default database's store is not open"))?;
+        let mut roles = self.roles.lock();
+        let mut transaction = store.begin()?;
+        change(&roles, &mut transaction)?;
+        let updated = qubedb_model::catalog::read_roles(&transaction)?;
+        transaction.commit()?;
+        *roles = Arc::new(updated);
+        Ok(())
+    }
+
+    /// Whether role `name` exists and may create databases.
+    pub(crate) fn may_create_databases(&self, name: &str) -> bool {
+        self.roles()
+            .iter()
+            .any(|role| role.name == name && (role.superuser || role.create_database))
     }
 
     pub(crate) fn entries(&self) -> Vec<DatabaseEntry> {

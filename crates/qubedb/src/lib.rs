@@ -38,6 +38,7 @@ pub mod describe;
 pub mod error;
 pub mod params;
 pub mod result;
+pub mod roles;
 pub mod session;
 pub mod sql;
 
@@ -49,7 +50,9 @@ pub use describe::{ColumnInfo, RelationInfo, TableInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use params::Param;
 pub use qubedb_kv::Synchronous;
+pub use qubedb_model::catalog::RoleDef;
 pub use result::{FromColumn, QueryResult, Row, StatementOutcome};
+pub use roles::ScramVerifier;
 pub use session::{CancelHandle, PreparedStatement, Session};
 pub use sql::copy::CopyEncoder;
 pub use sql::prepare::StatementDescription;

@@ -130,6 +130,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
     ("search_path", "\"$user\", public"),
     ("server_encoding", "UTF8"),
     ("server_version", crate::SERVER_VERSION),
@@ -199,10 +200,29 @@ impl Session {
     /// session_authorization`); a server passes the connection's user. Embedded sessions run as
     /// `qubedb`.
     pub fn set_user(&mut self, user: &str) {
+        let superuser = self
+            .shared
+            .database
+            .cluster
+            .roles()
+            .iter()
+            .any(|role| role.name == user && role.superuser);
+        let mut settings = self.shared.settings.lock();
+        settings.insert("session_authorization".into(), user.to_string());
+        settings.insert(
+            "is_superuser".into(),
+            if superuser { "on" } else { "off" }.into(),
+        );
+    }
+
+    /// The role the session runs as.
+    pub(crate) fn current_user(&self) -> String {
         self.shared
             .settings
             .lock()
-            .insert("session_authorization".into(), user.to_string());
+            .get("session_authorization")
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Fails the current statement from outside, as an error inside it would (a client abandoning its
@@ -504,6 +524,19 @@ impl Session {
     /// `CREATE DATABASE` and `DROP DATABASE`: they change the data directory, not this database, and
     /// like PostgreSQL's they cannot run inside a transaction block.
     fn database_command(&mut self, statement: &Statement) -> Result<Option<StatementOutcome>> {
+        let current_user = self.current_user();
+        if crate::roles::is_role_statement(statement) {
+            if self.block.is_some() {
+                return Err(Error::user(
+                    "25001",
+                    format!(
+                        "{} cannot run inside a transaction block in QubeDB (roles commit on their own)",
+                        statement_kind(statement)
+                    ),
+                ));
+            }
+            return crate::roles::execute(&self.shared.database.cluster, &current_user, statement);
+        }
         let (tag, names, if_exists) = match statement {
             Statement::CreateDatabase {
                 db_name,
@@ -544,6 +577,16 @@ impl Session {
             }
         };
         let cluster = &self.shared.database.cluster;
+        if !cluster.may_create_databases(&current_user) {
+            return Err(Error::user(
+                "42501",
+                if tag == "CREATE DATABASE" {
+                    "permission denied to create database".to_string()
+                } else {
+                    format!("must be owner of database {name}")
+                },
+            ));
+        }
         let result = if tag == "CREATE DATABASE" {
             cluster.create_database(&name)
         } else {

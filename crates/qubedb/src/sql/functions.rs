@@ -538,7 +538,21 @@ enum Answer {
     Oid(i64),
 }
 
-type CatalogEvaluator = fn(&qubedb_model::catalog::Catalog, &[Argument]) -> Result<Answer>;
+type CatalogEvaluator = fn(&CatalogView, &[Argument]) -> Result<Answer>;
+
+/// What a catalog function reads: the statement's catalog and the data directory's roles.
+struct CatalogView {
+    catalog: Arc<qubedb_model::catalog::Catalog>,
+    roles: Arc<Vec<qubedb_model::catalog::RoleDef>>,
+}
+
+impl std::ops::Deref for CatalogView {
+    type Target = qubedb_model::catalog::Catalog;
+
+    fn deref(&self) -> &qubedb_model::catalog::Catalog {
+        &self.catalog
+    }
+}
 
 /// A function over the catalog the statement sees (`format_type`, `pg_get_indexdef`, ...), evaluated row
 /// by row; see [`crate::sql::system`].
@@ -575,7 +589,10 @@ impl ScalarUDFImpl for CatalogFunction {
     ) -> datafusion::error::Result<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let catalog = self.shared.state.lock().catalog.clone();
+        let catalog = CatalogView {
+            catalog: self.shared.state.lock().catalog.clone(),
+            roles: self.shared.database.cluster.roles(),
+        };
         let mut answers = Vec::with_capacity(rows);
         for row in 0..rows {
             let mut arguments = Vec::with_capacity(arrays.len());
@@ -668,10 +685,14 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
                 })
             },
         ),
-        ("pg_get_userbyid", CatalogReturn::Text, |_, arguments| {
+        ("pg_get_userbyid", CatalogReturn::Text, |view, arguments| {
             Ok(match arguments.first().and_then(Argument::integer) {
-                Some(system::OWNER_OID) => Answer::Text(system::OWNER_NAME.to_string()),
-                Some(oid) => Answer::Text(format!("unknown (OID={oid})")),
+                Some(oid) => Answer::Text(
+                    view.roles
+                        .iter()
+                        .find(|role| i64::from(role.oid) == oid)
+                        .map_or_else(|| format!("unknown (OID={oid})"), |role| role.name.clone()),
+                ),
                 None => Answer::Null,
             })
         }),

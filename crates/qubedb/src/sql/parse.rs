@@ -28,6 +28,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = reordered.as_deref().unwrap_or(sql);
     let checked = check_database_options(sql)?;
     let sql = checked.as_deref().unwrap_or(sql);
+    let users = user_as_role(sql);
+    let sql = users.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -146,6 +148,77 @@ fn reorder_sequence_options(sql: &str) -> Option<String> {
         index = end;
     }
     changed.then(|| out.concat())
+}
+
+/// PostgreSQL's `CREATE USER name ...` is `CREATE ROLE name LOGIN ...`, `ALTER USER` is `ALTER ROLE`, and
+/// `ENCRYPTED PASSWORD` is `PASSWORD`; sqlparser 0.62 parses the `USER` forms as other dialects' statements
+/// and knows no `ENCRYPTED`. Rewrites them to the ROLE forms. Returns `None` when there is nothing to do.
+fn user_as_role(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let upper = sql.to_ascii_uppercase();
+    if !upper.contains("USER") && !upper.contains("ENCRYPTED") {
+        return None;
+    }
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&at| !matches!(tokens[at], Token::Whitespace(_)))
+        .collect();
+    let keyword = |at: usize| match &tokens[at] {
+        Token::Word(word) => Some(word.keyword),
+        _ => None,
+    };
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
+    for (position, &at) in significant.iter().enumerate() {
+        let next = significant.get(position + 1).copied();
+        let statement_start =
+            position == 0 || matches!(tokens[significant[position - 1]], Token::SemiColon);
+        match keyword(at) {
+            Some(Keyword::CREATE | Keyword::ALTER)
+                if statement_start && next.and_then(keyword) == Some(Keyword::USER) =>
+            {
+                let user = next.expect("checked above");
+                let is_create = keyword(at) == Some(Keyword::CREATE);
+                // `CREATE USER MAPPING` is another statement.
+                let after = significant.get(position + 2).copied();
+                if after.is_some_and(|after| {
+                    matches!(&tokens[after], Token::Word(word) if word.value.eq_ignore_ascii_case("mapping"))
+                }) {
+                    continue;
+                }
+                let rest: Vec<usize> = significant[position + 2..]
+                    .iter()
+                    .copied()
+                    .take_while(|&later| !matches!(tokens[later], Token::SemiColon))
+                    .collect();
+                let rest_has_nologin = rest
+                    .iter()
+                    .any(|&later| keyword(later) == Some(Keyword::NOLOGIN));
+                replaced.insert(user, "ROLE".to_string());
+                if is_create
+                    && !rest_has_nologin
+                    && let Some(&last) = rest.last()
+                {
+                    replaced.insert(last, format!("{} LOGIN", tokens[last]));
+                }
+            }
+            Some(Keyword::ENCRYPTED) if next.and_then(keyword) == Some(Keyword::PASSWORD) => {
+                replaced.insert(at, String::new());
+            }
+            _ => {}
+        }
+    }
+    if replaced.is_empty() {
+        return None;
+    }
+    Some(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(at, token)| replaced.remove(&at).unwrap_or_else(|| token.to_string()))
+            .collect(),
+    )
 }
 
 /// `CREATE DATABASE name [WITH] option [=] value ...`: sqlparser 0.62 parses no PostgreSQL options.

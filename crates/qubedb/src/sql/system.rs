@@ -43,6 +43,7 @@ use crate::cluster::DatabaseEntry;
 use crate::error::{Error, Result};
 use crate::session::Shared;
 use crate::sql::convert::TYPE_METADATA_KEY;
+use qubedb_model::catalog::RoleDef;
 
 /// `pg_catalog`'s OID.
 pub const PG_CATALOG_OID: i64 = 11;
@@ -1504,6 +1505,7 @@ fn pg_catalog_table(
     catalog: &Catalog,
     settings: &Settings,
     databases: &[DatabaseEntry],
+    roles: &[RoleDef],
 ) -> Result<Option<RecordBatch>> {
     Ok(Some(match name {
         "pg_namespace" => build(
@@ -1546,35 +1548,48 @@ fn pg_catalog_table(
         )?,
         "pg_roles" | "pg_authid" => build(
             PG_ROLES,
-            vec![row![
-                OWNER_OID,
-                OWNER_NAME,
-                true,
-                true,
-                true,
-                true,
-                true,
-                false,
-                -1i64,
-                "********",
-                Cell::Null,
-                true,
-                Cell::Null,
-            ]],
+            roles
+                .iter()
+                .map(|role| {
+                    row![
+                        i64::from(role.oid),
+                        role.name.clone(),
+                        role.superuser,
+                        role.inherit,
+                        role.create_role,
+                        role.create_database,
+                        role.login,
+                        role.replication,
+                        i64::from(role.connection_limit),
+                        // pg_roles hides the password, as PostgreSQL does (pg_authid would show it;
+                        // only superusers may read that there).
+                        "********",
+                        role.valid_until.clone().map_or(Cell::Null, Cell::from),
+                        role.bypass_rls,
+                        Cell::Null,
+                    ]
+                })
+                .collect(),
         )?,
         "pg_user" => build(
             PG_USER,
-            vec![row![
-                OWNER_NAME,
-                OWNER_OID,
-                true,
-                true,
-                false,
-                true,
-                "********",
-                Cell::Null,
-                Cell::Null,
-            ]],
+            roles
+                .iter()
+                .filter(|role| role.login)
+                .map(|role| {
+                    row![
+                        role.name.clone(),
+                        i64::from(role.oid),
+                        role.create_database,
+                        role.superuser,
+                        role.replication,
+                        role.bypass_rls,
+                        "********",
+                        role.valid_until.clone().map_or(Cell::Null, Cell::from),
+                        Cell::Null,
+                    ]
+                })
+                .collect(),
         )?,
         "pg_auth_members" => build(PG_AUTH_MEMBERS, Vec::new())?,
         "pg_am" => build(
@@ -2187,6 +2202,7 @@ pub(crate) fn system_table(
                 &catalog,
                 &settings,
                 &shared.database.cluster.entries(),
+                &shared.database.cluster.roles(),
             )?
         }
         SystemSchemaKind::InformationSchema => {

@@ -584,3 +584,73 @@ fn a_data_directory_holds_isolated_databases() {
     let mut scratch = memory.database("scratch").expect("scratch again").session();
     assert_eq!(scalar_text(&mut scratch, "SELECT a::text FROM x"), "1");
 }
+
+#[test]
+fn roles_carry_privileges_and_store_only_scram_verifiers() {
+    let cluster = qubedb::Cluster::open_in_memory().expect("cluster");
+    let database = cluster.default_database().expect("qubedb");
+    let mut admin = database.session();
+    admin
+        .run("CREATE ROLE maker LOGIN CREATEROLE PASSWORD 'pencil'; CREATE ROLE root SUPERUSER LOGIN; CREATE ROLE plain LOGIN")
+        .expect("roles");
+    // The password is stored as a verifier that checks against the password, never as the password.
+    let stored = cluster
+        .role("maker")
+        .and_then(|role| role.password)
+        .expect("verifier");
+    assert!(!stored.contains("pencil"), "{stored}");
+    let verifier = qubedb::ScramVerifier::parse(&stored).expect("parses");
+    let again = qubedb::ScramVerifier::derive("pencil", verifier.salt.clone(), verifier.iterations);
+    assert_eq!(again, verifier);
+
+    let mut maker = database.session();
+    maker.set_user("maker");
+    maker
+        .run("CREATE ROLE helper")
+        .expect("CREATEROLE creates roles");
+    let denied = |session: &mut qubedb::Session, sql: &str| {
+        let error = session.run(sql).expect_err(sql);
+        (error.code, error.message)
+    };
+    assert_eq!(
+        denied(&mut maker, "CREATE ROLE boss SUPERUSER"),
+        ("42501", "permission denied to grant SUPERUSER".to_string())
+    );
+    assert_eq!(
+        denied(&mut maker, "ALTER ROLE root NOLOGIN"),
+        (
+            "42501",
+            "permission denied to alter role \"root\"".to_string()
+        )
+    );
+    assert_eq!(
+        denied(&mut maker, "CREATE DATABASE mine"),
+        ("42501", "permission denied to create database".to_string())
+    );
+    maker
+        .run("ALTER ROLE helper LOGIN")
+        .expect("manages non-superusers");
+    let mut plain = database.session();
+    plain.set_user("plain");
+    plain
+        .run("ALTER ROLE plain PASSWORD 'mine'")
+        .expect("own password");
+    assert_eq!(denied(&mut plain, "ALTER ROLE plain CREATEDB").0, "42501");
+    assert_eq!(denied(&mut plain, "CREATE ROLE other").0, "42501");
+    assert_eq!(denied(&mut plain, "DROP ROLE helper").0, "42501");
+    let mut root = database.session();
+    root.set_user("root");
+    assert_eq!(
+        denied(&mut root, "DROP ROLE qubedb"),
+        (
+            "2BP01",
+            "cannot drop role qubedb because it is required by the database system".to_string()
+        )
+    );
+    assert_eq!(
+        denied(&mut root, "ALTER ROLE qubedb NOSUPERUSER").0,
+        "42501"
+    );
+    root.run("DROP ROLE helper, plain").expect("drop");
+    assert!(cluster.role("plain").is_none());
+}
