@@ -36,6 +36,10 @@ fn is_numeric(data_type: &DataType) -> bool {
 
 /// Prints one statement's outcome. Write errors (a closed pipe) end the output silently.
 pub fn print_outcome(out: &mut impl Write, outcome: &StatementOutcome, format: Format) {
+    // Notices go to standard error, as psql prints them.
+    for notice in &outcome.notices {
+        eprintln!("{}:  {}", notice.severity, notice.message);
+    }
     let _ = write_outcome(out, outcome, format);
 }
 

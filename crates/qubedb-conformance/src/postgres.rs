@@ -417,6 +417,10 @@ impl Psql {
             }
             Ok(Ok(outcomes)) => {
                 for outcome in outcomes {
+                    // psql prints notices as they arrive, ahead of the result.
+                    for notice in &outcome.notices {
+                        lines.push(format!("{}:  {}", notice.severity, notice.message));
+                    }
                     if let Some(data) = outcome.copy_data() {
                         // psql writes COPY data as it comes, with no blank line after it.
                         let data = String::from_utf8_lossy(&data).into_owned();

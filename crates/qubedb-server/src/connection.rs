@@ -489,6 +489,25 @@ impl RowStream {
     }
 }
 
+/// Sends a statement's notices and warnings (NoticeResponse), ahead of its result as PostgreSQL does.
+pub(crate) async fn send_notices<C>(client: &mut C, notices: &[qubedb::Notice]) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for notice in notices {
+        let info = ErrorInfo::new(
+            notice.severity.to_string(),
+            notice.code.to_string(),
+            notice.message.clone(),
+        );
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
+    }
+    Ok(())
+}
+
 /// A QubeDB error as a pgwire error (an ErrorResponse of severity ERROR).
 pub(crate) fn engine_error(error: &qubedb::Error) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(error)))
@@ -597,6 +616,7 @@ where
         .execute_prepared_async(statement, &[])
         .await
         .map_err(|error| engine_error(&error))?;
+    send_notices(client, result.notices()).await?;
     if result.copy_out().is_some() {
         return send_copy_out(client, result).await;
     }

@@ -40,7 +40,7 @@ use qubedb::{Param, PreparedStatement};
 use crate::codec::{decode_parameter, parameter_type_name};
 use crate::connection::{
     Connection, ConnectionHandlers, RowStream, column_formats, engine_error, row_description,
-    status_of, user_error,
+    send_notices, status_of, user_error,
 };
 use crate::copy::{send_copy_out, start_copy_in};
 use crate::types::pg_type;
@@ -342,6 +342,7 @@ impl ConnectionHandlers {
                     return Err(engine_error(&error));
                 }
             };
+            send_notices(client, result.notices()).await?;
             if result.copy_out().is_some() {
                 portal.state = PortalState::Done;
                 return send_copy_out(client, result).await;

@@ -259,6 +259,23 @@ fn the_connection_picks_one_of_several_isolated_databases() {
 }
 
 #[test]
+fn notices_and_warnings_reach_the_client() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let (code, out, err) = server.psql(
+        "DROP TABLE IF EXISTS nope;\nCOMMIT;\nCREATE TABLE t (a INT);\nCREATE TABLE IF NOT EXISTS t (a INT);\n",
+        &["-q"],
+    );
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert_eq!(
+        err,
+        "NOTICE:  table \"nope\" does not exist, skipping\n\
+         WARNING:  there is no transaction in progress\n\
+         NOTICE:  relation \"t\" already exists, skipping\n"
+    );
+}
+
+#[test]
 fn connections_past_the_limit_are_refused() {
     let directory = tempfile::tempdir().expect("tempdir");
     let server = Running::start(directory.path(), 0);

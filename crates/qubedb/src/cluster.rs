@@ -51,6 +51,8 @@ pub const STORE_FILE_NAME: &str = "qubedb.redb";
 const DATABASES_FOLDER: &str = "databases";
 /// File holding a database's name inside its folder.
 const NAME_FILE: &str = "name";
+/// How long DROP DATABASE waits for the sessions of the database to close.
+const DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest database name, in bytes (PostgreSQL's NAMEDATALEN - 1).
 const DATABASE_NAME_BYTES_MAX: usize = 63;
 
@@ -399,7 +401,20 @@ impl ClusterInner {
 
     /// Drops `name`; `current` is the name of the database the dropping session uses.
     pub(crate) fn drop_database(&self, name: &str, current: Option<&str>) -> Result<()> {
-        let mut databases = self.databases.lock();
+        // Sessions that are closing (a client that just disconnected) get a moment to go, as
+        // PostgreSQL's DROP DATABASE waits up to 5 seconds for other backends to exit.
+        let deadline = std::time::Instant::now() + DROP_WAIT;
+        let mut databases = loop {
+            let databases = self.databases.lock();
+            let in_use = databases
+                .get(name)
+                .is_some_and(|entry| entry.open.strong_count() > 0);
+            if !in_use || current == Some(name) || std::time::Instant::now() >= deadline {
+                break databases;
+            }
+            drop(databases);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
         let Some(entry) = databases.get(name) else {
             return Err(Error::user(
                 "3D000",

@@ -28,6 +28,30 @@ pub struct StatementOutcome {
     pub batches: Vec<RecordBatch>,
     /// For `COPY ... TO STDOUT`: how the rows are written as COPY data ([`StatementOutcome::copy_data`]).
     pub copy_out: Option<Arc<CopyEncoder>>,
+    /// Notices and warnings the statement raised (`table "t" does not exist, skipping`).
+    pub notices: Vec<Notice>,
+}
+
+/// A message a statement sends besides its result, as PostgreSQL's NoticeResponse: it succeeded, but
+/// something is worth saying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE` or `WARNING`.
+    pub severity: &'static str,
+    /// The SQLSTATE (`00000` for a plain notice).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Notice {
+    /// A notice of `severity` (`NOTICE`, `WARNING`) with SQLSTATE `code`.
+    pub fn new(severity: &'static str, code: &'static str, message: impl Into<String>) -> Notice {
+        Notice {
+            severity,
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 impl StatementOutcome {
@@ -39,6 +63,7 @@ impl StatementOutcome {
             schema: None,
             batches: Vec::new(),
             copy_out: None,
+            notices: Vec::new(),
         }
     }
 
@@ -208,6 +233,7 @@ pub struct QueryResult {
     copy_out: Option<Arc<CopyEncoder>>,
     /// Cancels the reading of the rows too.
     cancel: Option<CancelHandle>,
+    notices: Vec<Notice>,
 }
 
 impl QueryResult {
@@ -222,6 +248,7 @@ impl QueryResult {
                 deadline: None,
                 copy_out: None,
                 cancel: None,
+                notices: outcome.notices.clone(),
             },
             None => QueryResult {
                 body: Body::Command,
@@ -232,6 +259,7 @@ impl QueryResult {
                 deadline: None,
                 copy_out: None,
                 cancel: None,
+                notices: outcome.notices.clone(),
             },
         }
     }
@@ -246,6 +274,7 @@ impl QueryResult {
             deadline: None,
             copy_out: None,
             cancel: None,
+            notices: Vec::new(),
         }
     }
 
@@ -265,6 +294,7 @@ impl QueryResult {
             deadline: None,
             copy_out: None,
             cancel: None,
+            notices: Vec::new(),
         }
     }
 
@@ -287,6 +317,15 @@ impl QueryResult {
             "SHOW".into(),
             count,
         ))
+    }
+
+    /// The notices and warnings the statement raised, in order.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    pub(crate) fn set_notices(&mut self, notices: Vec<Notice>) {
+        self.notices = notices;
     }
 
     /// True when the tag counts the rows as they are read (`SELECT n`, `COPY n`).
@@ -403,6 +442,7 @@ impl QueryResult {
             schema: self.schema.clone(),
             batches,
             copy_out: self.copy_out.clone(),
+            notices: self.notices.clone(),
         })
     }
 

@@ -28,6 +28,7 @@ use qubedb_model::catalog::RoleDef;
 use crate::cluster::ClusterInner;
 use crate::error::{Error, Result};
 use crate::result::StatementOutcome;
+use crate::session::Shared;
 
 /// OID of the bootstrap superuser.
 pub const BOOTSTRAP_ROLE_OID: u32 = 10;
@@ -136,14 +137,17 @@ impl ScramVerifier {
 /// Runs `CREATE ROLE`, `ALTER ROLE` or `DROP ROLE` (and their `USER` forms) for `current_user`;
 /// `None` for any other statement.
 pub(crate) fn execute(
-    cluster: &ClusterInner,
+    shared: &Shared,
     current_user: &str,
     statement: &Statement,
 ) -> Result<Option<StatementOutcome>> {
+    let cluster = &shared.database.cluster;
     match statement {
-        Statement::CreateRole(create) => create_roles(cluster, current_user, create).map(Some),
+        Statement::CreateRole(create) => {
+            create_roles(shared, cluster, current_user, create).map(Some)
+        }
         Statement::AlterRole { name, operation } => {
-            alter_role(cluster, current_user, &name.value, operation).map(Some)
+            alter_role(shared, cluster, current_user, &name.value, operation).map(Some)
         }
         Statement::Drop {
             object_type:
@@ -152,7 +156,7 @@ pub(crate) fn execute(
             names,
             if_exists,
             ..
-        } => drop_roles(cluster, current_user, names, *if_exists).map(Some),
+        } => drop_roles(shared, cluster, current_user, names, *if_exists).map(Some),
         _ => Ok(None),
     }
 }
@@ -210,6 +214,7 @@ fn check_role_name(name: String) -> Result<String> {
 }
 
 fn create_roles(
+    shared: &Shared,
     cluster: &ClusterInner,
     current_user: &str,
     create: &CreateRole,
@@ -278,6 +283,7 @@ fn create_roles(
                 || created.iter().any(|role: &RoleDef| &role.name == name)
             {
                 if create.if_not_exists {
+                    shared.notice("42710", format!("role \"{name}\" already exists, skipping"));
                     continue;
                 }
                 return Err(Error::user(
@@ -301,6 +307,7 @@ fn create_roles(
             };
             next_oid += 1;
             apply_options(
+                shared,
                 &mut role,
                 &options,
                 actor.is_some_and(|actor| actor.superuser),
@@ -316,6 +323,7 @@ fn create_roles(
 }
 
 fn alter_role(
+    shared: &Shared,
     cluster: &ClusterInner,
     current_user: &str,
     name: &str,
@@ -356,7 +364,7 @@ fn alter_role(
                 if !only_own_password {
                     may_manage(actor, target)?;
                 }
-                apply_options(&mut role, options, actor_superuser)?;
+                apply_options(shared, &mut role, options, actor_superuser)?;
                 if role.oid == BOOTSTRAP_ROLE_OID && !role.superuser {
                     return Err(Error::user(
                         "42501",
@@ -399,6 +407,7 @@ fn may_manage(actor: Option<&RoleDef>, target: &RoleDef) -> Result<()> {
 }
 
 fn drop_roles(
+    shared: &Shared,
     cluster: &ClusterInner,
     current_user: &str,
     names: &[ObjectName],
@@ -416,6 +425,7 @@ fn drop_roles(
         for name in &names {
             let Some(target) = find(roles, name) else {
                 if if_exists {
+                    shared.notice("00000", format!("role \"{name}\" does not exist, skipping"));
                     continue;
                 }
                 return Err(Error::user(
@@ -452,7 +462,12 @@ fn drop_roles(
 
 /// Applies role options; `actor_superuser`: whether the role running the statement is a superuser
 /// (only superusers grant SUPERUSER, REPLICATION and BYPASSRLS).
-fn apply_options(role: &mut RoleDef, options: &[RoleOption], actor_superuser: bool) -> Result<()> {
+fn apply_options(
+    shared: &Shared,
+    role: &mut RoleDef,
+    options: &[RoleOption],
+    actor_superuser: bool,
+) -> Result<()> {
     let superuser_only = |attribute: &str| {
         permission_denied(format!("permission denied to grant {attribute}")).with_detail(format!(
             "Only roles with the SUPERUSER attribute may change the {attribute} attribute."
@@ -499,6 +514,12 @@ fn apply_options(role: &mut RoleDef, options: &[RoleOption], actor_superuser: bo
                         format!("a password must be a string literal, not {expression}"),
                     ));
                 };
+                if password.is_empty() {
+                    shared.notice(
+                        "00000",
+                        "empty string is not a valid password, clearing password",
+                    );
+                }
                 role.password = password_verifier(&password)?;
             }
             RoleOption::ValidUntil(expression) => {

@@ -50,6 +50,24 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<TransactionState>,
     /// The session's settings (SET / SHOW / `current_setting`), keyed by lower-case name.
     pub(crate) settings: Mutex<BTreeMap<String, String>>,
+    /// Notices the running statement raised, handed to its result when it succeeds.
+    pub(crate) notices: Mutex<Vec<crate::result::Notice>>,
+}
+
+impl Shared {
+    /// Raises a NOTICE (SQLSTATE `code`) from the running statement.
+    pub(crate) fn notice(&self, code: &'static str, message: impl Into<String>) {
+        self.notices
+            .lock()
+            .push(crate::result::Notice::new("NOTICE", code, message));
+    }
+
+    /// Raises a WARNING (SQLSTATE `code`) from the running statement.
+    pub(crate) fn warning(&self, code: &'static str, message: impl Into<String>) {
+        self.notices
+            .lock()
+            .push(crate::result::Notice::new("WARNING", code, message));
+    }
 }
 
 /// The session's current transaction and what the providers need from it.
@@ -161,6 +179,7 @@ impl Session {
                     .map(|(name, value)| (name.to_string(), value.to_string()))
                     .collect(),
             ),
+            notices: Mutex::new(Vec::new()),
         });
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema("qubedb", "public")
@@ -411,6 +430,21 @@ impl Session {
     /// Binds parameters, then runs the statement under the transaction rules in the module docs.
     pub(crate) async fn execute_statement(
         &mut self,
+        statement: Statement,
+        params: &[Param],
+    ) -> Result<QueryResult> {
+        self.shared.notices.lock().clear();
+        let mut result = self.execute_statement_quietly(statement, params).await;
+        let notices = std::mem::take(&mut *self.shared.notices.lock());
+        if let Ok(result) = &mut result {
+            result.set_notices(notices);
+        }
+        result
+    }
+
+    /// [`Session::execute_statement`] without collecting its notices.
+    async fn execute_statement_quietly(
+        &mut self,
         mut statement: Statement,
         params: &[Param],
     ) -> Result<QueryResult> {
@@ -535,7 +569,7 @@ impl Session {
                     ),
                 ));
             }
-            return crate::roles::execute(&self.shared.database.cluster, &current_user, statement);
+            return crate::roles::execute(&self.shared, &current_user, statement);
         }
         let (tag, names, if_exists) = match statement {
             Statement::CreateDatabase {
@@ -594,7 +628,10 @@ impl Session {
         };
         match result {
             // `IF NOT EXISTS` / `IF EXISTS`: PostgreSQL notices and carries on.
-            Err(error) if if_exists && matches!(error.code, "42P04" | "3D000") => {}
+            Err(error) if if_exists && matches!(error.code, "42P04" | "3D000") => {
+                self.shared
+                    .notice(error.code, format!("{}, skipping", error.message));
+            }
             other => other?,
         }
         Ok(Some(StatementOutcome::command(tag, 0)))
@@ -605,7 +642,8 @@ impl Session {
             Statement::StartTransaction { modes, .. } => {
                 check_isolation(modes)?;
                 if self.block.is_some() {
-                    // PostgreSQL warns and carries on.
+                    self.shared
+                        .warning("25001", "there is already a transaction in progress");
                     return Ok(Some(StatementOutcome::command("BEGIN", 0)));
                 }
                 self.ensure_transaction()?;
@@ -620,7 +658,11 @@ impl Session {
                     return Err(Error::not_supported("COMMIT AND CHAIN"));
                 }
                 match self.block.take() {
-                    None => StatementOutcome::command("COMMIT", 0),
+                    None => {
+                        self.shared
+                            .warning("25P01", "there is no transaction in progress");
+                        StatementOutcome::command("COMMIT", 0)
+                    }
                     Some(block) if block.aborted => {
                         self.rollback_transaction();
                         StatementOutcome::command("ROLLBACK", 0)
@@ -637,7 +679,10 @@ impl Session {
                 }
                 match savepoint {
                     None => {
-                        self.block = None;
+                        if self.block.take().is_none() {
+                            self.shared
+                                .warning("25P01", "there is no transaction in progress");
+                        }
                         self.rollback_transaction();
                         StatementOutcome::command("ROLLBACK", 0)
                     }

@@ -27,7 +27,7 @@ use qubedb_model::{DataType, TABLE_COLUMNS_MAX, Value};
 
 use crate::error::{Error, Result};
 use crate::result::{QueryResult, StatementOutcome};
-use crate::session::Session;
+use crate::session::{Session, Shared};
 use crate::sql::convert::{cast_to, sql_type_of_arrow, value_at};
 use crate::sql::dml::{parse_query, quote};
 use crate::sql::rewrite::{lookup, normalize, qualify};
@@ -40,6 +40,12 @@ fn done(tag: &str) -> Result<QueryResult> {
 fn already_exists(kind: &str, name: &str) -> Error {
     let code = if kind == "schema" { "42P06" } else { "42P07" };
     Error::user(code, format!("{kind} \"{name}\" already exists"))
+}
+
+/// `IF NOT EXISTS` met an existing object: PostgreSQL's notice, and nothing else.
+fn skip_existing(shared: &Shared, kind: &str, name: &str) {
+    let error = already_exists(kind, name);
+    shared.notice(error.code, format!("{}, skipping", error.message));
 }
 
 /// A SERIAL pseudo-type: the integer type and that it draws from a sequence.
@@ -319,9 +325,11 @@ impl Session {
                     },
                     other => return Err(Error::not_supported(format!("CREATE SCHEMA {other}"))),
                 };
+                let shared = self.shared.clone();
                 self.change_catalog(|catalog, transaction| {
                     if catalog.schema_id(&name).is_some() {
                         return if if_not_exists {
+                            skip_existing(&shared, "schema", &name);
                             Ok(())
                         } else {
                             Err(already_exists("schema", &name))
@@ -351,6 +359,7 @@ impl Session {
                 if temporary || owned_by.is_some() {
                     return Err(Error::not_supported("CREATE TEMPORARY SEQUENCE / OWNED BY"));
                 }
+                let shared = self.shared.clone();
                 self.change_catalog(|catalog, transaction| {
                     let qualified = qualify(catalog, &name)?;
                     if catalog
@@ -358,6 +367,7 @@ impl Session {
                         .is_some()
                     {
                         return if if_not_exists {
+                            skip_existing(&shared, "relation", &qualified.name);
                             Ok(())
                         } else {
                             Err(already_exists("relation", &qualified.name))
@@ -407,6 +417,7 @@ impl Session {
         let qualified = qualify(&catalog, &create.name)?;
         if let Some(existing) = catalog.relation(qualified.schema, &qualified.name) {
             if create.if_not_exists {
+                skip_existing(&self.shared, "relation", &qualified.name);
                 return done("CREATE TABLE");
             }
             return Err(already_exists(
@@ -842,6 +853,7 @@ impl Session {
             return Err(Error::not_supported(format!("index method {using}")));
         }
         let names = index_column_names(&create.columns)?;
+        let shared = self.shared.clone();
         self.change_catalog(|catalog, transaction| {
             let table = match lookup(catalog, &create.table_name)? {
                 Some(Object::Table(table)) => table.clone(),
@@ -867,6 +879,7 @@ impl Session {
             };
             if catalog.relation(table.schema, &name).is_some() {
                 return if create.if_not_exists {
+                    skip_existing(&shared, "relation", &name);
                     Ok(())
                 } else {
                     Err(already_exists("relation", &name))
@@ -895,6 +908,7 @@ impl Session {
         cascade: bool,
     ) -> Result<QueryResult> {
         let database = self.shared.database.clone();
+        let shared = self.shared.clone();
         let tag = match kind {
             ObjectType::Table => "DROP TABLE",
             ObjectType::View => "DROP VIEW",
@@ -913,6 +927,10 @@ impl Session {
                     };
                     let Some(schema) = catalog.schema_id(&schema_name) else {
                         if if_exists {
+                            shared.notice(
+                                "00000",
+                                format!("schema \"{schema_name}\" does not exist, skipping"),
+                            );
                             continue;
                         }
                         return Err(Error::user("3F000", format!("schema \"{schema_name}\" does not exist")));
@@ -940,15 +958,19 @@ impl Session {
                 let object = match lookup(catalog, name)? {
                     Some(object) => object.clone(),
                     None => {
-                        if if_exists {
-                            continue;
-                        }
                         let noun = match kind {
                             ObjectType::Table => "table",
                             ObjectType::View => "view",
                             ObjectType::Index => "index",
                             _ => "sequence",
                         };
+                        if if_exists {
+                            shared.notice(
+                                "00000",
+                                format!("{noun} \"{name}\" does not exist, skipping"),
+                            );
+                            continue;
+                        }
                         return Err(Error::user("42P01", format!("{noun} \"{name}\" does not exist")));
                     }
                 };
@@ -1044,7 +1066,16 @@ impl Session {
                     ),
                 ));
             }
-            None if alter.if_exists => return done("ALTER TABLE"),
+            None if alter.if_exists => {
+                self.shared.notice(
+                    "00000",
+                    format!(
+                        "relation \"{}\" does not exist, skipping",
+                        crate::sql::rewrite::display_name(&alter.name)
+                    ),
+                );
+                return done("ALTER TABLE");
+            }
             None => {
                 return Err(Error::user(
                     "42P01",
@@ -1084,6 +1115,13 @@ impl Session {
                 let name = normalize(&column_def.name);
                 if table.column_slot(&name).is_some() {
                     return if if_not_exists {
+                        self.shared.notice(
+                            "42701",
+                            format!(
+                                "column \"{name}\" of relation \"{}\" already exists, skipping",
+                                table.name
+                            ),
+                        );
                         Ok(())
                     } else {
                         Err(Error::user(
@@ -1170,12 +1208,20 @@ impl Session {
                 ..
             } => {
                 let cascade = matches!(drop_behavior, Some(ast::DropBehavior::Cascade));
+                let shared = self.shared.clone();
                 self.change_catalog(|catalog, transaction| {
                     let mut table = table.clone();
                     for ident in &column_names {
                         let name = normalize(ident);
                         let Some(slot) = table.column_slot(&name) else {
                             if if_exists {
+                                shared.notice(
+                                    "00000",
+                                    format!(
+                                        "column \"{name}\" of relation \"{}\" does not exist, skipping",
+                                        table.name
+                                    ),
+                                );
                                 continue;
                             }
                             return Err(Error::user(
@@ -1431,6 +1477,7 @@ impl Session {
                 if_exists, name, ..
             } => {
                 let name = normalize(&name);
+                let shared = self.shared.clone();
                 self.change_catalog(|catalog, transaction| {
                     let mut changed = table.clone();
                     let before = changed.checks.len() + changed.foreign_keys.len();
@@ -1447,6 +1494,13 @@ impl Session {
                             return Err(Error::not_supported("dropping a primary key"));
                         }
                         if if_exists {
+                            shared.notice(
+                                "00000",
+                                format!(
+                                    "constraint \"{name}\" of relation \"{}\" does not exist, skipping",
+                                    table.name
+                                ),
+                            );
                             return Ok(());
                         }
                         return Err(Error::user(

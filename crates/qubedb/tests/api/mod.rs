@@ -654,3 +654,58 @@ fn roles_carry_privileges_and_store_only_scram_verifiers() {
     root.run("DROP ROLE helper, plain").expect("drop");
     assert!(cluster.role("plain").is_none());
 }
+
+#[test]
+fn statements_raise_notices_as_postgresql_does() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    let notices = |session: &mut qubedb::Session, sql: &str| -> Vec<String> {
+        session
+            .run(sql)
+            .expect(sql)
+            .into_iter()
+            .flat_map(|outcome| outcome.notices)
+            .map(|notice| format!("{} {} {}", notice.severity, notice.code, notice.message))
+            .collect()
+    };
+    assert_eq!(
+        notices(&mut session, "DROP TABLE IF EXISTS nope"),
+        ["NOTICE 00000 table \"nope\" does not exist, skipping"]
+    );
+    session.run("CREATE TABLE t (a INT)").expect("create");
+    assert_eq!(
+        notices(
+            &mut session,
+            "CREATE TABLE IF NOT EXISTS t (a INT); ALTER TABLE t ADD COLUMN IF NOT EXISTS a INT"
+        ),
+        [
+            "NOTICE 42P07 relation \"t\" already exists, skipping",
+            "NOTICE 42701 column \"a\" of relation \"t\" already exists, skipping"
+        ]
+    );
+    assert_eq!(
+        notices(&mut session, "COMMIT; BEGIN; BEGIN; ROLLBACK; ROLLBACK"),
+        [
+            "WARNING 25P01 there is no transaction in progress",
+            "WARNING 25001 there is already a transaction in progress",
+            "WARNING 25P01 there is no transaction in progress"
+        ]
+    );
+    assert_eq!(
+        notices(
+            &mut session,
+            "DROP ROLE IF EXISTS ghost; CREATE SCHEMA IF NOT EXISTS public; DROP DATABASE IF EXISTS ghost"
+        ),
+        [
+            "NOTICE 00000 role \"ghost\" does not exist, skipping",
+            "NOTICE 42P06 schema \"public\" already exists, skipping",
+            "NOTICE 3D000 database \"ghost\" does not exist, skipping"
+        ]
+    );
+    // A failed statement's notices are not reported.
+    assert!(
+        session
+            .run("DROP TABLE IF EXISTS nope, t, also_missing_but_then_error; SELECT 1/0")
+            .is_err()
+    );
+}
