@@ -427,6 +427,52 @@ pub fn write_sequence_state(
     Ok(())
 }
 
+/// What `ANALYZE` found about a table, kept under [`Key::Statistics`] and changed transactionally with
+/// the data (PostgreSQL's `pg_statistic`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableStatistics {
+    /// Live rows when analyzed.
+    pub rows: u64,
+    /// When, RFC 3339.
+    pub analyzed_at: String,
+    pub columns: Vec<ColumnStatistics>,
+}
+
+/// One column's statistics, by column slot (so a renamed column keeps them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnStatistics {
+    pub slot: usize,
+    /// Fraction of rows where the column is NULL.
+    pub null_fraction: f64,
+    /// Distinct non-null values: a count when positive; when negative, minus the fraction of rows
+    /// (PostgreSQL's `n_distinct` convention, for columns whose distinct count grows with the table).
+    pub distinct: f64,
+    /// Average width of the non-null values, in bytes of their text form.
+    pub average_width: i64,
+}
+
+/// The statistics of `table`, if it was analyzed.
+pub fn read_statistics(transaction: &Transaction, table: u64) -> Result<Option<TableStatistics>> {
+    match transaction.get(&Key::Statistics(table).encode())? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| Error::corruption(format!("table statistics: {error}"))),
+    }
+}
+
+/// Writes the statistics of `table`.
+pub fn write_statistics(
+    transaction: &mut Transaction,
+    table: u64,
+    statistics: &TableStatistics,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(statistics)
+        .map_err(|error| Error::corruption(format!("statistics do not serialize: {error}")))?;
+    transaction.put(Key::Statistics(table).encode(), bytes)?;
+    Ok(())
+}
+
 /// A role: who may log in and what it may do. Roles belong to the whole data directory and are kept in
 /// the default database's store, under [`Key::Role`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 //!   Object     02 <object id u64 BE>                         catalog object, JSON
 //!   Sequence   03 <sequence id u64 BE>                       sequence state
 //!   Role       04 <role oid u64 BE>                          role, JSON (default database only)
+//!   Statistics 05 <table id u64 BE>                          the table's ANALYZE statistics, JSON
 //!   Row        10 <table id u64 BE> <primary key keycode>    encoded row (crate::row)
 //!   Index      11 <index id u64 BE> <values keycode> [pk]    primary key keycode of the row
 //! ```
@@ -21,6 +22,7 @@ const KIND_META: u8 = 0x01;
 const KIND_OBJECT: u8 = 0x02;
 const KIND_SEQUENCE: u8 = 0x03;
 const KIND_ROLE: u8 = 0x04;
+const KIND_STATISTICS: u8 = 0x05;
 const KIND_ROW: u8 = 0x10;
 const KIND_INDEX: u8 = 0x11;
 
@@ -46,6 +48,8 @@ pub enum Key {
     Sequence(u64),
     /// A role (user) of the data directory, by OID; kept in the default database's store only.
     Role(u64),
+    /// What `ANALYZE` found about a table, by table id.
+    Statistics(u64),
     /// A row of a table: table id and the keycode of its primary key (or hidden row id).
     Row(u64, Vec<u8>),
     /// An index entry: index id and the keycode of the indexed values, followed by the row's primary key
@@ -61,6 +65,7 @@ impl Key {
             Key::Object(id) => with_id(KIND_OBJECT, *id, &[]),
             Key::Sequence(id) => with_id(KIND_SEQUENCE, *id, &[]),
             Key::Role(oid) => with_id(KIND_ROLE, *oid, &[]),
+            Key::Statistics(table) => with_id(KIND_STATISTICS, *table, &[]),
             Key::Row(table, primary_key) => with_id(KIND_ROW, *table, primary_key),
             Key::Index(index, values) => with_id(KIND_INDEX, *index, values),
         }
@@ -91,6 +96,7 @@ impl Key {
             KIND_OBJECT => Key::Object(id()?.0),
             KIND_SEQUENCE => Key::Sequence(id()?.0),
             KIND_ROLE => Key::Role(id()?.0),
+            KIND_STATISTICS => Key::Statistics(id()?.0),
             KIND_ROW => {
                 let (table, primary_key) = id()?;
                 Key::Row(table, primary_key)
@@ -158,6 +164,10 @@ mod tests {
             (Key::Object(7), vec![0x02, 0, 0, 0, 0, 0, 0, 0, 7]),
             (Key::Sequence(258), vec![0x03, 0, 0, 0, 0, 0, 0, 1, 2]),
             (Key::Role(10), vec![0x04, 0, 0, 0, 0, 0, 0, 0, 10]),
+            (
+                Key::Statistics(1000),
+                vec![0x05, 0, 0, 0, 0, 0, 0, 0x03, 0xe8],
+            ),
             (
                 Key::Row(5, encode_values(&[Value::Integer(-1)])),
                 vec![

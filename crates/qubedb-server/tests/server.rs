@@ -275,6 +275,66 @@ fn notices_and_warnings_reach_the_client() {
     );
 }
 
+/// Runs pgbench against the server; returns its standard output, asserting it succeeded.
+fn pgbench(server: &Running, args: &[&str]) -> String {
+    let output = Command::new("pgbench")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "qubedb",
+        ])
+        .args(args)
+        .arg("qubedb")
+        .output()
+        .expect("pgbench must be installed (Debian's postgresql; .ci/run installs it)");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "pgbench {args:?}: {out}\n{err}");
+    out
+}
+
+#[test]
+fn pgbench_initializes_and_runs_unchanged() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    // The default steps: drop, create tables (WITH fillfactor), COPY ... WITH (FREEZE on), VACUUM
+    // ANALYZE, ALTER TABLE ... ADD PRIMARY KEY.
+    pgbench(&server, &["-i", "-s", "1", "-q"]);
+    let (code, out, err) = server.psql(
+        "SELECT count(*) FROM pgbench_accounts;\n\
+         SELECT relname, reltuples FROM pg_class WHERE relname LIKE 'pgbench_%' AND relkind = 'r' ORDER BY 1;\n",
+        &["-A", "-t"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "100000\npgbench_accounts|100000\npgbench_branches|1\npgbench_history|0\npgbench_tellers|10\n"
+    );
+    // Select-only (simple and prepared, two clients) and the TPC-B-like script: nothing fails.
+    for args in [
+        &["-S", "-T", "2"][..],
+        &["-S", "-M", "prepared", "-c", "2", "-j", "2", "-T", "2"][..],
+        &["-T", "2"][..],
+        &["-M", "extended", "-t", "20"][..],
+    ] {
+        let out = pgbench(&server, args);
+        assert!(
+            out.contains("number of failed transactions: 0 (0.000%)"),
+            "{args:?}: {out}"
+        );
+        let processed = out
+            .lines()
+            .find_map(|line| line.strip_prefix("number of transactions actually processed: "))
+            .and_then(|count| count.split('/').next())
+            .and_then(|count| count.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(processed > 0, "{args:?}: {out}");
+    }
+}
+
 #[test]
 fn connections_past_the_limit_are_refused() {
     let directory = tempfile::tempdir().expect("tempdir");

@@ -793,6 +793,8 @@ impl Session {
                 Ok(QueryResult::command(outcome))
             }
             Statement::Set(set) => self.set(set),
+            Statement::Vacuum(vacuum) => self.vacuum(&vacuum),
+            Statement::Analyze(analyze) => self.analyze(&analyze).await,
             Statement::ShowVariable { variable } => self.show(&variable),
             statement @ (Statement::CreateTable(_)
             | Statement::CreateView(_)

@@ -42,6 +42,151 @@ fn already_exists(kind: &str, name: &str) -> Error {
     Error::user(code, format!("{kind} \"{name}\" already exists"))
 }
 
+/// `ALTER TABLE ... ADD PRIMARY KEY (columns)`: the columns become NOT NULL, every row moves from its
+/// hidden row id to its key (23505 on a duplicate, 23502 on a NULL), and every index is rebuilt, its
+/// entries pointing at rows by primary key.
+fn add_primary_key(
+    transaction: &mut Transaction,
+    catalog: &mut Catalog,
+    database: &crate::database::DatabaseInner,
+    mut table: TableDef,
+    name: Option<String>,
+    columns: &[String],
+) -> Result<()> {
+    if !table.primary_key.is_empty() {
+        return Err(Error::user(
+            "42P16",
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                table.name
+            ),
+        ));
+    }
+    let slots = slots_of(&table, columns)?;
+    let name = match name {
+        Some(name) => {
+            if catalog.relation(table.schema, &name).is_some() {
+                return Err(already_exists("relation", &name));
+            }
+            name
+        }
+        None => unique_name(
+            catalog,
+            table.schema,
+            &format!("{}_pkey", table.name),
+            &HashSet::new(),
+        ),
+    };
+    transaction.validate_range(Key::row_range(table.id));
+    let rows = crate::sql::write::scan_table(transaction, &table)?;
+    for &slot in &slots {
+        if rows.iter().any(|row| row.values[slot].is_null()) {
+            return Err(Error::user(
+                "23502",
+                format!(
+                    "column \"{}\" of relation \"{}\" contains null values",
+                    table.columns[slot].name, table.name
+                ),
+            ));
+        }
+        table.columns[slot].not_null = true;
+    }
+    table.primary_key = slots.clone();
+    table.primary_key_name = Some(name.clone());
+    let mut moved = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        transaction.delete(row.key.clone())?;
+    }
+    for row in &rows {
+        let key_bytes = crate::sql::write::primary_key_bytes(&table, &row.values);
+        if !moved.insert(key_bytes.clone()) {
+            let names: Vec<&str> = slots
+                .iter()
+                .map(|&slot| table.columns[slot].name.as_str())
+                .collect();
+            let values: Vec<String> = slots
+                .iter()
+                .map(|&slot| {
+                    crate::sql::write::display_value(
+                        &row.values[slot],
+                        table.columns[slot].data_type,
+                    )
+                })
+                .collect();
+            return Err(
+                Error::user("23505", format!("could not create unique index \"{name}\""))
+                    .with_detail(format!(
+                        "Key ({})=({}) is duplicated.",
+                        names.join(", "),
+                        values.join(", ")
+                    )),
+            );
+        }
+        let mut key = Key::row_prefix(table.id);
+        key.extend_from_slice(&key_bytes);
+        transaction.put(
+            key,
+            qubedb_model::row::encode_row(table.version, &row.values),
+        )?;
+    }
+    let indexes: Vec<IndexDef> = catalog.indexes_of(table.id).cloned().collect();
+    for index in &indexes {
+        clear_index(transaction, index.id)?;
+        build_index(transaction, &table, index)?;
+    }
+    // The hidden row ids are gone with the rows that had them.
+    database.forget_sequence(table.id);
+    transaction.delete(Key::Sequence(table.id).encode())?;
+    catalog.put(transaction, Object::Table(table))?;
+    Ok(())
+}
+
+/// `CREATE TABLE ... WITH (name = value, ...)`: PostgreSQL's storage parameters tune its heap pages and
+/// vacuum, which QubeDB's copy-on-write store does not have; known ones are checked as PostgreSQL checks
+/// them and have no effect, unknown ones fail as in PostgreSQL.
+fn check_storage_parameters(options: &ast::CreateTableOptions) -> Result<()> {
+    let options = match options {
+        ast::CreateTableOptions::None => return Ok(()),
+        ast::CreateTableOptions::With(options) => options,
+        other => return Err(Error::not_supported(format!("table options {other}"))),
+    };
+    for option in options {
+        let ast::SqlOption::KeyValue { key, value } = option else {
+            return Err(Error::user(
+                "42601",
+                format!("syntax error in storage parameter {option}"),
+            ));
+        };
+        let name = key.value.to_lowercase();
+        match name.as_str() {
+            "fillfactor" => {
+                let fill = value.to_string().parse::<i64>().ok();
+                if !fill.is_some_and(|fill| (10..=100).contains(&fill)) {
+                    return Err(Error::user(
+                        "22023",
+                        format!("value {value} out of bounds for option \"fillfactor\""),
+                    )
+                    .with_detail("Valid values are between \"10\" and \"100\"."));
+                }
+            }
+            "parallel_workers"
+            | "toast_tuple_target"
+            | "user_catalog_table"
+            | "vacuum_index_cleanup"
+            | "vacuum_truncate"
+            | "log_autovacuum_min_duration" => {}
+            _ if name.starts_with("autovacuum_") || name.starts_with("toast.") => {}
+            _ => {
+                return Err(Error::user(
+                    "22023",
+                    format!("unrecognized parameter \"{name}\""),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `IF NOT EXISTS` met an existing object: PostgreSQL's notice, and nothing else.
 fn skip_existing(shared: &Shared, kind: &str, name: &str) {
     let error = already_exists(kind, name);
@@ -413,6 +558,7 @@ impl Session {
         if create.or_replace {
             return Err(Error::not_supported("CREATE OR REPLACE TABLE"));
         }
+        check_storage_parameters(&create.table_options)?;
         let catalog = self.shared.state.lock().catalog.clone();
         let qualified = qualify(&catalog, &create.name)?;
         if let Some(existing) = catalog.relation(qualified.schema, &qualified.name) {
@@ -1360,10 +1506,15 @@ impl Session {
             AlterTableOperation::AddConstraint { constraint, .. } => {
                 let mut constraints = Constraints::default();
                 constraints.add(&constraint, None)?;
-                if constraints.primary_key.is_some() {
-                    return Err(Error::not_supported(
-                        "ALTER TABLE ADD PRIMARY KEY (declare it in CREATE TABLE)",
-                    ));
+                if let Some((name, columns)) = constraints.primary_key.take() {
+                    let database = database.clone();
+                    self.change_catalog(|catalog, transaction| {
+                        let table = catalog
+                            .table(table.id)
+                            .cloned()
+                            .ok_or_else(|| Error::internal("table vanished"))?;
+                        add_primary_key(transaction, catalog, &database, table, name, &columns)
+                    })?;
                 }
                 for (name, expression, _) in constraints.checks {
                     let full = format!(
@@ -1733,6 +1884,7 @@ fn drop_object(
             }
             database.forget_sequence(table.id);
             transaction.delete(Key::Sequence(table.id).encode())?;
+            transaction.delete(Key::Statistics(table.id).encode())?;
         }
         Object::View(view) => {
             let views: Vec<u64> = dependent_views(catalog, view.schema, &view.name)

@@ -1,6 +1,7 @@
 //! QubeDB's SQL layer: parsing, rewrites, the DataFusion glue (catalog and table providers, the scan
 //! operator, functions), DDL and DML execution, value conversion and PostgreSQL text formatting.
 
+pub mod analyze;
 pub mod apply;
 pub mod array_literals;
 pub mod checked;

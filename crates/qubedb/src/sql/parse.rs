@@ -30,6 +30,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = checked.as_deref().unwrap_or(sql);
     let users = user_as_role(sql);
     let sql = users.as_deref().unwrap_or(sql);
+    let copy = copy_boolean_options(sql);
+    let sql = copy.as_deref().unwrap_or(sql);
+    let maintenance = vacuum_and_analyze(sql)?;
+    let sql = maintenance.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -148,6 +152,210 @@ fn reorder_sequence_options(sql: &str) -> Option<String> {
         index = end;
     }
     changed.then(|| out.concat())
+}
+
+/// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE] [table [(columns)], ...]` and
+/// `ANALYZE [(options)] [VERBOSE] [table [(columns)], ...]`; sqlparser 0.62 parses other dialects' forms,
+/// one table each. Rewrites each into sqlparser's: `ANALYZE table [FOR COLUMNS c, ...]` per table when
+/// statistics are asked for (with `COMPUTE STATISTICS` marking one that came from VACUUM, whose command
+/// tag is VACUUM), else `VACUUM [FULL] table` per table. Returns `None` when there is nothing to rewrite.
+fn vacuum_and_analyze(sql: &str) -> Result<Option<String>> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let upper = sql.to_ascii_uppercase();
+    if !upper.contains("VACUUM") && !upper.contains("ANALY") {
+        return Ok(None);
+    }
+    let dialect = PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return Ok(None);
+    };
+    // Statements as runs of tokens between top-level semicolons.
+    let mut statements: Vec<Vec<Token>> = vec![Vec::new()];
+    for token in tokens {
+        if matches!(token, Token::SemiColon) {
+            statements.push(Vec::new());
+        } else {
+            statements.last_mut().expect("never empty").push(token);
+        }
+    }
+    let word = |token: &Token| match token {
+        Token::Word(word) => Some(word.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    let mut changed = false;
+    let mut out: Vec<String> = Vec::new();
+    for statement in statements {
+        let significant: Vec<&Token> = statement
+            .iter()
+            .filter(|token| !matches!(token, Token::Whitespace(_)))
+            .collect();
+        let command = significant.first().and_then(|token| word(token));
+        let is_vacuum = command.as_deref() == Some("VACUUM");
+        let is_analyze = matches!(command.as_deref(), Some("ANALYZE" | "ANALYSE"));
+        if !is_vacuum && !is_analyze {
+            out.push(statement.iter().map(Token::to_string).collect());
+            continue;
+        }
+        changed = true;
+        let mut at = 1;
+        let mut full = false;
+        let mut analyze = is_analyze;
+        // Parenthesized options.
+        if matches!(significant.get(at), Some(Token::LParen)) {
+            at += 1;
+            while at < significant.len() && !matches!(significant[at], Token::RParen) {
+                if let Some(option) = word(significant[at]) {
+                    let value = significant.get(at + 1).and_then(|token| word(token));
+                    let enabled = !matches!(value.as_deref(), Some("FALSE" | "OFF"))
+                        && !matches!(significant.get(at + 1), Some(Token::Number(number, _)) if number == "0");
+                    match option.as_str() {
+                        "FULL" => full = enabled,
+                        "ANALYZE" | "ANALYSE" => analyze = analyze || enabled,
+                        "FREEZE"
+                        | "VERBOSE"
+                        | "SKIP_LOCKED"
+                        | "DISABLE_PAGE_SKIPPING"
+                        | "INDEX_CLEANUP"
+                        | "PROCESS_MAIN"
+                        | "PROCESS_TOAST"
+                        | "TRUNCATE"
+                        | "PARALLEL"
+                        | "SKIP_DATABASE_STATS"
+                        | "ONLY_DATABASE_STATS"
+                        | "BUFFER_USAGE_LIMIT"
+                        | "TRUE"
+                        | "FALSE"
+                        | "ON"
+                        | "OFF"
+                        | "AUTO" => {}
+                        other => {
+                            return Err(Error::user(
+                                "42601",
+                                format!(
+                                    "unrecognized {} option \"{}\"",
+                                    if is_vacuum { "VACUUM" } else { "ANALYZE" },
+                                    other.to_lowercase()
+                                ),
+                            ));
+                        }
+                    }
+                }
+                at += 1;
+            }
+            at += 1;
+        }
+        // Old-style keywords.
+        while let Some(keyword) = significant.get(at).and_then(|token| word(token)) {
+            match keyword.as_str() {
+                "FULL" if is_vacuum => full = true,
+                "FREEZE" if is_vacuum => {}
+                "VERBOSE" => {}
+                "ANALYZE" | "ANALYSE" if is_vacuum => analyze = true,
+                _ => break,
+            }
+            at += 1;
+        }
+        // Tables, each with an optional column list.
+        let mut targets: Vec<(String, Vec<String>)> = Vec::new();
+        let mut name = String::new();
+        let mut columns: Vec<String> = Vec::new();
+        let mut in_columns = false;
+        for token in &significant[at..] {
+            match token {
+                Token::LParen if !in_columns => in_columns = true,
+                Token::RParen if in_columns => in_columns = false,
+                Token::Comma if !in_columns => {
+                    targets.push((std::mem::take(&mut name), std::mem::take(&mut columns)));
+                }
+                Token::Comma => {}
+                other if in_columns => columns.push(other.to_string()),
+                other => name.push_str(&other.to_string()),
+            }
+        }
+        if !name.is_empty() {
+            targets.push((name, columns));
+        }
+        let mut rewritten: Vec<String> = Vec::new();
+        if targets.is_empty() {
+            targets.push((String::new(), Vec::new()));
+        }
+        for (table, columns) in targets {
+            let mut text = if analyze {
+                format!("ANALYZE {table}")
+            } else {
+                format!("VACUUM{} {table}", if full { " FULL" } else { "" })
+            };
+            if analyze && !columns.is_empty() {
+                text.push_str(&format!(" FOR COLUMNS {}", columns.join(", ")));
+            }
+            if analyze && is_vacuum && !table.is_empty() {
+                text.push_str(" COMPUTE STATISTICS");
+            }
+            rewritten.push(text);
+        }
+        out.push(rewritten.join("; "));
+    }
+    Ok(changed.then(|| out.join(";")))
+}
+
+/// PostgreSQL spells the booleans of COPY options `true`, `on` or `1` (`WITH (FREEZE on, HEADER 1)`, as
+/// pgbench writes); sqlparser 0.62 knows only TRUE and FALSE. Rewrites the others in COPY statements.
+fn copy_boolean_options(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let upper = sql.to_ascii_uppercase();
+    if !upper.contains("COPY") || !(upper.contains("FREEZE") || upper.contains("HEADER")) {
+        return None;
+    }
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&at| !matches!(tokens[at], Token::Whitespace(_)))
+        .collect();
+    let keyword = |at: usize| match &tokens[at] {
+        Token::Word(word) => Some(word.keyword),
+        _ => None,
+    };
+    let mut in_copy = false;
+    let mut replaced: std::collections::HashMap<usize, &str> = Default::default();
+    for (position, &at) in significant.iter().enumerate() {
+        match &tokens[at] {
+            Token::SemiColon => in_copy = false,
+            _ if position == 0 || matches!(tokens[significant[position - 1]], Token::SemiColon) => {
+                in_copy = keyword(at) == Some(Keyword::COPY);
+            }
+            _ if in_copy && matches!(keyword(at), Some(Keyword::FREEZE | Keyword::HEADER)) => {
+                let Some(&value) = significant.get(position + 1) else {
+                    continue;
+                };
+                let truth = match &tokens[value] {
+                    Token::Word(word) if word.value.eq_ignore_ascii_case("on") => Some("TRUE"),
+                    Token::Word(word) if word.value.eq_ignore_ascii_case("off") => Some("FALSE"),
+                    Token::Number(number, _) if number == "1" => Some("TRUE"),
+                    Token::Number(number, _) if number == "0" => Some("FALSE"),
+                    _ => None,
+                };
+                if let Some(truth) = truth {
+                    replaced.insert(value, truth);
+                }
+            }
+            _ => {}
+        }
+    }
+    if replaced.is_empty() {
+        return None;
+    }
+    Some(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(at, token)| {
+                replaced
+                    .get(&at)
+                    .map_or_else(|| token.to_string(), |truth| truth.to_string())
+            })
+            .collect(),
+    )
 }
 
 /// PostgreSQL's `CREATE USER name ...` is `CREATE ROLE name LOGIN ...`, `ALTER USER` is `ALTER ROLE`, and

@@ -43,7 +43,7 @@ use crate::cluster::DatabaseEntry;
 use crate::error::{Error, Result};
 use crate::session::Shared;
 use crate::sql::convert::TYPE_METADATA_KEY;
-use qubedb_model::catalog::RoleDef;
+use qubedb_model::catalog::{RoleDef, TableStatistics};
 
 /// `pg_catalog`'s OID.
 pub const PG_CATALOG_OID: i64 = 11;
@@ -792,7 +792,7 @@ const PG_CLASS: &[(&str, Kind)] = &[
     ("relpartbound", Kind::Text),
 ];
 
-fn pg_class(catalog: &Catalog) -> Result<RecordBatch> {
+fn pg_class(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Result<RecordBatch> {
     let mut rows = Vec::new();
     let mut push = |oid: i64,
                     name: &str,
@@ -800,7 +800,8 @@ fn pg_class(catalog: &Catalog) -> Result<RecordBatch> {
                     kind: &str,
                     attributes: i64,
                     checks: i64,
-                    has_index: bool| {
+                    has_index: bool,
+                    tuples: f32| {
         let access_method = match kind {
             "r" => 2,
             "i" => BTREE_OID,
@@ -817,7 +818,7 @@ fn pg_class(catalog: &Catalog) -> Result<RecordBatch> {
             0i64,
             0i64,
             0i64,
-            Cell::Float(-1.0),
+            Cell::Float(tuples),
             0i64,
             0i64,
             has_index,
@@ -855,6 +856,10 @@ fn pg_class(catalog: &Catalog) -> Result<RecordBatch> {
             Object::Index(index) => (index.columns.len() as i64, 0, false),
             _ => (0, 0, false),
         };
+        // -1: never analyzed, as PostgreSQL says.
+        let tuples = statistics
+            .get(&object.id())
+            .map_or(-1.0, |statistics| statistics.rows as f32);
         push(
             object_oid(object.id()),
             name,
@@ -863,6 +868,7 @@ fn pg_class(catalog: &Catalog) -> Result<RecordBatch> {
             attributes,
             checks,
             has_index,
+            tuples,
         );
     }
     for object in catalog.objects() {
@@ -877,10 +883,61 @@ fn pg_class(catalog: &Catalog) -> Result<RecordBatch> {
                 table.primary_key.len() as i64,
                 0,
                 false,
+                -1.0,
             );
         }
     }
     build(PG_CLASS, rows)
+}
+
+const PG_STATS: &[(&str, Kind)] = &[
+    ("schemaname", Kind::Text),
+    ("tablename", Kind::Text),
+    ("attname", Kind::Text),
+    ("inherited", Kind::Bool),
+    ("null_frac", Kind::Float4),
+    ("avg_width", Kind::Int4),
+    ("n_distinct", Kind::Float4),
+    ("most_common_vals", Kind::Text),
+    ("most_common_freqs", Kind::Text),
+    ("histogram_bounds", Kind::Text),
+    ("correlation", Kind::Float4),
+];
+
+/// `pg_stats`: what ANALYZE stored, one row per analyzed column (no most-common values or histograms
+/// yet).
+fn pg_stats(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Result<RecordBatch> {
+    let mut rows = Vec::new();
+    for object in catalog.objects() {
+        let Object::Table(table) = object else {
+            continue;
+        };
+        let Some(table_statistics) = statistics.get(&table.id) else {
+            continue;
+        };
+        for column in &table_statistics.columns {
+            let Some(definition) = table.columns.get(column.slot) else {
+                continue;
+            };
+            if definition.dropped {
+                continue;
+            }
+            rows.push(row![
+                catalog.schema_name(table.schema),
+                table.name.clone(),
+                definition.name.clone(),
+                false,
+                Cell::Float(column.null_fraction as f32),
+                column.average_width,
+                Cell::Float(column.distinct as f32),
+                Cell::Null,
+                Cell::Null,
+                Cell::Null,
+                Cell::Null,
+            ]);
+        }
+    }
+    build(PG_STATS, rows)
 }
 
 const PG_ATTRIBUTE: &[(&str, Kind)] = &[
@@ -1506,6 +1563,7 @@ fn pg_catalog_table(
     settings: &Settings,
     databases: &[DatabaseEntry],
     roles: &[RoleDef],
+    statistics: &HashMap<u64, TableStatistics>,
 ) -> Result<Option<RecordBatch>> {
     Ok(Some(match name {
         "pg_namespace" => build(
@@ -1515,7 +1573,8 @@ fn pg_catalog_table(
                 .map(|(oid, name)| row![oid, name, OWNER_OID, Cell::Null])
                 .collect(),
         )?,
-        "pg_class" => pg_class(catalog)?,
+        "pg_class" => pg_class(catalog, statistics)?,
+        "pg_stats" => pg_stats(catalog, statistics)?,
         "pg_attribute" => pg_attribute(catalog)?,
         "pg_attrdef" => pg_attrdef(catalog)?,
         "pg_type" => pg_type()?,
@@ -2162,6 +2221,7 @@ fn table_names(kind: SystemSchemaKind) -> Vec<String> {
             "pg_tables",
             "pg_views",
             "pg_indexes",
+            "pg_stats",
         ],
         SystemSchemaKind::InformationSchema => &[
             "schemata",
@@ -2197,12 +2257,28 @@ pub(crate) fn system_table(
                 .iter()
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect();
+            // Statistics live beside the catalog, in the transaction's view of the store.
+            let mut statistics = HashMap::new();
+            if matches!(name, "pg_class" | "pg_stats") {
+                let state = shared.state.lock();
+                if let Some(transaction) = state.transaction.as_ref() {
+                    for object in catalog.objects() {
+                        if let Object::Table(table) = object
+                            && let Some(found) =
+                                qubedb_model::catalog::read_statistics(transaction, table.id)?
+                        {
+                            statistics.insert(table.id, found);
+                        }
+                    }
+                }
+            }
             pg_catalog_table(
                 name,
                 &catalog,
                 &settings,
                 &shared.database.cluster.entries(),
                 &shared.database.cluster.roles(),
+                &statistics,
             )?
         }
         SystemSchemaKind::InformationSchema => {
