@@ -643,6 +643,57 @@ fn psql_lists_tables_schemas_databases_and_roles() {
 }
 
 #[test]
+fn psql_describes_tables_indexes_and_constraints() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let server = Running::start(directory.path(), 10);
+    let (code, out, err) = server.psql(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE, \
+         score NUMERIC(5,2) DEFAULT 0, CHECK (score >= 0));\n\
+         CREATE TABLE child (id SERIAL PRIMARY KEY, \
+         parent_id INT REFERENCES parent(id) ON DELETE CASCADE, note TEXT);\n\
+         CREATE INDEX child_note ON child (note);\n\
+         \\d parent\n\\d child\n\\d child_note\n",
+        &["-q"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    let expected = r#"                      Table "public.parent"
+ Column |         Type          | Collation | Nullable | Default 
+--------+-----------------------+-----------+----------+---------
+ id     | integer               |           | not null | 
+ name   | character varying(20) |           | not null | 
+ score  | numeric(5,2)          |           |          | 0
+Indexes:
+    "parent_pkey" PRIMARY KEY, btree (id)
+    "parent_name_key" UNIQUE CONSTRAINT, btree (name)
+Check constraints:
+    "parent_score_check" CHECK (score >= 0)
+Referenced by:
+    TABLE "child" CONSTRAINT "child_parent_id_fkey" FOREIGN KEY (parent_id) REFERENCES parent(id) ON DELETE CASCADE
+
+                              Table "public.child"
+  Column   |  Type   | Collation | Nullable |              Default              
+-----------+---------+-----------+----------+-----------------------------------
+ id        | integer |           | not null | nextval('child_id_seq'::regclass)
+ parent_id | integer |           |          | 
+ note      | text    |           |          | 
+Indexes:
+    "child_pkey" PRIMARY KEY, btree (id)
+    "child_note" btree (note)
+Foreign-key constraints:
+    "child_parent_id_fkey" FOREIGN KEY (parent_id) REFERENCES parent(id) ON DELETE CASCADE
+
+     Index "public.child_note"
+ Column | Type | Key? | Definition 
+--------+------+------+------------
+ note   | text | yes  | note
+btree, for table "public.child"
+
+"#;
+    assert_eq!(out, expected);
+}
+
+#[test]
 fn psycopg_round_trips_types_prepared_statements_copy_and_errors() {
     let directory = tempfile::tempdir().expect("tempdir");
     let server = Running::start(directory.path(), 10);

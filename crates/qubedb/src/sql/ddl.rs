@@ -187,6 +187,35 @@ fn check_storage_parameters(options: &ast::CreateTableOptions) -> Result<()> {
     Ok(())
 }
 
+/// The one column of `table` a CHECK expression reads, if it reads exactly one (PostgreSQL then names
+/// the constraint `table_column_check`, else `table_check`).
+fn only_column_of(expression: &str, table: &TableDef) -> Option<String> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(expression)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()?;
+    let mut columns = std::collections::BTreeSet::new();
+    let _ = ast::visit_expressions(&parsed, |expression| {
+        let name = match expression {
+            ast::Expr::Identifier(ident) => Some(normalize(ident)),
+            ast::Expr::CompoundIdentifier(parts) => parts.last().map(normalize),
+            _ => None,
+        };
+        if let Some(name) = name
+            && table.column_slot(&name).is_some()
+        {
+            columns.insert(name);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    match columns.len() {
+        1 => columns.pop_first(),
+        _ => None,
+    }
+}
+
 /// `IF NOT EXISTS` met an existing object: PostgreSQL's notice, and nothing else.
 fn skip_existing(shared: &Shared, kind: &str, name: &str) {
     let error = already_exists(kind, name);
@@ -739,6 +768,9 @@ impl Session {
             let mut check_names = HashSet::new();
             for (name, expression, column) in &constraints.checks {
                 let name = name.clone().unwrap_or_else(|| {
+                    let column = column
+                        .clone()
+                        .or_else(|| only_column_of(expression, &table));
                     let base = match column {
                         Some(column) => format!("{table_name}_{column}_check"),
                         None => format!("{table_name}_check"),
@@ -1537,7 +1569,10 @@ impl Session {
                                 .map(|a| a.value(0))
                         })
                         .unwrap_or(0);
-                    let name = name.unwrap_or_else(|| format!("{}_check", table.name));
+                    let name = name.unwrap_or_else(|| match only_column_of(&expression, &table) {
+                        Some(column) => format!("{}_{column}_check", table.name),
+                        None => format!("{}_check", table.name),
+                    });
                     if violations > 0 {
                         return Err(Error::user(
                             "23514",

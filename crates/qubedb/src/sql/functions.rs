@@ -704,11 +704,13 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
             "pg_get_indexdef",
             CatalogReturn::Text,
             |catalog, arguments| {
+                // `pg_get_indexdef(index, column, pretty)`: with a column number > 0, only that key.
+                let column = arguments.get(1).and_then(Argument::integer).unwrap_or(0);
                 Ok(text_or_null(
                     arguments
                         .first()
                         .and_then(Argument::integer)
-                        .and_then(|oid| system::index_definition(catalog, oid)),
+                        .and_then(|oid| system::index_definition(catalog, oid, column)),
                 ))
             },
         ),
@@ -784,6 +786,30 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
                 })
             },
         ),
+        // No relation is partitioned: a table's only "ancestor" is itself, and it has no partition
+        // root. (`pg_partition_ancestors` is a set-returning function with exactly one row here.)
+        (
+            "pg_partition_ancestors",
+            CatalogReturn::Oid,
+            |catalog, arguments| {
+                Ok(match arguments.first().and_then(Argument::integer) {
+                    Some(oid)
+                        if system::object_id(oid)
+                            .is_some_and(|id| catalog.object(id).is_some()) =>
+                    {
+                        Answer::Oid(oid)
+                    }
+                    _ => Answer::Null,
+                })
+            },
+        ),
+        ("pg_partition_root", CatalogReturn::Oid, |_, _| {
+            Ok(Answer::Null)
+        }),
+        // There are no triggers (foreign keys are not triggers here): no OID names one.
+        ("pg_get_triggerdef", CatalogReturn::Text, |_, _| {
+            Ok(Answer::Null)
+        }),
         ("to_regclass", CatalogReturn::Oid, |catalog, arguments| {
             Ok(arguments
                 .first()

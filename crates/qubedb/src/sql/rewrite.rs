@@ -467,9 +467,101 @@ impl VisitorMut for TableFunctions {
             {
                 alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
             }
+            if matches!(
+                function.as_str(),
+                "generate_series" | "unnest" | "pg_partition_ancestors"
+            ) && let Some(derived) = set_function_as_subquery(factor, &function)
+            {
+                *factor = derived;
+            }
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `FROM generate_series(a, b) s` whose arguments read columns (of an outer query, in a correlated
+/// subquery: psql's `\d` does this): DataFusion's table function wants constants, so it becomes
+/// `(SELECT unnest(generate_series(a, b)) AS s) AS s`, the array function unnested, which DataFusion
+/// plans per outer row. `FROM pg_catalog.unnest(a) x` (which DataFusion does not read as its UNNEST)
+/// becomes `(SELECT unnest(a) AS x) AS x` the same way, and so does `pg_partition_ancestors(r) [WITH
+/// ORDINALITY]`, one row here (nothing is partitioned). `None` when nothing needs rewriting.
+fn set_function_as_subquery(factor: &TableFactor, function: &str) -> Option<TableFactor> {
+    let TableFactor::Table {
+        args: Some(arguments),
+        alias,
+        with_ordinality,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let mut reads_columns = false;
+    for argument in &arguments.args {
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(argument, |expression| {
+            if matches!(
+                expression,
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+            ) {
+                reads_columns = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    let is_unnest = function == "unnest";
+    let is_series = function == "generate_series";
+    if is_unnest && arguments.args.len() != 1 || is_series && !reads_columns {
+        return None;
+    }
+    if *with_ordinality && !matches!(function, "pg_partition_ancestors") {
+        return None;
+    }
+    let column = alias
+        .as_ref()
+        .and_then(|alias| alias.columns.first())
+        .map_or_else(|| function.to_string(), |column| column.name.to_string());
+    let listed: Vec<String> = arguments.args.iter().map(ToString::to_string).collect();
+    let sql = if is_unnest {
+        format!("SELECT unnest({}) AS {column}", listed.join(", "))
+    } else if !is_series {
+        let ordinality = alias
+            .as_ref()
+            .and_then(|alias| alias.columns.get(1))
+            .map_or_else(
+                || "ordinality".to_string(),
+                |column| column.name.to_string(),
+            );
+        let ordinality = if *with_ordinality {
+            format!(", CAST(1 AS BIGINT) AS {ordinality}")
+        } else {
+            String::new()
+        };
+        format!(
+            "SELECT {function}({}) AS {column}{ordinality}",
+            listed.join(", ")
+        )
+    } else {
+        format!(
+            "SELECT unnest(generate_series({})) AS {column}",
+            listed.join(", ")
+        )
+    };
+    let Ok(mut statements) = crate::sql::parse::parse(&sql) else {
+        return None;
+    };
+    let Some(Statement::Query(subquery)) = statements.pop() else {
+        return None;
+    };
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(alias.clone().unwrap_or_else(|| TableAlias {
+            explicit: true,
+            name: Ident::new(function),
+            columns: Vec::new(),
+            at: None,
+        })),
+        sample: None,
+    })
 }
 
 /// Drops a leading `pg_catalog.` from a two-part name (`pg_catalog.f` is `f`); true if it did.

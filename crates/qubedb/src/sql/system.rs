@@ -640,11 +640,15 @@ fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
 }
 
 /// `pg_get_indexdef(oid)`: the index's CREATE INDEX statement.
-pub fn index_definition(catalog: &Catalog, oid: i64) -> Option<String> {
+pub fn index_definition(catalog: &Catalog, oid: i64, column: i64) -> Option<String> {
     let index = indexes(catalog)
         .into_iter()
         .find(|index| index.oid == oid)?;
     let table = catalog.table(index.table)?;
+    if column > 0 {
+        let slot = *index.columns.get(usize::try_from(column - 1).ok()?)?;
+        return Some(column_list(table, &[slot]));
+    }
     Some(format!(
         "CREATE {}INDEX {} ON {}.{} USING btree ({})",
         if index.unique { "UNIQUE " } else { "" },
@@ -672,7 +676,54 @@ pub fn default_expression(catalog: &Catalog, oid: i64) -> Option<String> {
     let (table, Derived::Default(slot)) = derived_of(oid)? else {
         return None;
     };
-    catalog.table(table)?.columns.get(slot)?.default.clone()
+    catalog
+        .table(table)?
+        .columns
+        .get(slot)?
+        .default
+        .as_deref()
+        .map(display_default)
+}
+
+/// A default as PostgreSQL prints it: a serial column's stored `nextval('"public"."t_id_seq"')` reads
+/// `nextval('t_id_seq'::regclass)`; any other default as written.
+pub fn display_default(default: &str) -> String {
+    let Some(inner) = default
+        .strip_prefix("nextval('")
+        .and_then(|rest| rest.strip_suffix("')"))
+    else {
+        return default.to_string();
+    };
+    let inner = inner.replace("''", "'");
+    let simple = |part: &str| -> String {
+        match part
+            .strip_prefix('"')
+            .and_then(|part| part.strip_suffix('"'))
+        {
+            Some(bare)
+                if !bare.is_empty()
+                    && bare
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    && !bare.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                bare.to_string()
+            }
+            _ => part.to_string(),
+        }
+    };
+    let name = match inner.strip_prefix("\"public\".") {
+        Some(rest) if !rest.contains("\".\"") => simple(rest),
+        _ => match inner.split_once("\".\"") {
+            Some((schema, sequence)) => format!(
+                "{}.{}",
+                simple(&format!("{schema}\"")),
+                simple(&format!("\"{sequence}"))
+            ),
+            None => simple(&inner),
+        },
+    };
+    format!("nextval('{}'::regclass)", name.replace('\'', "''"))
 }
 
 /// The name `oid::regclass` prints: the relation's name, schema-qualified outside `public`.
@@ -801,6 +852,7 @@ fn pg_class(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Re
                     attributes: i64,
                     checks: i64,
                     has_index: bool,
+                    has_triggers: bool,
                     tuples: f32| {
         let access_method = match kind {
             "r" => 2,
@@ -828,7 +880,8 @@ fn pg_class(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Re
             attributes,
             checks,
             false,
-            false,
+            // Foreign keys are triggers in PostgreSQL; psql looks for them only when this is set.
+            has_triggers,
             false,
             false,
             false,
@@ -860,6 +913,12 @@ fn pg_class(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Re
         let tuples = statistics
             .get(&object.id())
             .map_or(-1.0, |statistics| statistics.rows as f32);
+        let has_triggers = match object {
+            Object::Table(table) => {
+                !table.foreign_keys.is_empty() || !catalog.referencing(table.id).is_empty()
+            }
+            _ => false,
+        };
         push(
             object_oid(object.id()),
             name,
@@ -868,6 +927,7 @@ fn pg_class(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Re
             attributes,
             checks,
             has_index,
+            has_triggers,
             tuples,
         );
     }
@@ -882,6 +942,7 @@ fn pg_class(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Re
                 "i",
                 table.primary_key.len() as i64,
                 0,
+                false,
                 false,
                 -1.0,
             );
@@ -1074,7 +1135,7 @@ fn pg_attrdef(catalog: &Catalog) -> Result<RecordBatch> {
                         derived_oid(table.id, Derived::Default(slot)),
                         object_oid(table.id),
                         slot as i64 + 1,
-                        default.clone(),
+                        display_default(default),
                     ]);
                 }
             }
@@ -1799,7 +1860,7 @@ fn pg_indexes(catalog: &Catalog) -> Result<RecordBatch> {
                 table.name.clone(),
                 index.name.clone(),
                 Cell::Null,
-                index_definition(catalog, index.oid),
+                index_definition(catalog, index.oid, 0),
             ])
         })
         .collect();
@@ -1943,7 +2004,7 @@ fn information_schema_table(
                         if identity.is_some() {
                             None
                         } else {
-                            column.default.clone()
+                            column.default.as_deref().map(display_default)
                         },
                         if column.not_null { "NO" } else { "YES" },
                         data_type,
@@ -2310,6 +2371,19 @@ impl SchemaProvider for SystemSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serial_defaults_print_as_postgresql_prints_them() {
+        assert_eq!(
+            display_default("nextval('\"public\".\"t_id_seq\"')"),
+            "nextval('t_id_seq'::regclass)"
+        );
+        assert_eq!(
+            display_default("nextval('\"s\".\"Odd Seq\"')"),
+            "nextval('s.\"Odd Seq\"'::regclass)"
+        );
+        assert_eq!(display_default("0"), "0");
+    }
 
     #[test]
     fn derived_oids_round_trip() {
