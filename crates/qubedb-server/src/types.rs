@@ -74,6 +74,8 @@ fn type_of_sql_name(name: &str) -> Option<Type> {
         "jsonb" => Type::JSONB,
         "json" => Type::JSON,
         "oid" => Type::OID,
+        "int2vector" => Type::INT2_VECTOR,
+        "oidvector" => Type::OID_VECTOR,
         _ => return None,
     })
 }

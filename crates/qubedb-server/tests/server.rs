@@ -695,22 +695,32 @@ btree, for table "public.child"
 
 #[test]
 fn psycopg_round_trips_types_prepared_statements_copy_and_errors() {
+    run_python_client("psycopg_client.py");
+}
+
+#[test]
+fn sqlalchemy_orm_and_reflection() {
+    run_python_client("sqlalchemy_client.py");
+}
+
+/// Runs `tests/clients/<script>` against a fresh server; the script prints `ok` when all its checks hold.
+fn run_python_client(script: &str) {
     let directory = tempfile::tempdir().expect("tempdir");
     let server = Running::start(directory.path(), 10);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/psycopg_client.py"
-    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
     let output = Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .arg(server.port.to_string())
         .output()
-        .expect("python3 must be installed (.ci/run installs it with psycopg)");
+        .expect("python3 must be installed (.ci/run installs it with psycopg and SQLAlchemy)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "stdout: {stdout}\nstderr: {stderr}"
+        "{}: stdout: {stdout}\nstderr: {stderr}",
+        script.display()
     );
     assert_eq!(stdout, "ok\n");
 }

@@ -18,17 +18,18 @@ pub struct ColumnFormatter<'a> {
     array: &'a ArrayRef,
     /// Unconstrained NUMERIC prints without trailing zeros.
     trim_numeric: bool,
+    /// `int2vector` / `oidvector` print their elements separated by spaces.
+    vector: bool,
 }
 
 impl<'a> ColumnFormatter<'a> {
     /// A formatter for `array`, whose field metadata (if any) names its SQL type.
     pub fn new(array: &'a ArrayRef, metadata: &std::collections::HashMap<String, String>) -> Self {
-        let trim_numeric = metadata
-            .get(TYPE_METADATA_KEY)
-            .is_some_and(|name| name == "numeric");
+        let type_name = metadata.get(TYPE_METADATA_KEY).map(String::as_str);
         ColumnFormatter {
             array,
-            trim_numeric,
+            trim_numeric: type_name == Some("numeric"),
+            vector: matches!(type_name, Some("int2vector" | "oidvector")),
         }
     }
 
@@ -36,6 +37,19 @@ impl<'a> ColumnFormatter<'a> {
     pub fn format(&self, row: usize) -> Option<String> {
         if self.array.is_null(row) {
             return None;
+        }
+        if self.vector
+            && let Some(list) = self
+                .array
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::ListArray>()
+        {
+            let elements = list.value(row);
+            let texts: Vec<String> = (0..elements.len())
+                .filter(|&element| !elements.is_null(element))
+                .map(|element| format_value(&elements, element, false))
+                .collect();
+            return Some(texts.join(" "));
         }
         Some(format_value(self.array, row, self.trim_numeric))
     }

@@ -98,6 +98,7 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
         context.register_udf(ScalarUDF::new_from_impl(InputFunction::new(name)));
     }
     register_catalog_functions(context, shared);
+    crate::sql::json_build::register(context);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -809,6 +810,28 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
         // There are no triggers (foreign keys are not triggers here): no OID names one.
         ("pg_get_triggerdef", CatalogReturn::Text, |_, _| {
             Ok(Answer::Null)
+        }),
+        (
+            "pg_get_serial_sequence",
+            CatalogReturn::Text,
+            |catalog, arguments| {
+                let (Some(table), Some(column)) = (
+                    arguments.first().and_then(Argument::text),
+                    arguments.get(1).and_then(Argument::text),
+                ) else {
+                    return Ok(Answer::Null);
+                };
+                Ok(text_or_null(system::serial_sequence(
+                    catalog, &table, &column,
+                )))
+            },
+        ),
+        ("to_regtype", CatalogReturn::Oid, |_, arguments| {
+            Ok(arguments
+                .first()
+                .and_then(Argument::text)
+                .and_then(|name| system::type_oid_by_name(&name))
+                .map_or(Answer::Null, Answer::Oid))
         }),
         ("to_regclass", CatalogReturn::Oid, |catalog, arguments| {
             Ok(arguments

@@ -11,6 +11,7 @@ pub mod ddl;
 pub mod dml;
 pub mod format;
 pub mod functions;
+pub mod json_build;
 pub mod parse;
 pub mod prepare;
 pub mod provider;

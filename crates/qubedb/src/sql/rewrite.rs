@@ -384,6 +384,15 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
             Expr::Function(function) => {
                 unqualify_pg_catalog(&mut function.name);
                 rename_array_bounds(function);
+                if let Some(replacement) = array_subscripts(function) {
+                    match replacement {
+                        Ok(replacement) => *expr = replacement,
+                        Err(error) => {
+                            failure = Some(error);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
             }
             Expr::Cast {
                 expr: inner,
@@ -611,6 +620,31 @@ fn rename_array_bounds(function: &mut datafusion::sql::sqlparser::ast::Function)
     {
         function.name = ObjectName::from(vec![Ident::new("array_length")]);
     }
+}
+
+/// `generate_subscripts(a, d)` (a set-returning function, in a select list as SQLAlchemy uses it beside
+/// `unnest(a)`) is `unnest(generate_series(1, array_length(a, d)))`: QubeDB's arrays start at 1, and
+/// DataFusion zips the unnests of one select list as PostgreSQL zips its set-returning functions.
+fn array_subscripts(function: &datafusion::sql::sqlparser::ast::Function) -> Option<Result<Expr>> {
+    if !function
+        .name
+        .to_string()
+        .eq_ignore_ascii_case("generate_subscripts")
+    {
+        return None;
+    }
+    let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    let arguments: Vec<String> = list.args.iter().map(ToString::to_string).collect();
+    let [array, dimension] = arguments.as_slice() else {
+        return Some(Err(Error::not_supported(
+            "generate_subscripts with other than two arguments",
+        )));
+    };
+    Some(parse_expression(&format!(
+        "unnest(generate_series(1, array_length({array}, {dimension})))"
+    )))
 }
 
 /// `ARRAY(subquery)` as a scalar subquery over `array_agg`.

@@ -284,10 +284,15 @@ enum Kind {
     Text,
     /// `aclitem[]` and other arrays of text that are always NULL here (no privileges are granted).
     TextArray,
-    /// `oid[]`, always NULL here.
+    /// `oid[]` (also PostgreSQL's `oidvector` columns).
     OidArray,
-    /// `int2vector` / `int2[]`, always NULL here.
+    /// `int2[]`.
     Int2Array,
+    /// `int2vector`: an `int2[]` whose text form is its elements separated by spaces (`1 2`).
+    /// Subscripts start at 1 here (PostgreSQL's at 0).
+    Int2Vector,
+    /// `oidvector`, the same for OIDs.
+    OidVector,
 }
 
 /// One value of a system table row.
@@ -298,6 +303,10 @@ enum Cell {
     Float(f32),
     Bool(bool),
     Text(String),
+    /// An `int2[]` value.
+    Int2List(Vec<i16>),
+    /// An `oid[]` value.
+    OidList(Vec<i64>),
 }
 
 impl From<i64> for Cell {
@@ -361,6 +370,14 @@ fn build(columns: &[(&str, Kind)], rows: Vec<Vec<Cell>>) -> Result<RecordBatch> 
                     ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int16, true))),
                     "smallint[]",
                 ),
+                Kind::Int2Vector => (
+                    ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int16, true))),
+                    "int2vector",
+                ),
+                Kind::OidVector => (
+                    ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int64, true))),
+                    "oidvector",
+                ),
             };
             Field::new(*name, arrow, true).with_metadata(HashMap::from([(
                 TYPE_METADATA_KEY.to_string(),
@@ -419,14 +436,36 @@ fn build(columns: &[(&str, Kind)], rows: Vec<Vec<Cell>>) -> Result<RecordBatch> 
                 Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
                 rows.len(),
             )),
-            Kind::OidArray => Arc::new(datafusion::arrow::array::ListArray::new_null(
-                Arc::new(Field::new_list_field(ArrowType::Int64, true)),
-                rows.len(),
-            )),
-            Kind::Int2Array => Arc::new(datafusion::arrow::array::ListArray::new_null(
-                Arc::new(Field::new_list_field(ArrowType::Int16, true)),
-                rows.len(),
-            )),
+            Kind::OidArray | Kind::OidVector => {
+                let mut builder = datafusion::arrow::array::ListBuilder::new(
+                    datafusion::arrow::array::Int64Builder::new(),
+                );
+                for cell in cells {
+                    match cell {
+                        Cell::OidList(values) => {
+                            builder.values().append_slice(values);
+                            builder.append(true);
+                        }
+                        _ => builder.append(false),
+                    }
+                }
+                Arc::new(builder.finish())
+            }
+            Kind::Int2Array | Kind::Int2Vector => {
+                let mut builder = datafusion::arrow::array::ListBuilder::new(
+                    datafusion::arrow::array::Int16Builder::new(),
+                );
+                for cell in cells {
+                    match cell {
+                        Cell::Int2List(values) => {
+                            builder.values().append_slice(values);
+                            builder.append(true);
+                        }
+                        _ => builder.append(false),
+                    }
+                }
+                Arc::new(builder.finish())
+            }
         };
         arrays.push(array);
     }
@@ -750,6 +789,24 @@ pub fn relation_name(catalog: &Catalog, oid: i64) -> Option<String> {
 }
 
 /// The OID of relation `name` (`[schema.]name`, as `'name'::regclass` reads it).
+/// `pg_get_serial_sequence(table, column)`: the sequence a serial or identity column draws from,
+/// schema-qualified.
+pub fn serial_sequence(catalog: &Catalog, table: &str, column: &str) -> Option<String> {
+    let table = catalog.table(object_id(relation_oid(catalog, table)?)?)?;
+    let slot = table
+        .column_slot(&column.to_lowercase())
+        .or_else(|| table.column_slot(column))?;
+    let sequence = catalog
+        .sequences_owned_by(table.id)
+        .into_iter()
+        .find(|sequence| sequence.owned_by == Some((table.id, slot)))?;
+    Some(format!(
+        "{}.{}",
+        catalog.schema_name(sequence.schema),
+        sequence.name
+    ))
+}
+
 pub fn relation_oid(catalog: &Catalog, name: &str) -> Option<i64> {
     let fold = |part: &str| {
         if part.len() >= 2 && part.starts_with('"') && part.ends_with('"') {
@@ -1226,6 +1283,50 @@ fn pg_type() -> Result<RecordBatch> {
     build(PG_TYPE, rows)
 }
 
+/// The default B-tree operator class of each type an index can key: `(oid, name, type oid)`, PostgreSQL's.
+const BTREE_OPERATOR_CLASSES: &[(i64, &str, i64)] = &[
+    (424, "bool_ops", 16),
+    (428, "bytea_ops", 17),
+    (1979, "int2_ops", 21),
+    (1978, "int4_ops", 23),
+    (3124, "int8_ops", 20),
+    (1981, "oid_ops", 26),
+    (3126, "text_ops", 25),
+    (426, "bpchar_ops", 1042),
+    (1970, "float4_ops", 700),
+    (3123, "float8_ops", 701),
+    (3125, "numeric_ops", 1700),
+    (3122, "date_ops", 1082),
+    (3130, "time_ops", 1083),
+    (3128, "timestamp_ops", 1114),
+    (3127, "timestamptz_ops", 1184),
+    (3129, "interval_ops", 1186),
+    (2968, "uuid_ops", 2950),
+    (4033, "jsonb_ops", 3802),
+];
+
+const PG_OPCLASS: &[(&str, Kind)] = &[
+    ("oid", Kind::Oid),
+    ("opcmethod", Kind::Oid),
+    ("opcname", Kind::Text),
+    ("opcnamespace", Kind::Oid),
+    ("opcowner", Kind::Oid),
+    ("opcfamily", Kind::Oid),
+    ("opcintype", Kind::Oid),
+    ("opcdefault", Kind::Bool),
+    ("opckeytype", Kind::Oid),
+];
+
+/// The operator class an index uses for a column of type `type_oid` (varchar keys with text_ops, as
+/// in PostgreSQL).
+fn operator_class(type_oid: i64) -> Option<i64> {
+    let type_oid = if type_oid == 1043 { 25 } else { type_oid };
+    BTREE_OPERATOR_CLASSES
+        .iter()
+        .find(|(_, _, intype)| *intype == type_oid)
+        .map(|(oid, _, _)| *oid)
+}
+
 const PG_INDEX: &[(&str, Kind)] = &[
     ("indexrelid", Kind::Oid),
     ("indrelid", Kind::Oid),
@@ -1242,7 +1343,10 @@ const PG_INDEX: &[(&str, Kind)] = &[
     ("indisready", Kind::Bool),
     ("indislive", Kind::Bool),
     ("indisreplident", Kind::Bool),
-    ("indkey", Kind::Text),
+    ("indkey", Kind::Int2Vector),
+    ("indcollation", Kind::OidVector),
+    ("indclass", Kind::OidVector),
+    ("indoption", Kind::Int2Vector),
     ("indexprs", Kind::Text),
     ("indpred", Kind::Text),
 ];
@@ -1251,11 +1355,6 @@ fn pg_index(catalog: &Catalog) -> Result<RecordBatch> {
     let rows = indexes(catalog)
         .into_iter()
         .map(|index| {
-            let keys: Vec<String> = index
-                .columns
-                .iter()
-                .map(|slot| (slot + 1).to_string())
-                .collect();
             row![
                 index.oid,
                 object_oid(index.table),
@@ -1272,7 +1371,23 @@ fn pg_index(catalog: &Catalog) -> Result<RecordBatch> {
                 true,
                 true,
                 false,
-                keys.join(" "),
+                attribute_numbers(&index.columns),
+                Cell::Null,
+                match catalog.table(index.table) {
+                    Some(table) => Cell::OidList(
+                        index
+                            .columns
+                            .iter()
+                            .map(|&slot| {
+                                operator_class(type_oid(table.columns[slot].data_type).0)
+                                    .unwrap_or(0)
+                            })
+                            .collect(),
+                    ),
+                    None => Cell::Null,
+                },
+                // No per-column options (DESC, NULLS FIRST): zero each.
+                Cell::Int2List(vec![0; index.columns.len()]),
                 Cell::Null,
                 Cell::Null,
             ]
@@ -1300,16 +1415,18 @@ const PG_CONSTRAINT: &[(&str, Kind)] = &[
     ("conislocal", Kind::Bool),
     ("coninhcount", Kind::Int4),
     ("connoinherit", Kind::Bool),
-    ("conkey", Kind::Text),
-    ("confkey", Kind::Text),
+    ("conkey", Kind::Int2Array),
+    ("confkey", Kind::Int2Array),
     ("conbin", Kind::Text),
 ];
 
-fn array_text(slots: &[usize]) -> Option<String> {
-    (!slots.is_empty()).then(|| {
-        let numbers: Vec<String> = slots.iter().map(|slot| (slot + 1).to_string()).collect();
-        format!("{{{}}}", numbers.join(","))
-    })
+/// Column numbers (1-based) of `slots`, as an `int2[]` cell; NULL when there are none.
+fn attribute_numbers(slots: &[usize]) -> Cell {
+    if slots.is_empty() {
+        Cell::Null
+    } else {
+        Cell::Int2List(slots.iter().map(|slot| *slot as i16 + 1).collect())
+    }
 }
 
 fn pg_constraint(catalog: &Catalog) -> Result<RecordBatch> {
@@ -1345,8 +1462,8 @@ fn pg_constraint(catalog: &Catalog) -> Result<RecordBatch> {
                 true,
                 0i64,
                 false,
-                array_text(&constraint.columns),
-                array_text(&constraint.referenced_columns),
+                attribute_numbers(&constraint.columns),
+                attribute_numbers(&constraint.referenced_columns),
                 constraint.check,
             ]);
         }
@@ -1712,6 +1829,25 @@ fn pg_catalog_table(
                 .collect(),
         )?,
         "pg_auth_members" => build(PG_AUTH_MEMBERS, Vec::new())?,
+        "pg_opclass" => build(
+            PG_OPCLASS,
+            BTREE_OPERATOR_CLASSES
+                .iter()
+                .map(|(oid, name, intype)| {
+                    row![
+                        *oid,
+                        BTREE_OID,
+                        *name,
+                        PG_CATALOG_OID,
+                        OWNER_OID,
+                        *oid,
+                        *intype,
+                        true,
+                        0i64
+                    ]
+                })
+                .collect(),
+        )?,
         "pg_am" => build(
             PG_AM,
             vec![
@@ -2283,6 +2419,7 @@ fn table_names(kind: SystemSchemaKind) -> Vec<String> {
             "pg_views",
             "pg_indexes",
             "pg_stats",
+            "pg_opclass",
         ],
         SystemSchemaKind::InformationSchema => &[
             "schemata",

@@ -1,0 +1,198 @@
+//! `json_build_object`, `json_build_array`, `jsonb_build_object`, `jsonb_build_array`: JSON built from
+//! SQL values, as PostgreSQL builds it.
+//!
+//! Numbers and booleans become JSON numbers and booleans, NULL `null`, `json` / `jsonb` values are
+//! embedded as they are, arrays become JSON arrays, and everything else becomes a JSON string of the
+//! value's text form. `json_build_object` keeps keys in argument order and writes `"key" : value`;
+//! `jsonb_build_object` keeps the last value of a repeated key, orders keys as jsonb does (shorter
+//! first, then bytewise) and writes `"key": value`. The results are typed `json` / `jsonb`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
+use datafusion::common::Result as DataFusionResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, to_datafusion};
+use crate::sql::convert::TYPE_METADATA_KEY;
+
+/// Registers the four builders.
+pub(crate) fn register(context: &SessionContext) {
+    for (name, binary, object) in [
+        ("json_build_object", false, true),
+        ("json_build_array", false, false),
+        ("jsonb_build_object", true, true),
+        ("jsonb_build_array", true, false),
+    ] {
+        context.register_udf(ScalarUDF::new_from_impl(JsonBuild {
+            name,
+            binary,
+            object,
+            // PostgreSQL also takes no arguments: `{}` and `[]`.
+            signature: Signature::one_of(
+                vec![TypeSignature::VariadicAny, TypeSignature::Nullary],
+                Volatility::Stable,
+            ),
+        }));
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuild {
+    name: &'static str,
+    /// jsonb: last key wins, keys ordered, compact spacing.
+    binary: bool,
+    object: bool,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for JsonBuild {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        Ok(ArrowType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DataFusionResult<FieldRef> {
+        let type_name = if self.binary { "jsonb" } else { "json" };
+        Ok(Arc::new(
+            Field::new(self.name, ArrowType::Utf8, true).with_metadata(HashMap::from([(
+                TYPE_METADATA_KEY.to_string(),
+                type_name.to_string(),
+            )])),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+        let rows = args.number_rows;
+        if self.object && !args.args.len().is_multiple_of(2) {
+            return Err(to_datafusion(
+                Error::user("22023", "argument list must have even number of elements").with_hint(
+                    format!(
+                        "The arguments of {}() must consist of alternating keys and values.",
+                        self.name
+                    ),
+                ),
+            ));
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let json_typed: Vec<bool> = args
+            .arg_fields
+            .iter()
+            .map(|field| {
+                field
+                    .metadata()
+                    .get(TYPE_METADATA_KEY)
+                    .is_some_and(|name| name == "json" || name == "jsonb")
+            })
+            .collect();
+        let mut builder = StringBuilder::with_capacity(rows, rows * 16);
+        for row in 0..rows {
+            let text = if self.object {
+                self.object_at(&arrays, &json_typed, row)?
+            } else {
+                let values: Vec<String> = arrays
+                    .iter()
+                    .zip(&json_typed)
+                    .map(|(array, &json)| json_value(array, row, json))
+                    .collect();
+                format!("[{}]", values.join(", "))
+            };
+            builder.append_value(text);
+        }
+        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+    }
+}
+
+impl JsonBuild {
+    fn object_at(
+        &self,
+        arrays: &[ArrayRef],
+        json_typed: &[bool],
+        row: usize,
+    ) -> DataFusionResult<String> {
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(arrays.len() / 2);
+        for (position, pair) in arrays.chunks(2).enumerate() {
+            let key = if pair[0].data_type() == &ArrowType::Null {
+                None
+            } else {
+                crate::result::batch_text_value(&pair[0], row)
+            };
+            let Some(key) = key else {
+                return Err(to_datafusion(Error::user(
+                    "22004",
+                    format!("argument {}: key must not be null", position * 2 + 1),
+                )));
+            };
+            let value = json_value(&pair[1], row, json_typed[position * 2 + 1]);
+            if self.binary
+                && let Some(existing) = pairs.iter_mut().find(|(name, _)| *name == key)
+            {
+                existing.1 = value;
+                continue;
+            }
+            pairs.push((key, value));
+        }
+        if self.binary {
+            pairs.sort_by(|left, right| {
+                left.0
+                    .len()
+                    .cmp(&right.0.len())
+                    .then_with(|| left.0.as_bytes().cmp(right.0.as_bytes()))
+            });
+        }
+        let separator = if self.binary { ": " } else { " : " };
+        let members: Vec<String> = pairs
+            .into_iter()
+            .map(|(key, value)| format!("{}{separator}{value}", json_string(&key)))
+            .collect();
+        Ok(format!("{{{}}}", members.join(", ")))
+    }
+}
+
+/// The JSON form of the value at `row` of `array`; `json`: the column is typed json / jsonb already.
+fn json_value(array: &ArrayRef, row: usize, json: bool) -> String {
+    if array.is_null(row) || array.data_type() == &ArrowType::Null {
+        return "null".to_string();
+    }
+    match array.data_type() {
+        ArrowType::Boolean => array.as_boolean().value(row).to_string(),
+        ArrowType::List(_) => {
+            let list = array.as_list::<i32>().value(row);
+            let items: Vec<String> = (0..list.len())
+                .map(|item| json_value(&list, item, false))
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
+        data_type => {
+            let Some(text) = crate::result::batch_text_value(array, row) else {
+                return "null".to_string();
+            };
+            let numeric = data_type.is_integer()
+                || matches!(data_type, ArrowType::Decimal128(_, _))
+                || (data_type.is_floating() && text.parse::<f64>().is_ok_and(f64::is_finite));
+            if json || numeric {
+                text
+            } else {
+                json_string(&text)
+            }
+        }
+    }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
