@@ -703,18 +703,52 @@ fn sqlalchemy_orm_and_reflection() {
     run_python_client("sqlalchemy_client.py");
 }
 
+#[test]
+fn jdbc_prepared_statements_transactions_and_metadata() {
+    let jar = std::env::var("QUBEDB_JDBC_JAR")
+        .unwrap_or_else(|_| "/usr/share/java/postgresql.jar".to_string());
+    run_client(
+        "java",
+        &["-cp", &jar],
+        "JdbcClient.java",
+        "java (a JDK) and Debian's libpostgresql-jdbc-java must be installed (.ci/run installs them)",
+    );
+}
+
+#[test]
+fn node_postgres_queries_prepared_statements_and_errors() {
+    run_client(
+        "node",
+        &[],
+        "node_client.js",
+        "node must be installed with the npm package pg on NODE_PATH (.ci/run installs them)",
+    );
+}
+
 /// Runs `tests/clients/<script>` against a fresh server; the script prints `ok` when all its checks hold.
 fn run_python_client(script: &str) {
+    run_client(
+        "python3",
+        &[],
+        script,
+        "python3 must be installed (.ci/run installs it with psycopg and SQLAlchemy)",
+    );
+}
+
+/// Runs `program [arguments] tests/clients/<script> PORT` against a fresh server; `missing` says how
+/// to install the program.
+fn run_client(program: &str, arguments: &[&str], script: &str, missing: &str) {
     let directory = tempfile::tempdir().expect("tempdir");
     let server = Running::start(directory.path(), 10);
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
-    let output = Command::new("python3")
+    let output = Command::new(program)
+        .args(arguments)
         .arg(&script)
         .arg(server.port.to_string())
         .output()
-        .expect("python3 must be installed (.ci/run installs it with psycopg and SQLAlchemy)");
+        .expect(missing);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -154,10 +154,18 @@ fn to_expr(param: &Param) -> Result<Expr> {
             let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
             literal(SqlValue::HexStringLiteral(hex))
         }
-        Param::Typed { text, type_name } => cast(
-            literal(SqlValue::SingleQuotedString(text.clone())),
-            parse_type_name(type_name)?,
-        ),
+        Param::Typed { text, type_name } => {
+            let data_type = parse_type_name(type_name)?;
+            let text = if matches!(data_type, SqlType::Date) {
+                crate::sql::convert::date_part(text)
+            } else {
+                text.as_str()
+            };
+            cast(
+                literal(SqlValue::SingleQuotedString(text.to_string())),
+                data_type,
+            )
+        }
     })
 }
 

@@ -314,6 +314,43 @@ pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
                 }
                 return Ok(Arc::new(builder.finish()));
             }
+            // PostgreSQL reads a date from a timestamp's text too (`2024-01-01 10:00`, or JDBC's
+            // `2024-01-01 +00`): the date is the part before the time or zone.
+            DataType::Date => {
+                let trimmed: StringArray =
+                    strings.iter().map(|value| value.map(date_part)).collect();
+                let array: ArrayRef = Arc::new(trimmed);
+                return cast_with_options(
+                    &array,
+                    &target,
+                    &CastOptions {
+                        safe: false,
+                        ..CastOptions::default()
+                    },
+                )
+                .map_err(|_| {
+                    let shown = strings
+                        .iter()
+                        .flatten()
+                        .find(|text| {
+                            let array: ArrayRef = Arc::new(StringArray::from(vec![*text]));
+                            cast_with_options(
+                                &array,
+                                &target,
+                                &CastOptions {
+                                    safe: false,
+                                    ..CastOptions::default()
+                                },
+                            )
+                            .is_err()
+                        })
+                        .unwrap_or_default();
+                    Error::user(
+                        "22007",
+                        format!("invalid input syntax for type date: \"{shown}\""),
+                    )
+                });
+            }
             _ => {}
         }
     }
@@ -735,4 +772,14 @@ pub fn parse_interval(text: &str) -> Result<(i32, i32, i64)> {
         return Err(overflow());
     }
     Ok((months, days, microseconds.round() as i64))
+}
+
+/// The date part of a date's input text: PostgreSQL also reads a date from a timestamp's text
+/// (`2024-01-01 10:00`, `2024-01-01T10:00`, or JDBC's `2024-01-01 +00`); BC dates are left whole.
+pub(crate) fn date_part(text: &str) -> &str {
+    let text = text.trim();
+    if text.ends_with("BC") {
+        return text;
+    }
+    text.split([' ', 'T']).next().unwrap_or(text)
 }

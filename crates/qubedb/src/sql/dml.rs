@@ -277,7 +277,21 @@ impl Session {
             Ok(())
         })?;
         let alias = insert_alias(&table, &insert);
-        let targets = insert_targets(&table, &insert.columns)?;
+        let mut targets = insert_targets(&table, &insert.columns)?;
+        // Without a column list, VALUES fill the first columns and the rest take their defaults.
+        if insert.columns.is_empty()
+            && let Some(source) = &insert.source
+            && let SetExpr::Values(values) = source.body.as_ref()
+            && let Some(width) = values.rows.first().map(|row| row.len())
+        {
+            if values.rows.iter().any(|row| row.len() != width) {
+                return Err(Error::user(
+                    "42601",
+                    "VALUES lists must all be the same length",
+                ));
+            }
+            targets.truncate(width);
+        }
         let default_sql = |slot: usize| -> String {
             table.columns[slot]
                 .default

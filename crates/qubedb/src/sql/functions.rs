@@ -99,6 +99,7 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
     }
     register_catalog_functions(context, shared);
     crate::sql::json_build::register(context);
+    crate::sql::expand_array::register(context);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

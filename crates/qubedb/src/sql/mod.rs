@@ -9,6 +9,7 @@ pub mod convert;
 pub mod copy;
 pub mod ddl;
 pub mod dml;
+pub mod expand_array;
 pub mod format;
 pub mod functions;
 pub mod json_build;

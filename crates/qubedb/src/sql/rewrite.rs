@@ -381,6 +381,62 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
                     }
                 }
             }
+            // `(composite).field` (JDBC's `(information_schema._pg_expandarray(a)).n`): DataFusion reads
+            // struct fields with `get_field`.
+            Expr::CompoundFieldAccess { root, access_chain }
+                if !matches!(
+                    root.as_ref(),
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                ) && access_chain.iter().all(|access| {
+                    matches!(
+                        access,
+                        datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(_))
+                    )
+                }) =>
+            {
+                let mut text = root.to_string();
+                for access in access_chain.iter() {
+                    if let datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(
+                        field,
+                    )) = access
+                    {
+                        text = format!("get_field({text}, '{}')", field.value.replace('\'', "''"));
+                    }
+                }
+                match parse_expression(&text) {
+                    Ok(replacement) => *expr = replacement,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            Expr::Function(function)
+                if function
+                    .name
+                    .to_string()
+                    .eq_ignore_ascii_case("information_schema._pg_expandarray") =>
+            {
+                // A set of (x, n): each element with its 1-based position.
+                let arguments = match &function.args {
+                    datafusion::sql::sqlparser::ast::FunctionArguments::List(list) => list
+                        .args
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                };
+                match parse_expression(&format!(
+                    "unnest(qubedb_expand_array({}))",
+                    arguments.join(", ")
+                )) {
+                    Ok(replacement) => *expr = replacement,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
             Expr::Function(function) => {
                 unqualify_pg_catalog(&mut function.name);
                 rename_array_bounds(function);
