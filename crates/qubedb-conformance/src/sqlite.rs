@@ -415,21 +415,101 @@ fn parse(text: &str) -> Vec<Parsed> {
     records
 }
 
+/// How the records of a file reach a database: in-process ([`InProcess`]) or over the wire
+/// (`crate::wire`). Each answers with the values of a query as [`Cell`]s, rendered by the same rules.
+pub trait Engine {
+    /// Runs a statement; an error is the database's.
+    fn statement(&mut self, sql: &str) -> Result<(), EngineFailure>;
+    /// Runs a query and returns its rows.
+    fn query(&mut self, sql: &str) -> Result<Vec<Vec<Cell>>, EngineFailure>;
+}
+
+/// Why an engine could not run a record.
+pub enum EngineFailure {
+    /// The database answered with an error.
+    Database(qubedb::Error),
+    /// The engine itself failed (a panic, a broken connection, an unexpected answer).
+    Engine(String),
+}
+
+/// One value of a query result, classified as the original harness renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Boolean(bool),
+    /// An integer, as text.
+    Integer(String),
+    /// A floating-point or numeric value, and its text.
+    Float(f64, String),
+    /// Anything else, as text.
+    Text(String),
+}
+
+/// A fresh in-memory database in this process.
+pub struct InProcess {
+    session: Session,
+}
+
+impl InProcess {
+    pub fn open() -> Result<InProcess, String> {
+        let database = Database::open_in_memory()
+            .map_err(|error| format!("cannot open a database: {error}"))?;
+        Ok(InProcess {
+            session: database.session(),
+        })
+    }
+}
+
+impl Engine for InProcess {
+    fn statement(&mut self, sql: &str) -> Result<(), EngineFailure> {
+        let session = &mut self.session;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql))) {
+            Err(_) => Err(EngineFailure::Engine("panic".into())),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(EngineFailure::Database(error)),
+        }
+    }
+
+    fn query(&mut self, sql: &str) -> Result<Vec<Vec<Cell>>, EngineFailure> {
+        let session = &mut self.session;
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql)))
+            .map_err(|_| EngineFailure::Engine("panic".into()))?
+            .map_err(EngineFailure::Database)?;
+        let outcome = outcome
+            .into_iter()
+            .last()
+            .ok_or_else(|| EngineFailure::Engine("no result".into()))?;
+        let mut rows = Vec::new();
+        for batch in &outcome.batches {
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|column| cell_of(column, row))
+                        .collect(),
+                );
+            }
+        }
+        Ok(rows)
+    }
+}
+
 /// Runs one file in a fresh in-memory database.
 pub fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>) {
+    match InProcess::open() {
+        Ok(mut engine) => run_file_with(name, text, &mut engine),
+        Err(error) => (
+            Counts::default(),
+            vec![Mismatch::from(error).into_failure(name.to_string(), String::new())],
+        ),
+    }
+}
+
+/// Runs one file's records through `engine`.
+pub fn run_file_with(name: &str, text: &str, engine: &mut dyn Engine) -> (Counts, Vec<Failure>) {
     let mut counts = Counts::default();
     let mut failures = Vec::new();
-    let database = match Database::open_in_memory() {
-        Ok(database) => database,
-        Err(error) => {
-            failures.push(
-                Mismatch::from(format!("cannot open a database: {error}"))
-                    .into_failure(name.to_string(), String::new()),
-            );
-            return (counts, failures);
-        }
-    };
-    let mut session = database.session();
     let mut threshold = DEFAULT_HASH_THRESHOLD;
     for parsed in parse(text) {
         match parsed.record {
@@ -451,7 +531,7 @@ pub fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>) {
                 counts.run += 1;
                 let (sql, outcome) = match &record {
                     Record::Statement { expect_error, sql } => {
-                        (sql.clone(), run_statement(&mut session, sql, *expect_error))
+                        (sql.clone(), run_statement(engine, sql, *expect_error))
                     }
                     Record::Query {
                         types,
@@ -460,7 +540,7 @@ pub fn run_file(name: &str, text: &str) -> (Counts, Vec<Failure>) {
                         expected,
                     } => (
                         sql.clone(),
-                        run_query(&mut session, sql, types, *sort, expected, threshold),
+                        run_query(engine, sql, types, *sort, expected, threshold),
                     ),
                     _ => unreachable!("handled above"),
                 };
@@ -502,52 +582,47 @@ pub fn cause_of(error: &qubedb::Error) -> String {
     format!("{} {normalized}", error.code)
 }
 
-fn run_statement(session: &mut Session, sql: &str, expect_error: bool) -> Result<(), Mismatch> {
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql)));
-    match (outcome, expect_error) {
-        (Err(_), _) => Err("panic".into()),
-        (Ok(Ok(_)), false) | (Ok(Err(_)), true) => Ok(()),
-        (Ok(Ok(_)), true) => Err(Mismatch {
+fn run_statement(engine: &mut dyn Engine, sql: &str, expect_error: bool) -> Result<(), Mismatch> {
+    match (engine.statement(sql), expect_error) {
+        (Err(EngineFailure::Engine(cause)), _) => Err(cause.into()),
+        (Ok(()), false) | (Err(EngineFailure::Database(_)), true) => Ok(()),
+        (Ok(()), true) => Err(Mismatch {
             cause: "statement succeeded but should fail".into(),
             expected: "an error".into(),
             actual: "success".into(),
         }),
-        (Ok(Err(error)), false) => Err(Mismatch::error(&error, "success")),
+        (Err(EngineFailure::Database(error)), false) => Err(Mismatch::error(&error, "success")),
     }
 }
 
 fn run_query(
-    session: &mut Session,
+    engine: &mut dyn Engine,
     sql: &str,
     types: &str,
     sort: Sort,
     expected: &[String],
     threshold: usize,
 ) -> Result<(), Mismatch> {
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| session.run(sql)))
-        .map_err(|_| Mismatch::from("panic"))?
-        .map_err(|error| Mismatch::error(&error, &expected.join("\n")))?;
-    let outcome = outcome.into_iter().last().ok_or("no result")?;
+    let cells = engine.query(sql).map_err(|failure| match failure {
+        EngineFailure::Engine(cause) => Mismatch::from(cause),
+        EngineFailure::Database(error) => Mismatch::error(&error, &expected.join("\n")),
+    })?;
     let letters: Vec<char> = types.chars().collect();
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for batch in &outcome.batches {
-        if batch.num_columns() != letters.len() {
+    for row in cells {
+        if row.len() != letters.len() {
             return Err(Mismatch::from(format!(
                 "wrong column count {} (expected {})",
-                batch.num_columns(),
+                row.len(),
                 letters.len()
             )));
         }
-        for row in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .zip(&letters)
-                    .map(|(column, letter)| render(column, row, *letter))
-                    .collect(),
-            );
-        }
+        rows.push(
+            row.iter()
+                .zip(&letters)
+                .map(|(cell, letter)| render(cell, *letter))
+                .collect(),
+        );
     }
     let mut values: Vec<String> = match sort {
         Sort::Rows => {
@@ -594,29 +669,14 @@ fn run_query(
     }
 }
 
-fn render(column: &ArrayRef, row: usize, letter: char) -> String {
+/// The cell of row `row` of an Arrow column, classified by its type.
+fn cell_of(column: &ArrayRef, row: usize) -> Cell {
     if column.is_null(row) {
-        return "NULL".into();
+        return Cell::Null;
     }
-    let as_float = || -> Option<f64> {
-        match column.data_type() {
-            DataType::Float64 => Some(column.as_primitive::<Float64Type>().value(row)),
-            DataType::Float32 => Some(f64::from(column.as_primitive::<Float32Type>().value(row))),
-            DataType::Decimal128(_, scale) => Some(
-                column
-                    .as_primitive::<qubedb::arrow::datatypes::Decimal128Type>()
-                    .value(row) as f64
-                    / 10f64.powi(i32::from(*scale)),
-            ),
-            _ => None,
-        }
-    };
     let text = || qubedb::result::batch_text_value(column, row).unwrap_or_default();
     match column.data_type() {
-        DataType::Boolean => {
-            let value = column.as_boolean().value(row);
-            if value { "1".into() } else { "0".into() }
-        }
+        DataType::Boolean => Cell::Boolean(column.as_boolean().value(row)),
         DataType::Int8
         | DataType::Int16
         | DataType::Int32
@@ -624,28 +684,51 @@ fn render(column: &ArrayRef, row: usize, letter: char) -> String {
         | DataType::UInt8
         | DataType::UInt16
         | DataType::UInt32
-        | DataType::UInt64 => {
-            let value = text();
+        | DataType::UInt64 => Cell::Integer(text()),
+        DataType::Float64 => Cell::Float(column.as_primitive::<Float64Type>().value(row), text()),
+        DataType::Float32 => Cell::Float(
+            f64::from(column.as_primitive::<Float32Type>().value(row)),
+            text(),
+        ),
+        DataType::Decimal128(_, scale) => Cell::Float(
+            column
+                .as_primitive::<qubedb::arrow::datatypes::Decimal128Type>()
+                .value(row) as f64
+                / 10f64.powi(i32::from(*scale)),
+            text(),
+        ),
+        _ => Cell::Text(text()),
+    }
+}
+
+/// A cell as the original harness prints it for type letter `letter`.
+pub fn render(cell: &Cell, letter: char) -> String {
+    match cell {
+        Cell::Null => "NULL".into(),
+        Cell::Boolean(value) => {
+            if *value {
+                "1".into()
+            } else {
+                "0".into()
+            }
+        }
+        Cell::Integer(value) => {
             if letter == 'R' {
                 value
                     .parse::<f64>()
                     .map(|value| format!("{value:.3}"))
-                    .unwrap_or(value)
+                    .unwrap_or_else(|_| value.clone())
             } else {
-                value
+                value.clone()
             }
         }
-        DataType::Float64 | DataType::Float32 | DataType::Decimal128(..) => {
-            let value = as_float().unwrap_or_default();
-            match letter {
-                'I' => format!("{}", value.trunc() as i64),
-                'R' => format!("{value:.3}"),
-                _ => text(),
-            }
-        }
-        _ if letter == 'I' || letter == 'R' => {
+        Cell::Float(value, text) => match letter {
+            'I' => format!("{}", value.trunc() as i64),
+            'R' => format!("{value:.3}"),
+            _ => text.clone(),
+        },
+        Cell::Text(value) if letter == 'I' || letter == 'R' => {
             // As the original harness reads a text value as a number: its leading numeric prefix, else 0.
-            let value = text();
             let trimmed = value.trim_start();
             let end = trimmed
                 .char_indices()
@@ -664,8 +747,7 @@ fn render(column: &ArrayRef, row: usize, letter: char) -> String {
                 format!("{number:.3}")
             }
         }
-        _ => {
-            let value = text();
+        Cell::Text(value) => {
             if value.is_empty() {
                 "(empty)".into()
             } else {

@@ -83,3 +83,39 @@ fn conformance_does_not_regress() {
         println!("{suite}: {passed} (baseline {floor})");
     }
 }
+
+/// The SQLite files over the PostgreSQL wire pass exactly as in process: record for record, over a
+/// sample of the corpus (the evidence files and select1–3, about 5,800 records);
+/// `QUBEDB_WIRE_FILTER=` (empty) runs every file, `QUBEDB_WIRE_FILTER=a,b` the files whose path contains
+/// `a` or `b`.
+#[test]
+fn sqlite_files_pass_over_the_wire_as_in_process() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let corpus = repository.join("../shared/conformance/sqlite-slt");
+    let filter = std::env::var("QUBEDB_WIRE_FILTER")
+        .unwrap_or_else(|_| "evidence/,select1,select2,select3".to_string());
+    let filters: Vec<&str> = filter.split(',').filter(|part| !part.is_empty()).collect();
+    let wire = qubedb_conformance::wire::run_corpus(&corpus, &filters)
+        .expect("the files run over the wire");
+    assert!(wire.total.run > 0, "no file matched {filter:?}");
+    for (name, counts) in &wire.files {
+        let text = std::fs::read_to_string(corpus.join(name)).expect("read the file");
+        let (in_process, _) = sqlite::run_file(name, &text);
+        assert_eq!(
+            (counts.run, counts.passed),
+            (in_process.run, in_process.passed),
+            "{name}: over the wire (run, passed) differs from in process; wire failures: {:?}",
+            wire.failures
+                .iter()
+                .filter(|failure| failure.location.starts_with(name.as_str()))
+                .take(3)
+                .collect::<Vec<_>>()
+        );
+    }
+    println!(
+        "over the wire: {} records run, {} passed, in {} files",
+        wire.total.run,
+        wire.total.passed,
+        wire.files.len()
+    );
+}
