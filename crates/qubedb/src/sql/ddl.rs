@@ -42,6 +42,27 @@ fn already_exists(kind: &str, name: &str) -> Error {
     Error::user(code, format!("{kind} \"{name}\" already exists"))
 }
 
+/// Building unique index `index_name` over `slots` of `table` met `values` twice: 23505 naming the key.
+fn duplicated_key(index_name: &str, table: &TableDef, slots: &[usize], values: &[Value]) -> Error {
+    let names: Vec<&str> = slots
+        .iter()
+        .map(|&slot| table.columns[slot].name.as_str())
+        .collect();
+    let shown: Vec<String> = slots
+        .iter()
+        .map(|&slot| crate::sql::write::display_value(&values[slot], table.columns[slot].data_type))
+        .collect();
+    Error::user(
+        "23505",
+        format!("could not create unique index \"{index_name}\""),
+    )
+    .with_detail(format!(
+        "Key ({})=({}) is duplicated.",
+        names.join(", "),
+        shown.join(", ")
+    ))
+}
+
 /// `ALTER TABLE ... ADD PRIMARY KEY (columns)`: the columns become NOT NULL, every row moves from its
 /// hidden row id to its key (23505 on a duplicate, 23502 on a NULL), and every index is rebuilt, its
 /// entries pointing at rows by primary key.
@@ -100,27 +121,7 @@ fn add_primary_key(
     for row in &rows {
         let key_bytes = crate::sql::write::primary_key_bytes(&table, &row.values);
         if !moved.insert(key_bytes.clone()) {
-            let names: Vec<&str> = slots
-                .iter()
-                .map(|&slot| table.columns[slot].name.as_str())
-                .collect();
-            let values: Vec<String> = slots
-                .iter()
-                .map(|&slot| {
-                    crate::sql::write::display_value(
-                        &row.values[slot],
-                        table.columns[slot].data_type,
-                    )
-                })
-                .collect();
-            return Err(
-                Error::user("23505", format!("could not create unique index \"{name}\""))
-                    .with_detail(format!(
-                        "Key ({})=({}) is duplicated.",
-                        names.join(", "),
-                        values.join(", ")
-                    )),
-            );
+            return Err(duplicated_key(&name, &table, &slots, &row.values));
         }
         let mut key = Key::row_prefix(table.id);
         key.extend_from_slice(&key_bytes);
@@ -1763,30 +1764,12 @@ fn build_index(transaction: &mut Transaction, table: &TableDef, index: &IndexDef
         let primary_key = row.key[Key::row_prefix(table.id).len()..].to_vec();
         let key = crate::sql::write::index_key(index, &row.values, &primary_key);
         if index.unique && transaction.contains(&key)? {
-            let names: Vec<&str> = index
-                .columns
-                .iter()
-                .map(|&slot| table.columns[slot].name.as_str())
-                .collect();
-            let values: Vec<String> = index
-                .columns
-                .iter()
-                .map(|&slot| {
-                    crate::sql::write::display_value(
-                        &row.values[slot],
-                        table.columns[slot].data_type,
-                    )
-                })
-                .collect();
-            return Err(Error::user(
-                "23505",
-                format!("could not create unique index \"{}\"", index.name),
-            )
-            .with_detail(format!(
-                "Key ({})=({}) is duplicated.",
-                names.join(", "),
-                values.join(", ")
-            )));
+            return Err(duplicated_key(
+                &index.name,
+                table,
+                &index.columns,
+                &row.values,
+            ));
         }
         transaction.put(key, primary_key)?;
     }

@@ -302,22 +302,15 @@ fn vacuum_and_analyze(sql: &str) -> Result<Option<String>> {
 /// pgbench writes); sqlparser 0.62 knows only TRUE and FALSE. Rewrites the others in COPY statements.
 fn copy_boolean_options(sql: &str) -> Option<String> {
     use datafusion::sql::sqlparser::keywords::Keyword;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    use datafusion::sql::sqlparser::tokenizer::Token;
     let upper = sql.to_ascii_uppercase();
     if !upper.contains("COPY") || !(upper.contains("FREEZE") || upper.contains("HEADER")) {
         return None;
     }
-    let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&at| !matches!(tokens[at], Token::Whitespace(_)))
-        .collect();
-    let keyword = |at: usize| match &tokens[at] {
-        Token::Word(word) => Some(word.keyword),
-        _ => None,
-    };
+    let (tokens, significant) = significant_tokens(sql)?;
+    let keyword = |at: usize| keyword_at(&tokens, at);
     let mut in_copy = false;
-    let mut replaced: std::collections::HashMap<usize, &str> = Default::default();
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
     for (position, &at) in significant.iter().enumerate() {
         match &tokens[at] {
             Token::SemiColon => in_copy = false,
@@ -336,12 +329,47 @@ fn copy_boolean_options(sql: &str) -> Option<String> {
                     _ => None,
                 };
                 if let Some(truth) = truth {
-                    replaced.insert(value, truth);
+                    replaced.insert(value, truth.to_string());
                 }
             }
             _ => {}
         }
     }
+    with_replacements(&tokens, replaced)
+}
+
+/// The tokens of `sql` and the positions of those that are not whitespace; `None` when it does not
+/// tokenize (the parser then reports the error).
+fn significant_tokens(
+    sql: &str,
+) -> Option<(
+    Vec<datafusion::sql::sqlparser::tokenizer::Token>,
+    Vec<usize>,
+)> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let significant = (0..tokens.len())
+        .filter(|&at| !matches!(tokens[at], Token::Whitespace(_)))
+        .collect();
+    Some((tokens, significant))
+}
+
+/// The keyword of token `at`, if it is a word.
+fn keyword_at(
+    tokens: &[datafusion::sql::sqlparser::tokenizer::Token],
+    at: usize,
+) -> Option<datafusion::sql::sqlparser::keywords::Keyword> {
+    match &tokens[at] {
+        datafusion::sql::sqlparser::tokenizer::Token::Word(word) => Some(word.keyword),
+        _ => None,
+    }
+}
+
+/// `tokens` as text, each token at a key of `replaced` replaced by its value; `None` when nothing is.
+fn with_replacements(
+    tokens: &[datafusion::sql::sqlparser::tokenizer::Token],
+    mut replaced: std::collections::HashMap<usize, String>,
+) -> Option<String> {
     if replaced.is_empty() {
         return None;
     }
@@ -349,11 +377,7 @@ fn copy_boolean_options(sql: &str) -> Option<String> {
         tokens
             .iter()
             .enumerate()
-            .map(|(at, token)| {
-                replaced
-                    .get(&at)
-                    .map_or_else(|| token.to_string(), |truth| truth.to_string())
-            })
+            .map(|(at, token)| replaced.remove(&at).unwrap_or_else(|| token.to_string()))
             .collect(),
     )
 }
@@ -363,20 +387,13 @@ fn copy_boolean_options(sql: &str) -> Option<String> {
 /// and knows no `ENCRYPTED`. Rewrites them to the ROLE forms. Returns `None` when there is nothing to do.
 fn user_as_role(sql: &str) -> Option<String> {
     use datafusion::sql::sqlparser::keywords::Keyword;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    use datafusion::sql::sqlparser::tokenizer::Token;
     let upper = sql.to_ascii_uppercase();
     if !upper.contains("USER") && !upper.contains("ENCRYPTED") {
         return None;
     }
-    let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&at| !matches!(tokens[at], Token::Whitespace(_)))
-        .collect();
-    let keyword = |at: usize| match &tokens[at] {
-        Token::Word(word) => Some(word.keyword),
-        _ => None,
-    };
+    let (tokens, significant) = significant_tokens(sql)?;
+    let keyword = |at: usize| keyword_at(&tokens, at);
     let mut replaced: std::collections::HashMap<usize, String> = Default::default();
     for (position, &at) in significant.iter().enumerate() {
         let next = significant.get(position + 1).copied();
@@ -417,16 +434,7 @@ fn user_as_role(sql: &str) -> Option<String> {
             _ => {}
         }
     }
-    if replaced.is_empty() {
-        return None;
-    }
-    Some(
-        tokens
-            .iter()
-            .enumerate()
-            .map(|(at, token)| replaced.remove(&at).unwrap_or_else(|| token.to_string()))
-            .collect(),
-    )
+    with_replacements(&tokens, replaced)
 }
 
 /// `CREATE DATABASE name [WITH] option [=] value ...`: sqlparser 0.62 parses no PostgreSQL options.
