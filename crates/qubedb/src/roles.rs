@@ -25,7 +25,6 @@ use datafusion::sql::sqlparser::ast::{
 };
 use qubedb_model::catalog::RoleDef;
 
-use crate::cluster::ClusterInner;
 use crate::error::{Error, Result};
 use crate::result::StatementOutcome;
 use crate::session::Shared;
@@ -141,13 +140,10 @@ pub(crate) fn execute(
     current_user: &str,
     statement: &Statement,
 ) -> Result<Option<StatementOutcome>> {
-    let cluster = &shared.database.cluster;
     match statement {
-        Statement::CreateRole(create) => {
-            create_roles(shared, cluster, current_user, create).map(Some)
-        }
+        Statement::CreateRole(create) => create_roles(shared, current_user, create).map(Some),
         Statement::AlterRole { name, operation } => {
-            alter_role(shared, cluster, current_user, &name.value, operation).map(Some)
+            alter_role(shared, current_user, &name.value, operation).map(Some)
         }
         Statement::Drop {
             object_type:
@@ -156,7 +152,7 @@ pub(crate) fn execute(
             names,
             if_exists,
             ..
-        } => drop_roles(shared, cluster, current_user, names, *if_exists).map(Some),
+        } => drop_roles(shared, current_user, names, *if_exists).map(Some),
         _ => Ok(None),
     }
 }
@@ -215,7 +211,6 @@ fn check_role_name(name: String) -> Result<String> {
 
 fn create_roles(
     shared: &Shared,
-    cluster: &ClusterInner,
     current_user: &str,
     create: &CreateRole,
 ) -> Result<StatementOutcome> {
@@ -264,7 +259,7 @@ fn create_roles(
         .iter()
         .map(role_name)
         .collect::<Result<Vec<_>>>()?;
-    cluster.change_roles(|roles, transaction| {
+    shared.database.cluster.change_roles(|roles, transaction| {
         let actor = find(roles, current_user);
         let may_create = actor.is_some_and(|actor| actor.superuser || actor.create_role);
         if !may_create {
@@ -324,12 +319,11 @@ fn create_roles(
 
 fn alter_role(
     shared: &Shared,
-    cluster: &ClusterInner,
     current_user: &str,
     name: &str,
     operation: &AlterRoleOperation,
 ) -> Result<StatementOutcome> {
-    cluster.change_roles(|roles, transaction| {
+    shared.database.cluster.change_roles(|roles, transaction| {
         let actor = find(roles, current_user);
         let actor_superuser = actor.is_some_and(|actor| actor.superuser);
         let Some(target) = find(roles, name) else {
@@ -408,7 +402,6 @@ fn may_manage(actor: Option<&RoleDef>, target: &RoleDef) -> Result<()> {
 
 fn drop_roles(
     shared: &Shared,
-    cluster: &ClusterInner,
     current_user: &str,
     names: &[ObjectName],
     if_exists: bool,
@@ -420,7 +413,7 @@ fn drop_roles(
             _ => Err(Error::user("42601", format!("improper role name: {name}"))),
         })
         .collect::<Result<Vec<_>>>()?;
-    cluster.change_roles(|roles, transaction| {
+    shared.database.cluster.change_roles(|roles, transaction| {
         let actor = find(roles, current_user);
         for name in &names {
             let Some(target) = find(roles, name) else {

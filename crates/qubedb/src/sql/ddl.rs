@@ -42,24 +42,16 @@ fn already_exists(kind: &str, name: &str) -> Error {
     Error::user(code, format!("{kind} \"{name}\" already exists"))
 }
 
-/// Building unique index `index_name` over `slots` of `table` met `values` twice: 23505 naming the key.
+/// Building unique index `index_name` over `slots` of `table` met a row's `values` twice: 23505 naming the key.
 fn duplicated_key(index_name: &str, table: &TableDef, slots: &[usize], values: &[Value]) -> Error {
-    let names: Vec<&str> = slots
-        .iter()
-        .map(|&slot| table.columns[slot].name.as_str())
-        .collect();
-    let shown: Vec<String> = slots
-        .iter()
-        .map(|&slot| crate::sql::write::display_value(&values[slot], table.columns[slot].data_type))
-        .collect();
+    let key: Vec<Value> = slots.iter().map(|&slot| values[slot].clone()).collect();
     Error::user(
         "23505",
         format!("could not create unique index \"{index_name}\""),
     )
     .with_detail(format!(
-        "Key ({})=({}) is duplicated.",
-        names.join(", "),
-        shown.join(", ")
+        "{} is duplicated.",
+        crate::sql::write::describe_key(table, slots, &key)
     ))
 }
 

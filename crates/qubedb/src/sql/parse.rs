@@ -24,15 +24,18 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         ));
     }
     let dialect = PostgreSqlDialect {};
-    let reordered = reorder_sequence_options(sql);
+    // Each rewrite below first looks for its keywords in the upper-cased text, computed once: a
+    // rewrite only replaces its own keywords, so the others' look-ups stay valid.
+    let upper = sql.to_ascii_uppercase();
+    let reordered = reorder_sequence_options(sql, &upper);
     let sql = reordered.as_deref().unwrap_or(sql);
-    let checked = check_database_options(sql)?;
+    let checked = check_database_options(sql, &upper)?;
     let sql = checked.as_deref().unwrap_or(sql);
-    let users = user_as_role(sql);
+    let users = user_as_role(sql, &upper);
     let sql = users.as_deref().unwrap_or(sql);
-    let copy = copy_boolean_options(sql);
+    let copy = copy_boolean_options(sql, &upper);
     let sql = copy.as_deref().unwrap_or(sql);
-    let maintenance = vacuum_and_analyze(sql)?;
+    let maintenance = vacuum_and_analyze(sql, &upper)?;
     let sql = maintenance.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
@@ -44,10 +47,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
 /// PostgreSQL accepts the options of `CREATE SEQUENCE` in any order (pg_dump writes `START WITH` first);
 /// sqlparser 0.62 only in a fixed one. Rewrites each `CREATE SEQUENCE` so its options come in that order.
 /// Returns `None` when there is nothing to rewrite.
-fn reorder_sequence_options(sql: &str) -> Option<String> {
+fn reorder_sequence_options(sql: &str, upper: &str) -> Option<String> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    if !sql.to_ascii_uppercase().contains("SEQUENCE") {
+    if !upper.contains("SEQUENCE") {
         return None;
     }
     let dialect = PostgreSqlDialect {};
@@ -159,9 +162,8 @@ fn reorder_sequence_options(sql: &str) -> Option<String> {
 /// one table each. Rewrites each into sqlparser's: `ANALYZE table [FOR COLUMNS c, ...]` per table when
 /// statistics are asked for (with `COMPUTE STATISTICS` marking one that came from VACUUM, whose command
 /// tag is VACUUM), else `VACUUM [FULL] table` per table. Returns `None` when there is nothing to rewrite.
-fn vacuum_and_analyze(sql: &str) -> Result<Option<String>> {
+fn vacuum_and_analyze(sql: &str, upper: &str) -> Result<Option<String>> {
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    let upper = sql.to_ascii_uppercase();
     if !upper.contains("VACUUM") && !upper.contains("ANALY") {
         return Ok(None);
     }
@@ -300,10 +302,9 @@ fn vacuum_and_analyze(sql: &str) -> Result<Option<String>> {
 
 /// PostgreSQL spells the booleans of COPY options `true`, `on` or `1` (`WITH (FREEZE on, HEADER 1)`, as
 /// pgbench writes); sqlparser 0.62 knows only TRUE and FALSE. Rewrites the others in COPY statements.
-fn copy_boolean_options(sql: &str) -> Option<String> {
+fn copy_boolean_options(sql: &str, upper: &str) -> Option<String> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::Token;
-    let upper = sql.to_ascii_uppercase();
     if !upper.contains("COPY") || !(upper.contains("FREEZE") || upper.contains("HEADER")) {
         return None;
     }
@@ -385,10 +386,9 @@ fn with_replacements(
 /// PostgreSQL's `CREATE USER name ...` is `CREATE ROLE name LOGIN ...`, `ALTER USER` is `ALTER ROLE`, and
 /// `ENCRYPTED PASSWORD` is `PASSWORD`; sqlparser 0.62 parses the `USER` forms as other dialects' statements
 /// and knows no `ENCRYPTED`. Rewrites them to the ROLE forms. Returns `None` when there is nothing to do.
-fn user_as_role(sql: &str) -> Option<String> {
+fn user_as_role(sql: &str, upper: &str) -> Option<String> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::Token;
-    let upper = sql.to_ascii_uppercase();
     if !upper.contains("USER") && !upper.contains("ENCRYPTED") {
         return None;
     }
@@ -440,10 +440,10 @@ fn user_as_role(sql: &str) -> Option<String> {
 /// `CREATE DATABASE name [WITH] option [=] value ...`: sqlparser 0.62 parses no PostgreSQL options.
 /// Checks each option against what QubeDB databases are (UTF8, locale "C", no tablespaces) and removes
 /// the options from the text. Returns `None` when there is nothing to remove.
-fn check_database_options(sql: &str) -> Result<Option<String>> {
+fn check_database_options(sql: &str, upper: &str) -> Result<Option<String>> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    if !sql.to_ascii_uppercase().contains("DATABASE") {
+    if !upper.contains("DATABASE") {
         return Ok(None);
     }
     let dialect = PostgreSqlDialect {};

@@ -108,7 +108,8 @@ pub fn display_value(value: &Value, data_type: DataType) -> String {
     }
 }
 
-fn describe_key(table: &TableDef, slots: &[usize], values: &[Value]) -> String {
+/// `Key (a, b)=(1, x)`: the key columns `slots` of `table` with `values` (one per slot), for 23505.
+pub(crate) fn describe_key(table: &TableDef, slots: &[usize], values: &[Value]) -> String {
     let names: Vec<&str> = slots
         .iter()
         .map(|&slot| table.columns[slot].name.as_str())
