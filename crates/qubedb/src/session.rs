@@ -42,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::params::{Param, bind_parameters};
 use crate::result::{QueryResult, StatementOutcome};
 use crate::sql::parse::parse;
+use crate::sql::fast::{self, FastOutcome, FastPlan};
 use crate::sql::{functions, provider::QubeCatalog, rewrite};
 
 /// State shared between the session and the DataFusion objects it registers (catalog, functions).
@@ -110,6 +111,25 @@ pub struct PreparedStatement {
     pub(crate) statement: Statement,
     /// Number of `$n` parameters it takes.
     pub parameter_count: usize,
+    /// The fast-path plan (`sql/fast.rs`) and the catalog it was made against; `None` until first run.
+    fast: Arc<Mutex<Option<FastCache>>>,
+}
+
+/// A prepared statement's fast plan, valid while the session's catalog is the same `Arc`.
+struct FastCache {
+    catalog: Arc<Catalog>,
+    plan: Option<Arc<FastPlan>>,
+}
+
+impl PreparedStatement {
+    pub(crate) fn new(statement: Statement) -> PreparedStatement {
+        let parameter_count = crate::params::parameter_count(&statement);
+        PreparedStatement {
+            statement,
+            parameter_count,
+            fast: Arc::new(Mutex::new(None)),
+        }
+    }
 }
 
 impl PreparedStatement {
@@ -137,6 +157,10 @@ pub struct Session {
     /// `SET statement_timeout`: how long one statement may run, reading its rows included.
     statement_timeout: Option<std::time::Duration>,
     cancel: CancelHandle,
+    /// `SET qubedb.fast_path`: point statements skip DataFusion (`sql/fast.rs`). On by default.
+    fast_path: bool,
+    /// How many statements the fast path has run.
+    fast_path_statements: u64,
 }
 
 /// Settings every session starts with (SHOW answers them; SET changes them for the session).
@@ -151,6 +175,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("is_superuser", "on"),
     ("max_identifier_length", "63"),
     ("max_index_keys", "32"),
+    ("qubedb.fast_path", "on"),
     ("search_path", "\"$user\", public"),
     ("server_encoding", "UTF8"),
     ("server_version", crate::SERVER_VERSION),
@@ -214,6 +239,8 @@ impl Session {
             copy_data: None,
             statement_timeout: None,
             cancel: CancelHandle::default(),
+            fast_path: true,
+            fast_path_statements: 0,
         }
     }
 
@@ -386,12 +413,9 @@ impl Session {
                 format!("cannot prepare {} statements at once", statements.len()),
             ));
         }
-        let statement = statements.pop().expect("one statement");
-        let parameter_count = crate::params::parameter_count(&statement);
-        Ok(PreparedStatement {
-            statement,
-            parameter_count,
-        })
+        Ok(PreparedStatement::new(
+            statements.pop().expect("one statement"),
+        ))
     }
 
     /// Parses every statement of `sql` for execution one at a time (what a server does with a
@@ -399,13 +423,7 @@ impl Session {
     pub fn prepare_script(&mut self, sql: &str) -> Result<Vec<PreparedStatement>> {
         Ok(parse(sql)?
             .into_iter()
-            .map(|statement| {
-                let parameter_count = crate::params::parameter_count(&statement);
-                PreparedStatement {
-                    statement,
-                    parameter_count,
-                }
-            })
+            .map(PreparedStatement::new)
             .collect())
     }
 
@@ -425,8 +443,99 @@ impl Session {
         prepared: &PreparedStatement,
         params: &[Param],
     ) -> Result<QueryResult> {
+        if self.fast_path && fast::is_candidate(&prepared.statement) {
+            self.shared.notices.lock().clear();
+            if let Some(result) = self.try_fast(prepared, params)? {
+                return Ok(result);
+            }
+        }
         self.execute_statement(prepared.statement.clone(), params)
             .await
+    }
+
+    /// Runs a prepared statement on the fast path (`sql/fast.rs`) if it can take it: `Ok(None)` sends
+    /// it the general way, with nothing done but perhaps the transaction begun. Transaction handling is
+    /// the general path's (`execute_statement_quietly`), without the statement timeout: a fast
+    /// statement is one key's work.
+    fn try_fast(
+        &mut self,
+        prepared: &PreparedStatement,
+        params: &[Param],
+    ) -> Result<Option<QueryResult>> {
+        if self.transaction_failed() || self.shared.state.lock().stream_failed {
+            return Ok(None);
+        }
+        let implicit = self.block.is_none();
+        self.ensure_transaction()?;
+        let mut state = self.shared.state.lock();
+        let catalog = state.catalog.clone();
+        let plan = {
+            let mut cache = prepared.fast.lock();
+            match &*cache {
+                Some(cached) if Arc::ptr_eq(&cached.catalog, &catalog) => cached.plan.clone(),
+                _ => {
+                    let plan = fast::plan(&prepared.statement, &catalog).map(Arc::new);
+                    *cache = Some(FastCache {
+                        catalog: catalog.clone(),
+                        plan: plan.clone(),
+                    });
+                    plan
+                }
+            }
+        };
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let transaction = state.transaction()?;
+        let before = transaction.savepoint();
+        let outcome = fast::execute(
+            &plan,
+            params,
+            transaction,
+            &catalog,
+            &self.shared.database,
+        );
+        match outcome {
+            Ok(None) => Ok(None),
+            Ok(Some(outcome)) => {
+                drop(state);
+                let result = self.fast_result(outcome);
+                if implicit {
+                    self.commit_transaction()?;
+                }
+                Ok(Some(result))
+            }
+            Err(error) => {
+                if implicit {
+                    state.transaction = None;
+                } else {
+                    state.transaction()?.rollback_to(&before);
+                    drop(state);
+                    if let Some(block) = &mut self.block {
+                        block.aborted = true;
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// How many statements this session has run on the OLTP fast path (`SET qubedb.fast_path`), for
+    /// diagnostics and tests.
+    pub fn fast_path_statements(&self) -> u64 {
+        self.fast_path_statements
+    }
+
+    fn fast_result(&mut self, outcome: FastOutcome) -> QueryResult {
+        self.fast_path_statements += 1;
+        match outcome {
+            FastOutcome::Rows(schema, batches) => {
+                QueryResult::stream(memory_stream(schema, batches), self.shared.clone())
+            }
+            FastOutcome::Command(tag, count) => {
+                QueryResult::command(StatementOutcome::command(tag, count))
+            }
+        }
     }
 
     /// Binds parameters, then runs the statement under the transaction rules in the module docs.
@@ -754,6 +863,18 @@ impl Session {
 
     /// Executes one statement inside the open transaction.
     async fn dispatch(&mut self, statement: Statement) -> Result<QueryResult> {
+        if self.fast_path && fast::is_candidate(&statement) {
+            let catalog = self.shared.state.lock().catalog.clone();
+            if let Some(plan) = fast::plan(&statement, &catalog) {
+                let database = self.shared.database.clone();
+                let outcome = self.with_state(|state| {
+                    fast::execute(&plan, &[], state.transaction()?, &catalog, &database)
+                })?;
+                if let Some(outcome) = outcome {
+                    return Ok(self.fast_result(outcome));
+                }
+            }
+        }
         match statement {
             Statement::Query(query) => self.run_query(*query).await,
             Statement::Insert(insert) => self.insert(insert).await,
@@ -976,6 +1097,22 @@ impl Session {
                     .settings
                     .lock()
                     .insert(name.into(), display_duration_ms(milliseconds));
+            }
+            "qubedb.fast_path" => {
+                self.fast_path = match value.to_lowercase().trim_matches('\'') {
+                    "on" | "true" | "1" | "yes" => true,
+                    "off" | "false" | "0" | "no" => false,
+                    _ => {
+                        return Err(Error::user(
+                            "22023",
+                            format!("parameter \"qubedb.fast_path\" requires a Boolean value, not \"{value}\""),
+                        ));
+                    }
+                };
+                self.shared.settings.lock().insert(
+                    name.into(),
+                    if self.fast_path { "on" } else { "off" }.into(),
+                );
             }
             "synchronous_commit" => {
                 let level = value.to_lowercase();

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod expand_array;
+pub mod fast;
 pub mod format;
 pub mod functions;
 pub mod json_build;

@@ -709,3 +709,115 @@ fn statements_raise_notices_as_postgresql_does() {
             .is_err()
     );
 }
+
+/// The rows of a prepared statement as text, with the command tag.
+fn prepared_text(
+    session: &mut qubedb::Session,
+    prepared: &qubedb::PreparedStatement,
+    params: &[Param],
+) -> (String, Vec<Vec<Option<String>>>) {
+    let mut result = session
+        .execute_prepared(prepared, params)
+        .expect("prepared statement runs");
+    let mut rows = Vec::new();
+    while let Some(batch) = result.next_batch().expect("rows") {
+        rows.extend(qubedb::result::batch_text_rows(&batch));
+    }
+    (result.tag(), rows)
+}
+
+#[test]
+fn point_statements_take_the_fast_path_with_the_general_paths_results() {
+    let database = Database::open_in_memory().expect("database");
+    let statements = [
+        ("INSERT INTO kv VALUES ($1, $2, $3)", 3),
+        ("SELECT name, score FROM kv WHERE id = $1", 1),
+        ("UPDATE kv SET score = score + $1 WHERE id = $2", 2),
+        ("SELECT * FROM kv WHERE id = $1", 1),
+        ("DELETE FROM kv WHERE id = $1", 1),
+    ];
+    let mut transcripts = Vec::new();
+    for fast_path in ["on", "off"] {
+        let mut session = database.session();
+        session
+            .run(&format!(
+                "DROP TABLE IF EXISTS kv; CREATE TABLE kv (id INTEGER PRIMARY KEY, name TEXT, score INTEGER); SET qubedb.fast_path = {fast_path}"
+            ))
+            .expect("setup");
+        let prepared: Vec<qubedb::PreparedStatement> = statements
+            .iter()
+            .map(|(sql, _)| session.prepare(sql).expect("prepare"))
+            .collect();
+        let mut transcript = Vec::new();
+        for id in 1..=20i64 {
+            let params: [Vec<Param>; 5] = [
+                vec![id.into(), Param::Text(format!("name-{id}")), (id * 7).into()],
+                vec![(id / 2).into()],
+                vec![3.into(), (id - 1).into()],
+                vec![(id - 1).into()],
+                vec![(id - 2).into()],
+            ];
+            for (statement, params) in prepared.iter().zip(&params) {
+                transcript.push(prepared_text(&mut session, statement, params));
+            }
+        }
+        // Type mismatches and errors behave the same way on both paths.
+        let duplicate = session
+            .execute_prepared(&prepared[0], &[20.into(), "again".into(), 1.into()])
+            .err()
+            .expect("duplicate key");
+        transcript.push((duplicate.code.to_string(), Vec::new()));
+        let range = session
+            .execute_prepared(&prepared[0], &[Param::Integer(1 << 40), "big".into(), 1.into()])
+            .err()
+            .expect("out of range");
+        transcript.push((range.code.to_string(), Vec::new()));
+        transcript.push(prepared_text(&mut session, &prepared[1], &["19".into()]));
+        if fast_path == "on" {
+            assert!(
+                session.fast_path_statements() >= 100,
+                "point statements took the fast path: {}",
+                session.fast_path_statements()
+            );
+        } else {
+            assert_eq!(session.fast_path_statements(), 0);
+        }
+        transcripts.push(transcript);
+    }
+    assert_eq!(transcripts[0], transcripts[1]);
+    assert!(transcripts[0].iter().any(|(tag, rows)| tag == "SELECT 1" && !rows.is_empty()));
+}
+
+#[test]
+fn a_prepared_fast_statement_follows_catalog_changes() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .run("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t VALUES (1, 'x')")
+        .expect("setup");
+    let select = session.prepare("SELECT * FROM t WHERE id = $1").expect("prepare");
+    let (_, rows) = prepared_text(&mut session, &select, &[1.into()]);
+    assert_eq!(rows, vec![vec![Some("1".into()), Some("x".into())]]);
+    session
+        .run("ALTER TABLE t ADD COLUMN b INTEGER DEFAULT 5")
+        .expect("alter");
+    let (_, rows) = prepared_text(&mut session, &select, &[1.into()]);
+    assert_eq!(
+        rows,
+        vec![vec![Some("1".into()), Some("x".into()), Some("5".into())]]
+    );
+    // Inside a block, DDL of the block itself is seen, and rolled back with it.
+    session.run("BEGIN; ALTER TABLE t DROP COLUMN a").expect("drop column");
+    let (_, rows) = prepared_text(&mut session, &select, &[1.into()]);
+    assert_eq!(rows, vec![vec![Some("1".into()), Some("5".into())]]);
+    session.run("ROLLBACK").expect("rollback");
+    let (_, rows) = prepared_text(&mut session, &select, &[1.into()]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].len(), 3);
+    session.run("DROP TABLE t").expect("drop");
+    let error = session
+        .execute_prepared(&select, &[1.into()])
+        .err()
+        .expect("table is gone");
+    assert_eq!(error.code, "42P01");
+}

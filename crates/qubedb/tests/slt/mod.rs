@@ -2,7 +2,8 @@
 //!
 //! Values are rendered as PostgreSQL's text format, except NULL as `NULL` and the empty string as `(empty)`
 //! (sqllogictest's conventions). Errors render as `message (SQLSTATE)`, so `statement error 23505` matches the
-//! code. Regenerate expected output after a deliberate change with `QUBEDB_SLT_COMPLETE=1 cargo test`.
+//! code. Each file runs twice: in memory with the OLTP fast path on, and on disk with it off (so every
+//! point statement in every file is checked to give the same result both ways). Regenerate expected output after a deliberate change with `QUBEDB_SLT_COMPLETE=1 cargo test`.
 
 use std::path::{Path, PathBuf};
 
@@ -23,11 +24,17 @@ impl Engine {
         }
     }
 
+    /// On disk, and with the OLTP fast path off: every file must give the same results through
+    /// DataFusion alone as with point statements on the fast path.
     fn on_disk() -> Engine {
         let directory = tempfile::tempdir().expect("temporary directory");
         let database = Database::open(directory.path()).expect("database in a directory");
+        let mut session = database.session();
+        session
+            .run("SET qubedb.fast_path = off")
+            .expect("the fast path can be turned off");
         Engine {
-            session: database.session(),
+            session,
             _directory: Some(directory),
         }
     }

@@ -1,0 +1,845 @@
+//! The OLTP fast path: point statements run straight against the store, without DataFusion.
+//!
+//! DataFusion costs tens to hundreds of microseconds to plan even a one-row lookup
+//! (`shared/bench/DATAFUSION-KV.md`), while the lookup itself is about a microsecond. The statements an
+//! OLTP application sends most often are recognised here from their syntax tree and run directly:
+//!
+//! - `SELECT columns FROM t WHERE pk = x [AND pk2 = y]`: one `get` of the row key;
+//! - `UPDATE t SET c = x, d = d + y WHERE pk = z`: read, change, write one row;
+//! - `DELETE FROM t WHERE pk = x`;
+//! - `INSERT INTO t [(columns)] VALUES (...), ...`.
+//!
+//! where every `x` is a `$n` parameter, a literal or `now()` / `CURRENT_TIMESTAMP`. [`plan`] turns a
+//! statement into a [`FastPlan`] against one catalog (a prepared statement keeps it while the catalog is
+//! the same `Arc`); [`execute`] runs it with the parameters.
+//!
+//! The rule that keeps results identical to the general path: the fast path only does what it is sure
+//! the general path would do the same way, and otherwise hands the statement back (`Ok(None)`) *before
+//! writing anything*. So anything unusual — a value that needs a conversion with its own error (an
+//! integer out of a column's range, text too long for `varchar(n)`), a NULL in a NOT NULL column, a
+//! column with a default, CHECK constraints, an indexed or referenced column changed by an UPDATE, a
+//! table other tables reference for a DELETE — goes the general way, which raises PostgreSQL's error or
+//! does the work. Unique and foreign-key checks of an INSERT go through the same [`TableWriter`] as the
+//! general path. `SET qubedb.fast_path = off` turns the fast path off (tests compare both ways).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::sql::sqlparser::ast::{
+    self, AssignmentTarget, BinaryOperator, Expr, FromTable, FunctionArguments, GroupByExpr,
+    SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator,
+    Value as SqlValue,
+};
+use qubedb_kv::Transaction;
+use qubedb_model::catalog::{Catalog, Identity, Object, TableDef};
+use qubedb_model::keycode::encode_value;
+use qubedb_model::keys::Key;
+use qubedb_model::row::{RowReader, encode_row};
+use qubedb_model::{DataType, Value};
+
+use crate::database::DatabaseInner;
+use crate::error::{Error, Result};
+use crate::params::Param;
+use crate::sql::convert::{ColumnBuilder, field};
+use crate::sql::rewrite::{normalize, qualify};
+use crate::sql::write::{TableWriter, decode_row};
+
+/// An input of a fast statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Operand {
+    /// `$n`, zero-based.
+    Parameter(usize),
+    /// A literal written in the SQL.
+    Constant(Param),
+    /// `now()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`: the time the statement runs.
+    Now,
+}
+
+/// The new value of an updated column.
+#[derive(Debug, Clone)]
+pub(crate) enum Assigned {
+    Value(Operand),
+    /// `c = c + x` (or `c - x` with `negate`).
+    Add { operand: Operand, negate: bool },
+}
+
+/// A statement the fast path runs, resolved against one catalog.
+#[derive(Debug)]
+pub(crate) enum FastPlan {
+    Select {
+        table: TableDef,
+        /// One operand per primary-key column, in key order.
+        key: Vec<Operand>,
+        /// The slot of each output column.
+        slots: Vec<usize>,
+        schema: SchemaRef,
+    },
+    Insert {
+        table: TableDef,
+        /// The slot each VALUES position fills.
+        targets: Vec<usize>,
+        rows: Vec<Vec<Operand>>,
+    },
+    Update {
+        table: TableDef,
+        key: Vec<Operand>,
+        assignments: Vec<(usize, Assigned)>,
+    },
+    Delete {
+        table: TableDef,
+        key: Vec<Operand>,
+    },
+}
+
+/// What a fast statement produced.
+pub(crate) enum FastOutcome {
+    Rows(SchemaRef, Vec<RecordBatch>),
+    /// A command tag and the rows it affected.
+    Command(String, u64),
+}
+
+/// True for the statement kinds the fast path may take (checked before anything else is done).
+pub(crate) fn is_candidate(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+    )
+}
+
+/// The fast plan of `statement` against `catalog`, or `None` when it takes the general path.
+pub(crate) fn plan(statement: &Statement, catalog: &Catalog) -> Option<FastPlan> {
+    match statement {
+        Statement::Query(query) => plan_select(query, catalog),
+        Statement::Insert(insert) => plan_insert(insert, catalog),
+        Statement::Update(update) => plan_update(update, catalog),
+        Statement::Delete(delete) => plan_delete(delete, catalog),
+        _ => None,
+    }
+}
+
+fn table_named<'a>(catalog: &'a Catalog, name: &ast::ObjectName) -> Option<&'a TableDef> {
+    let qualified = qualify(catalog, name).ok()?;
+    match catalog.relation(qualified.schema, &qualified.name)? {
+        Object::Table(table) => Some(table),
+        _ => None,
+    }
+}
+
+/// Key columns the fast path can look up by their keycode: types whose SQL equality is byte equality of
+/// the stored value.
+fn simple_key(table: &TableDef) -> bool {
+    !table.primary_key.is_empty()
+        && table.primary_key.iter().all(|&slot| {
+            matches!(
+                table.columns[slot].data_type,
+                DataType::SmallInt
+                    | DataType::Integer
+                    | DataType::BigInt
+                    | DataType::Text
+                    | DataType::Varchar(_)
+                    | DataType::Boolean
+            )
+        })
+}
+
+/// The one table of a FROM list (with its alias), if that is all there is.
+fn single_table<'a>(
+    from: &'a TableWithJoins,
+    catalog: &'a Catalog,
+) -> Option<(&'a TableDef, Option<String>)> {
+    if !from.joins.is_empty() {
+        return None;
+    }
+    let TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        with_hints,
+        version: None,
+        with_ordinality: false,
+        partitions,
+        json_path: None,
+        sample: None,
+        index_hints,
+    } = &from.relation
+    else {
+        return None;
+    };
+    if !with_hints.is_empty() || !partitions.is_empty() || !index_hints.is_empty() {
+        return None;
+    }
+    let alias = match alias {
+        None => None,
+        Some(alias) if alias.columns.is_empty() => Some(normalize(&alias.name)),
+        Some(_) => return None,
+    };
+    Some((table_named(catalog, name)?, alias))
+}
+
+/// The live column a (possibly qualified) column reference names.
+fn column_of(expr: &Expr, table: &TableDef, alias: Option<&str>) -> Option<usize> {
+    match expr {
+        Expr::Identifier(ident) => table.column_slot(&normalize(ident)),
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            let qualifier = normalize(&parts[0]);
+            let visible = alias.unwrap_or(&table.name);
+            (qualifier == visible).then_some(())?;
+            table.column_slot(&normalize(&parts[1]))
+        }
+        Expr::Nested(inner) => column_of(inner, table, alias),
+        _ => None,
+    }
+}
+
+fn operand(expr: &Expr) -> Option<Operand> {
+    match expr {
+        Expr::Nested(inner) => operand(inner),
+        Expr::Value(value) => match &value.value {
+            SqlValue::Placeholder(name) => {
+                let number: usize = name.strip_prefix('$')?.parse().ok()?;
+                Some(Operand::Parameter(number.checked_sub(1)?))
+            }
+            SqlValue::Number(text, false) => {
+                Some(Operand::Constant(Param::Integer(text.parse().ok()?)))
+            }
+            SqlValue::SingleQuotedString(text) => Some(Operand::Constant(Param::Text(text.clone()))),
+            SqlValue::Boolean(value) => Some(Operand::Constant(Param::Boolean(*value))),
+            SqlValue::Null => Some(Operand::Constant(Param::Null)),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(value) => match &value.value {
+                SqlValue::Number(text, false) => Some(Operand::Constant(Param::Integer(
+                    format!("-{text}").parse().ok()?,
+                ))),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Function(function) => {
+            let name = function.name.to_string().to_lowercase();
+            let no_arguments = match &function.args {
+                FunctionArguments::None => true,
+                FunctionArguments::List(list) => list.args.is_empty() && list.clauses.is_empty(),
+                FunctionArguments::Subquery(_) => false,
+            };
+            let plain = no_arguments
+                && function.filter.is_none()
+                && function.over.is_none()
+                && function.within_group.is_empty()
+                && function.null_treatment.is_none();
+            (plain
+                && matches!(
+                    name.as_str(),
+                    "now" | "current_timestamp" | "localtimestamp" | "pg_catalog.now"
+                ))
+            .then_some(Operand::Now)
+        }
+        _ => None,
+    }
+}
+
+/// `pk = x AND pk2 = y`: one operand per primary-key column, each named exactly once, nothing else.
+fn key_operands(
+    selection: Option<&Expr>,
+    table: &TableDef,
+    alias: Option<&str>,
+) -> Option<Vec<Operand>> {
+    if !simple_key(table) {
+        return None;
+    }
+    let mut conjuncts = Vec::new();
+    let mut pending = vec![selection?];
+    while let Some(expr) = pending.pop() {
+        match expr {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                pending.push(right);
+                pending.push(left);
+            }
+            Expr::Nested(inner) => pending.push(inner),
+            other => conjuncts.push(other),
+        }
+    }
+    let mut key: Vec<Option<Operand>> = vec![None; table.primary_key.len()];
+    for conjunct in conjuncts {
+        let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = conjunct
+        else {
+            return None;
+        };
+        let (slot, value) = match (column_of(left, table, alias), column_of(right, table, alias)) {
+            (Some(slot), None) => (slot, operand(right)?),
+            (None, Some(slot)) => (slot, operand(left)?),
+            _ => return None,
+        };
+        let position = table.primary_key.iter().position(|&key| key == slot)?;
+        if key[position].replace(value).is_some() {
+            return None;
+        }
+    }
+    key.into_iter().collect()
+}
+
+fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
+    let ast::Query {
+        with: None,
+        body,
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks,
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators,
+    } = query
+    else {
+        return None;
+    };
+    if !locks.is_empty() || !pipe_operators.is_empty() {
+        return None;
+    }
+    let SetExpr::Select(select) = body.as_ref() else {
+        return None;
+    };
+    let plain = select.optimizer_hints.is_empty()
+        && select.distinct.is_none()
+        && select.select_modifiers.is_none()
+        && select.top.is_none()
+        && select.exclude.is_none()
+        && select.into.is_none()
+        && select.from.len() == 1
+        && select.lateral_views.is_empty()
+        && select.prewhere.is_none()
+        && select.connect_by.is_empty()
+        && matches!(&select.group_by, GroupByExpr::Expressions(list, modifiers) if list.is_empty() && modifiers.is_empty())
+        && select.cluster_by.is_empty()
+        && select.distribute_by.is_empty()
+        && select.sort_by.is_empty()
+        && select.having.is_none()
+        && select.named_window.is_empty()
+        && select.qualify.is_none()
+        && select.value_table_mode.is_none();
+    if !plain {
+        return None;
+    }
+    let (table, alias) = single_table(&select.from[0], catalog)?;
+    let alias = alias.as_deref();
+    let mut slots = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(expr) => {
+                let slot = column_of(expr, table, alias)?;
+                slots.push(slot);
+                names.push(table.columns[slot].name.clone());
+            }
+            SelectItem::ExprWithAlias { expr, alias: name } => {
+                slots.push(column_of(expr, table, alias)?);
+                names.push(normalize(name));
+            }
+            SelectItem::Wildcard(options) => {
+                let ast::WildcardAdditionalOptions {
+                    opt_ilike: None,
+                    opt_exclude: None,
+                    opt_except: None,
+                    opt_replace: None,
+                    opt_rename: None,
+                    opt_alias: None,
+                    ..
+                } = options
+                else {
+                    return None;
+                };
+                for (slot, column) in table.live_columns() {
+                    slots.push(slot);
+                    names.push(column.name.clone());
+                }
+            }
+            _ => return None,
+        }
+    }
+    // PostgreSQL allows repeated output names; the general path handles them.
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != names.len() || slots.is_empty() {
+        return None;
+    }
+    let key = key_operands(select.selection.as_ref(), table, alias)?;
+    let schema = Arc::new(Schema::new(
+        slots
+            .iter()
+            .zip(&names)
+            .map(|(&slot, name)| field(name, table.columns[slot].data_type, true))
+            .collect::<Vec<_>>(),
+    ));
+    Some(FastPlan::Select {
+        table: table.clone(),
+        key,
+        slots,
+        schema,
+    })
+}
+
+fn plan_insert(insert: &ast::Insert, catalog: &Catalog) -> Option<FastPlan> {
+    let plain = insert.optimizer_hints.is_empty()
+        && insert.or.is_none()
+        && !insert.ignore
+        && insert.table_alias.is_none()
+        && !insert.overwrite
+        && insert.assignments.is_empty()
+        && insert.partitioned.is_none()
+        && insert.after_columns.is_empty()
+        && insert.on.is_none()
+        && insert.returning.is_none()
+        && insert.output.is_none()
+        && !insert.replace_into
+        && insert.priority.is_none()
+        && insert.insert_alias.is_none()
+        && insert.settings.is_none()
+        && insert.format_clause.is_none()
+        && insert.multi_table_insert_type.is_none()
+        && insert.multi_table_into_clauses.is_empty()
+        && insert.multi_table_when_clauses.is_empty();
+    if !plain {
+        return None;
+    }
+    let TableObject::TableName(name) = &insert.table else {
+        return None;
+    };
+    let table = table_named(catalog, name)?;
+    if !table.checks.is_empty() {
+        return None;
+    }
+    let source = insert.source.as_deref()?;
+    if source.with.is_some()
+        || source.order_by.is_some()
+        || source.limit_clause.is_some()
+        || source.fetch.is_some()
+        || !source.locks.is_empty()
+    {
+        return None;
+    }
+    let SetExpr::Values(values) = source.body.as_ref() else {
+        return None;
+    };
+    let width = values.rows.first()?.len();
+    let targets: Vec<usize> = if insert.columns.is_empty() {
+        table.live_columns().map(|(slot, _)| slot).take(width).collect()
+    } else {
+        let mut targets = Vec::new();
+        for column in &insert.columns {
+            let [part] = column.0.as_slice() else {
+                return None;
+            };
+            let slot = table.column_slot(&normalize(part.as_ident()?))?;
+            if targets.contains(&slot) {
+                return None;
+            }
+            targets.push(slot);
+        }
+        targets
+    };
+    if targets.len() != width {
+        return None;
+    }
+    // Columns left out take their default: only NULL is taken here.
+    for (slot, column) in table.live_columns() {
+        let targeted = targets.contains(&slot);
+        if (!targeted && (column.default.is_some() || column.identity.is_some() || column.not_null))
+            || (targeted && column.identity == Some(Identity::Always))
+        {
+            return None;
+        }
+    }
+    let mut rows = Vec::with_capacity(values.rows.len());
+    for row in &values.rows {
+        if row.len() != width {
+            return None;
+        }
+        rows.push(row.iter().map(operand).collect::<Option<Vec<_>>>()?);
+    }
+    Some(FastPlan::Insert {
+        table: table.clone(),
+        targets,
+        rows,
+    })
+}
+
+/// True when some foreign key of `catalog` points at `table` (at any of `slots`, or at all if `None`).
+fn referenced(catalog: &Catalog, table: &TableDef, slots: Option<&[usize]>) -> bool {
+    catalog.objects().any(|object| match object {
+        Object::Table(other) => other.foreign_keys.iter().any(|foreign_key| {
+            foreign_key.referenced_table == table.id
+                && slots.is_none_or(|slots| {
+                    foreign_key
+                        .referenced_columns
+                        .iter()
+                        .any(|column| slots.contains(column))
+                })
+        }),
+        _ => false,
+    })
+}
+
+fn plan_update(update: &ast::Update, catalog: &Catalog) -> Option<FastPlan> {
+    if !update.optimizer_hints.is_empty()
+        || update.from.is_some()
+        || update.returning.is_some()
+        || update.output.is_some()
+        || update.or.is_some()
+        || !update.order_by.is_empty()
+        || update.limit.is_some()
+    {
+        return None;
+    }
+    let (table, alias) = single_table(&update.table, catalog)?;
+    let alias = alias.as_deref();
+    if !table.checks.is_empty() {
+        return None;
+    }
+    let mut assignments: Vec<(usize, Assigned)> = Vec::new();
+    for assignment in &update.assignments {
+        let AssignmentTarget::ColumnName(name) = &assignment.target else {
+            return None;
+        };
+        let [part] = name.0.as_slice() else {
+            return None;
+        };
+        let slot = table.column_slot(&normalize(part.as_ident()?))?;
+        let column = &table.columns[slot];
+        let changes_structure = table.primary_key.contains(&slot)
+            || catalog
+                .indexes_of(table.id)
+                .any(|index| index.columns.contains(&slot))
+            || table
+                .foreign_keys
+                .iter()
+                .any(|foreign_key| foreign_key.columns.contains(&slot))
+            || column.identity == Some(Identity::Always)
+            || assignments.iter().any(|(assigned, _)| *assigned == slot);
+        if changes_structure {
+            return None;
+        }
+        let value = match &assignment.value {
+            Expr::BinaryOp { left, op, right }
+                if matches!(op, BinaryOperator::Plus | BinaryOperator::Minus)
+                    && column_of(left, table, alias) == Some(slot) =>
+            {
+                if !matches!(
+                    column.data_type,
+                    DataType::SmallInt | DataType::Integer | DataType::BigInt | DataType::Double
+                ) {
+                    return None;
+                }
+                Assigned::Add {
+                    operand: operand(right)?,
+                    negate: *op == BinaryOperator::Minus,
+                }
+            }
+            other => Assigned::Value(operand(other)?),
+        };
+        assignments.push((slot, value));
+    }
+    let slots: Vec<usize> = assignments.iter().map(|(slot, _)| *slot).collect();
+    if assignments.is_empty() || referenced(catalog, table, Some(&slots)) {
+        return None;
+    }
+    let key = key_operands(update.selection.as_ref(), table, alias)?;
+    Some(FastPlan::Update {
+        table: table.clone(),
+        key,
+        assignments,
+    })
+}
+
+fn plan_delete(delete: &ast::Delete, catalog: &Catalog) -> Option<FastPlan> {
+    if !delete.optimizer_hints.is_empty()
+        || !delete.tables.is_empty()
+        || delete.using.is_some()
+        || delete.returning.is_some()
+        || delete.output.is_some()
+        || !delete.order_by.is_empty()
+        || delete.limit.is_some()
+    {
+        return None;
+    }
+    let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
+    let [from] = from.as_slice() else {
+        return None;
+    };
+    let (table, alias) = single_table(from, catalog)?;
+    if referenced(catalog, table, None) {
+        return None;
+    }
+    let key = key_operands(delete.selection.as_ref(), table, alias.as_deref())?;
+    Some(FastPlan::Delete {
+        table: table.clone(),
+        key,
+    })
+}
+
+/// The value `param` stands for in a column of `data_type`, when the conversion cannot fail or differ
+/// from the general path's; `None` otherwise.
+fn column_value(param: &Param, data_type: DataType) -> Option<Value> {
+    let integer_in = |value: i64, data_type: DataType| -> Option<Value> {
+        let fits = match data_type {
+            DataType::SmallInt => i16::try_from(value).is_ok(),
+            DataType::Integer => i32::try_from(value).is_ok(),
+            DataType::BigInt => true,
+            _ => false,
+        };
+        fits.then_some(Value::Integer(value))
+    };
+    match (param, data_type) {
+        (Param::Null, _) => Some(Value::Null),
+        (Param::Integer(value), DataType::SmallInt | DataType::Integer | DataType::BigInt) => {
+            integer_in(*value, data_type)
+        }
+        (Param::Integer(value), DataType::Double) if value.unsigned_abs() < (1 << 53) => {
+            Some(Value::Double(*value as f64))
+        }
+        (Param::Double(value), DataType::Double) => Some(Value::Double(*value)),
+        (Param::Boolean(value), DataType::Boolean) => Some(Value::Boolean(*value)),
+        (Param::Text(text), DataType::Text | DataType::Varchar(None)) => {
+            Some(Value::Text(text.clone()))
+        }
+        (Param::Text(text), DataType::Varchar(Some(length)))
+            if text.chars().count() <= length as usize =>
+        {
+            Some(Value::Text(text.clone()))
+        }
+        (Param::Text(text), DataType::SmallInt | DataType::Integer | DataType::BigInt) => {
+            integer_in(text.trim().parse().ok()?, data_type)
+        }
+        (Param::Bytes(bytes), DataType::Bytea) => Some(Value::Bytes(bytes.clone())),
+        _ => None,
+    }
+}
+
+/// Evaluates an operand for a column of `data_type`.
+fn evaluate(
+    operand: &Operand,
+    params: &[Param],
+    data_type: DataType,
+    now_microseconds: i64,
+) -> Option<Value> {
+    match operand {
+        Operand::Parameter(index) => column_value(params.get(*index)?, data_type),
+        Operand::Constant(param) => column_value(param, data_type),
+        Operand::Now => matches!(data_type, DataType::Timestamp | DataType::TimestampTz)
+            .then_some(Value::Integer(now_microseconds)),
+    }
+}
+
+/// The row key the key operands name, or `None` (general path) when one does not convert exactly.
+fn row_key(table: &TableDef, key: &[Operand], params: &[Param]) -> Option<Vec<u8>> {
+    let mut out = Key::row_prefix(table.id);
+    for (operand, &slot) in key.iter().zip(&table.primary_key) {
+        let value = evaluate(operand, params, table.columns[slot].data_type, 0)?;
+        if value.is_null() {
+            return None;
+        }
+        encode_value(&value, &mut out);
+    }
+    Some(out)
+}
+
+fn now_microseconds() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Runs a fast plan in `transaction`. `Ok(None)`: the statement must take the general path; nothing
+/// has been written then.
+pub(crate) fn execute(
+    plan: &FastPlan,
+    params: &[Param],
+    transaction: &mut Transaction,
+    catalog: &Catalog,
+    database: &DatabaseInner,
+) -> Result<Option<FastOutcome>> {
+    match plan {
+        FastPlan::Select {
+            table,
+            key,
+            slots,
+            schema,
+        } => {
+            let Some(row_key) = row_key(table, key, params) else {
+                return Ok(None);
+            };
+            let row = transaction.get(&row_key)?;
+            let batch = row_batch(table, slots, schema, row.as_deref())?;
+            Ok(Some(FastOutcome::Rows(schema.clone(), vec![batch])))
+        }
+        FastPlan::Insert {
+            table,
+            targets,
+            rows,
+        } => {
+            let now = now_microseconds();
+            let mut new_rows = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut values: Vec<Value> = vec![Value::Null; table.columns.len()];
+                for (operand, &slot) in row.iter().zip(targets) {
+                    let column = &table.columns[slot];
+                    let Some(value) = evaluate(operand, params, column.data_type, now) else {
+                        return Ok(None);
+                    };
+                    if value.is_null() && column.not_null {
+                        return Ok(None);
+                    }
+                    values[slot] = value;
+                }
+                new_rows.push(values);
+            }
+            transaction.validate_key(&Key::Object(table.id).encode());
+            let writer = TableWriter::new(catalog, table, database);
+            for values in &new_rows {
+                writer.check_references(transaction, values)?;
+                let key = writer.new_row_key(values)?;
+                writer.insert(transaction, key, values)?;
+            }
+            Ok(Some(FastOutcome::Command(
+                format!("INSERT 0 {}", new_rows.len()),
+                new_rows.len() as u64,
+            )))
+        }
+        FastPlan::Update {
+            table,
+            key,
+            assignments,
+        } => {
+            let Some(row_key) = row_key(table, key, params) else {
+                return Ok(None);
+            };
+            let now = now_microseconds();
+            // Evaluate the assignments first: a value the fast path cannot convert sends the statement
+            // the general way even when the row is absent (it may raise an error there).
+            let mut changes = Vec::with_capacity(assignments.len());
+            for (slot, assigned) in assignments {
+                let data_type = table.columns[*slot].data_type;
+                let operand = match assigned {
+                    Assigned::Value(operand) | Assigned::Add { operand, .. } => operand,
+                };
+                let Some(value) = evaluate(operand, params, data_type, now) else {
+                    return Ok(None);
+                };
+                changes.push(value);
+            }
+            transaction.validate_key(&Key::Object(table.id).encode());
+            let Some(bytes) = transaction.get(&row_key)? else {
+                return Ok(Some(FastOutcome::Command("UPDATE 0".into(), 0)));
+            };
+            let mut values = decode_row(table, &bytes)?;
+            for ((slot, assigned), value) in assignments.iter().zip(changes) {
+                let column = &table.columns[*slot];
+                let new = match assigned {
+                    Assigned::Value(_) => value,
+                    Assigned::Add { negate, .. } => {
+                        let Some(sum) = add(&values[*slot], &value, *negate, column.data_type)
+                        else {
+                            return Ok(None);
+                        };
+                        sum
+                    }
+                };
+                if new.is_null() && column.not_null {
+                    return Ok(None);
+                }
+                values[*slot] = new;
+            }
+            transaction.put(row_key, encode_row(table.version, &values))?;
+            Ok(Some(FastOutcome::Command("UPDATE 1".into(), 1)))
+        }
+        FastPlan::Delete { table, key } => {
+            let Some(row_key) = row_key(table, key, params) else {
+                return Ok(None);
+            };
+            transaction.validate_key(&Key::Object(table.id).encode());
+            let Some(bytes) = transaction.get(&row_key)? else {
+                return Ok(Some(FastOutcome::Command("DELETE 0".into(), 0)));
+            };
+            let row = crate::sql::write::StoredRow {
+                values: decode_row(table, &bytes)?,
+                key: row_key,
+            };
+            TableWriter::new(catalog, table, database).delete(transaction, &row)?;
+            Ok(Some(FastOutcome::Command("DELETE 1".into(), 1)))
+        }
+    }
+}
+
+/// `current + change` (or `-`), for integer and double columns; `None` on overflow or out of the
+/// column's range (the general path raises 22003 then).
+fn add(current: &Value, change: &Value, negate: bool, data_type: DataType) -> Option<Value> {
+    match (current, change) {
+        (Value::Null, _) | (_, Value::Null) => Some(Value::Null),
+        (Value::Integer(current), Value::Integer(change)) => {
+            let sum = if negate {
+                current.checked_sub(*change)?
+            } else {
+                current.checked_add(*change)?
+            };
+            column_value(&Param::Integer(sum), data_type)
+        }
+        (Value::Double(current), Value::Double(change)) => {
+            let sum = if negate {
+                current - change
+            } else {
+                current + change
+            };
+            sum.is_finite().then_some(Value::Double(sum))
+        }
+        _ => None,
+    }
+}
+
+/// One batch holding the row (or none) with the output columns `slots`.
+fn row_batch(
+    table: &TableDef,
+    slots: &[usize],
+    schema: &SchemaRef,
+    row: Option<&[u8]>,
+) -> Result<RecordBatch> {
+    let mut builders: Vec<ColumnBuilder> = slots
+        .iter()
+        .map(|&slot| ColumnBuilder::new(table.columns[slot].data_type, 1))
+        .collect();
+    if let Some(bytes) = row {
+        let mut reader = RowReader::new(bytes)?;
+        let last = slots.iter().copied().max().unwrap_or(0);
+        let mut raws = Vec::with_capacity(last + 1);
+        for slot in 0..=last {
+            raws.push(if slot < reader.slots {
+                reader.next_value()?
+            } else {
+                None
+            });
+        }
+        for (builder, &slot) in builders.iter_mut().zip(slots) {
+            match raws[slot] {
+                Some(raw) => builder.append_raw(raw)?,
+                None => builder.append_value(&table.columns[slot].missing)?,
+            }
+        }
+    }
+    let columns = builders
+        .iter_mut()
+        .map(ColumnBuilder::finish)
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|error| Error::internal(format!("fast path batch: {error}")))
+}
