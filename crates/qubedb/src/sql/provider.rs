@@ -34,7 +34,7 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use qubedb_kv::{KeyRange, ReadView};
-use qubedb_model::catalog::{Object, TableDef};
+use qubedb_model::catalog::{IndexDef, Object, TableDef};
 use qubedb_model::keycode::{decode_value, encode_value};
 use qubedb_model::keys::Key;
 use qubedb_model::row::RowReader;
@@ -141,6 +141,7 @@ impl SchemaProvider for QubeSchema {
         match state.catalog.relation(self.id, name) {
             Some(Object::Table(table)) => Ok(Some(Arc::new(KvTable::new(
                 Arc::new(table.clone()),
+                state.catalog.indexes_of(table.id).cloned().collect(),
                 self.shared.clone(),
                 keyed,
             )))),
@@ -169,6 +170,8 @@ impl SchemaProvider for QubeSchema {
 /// A table as DataFusion sees it.
 pub struct KvTable {
     table: Arc<TableDef>,
+    /// The table's secondary indexes, candidates for [`KvTable::scan`]'s access path.
+    indexes: Vec<IndexDef>,
     schema: SchemaRef,
     shared: Arc<Shared>,
     /// Slot of each schema column (`None` for the hidden row id).
@@ -182,7 +185,12 @@ impl fmt::Debug for KvTable {
 }
 
 impl KvTable {
-    pub(crate) fn new(table: Arc<TableDef>, shared: Arc<Shared>, keyed: bool) -> KvTable {
+    pub(crate) fn new(
+        table: Arc<TableDef>,
+        indexes: Vec<IndexDef>,
+        shared: Arc<Shared>,
+        keyed: bool,
+    ) -> KvTable {
         let mut fields: Vec<Field> = Vec::new();
         let mut slots = Vec::new();
         for (slot, column) in table.live_columns() {
@@ -197,19 +205,123 @@ impl KvTable {
         }
         KvTable {
             table,
+            indexes,
             schema: Arc::new(Schema::new(fields)),
             shared,
             slots,
         }
     }
 
-    /// The primary-key column slot `slot`'s position in the key, if it is a key column.
-    fn key_position(&self, column_name: &str) -> Option<usize> {
+    /// The position of column `column_name` in a key made of the columns `key_slots`.
+    fn position_in(&self, key_slots: &[usize], column_name: &str) -> Option<usize> {
         let slot = self.table.column_slot(column_name)?;
-        self.table
-            .primary_key
-            .iter()
-            .position(|&key_slot| key_slot == slot)
+        key_slots.iter().position(|&key_slot| key_slot == slot)
+    }
+
+    /// The cheapest way to read the rows `filters` may select: the primary key's ranges, or an index's.
+    fn access_path(&self, filters: &[Expr]) -> AccessPath {
+        let constraints_on = |key_slots: &[usize]| -> Vec<KeyConstraint> {
+            filters
+                .iter()
+                .filter_map(|filter| {
+                    key_constraint(filter, &|name| self.position_in(key_slots, name))
+                })
+                .collect()
+        };
+        let types_of = |key_slots: &[usize]| -> Vec<DataType> {
+            key_slots
+                .iter()
+                .map(|&slot| self.table.columns[slot].data_type)
+                .collect()
+        };
+        let mut best = AccessPath {
+            index: None,
+            ranges: vec![Key::row_range(self.table.id)],
+            shape: RangeShape::Full,
+        };
+        if !self.table.primary_key.is_empty() {
+            let key_slots = &self.table.primary_key;
+            let (ranges, shape) = key_ranges(
+                Key::row_prefix(self.table.id),
+                &types_of(key_slots),
+                &constraints_on(key_slots),
+                true,
+            );
+            best = AccessPath {
+                index: None,
+                ranges,
+                shape,
+            };
+        }
+        for index in &self.indexes {
+            let (ranges, shape) = key_ranges(
+                Key::index_prefix(index.id),
+                &types_of(&index.columns),
+                &constraints_on(&index.columns),
+                false,
+            );
+            let candidate = AccessPath {
+                index: Some(index.clone()),
+                ranges,
+                shape,
+            };
+            if candidate.rank() > best.rank() {
+                best = candidate;
+            }
+        }
+        best
+    }
+}
+
+/// How a scan reaches its rows: key ranges over the rows, or over an index's entries.
+struct AccessPath {
+    index: Option<IndexDef>,
+    ranges: Vec<KeyRange>,
+    shape: RangeShape,
+}
+
+impl AccessPath {
+    /// Higher is cheaper: a unique point lookup, then more key columns fixed by equality, then a range,
+    /// then a full scan; the rows themselves before an index (no second lookup per row).
+    fn rank(&self) -> (u8, usize, bool) {
+        let unique = self.index.as_ref().is_none_or(|index| index.unique);
+        let (category, fixed) = match self.shape {
+            RangeShape::Empty => (5, 0),
+            RangeShape::Points { columns, .. } if unique => (4, columns),
+            RangeShape::Points { columns, .. } => (3, columns),
+            RangeShape::Ranges { fixed_columns, .. } if fixed_columns > 0 => (3, fixed_columns),
+            RangeShape::Ranges { .. } => (2, 0),
+            RangeShape::Full => (0, 0),
+        };
+        (category, fixed, self.index.is_none())
+    }
+
+    /// What EXPLAIN shows.
+    fn describe(&self) -> String {
+        let plural = |count: usize, word: &str| {
+            format!("{count} {word}{}", if count == 1 { "" } else { "s" })
+        };
+        let shape = match self.shape {
+            RangeShape::Full => "full scan".to_string(),
+            RangeShape::Empty => "no rows (contradictory key predicates)".to_string(),
+            RangeShape::Points { keys, .. } => format!("point lookup ({})", plural(keys, "key")),
+            RangeShape::Ranges {
+                ranges,
+                fixed_columns,
+            } => format!(
+                "range scan ({}{})",
+                plural(ranges, "range"),
+                if fixed_columns > 0 {
+                    format!(", {} fixed", plural(fixed_columns, "key column"))
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        match &self.index {
+            None => shape,
+            Some(index) => format!("index {}: {shape}", index.name),
+        }
     }
 }
 
@@ -230,7 +342,12 @@ impl TableProvider for KvTable {
         Ok(filters
             .iter()
             .map(|filter| {
-                if key_constraint(filter, &|name| self.key_position(name)).is_some() {
+                let usable = |key_slots: &[usize]| {
+                    key_constraint(filter, &|name| self.position_in(key_slots, name)).is_some()
+                };
+                if usable(&self.table.primary_key)
+                    || self.indexes.iter().any(|index| usable(&index.columns))
+                {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -251,19 +368,14 @@ impl TableProvider for KvTable {
             Some(projection) => projection.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let constraints: Vec<KeyConstraint> = filters
-            .iter()
-            .filter_map(|filter| key_constraint(filter, &|name| self.key_position(name)))
-            .collect();
-        let (ranges, description) = key_ranges(&self.table, &constraints);
+        let access = self.access_path(filters);
         let schema = Arc::new(self.schema.project(&projection)?);
         Ok(Arc::new(KvScanExec::new(
             self.table.clone(),
             view,
             projection.iter().map(|&index| self.slots[index]).collect(),
             schema,
-            ranges,
-            description,
+            access,
             limit,
         )))
     }
@@ -417,19 +529,41 @@ fn prefix_end(bytes: &[u8]) -> Bound<Vec<u8>> {
     qubedb_kv::prefix_range(bytes).1
 }
 
-/// Turns key-column constraints into sorted key ranges, and a description for EXPLAIN.
-fn key_ranges(table: &TableDef, constraints: &[KeyConstraint]) -> (Vec<KeyRange>, String) {
-    let prefix = Key::row_prefix(table.id);
-    let full = || (vec![Key::row_range(table.id)], "full scan".to_string());
-    if table.primary_key.is_empty() || constraints.is_empty() {
+/// What a set of key ranges amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeShape {
+    /// Every key.
+    Full,
+    /// No key can match.
+    Empty,
+    /// Every key column fixed by equality: `keys` distinct keys, of `columns` columns.
+    Points { keys: usize, columns: usize },
+    /// Ranges, after `fixed_columns` leading columns fixed by equality.
+    Ranges { ranges: usize, fixed_columns: usize },
+}
+
+/// Turns constraints on the columns of a key (of `types`, under `prefix`) into sorted key ranges.
+/// `exact_points`: a key with every column fixed is one stored key (rows); otherwise it is a prefix
+/// (index entries, which end with the row's primary key).
+fn key_ranges(
+    prefix: Vec<u8>,
+    types: &[DataType],
+    constraints: &[KeyConstraint],
+    exact_points: bool,
+) -> (Vec<KeyRange>, RangeShape) {
+    let full = || {
+        (
+            vec![qubedb_kv::prefix_range(&prefix)],
+            RangeShape::Full,
+        )
+    };
+    if types.is_empty() || constraints.is_empty() {
         return full();
     }
-    let type_at = |position: usize| table.columns[table.primary_key[position]].data_type;
     // Equality prefix: for each key column in order, the set of values it must equal.
     let mut prefixes: Vec<Vec<u8>> = vec![prefix.clone()];
     let mut equal_columns = 0;
-    for position in 0..table.primary_key.len() {
-        let data_type = type_at(position);
+    for (position, &data_type) in types.iter().enumerate() {
         let mut values: Option<Vec<Value>> = None;
         for constraint in constraints {
             let candidates = match constraint {
@@ -466,121 +600,114 @@ fn key_ranges(table: &TableDef, constraints: &[KeyConstraint]) -> (Vec<KeyRange>
                 })
             })
             .collect();
+        prefixes.sort();
+        prefixes.dedup();
         equal_columns += 1;
         if prefixes.is_empty() {
-            return (Vec::new(), "no rows (contradictory key predicates)".into());
+            return (Vec::new(), RangeShape::Empty);
         }
     }
     let mut ranges: Vec<KeyRange> = Vec::new();
-    let description;
-    if equal_columns == table.primary_key.len() {
-        prefixes.sort();
-        prefixes.dedup();
+    if equal_columns == types.len() {
         for key in &prefixes {
-            ranges.push((Bound::Included(key.clone()), Bound::Included(key.clone())));
+            ranges.push(if exact_points {
+                (Bound::Included(key.clone()), Bound::Included(key.clone()))
+            } else {
+                qubedb_kv::prefix_range(key)
+            });
         }
-        description = format!(
-            "point lookup ({} key{})",
-            prefixes.len(),
-            if prefixes.len() == 1 { "" } else { "s" }
-        );
-    } else {
-        // Bounds on the next key column after the equality prefix.
-        let position = equal_columns;
-        let data_type = type_at(position);
-        let mut lower: Option<(Value, bool)> = None;
-        let mut upper: Option<(Value, bool)> = None;
-        let tighter = |current: Option<(Value, bool)>, candidate: (Value, bool), is_lower: bool| {
-            match current {
-                None => Some(candidate),
-                Some(existing) => {
-                    let order = encoded(&candidate.0).cmp(&encoded(&existing.0));
-                    let better = if is_lower {
-                        order.is_gt()
-                    } else {
-                        order.is_lt()
-                    };
-                    let same_stricter = order.is_eq() && !candidate.1;
-                    Some(if better || same_stricter {
-                        candidate
-                    } else {
-                        existing
-                    })
+        let shape = RangeShape::Points {
+            keys: prefixes.len(),
+            columns: equal_columns,
+        };
+        return (ranges, shape);
+    }
+    // Bounds on the next key column after the equality prefix.
+    let position = equal_columns;
+    let data_type = types[position];
+    let mut lower: Option<(Value, bool)> = None;
+    let mut upper: Option<(Value, bool)> = None;
+    let tighter = |current: Option<(Value, bool)>, candidate: (Value, bool), is_lower: bool| {
+        match current {
+            None => Some(candidate),
+            Some(existing) => {
+                let order = encoded(&candidate.0).cmp(&encoded(&existing.0));
+                let better = if is_lower {
+                    order.is_gt()
+                } else {
+                    order.is_lt()
+                };
+                let same_stricter = order.is_eq() && !candidate.1;
+                Some(if better || same_stricter {
+                    candidate
+                } else {
+                    existing
+                })
+            }
+        }
+    };
+    for constraint in constraints {
+        match constraint {
+            KeyConstraint::Lower(at, value, inclusive) if *at == position => {
+                if let Some(value) = key_value(value, data_type) {
+                    lower = tighter(lower, (value, *inclusive), true);
+                }
+            }
+            KeyConstraint::Upper(at, value, inclusive) if *at == position => {
+                if let Some(value) = key_value(value, data_type) {
+                    upper = tighter(upper, (value, *inclusive), false);
+                }
+            }
+            KeyConstraint::Between(at, low, high) if *at == position => {
+                if let (Some(low), Some(high)) =
+                    (key_value(low, data_type), key_value(high, data_type))
+                {
+                    lower = tighter(lower, (low, true), true);
+                    upper = tighter(upper, (high, true), false);
+                }
+            }
+            _ => {}
+        }
+    }
+    if equal_columns == 0 && lower.is_none() && upper.is_none() {
+        return full();
+    }
+    for base in &prefixes {
+        let start = match &lower {
+            None => Bound::Included(base.clone()),
+            Some((value, inclusive)) => {
+                let mut key = base.clone();
+                encode_value(value, &mut key);
+                if *inclusive {
+                    Bound::Included(key)
+                } else {
+                    match prefix_end(&key) {
+                        Bound::Excluded(end) => Bound::Included(end),
+                        other => other,
+                    }
                 }
             }
         };
-        for constraint in constraints {
-            match constraint {
-                KeyConstraint::Lower(at, value, inclusive) if *at == position => {
-                    if let Some(value) = key_value(value, data_type) {
-                        lower = tighter(lower, (value, *inclusive), true);
-                    }
+        let end = match &upper {
+            None => prefix_end(base),
+            Some((value, inclusive)) => {
+                let mut key = base.clone();
+                encode_value(value, &mut key);
+                if *inclusive {
+                    prefix_end(&key)
+                } else {
+                    Bound::Excluded(key)
                 }
-                KeyConstraint::Upper(at, value, inclusive) if *at == position => {
-                    if let Some(value) = key_value(value, data_type) {
-                        upper = tighter(upper, (value, *inclusive), false);
-                    }
-                }
-                KeyConstraint::Between(at, low, high) if *at == position => {
-                    if let (Some(low), Some(high)) =
-                        (key_value(low, data_type), key_value(high, data_type))
-                    {
-                        lower = tighter(lower, (low, true), true);
-                        upper = tighter(upper, (high, true), false);
-                    }
-                }
-                _ => {}
             }
-        }
-        if equal_columns == 0 && lower.is_none() && upper.is_none() {
-            return full();
-        }
-        for base in &prefixes {
-            let start = match &lower {
-                None => Bound::Included(base.clone()),
-                Some((value, inclusive)) => {
-                    let mut key = base.clone();
-                    encode_value(value, &mut key);
-                    if *inclusive {
-                        Bound::Included(key)
-                    } else {
-                        match prefix_end(&key) {
-                            Bound::Excluded(end) => Bound::Included(end),
-                            other => other,
-                        }
-                    }
-                }
-            };
-            let end = match &upper {
-                None => prefix_end(base),
-                Some((value, inclusive)) => {
-                    let mut key = base.clone();
-                    encode_value(value, &mut key);
-                    if *inclusive {
-                        prefix_end(&key)
-                    } else {
-                        Bound::Excluded(key)
-                    }
-                }
-            };
-            ranges.push((start, end));
-        }
-        ranges.sort_by_key(|range| bound_key(&range.0));
-        description = format!(
-            "range scan ({} range{}{})",
-            ranges.len(),
-            if ranges.len() == 1 { "" } else { "s" },
-            if equal_columns > 0 {
-                format!(
-                    ", {equal_columns} key column{} fixed",
-                    if equal_columns == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            }
-        );
+        };
+        ranges.push((start, end));
     }
-    (ranges, description)
+    ranges.sort_by_key(|range| bound_key(&range.0));
+    let shape = RangeShape::Ranges {
+        ranges: ranges.len(),
+        fixed_columns: equal_columns,
+    };
+    (ranges, shape)
 }
 
 fn bound_key(bound: &Bound<Vec<u8>>) -> Vec<u8> {
@@ -597,8 +724,7 @@ pub struct KvScanExec {
     /// For each output column, the slot it reads (`None`: the hidden row id, decoded from the key).
     slots: Vec<Option<usize>>,
     schema: SchemaRef,
-    ranges: Vec<KeyRange>,
-    description: String,
+    access: Arc<AccessPath>,
     limit: Option<usize>,
     properties: Arc<PlanProperties>,
 }
@@ -608,7 +734,8 @@ impl fmt::Debug for KvScanExec {
         write!(
             formatter,
             "KvScanExec({}, {})",
-            self.table.name, self.description
+            self.table.name,
+            self.access.describe()
         )
     }
 }
@@ -619,8 +746,7 @@ impl KvScanExec {
         view: ReadView,
         slots: Vec<Option<usize>>,
         schema: SchemaRef,
-        ranges: Vec<KeyRange>,
-        description: String,
+        access: AccessPath,
         limit: Option<usize>,
     ) -> KvScanExec {
         let properties = Arc::new(PlanProperties::new(
@@ -634,8 +760,7 @@ impl KvScanExec {
             view,
             slots,
             schema,
-            ranges,
-            description,
+            access: Arc::new(access),
             limit,
             properties,
         }
@@ -654,7 +779,7 @@ impl DisplayAs for KvScanExec {
             formatter,
             "KvScanExec: table={}, {}, projection=[{}]",
             self.table.name,
-            self.description,
+            self.access.describe(),
             columns.join(", ")
         )?;
         if let Some(limit) = self.limit {
@@ -703,7 +828,8 @@ impl ExecutionPlan for KvScanExec {
             view: self.view.clone(),
             slots: self.slots.clone(),
             schema: self.schema.clone(),
-            ranges: self.ranges.clone().into_iter(),
+            ranges: self.access.ranges.clone().into_iter(),
+            through_index: self.access.index.is_some(),
             rows: None,
             remaining: self.limit.unwrap_or(usize::MAX),
             done: false,
@@ -745,6 +871,8 @@ struct RowBatches {
     slots: Vec<Option<usize>>,
     schema: SchemaRef,
     ranges: std::vec::IntoIter<KeyRange>,
+    /// The ranges are over index entries, whose values are the rows' primary keys.
+    through_index: bool,
     rows: Option<qubedb_kv::ScanIterator>,
     remaining: usize,
     done: bool,
@@ -756,7 +884,21 @@ impl RowBatches {
             if let Some(rows) = &mut self.rows
                 && let Some(item) = rows.next()
             {
-                return Ok(Some(item?));
+                let (key, value) = item?;
+                if !self.through_index {
+                    return Ok(Some((key, value)));
+                }
+                let row_key = Key::Row(self.table.id, value).encode();
+                let Some(row) = self.view.get(&row_key)? else {
+                    return Err(Error::corruption(
+                        "XX001",
+                        format!(
+                        "an index entry of table {} points to a missing row",
+                        self.table.name
+                    ),
+                    ));
+                };
+                return Ok(Some((row_key, row)));
             }
             match self.ranges.next() {
                 None => return Ok(None),
