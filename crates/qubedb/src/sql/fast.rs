@@ -4,7 +4,8 @@
 //! (`shared/bench/DATAFUSION-KV.md`), while the lookup itself is about a microsecond. The statements an
 //! OLTP application sends most often are recognised here from their syntax tree and run directly:
 //!
-//! - `SELECT columns FROM t WHERE pk = x [AND pk2 = y]`: one `get` of the row key;
+//! - `SELECT columns FROM t WHERE pk = x [AND pk2 = y]`: one `get` of the row key; with the columns of
+//!   a secondary index fixed instead, a scan of that index's entries for those values and a `get` per row;
 //! - `UPDATE t SET c = x, d = d + y WHERE pk = z`: read, change, write one row;
 //! - `DELETE FROM t WHERE pk = x`;
 //! - `INSERT INTO t [(columns)] VALUES (...), ...`.
@@ -32,7 +33,7 @@ use datafusion::sql::sqlparser::ast::{
     Value as SqlValue,
 };
 use qubedb_kv::Transaction;
-use qubedb_model::catalog::{Catalog, Identity, Object, TableDef};
+use qubedb_model::catalog::{Catalog, Identity, IndexDef, Object, TableDef};
 use qubedb_model::keycode::encode_value;
 use qubedb_model::keys::Key;
 use qubedb_model::row::{RowReader, encode_row};
@@ -69,7 +70,9 @@ pub(crate) enum Assigned {
 pub(crate) enum FastPlan {
     Select {
         table: TableDef,
-        /// One operand per primary-key column, in key order.
+        /// The unique-or-not index whose columns the WHERE clause fixes; `None`: the primary key.
+        index: Option<IndexDef>,
+        /// One operand per key column (primary key or index), in key order.
         key: Vec<Operand>,
         /// The slot of each output column.
         slots: Vec<usize>,
@@ -128,9 +131,8 @@ fn table_named<'a>(catalog: &'a Catalog, name: &ast::ObjectName) -> Option<&'a T
 
 /// Key columns the fast path can look up by their keycode: types whose SQL equality is byte equality of
 /// the stored value.
-fn simple_key(table: &TableDef) -> bool {
-    !table.primary_key.is_empty()
-        && table.primary_key.iter().all(|&slot| {
+fn simple_key(table: &TableDef, key_slots: &[usize]) -> bool {
+    key_slots.iter().all(|&slot| {
             matches!(
                 table.columns[slot].data_type,
                 DataType::SmallInt
@@ -243,15 +245,12 @@ fn operand(expr: &Expr) -> Option<Operand> {
     }
 }
 
-/// `pk = x AND pk2 = y`: one operand per primary-key column, each named exactly once, nothing else.
-fn key_operands(
+/// The equalities `column = x AND ...` of a WHERE clause, one per column, if that is all it holds.
+fn equalities(
     selection: Option<&Expr>,
     table: &TableDef,
     alias: Option<&str>,
-) -> Option<Vec<Operand>> {
-    if !simple_key(table) {
-        return None;
-    }
+) -> Option<Vec<(usize, Operand)>> {
     let mut conjuncts = Vec::new();
     let mut pending = vec![selection?];
     while let Some(expr) = pending.pop() {
@@ -268,7 +267,7 @@ fn key_operands(
             other => conjuncts.push(other),
         }
     }
-    let mut key: Vec<Option<Operand>> = vec![None; table.primary_key.len()];
+    let mut found: Vec<(usize, Operand)> = Vec::new();
     for conjunct in conjuncts {
         let Expr::BinaryOp {
             left,
@@ -283,12 +282,47 @@ fn key_operands(
             (None, Some(slot)) => (slot, operand(left)?),
             _ => return None,
         };
-        let position = table.primary_key.iter().position(|&key| key == slot)?;
-        if key[position].replace(value).is_some() {
+        if found.iter().any(|(seen, _)| *seen == slot) {
             return None;
         }
+        found.push((slot, value));
     }
-    key.into_iter().collect()
+    Some(found)
+}
+
+/// The operands for the columns `key_slots`, in that order, when the equalities name exactly those
+/// columns and each is of a type the fast path looks up by its keycode.
+fn key_for(
+    equalities: &[(usize, Operand)],
+    key_slots: &[usize],
+    table: &TableDef,
+) -> Option<Vec<Operand>> {
+    if key_slots.is_empty() || key_slots.len() != equalities.len() || !simple_key(table, key_slots)
+    {
+        return None;
+    }
+    key_slots
+        .iter()
+        .map(|slot| {
+            equalities
+                .iter()
+                .find(|(column, _)| column == slot)
+                .map(|(_, operand)| operand.clone())
+        })
+        .collect()
+}
+
+/// `pk = x AND pk2 = y`: one operand per primary-key column, each named exactly once, nothing else.
+fn key_operands(
+    selection: Option<&Expr>,
+    table: &TableDef,
+    alias: Option<&str>,
+) -> Option<Vec<Operand>> {
+    key_for(
+        &equalities(selection, table, alias)?,
+        &table.primary_key,
+        table,
+    )
 }
 
 fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
@@ -377,7 +411,13 @@ fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
     if sorted.len() != names.len() || slots.is_empty() {
         return None;
     }
-    let key = key_operands(select.selection.as_ref(), table, alias)?;
+    let equalities = equalities(select.selection.as_ref(), table, alias)?;
+    let (index, key) = match key_for(&equalities, &table.primary_key, table) {
+        Some(key) => (None, key),
+        None => catalog
+            .indexes_of(table.id)
+            .find_map(|index| Some((Some(index.clone()), key_for(&equalities, &index.columns, table)?)))?,
+    };
     let schema = Arc::new(Schema::new(
         slots
             .iter()
@@ -387,6 +427,7 @@ fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
     ));
     Some(FastPlan::Select {
         table: table.clone(),
+        index,
         key,
         slots,
         schema,
@@ -673,6 +714,7 @@ pub(crate) fn execute(
     match plan {
         FastPlan::Select {
             table,
+            index: None,
             key,
             slots,
             schema,
@@ -681,7 +723,36 @@ pub(crate) fn execute(
                 return Ok(None);
             };
             let row = transaction.get(&row_key)?;
-            let batch = row_batch(table, slots, schema, row.as_deref())?;
+            let batch = rows_batch(table, slots, schema, row.as_slice())?;
+            Ok(Some(FastOutcome::Rows(schema.clone(), vec![batch])))
+        }
+        FastPlan::Select {
+            table,
+            index: Some(index),
+            key,
+            slots,
+            schema,
+        } => {
+            let mut prefix = Key::index_prefix(index.id);
+            for (operand, &slot) in key.iter().zip(&index.columns) {
+                match evaluate(operand, params, table.columns[slot].data_type, 0) {
+                    Some(value) if !value.is_null() => encode_value(&value, &mut prefix),
+                    _ => return Ok(None),
+                }
+            }
+            let mut rows = Vec::new();
+            for entry in transaction.scan_prefix(&prefix, false)? {
+                let (_, primary_key) = entry?;
+                let row_key = Key::Row(table.id, primary_key).encode();
+                let Some(row) = transaction.get(&row_key)? else {
+                    return Err(Error::corruption(
+                        "XX001",
+                        format!("index {} points to a missing row", index.name),
+                    ));
+                };
+                rows.push(row);
+            }
+            let batch = rows_batch(table, slots, schema, &rows)?;
             Ok(Some(FastOutcome::Rows(schema.clone(), vec![batch])))
         }
         FastPlan::Insert {
@@ -807,21 +878,22 @@ fn add(current: &Value, change: &Value, negate: bool, data_type: DataType) -> Op
     }
 }
 
-/// One batch holding the row (or none) with the output columns `slots`.
-fn row_batch(
+/// One batch holding `rows` (stored row values) with the output columns `slots`.
+fn rows_batch(
     table: &TableDef,
     slots: &[usize],
     schema: &SchemaRef,
-    row: Option<&[u8]>,
+    rows: &[Vec<u8>],
 ) -> Result<RecordBatch> {
     let mut builders: Vec<ColumnBuilder> = slots
         .iter()
-        .map(|&slot| ColumnBuilder::new(table.columns[slot].data_type, 1))
+        .map(|&slot| ColumnBuilder::new(table.columns[slot].data_type, rows.len()))
         .collect();
-    if let Some(bytes) = row {
+    let last = slots.iter().copied().max().unwrap_or(0);
+    let mut raws = Vec::with_capacity(last + 1);
+    for bytes in rows {
         let mut reader = RowReader::new(bytes)?;
-        let last = slots.iter().copied().max().unwrap_or(0);
-        let mut raws = Vec::with_capacity(last + 1);
+        raws.clear();
         for slot in 0..=last {
             raws.push(if slot < reader.slots {
                 reader.next_value()?
