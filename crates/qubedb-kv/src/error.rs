@@ -11,6 +11,13 @@ pub enum Error {
     /// The data directory is already open in another process (or another `Store` of this one).
     #[error("database file {0} is already in use by another process")]
     Locked(String),
+    /// The key is being written by another transaction still in progress: wait for it
+    /// ([`crate::Transaction::take_lock_wait`]) and try again.
+    #[error("the row is being changed by another transaction")]
+    Busy,
+    /// Waiting for the key would close a cycle of transactions waiting for each other.
+    #[error("deadlock detected")]
+    Deadlock,
     /// A named limit was exceeded.
     #[error("{0}")]
     Limit(String),
@@ -31,7 +38,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// True when retrying the whole transaction may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Conflict)
+        matches!(self, Error::Conflict | Error::Deadlock)
     }
 }
 

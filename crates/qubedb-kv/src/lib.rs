@@ -58,7 +58,9 @@ mod store;
 
 pub use backend::{Backend, KeyRange, ScanIterator, Snapshot};
 pub use error::{Error, Result};
-pub use store::{ReadView, Savepoint, Store, StoreOptions, Synchronous, Transaction, prefix_range};
+pub use store::{
+    LockWait, ReadView, Savepoint, Store, StoreOptions, Synchronous, Transaction, prefix_range,
+};
 
 /// Largest key accepted, in bytes.
 pub const KEY_BYTES_MAX: usize = 16 * 1024;

@@ -1,16 +1,17 @@
 //! [`Store`] and [`Transaction`]: snapshots, write buffers, conflict detection and the group-commit pipeline
 //! described in the crate documentation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use imbl::OrdMap;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{
     Backend, KeyRange, RedbBackend, ScanIterator, Snapshot, Write, is_empty_range,
@@ -53,6 +54,48 @@ struct StoreInner {
 struct Shared {
     backend: Box<dyn Backend>,
     state: Mutex<CommitState>,
+    /// The next transaction id.
+    next_transaction: AtomicU64,
+}
+
+/// Write locks. Every key a transaction writes is locked by it until it ends, so two transactions never
+/// write the same key at once: the second one gets [`Error::Busy`] and waits for the first to end
+/// (then, having seen the first one's commit, it decides: retry on newer data or fail with a conflict).
+/// Waits form a graph of one edge per waiting transaction; an edge that would close a cycle is refused
+/// with [`Error::Deadlock`].
+#[derive(Default)]
+struct LockTable {
+    /// Key -> id of the transaction holding it.
+    holders: HashMap<Vec<u8>, u64>,
+    /// Transaction id -> the id of the transaction it waits for.
+    waiting_for: HashMap<u64, u64>,
+    /// Transaction id -> its end, for transactions that hold locks.
+    ends: HashMap<u64, Arc<TransactionEnd>>,
+}
+
+/// Signalled when a transaction that held locks has ended (committed or rolled back) and released them.
+#[derive(Default)]
+struct TransactionEnd {
+    ended: Mutex<bool>,
+    signal: Condvar,
+}
+
+/// A transaction another one must wait for, from [`Transaction::take_lock_wait`].
+#[derive(Clone)]
+pub struct LockWait {
+    end: Arc<TransactionEnd>,
+}
+
+impl LockWait {
+    /// Blocks until the transaction holding the lock has ended, or `timeout` has passed; returns true
+    /// if it ended.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut ended = self.end.ended.lock();
+        if !*ended {
+            let _ = self.end.signal.wait_for(&mut ended, timeout);
+        }
+        *ended
+    }
 }
 
 struct CommitState {
@@ -64,6 +107,7 @@ struct CommitState {
     active: BTreeMap<u64, usize>,
     /// Size of `recent` after the last prune, to prune in amortized linear time.
     recent_len_after_prune: usize,
+    locks: LockTable,
 }
 
 struct CommitRequest {
@@ -99,7 +143,9 @@ impl Store {
                 recent: BTreeMap::new(),
                 active: BTreeMap::new(),
                 recent_len_after_prune: 0,
+                locks: LockTable::default(),
             }),
+            next_transaction: AtomicU64::new(1),
         });
         let (sender, receiver) = mpsc::channel();
         let committer_shared = shared.clone();
@@ -136,12 +182,17 @@ impl Store {
             }
         };
         Ok(Transaction {
+            id: shared.next_transaction.fetch_add(1, Ordering::Relaxed),
             store: self.inner.clone(),
             snapshot,
             snapshot_sequence: sequence,
             writes: OrdMap::new(),
             write_bytes: 0,
             validated: Vec::new(),
+            held: Vec::new(),
+            end: None,
+            lock_wait: None,
+            write_conflict: false,
         })
     }
 
@@ -179,12 +230,21 @@ fn release_snapshot(shared: &Shared, sequence: u64) {
 
 /// A transaction: a snapshot plus buffered writes. Dropping it without commit rolls it back.
 pub struct Transaction {
+    id: u64,
     store: Arc<StoreInner>,
     snapshot: Arc<dyn Snapshot>,
     snapshot_sequence: u64,
     writes: OrdMap<Vec<u8>, Option<Vec<u8>>>,
     write_bytes: usize,
     validated: Vec<KeyRange>,
+    /// Keys this transaction has locked (see [`LockTable`]); released when it ends.
+    held: Vec<Vec<u8>>,
+    /// Signalled when this transaction ends, once it holds a lock.
+    end: Option<Arc<TransactionEnd>>,
+    /// Set by a write that found its key locked ([`Error::Busy`]).
+    lock_wait: Option<LockWait>,
+    /// Set by a write that found its key committed by another transaction after this one's snapshot.
+    write_conflict: bool,
 }
 
 /// What one transaction saw at one moment: its snapshot and its buffered writes. Scans of a statement read
@@ -252,6 +312,128 @@ impl Transaction {
         Ok(self.get(key)?.is_some())
     }
 
+    /// Locks `key` for this transaction before its first write (see [`LockTable`]). Fails with
+    /// [`Error::Busy`] if another transaction in progress holds it ([`Transaction::take_lock_wait`]
+    /// gives what to wait for), [`Error::Deadlock`] if that one waits, directly or not, for this one,
+    /// and [`Error::Conflict`] if another transaction committed the key after this one's snapshot
+    /// ([`Transaction::take_write_conflict`] tells it apart from a conflict at commit).
+    fn lock(&mut self, key: &[u8]) -> Result<()> {
+        if self.writes.contains_key(key) {
+            return Ok(());
+        }
+        let shared = &self.store.shared;
+        let mut state = shared.state.lock();
+        let state = &mut *state;
+        match state.locks.holders.get(key) {
+            Some(&owner) if owner == self.id => return Ok(()),
+            Some(&owner) => {
+                let mut next = owner;
+                let mut steps = 0;
+                while let Some(&waits_for) = state.locks.waiting_for.get(&next) {
+                    if waits_for == self.id {
+                        return Err(Error::Deadlock);
+                    }
+                    next = waits_for;
+                    steps += 1;
+                    if steps > state.locks.waiting_for.len() {
+                        break;
+                    }
+                }
+                let end = state
+                    .locks
+                    .ends
+                    .get(&owner)
+                    .cloned()
+                    .expect("a transaction holding locks has an end to wait for");
+                state.locks.waiting_for.insert(self.id, owner);
+                self.lock_wait = Some(LockWait { end });
+                return Err(Error::Busy);
+            }
+            None => {}
+        }
+        if state
+            .recent
+            .get(key)
+            .is_some_and(|&sequence| sequence > self.snapshot_sequence)
+        {
+            self.write_conflict = true;
+            return Err(Error::Conflict);
+        }
+        state.locks.holders.insert(key.to_vec(), self.id);
+        let end = self.end.get_or_insert_with(Arc::default);
+        state
+            .locks
+            .ends
+            .entry(self.id)
+            .or_insert_with(|| end.clone());
+        self.held.push(key.to_vec());
+        Ok(())
+    }
+
+    /// What the last [`Error::Busy`] of this transaction must wait for; clears it.
+    pub fn take_lock_wait(&mut self) -> Option<LockWait> {
+        self.lock_wait.take()
+    }
+
+    /// Stops waiting (after [`LockWait::wait`]): removes this transaction's edge from the wait graph.
+    pub fn stop_waiting(&mut self) {
+        self.store.shared.state.lock().locks.waiting_for.remove(&self.id);
+    }
+
+    /// True if the last [`Error::Conflict`] came from a write (the key was committed by another
+    /// transaction after this one's snapshot) rather than from commit; clears it. A statement that
+    /// reads at a newer snapshot ([`Transaction::refresh_snapshot`]) may then succeed.
+    pub fn take_write_conflict(&mut self) -> bool {
+        std::mem::take(&mut self.write_conflict)
+    }
+
+    /// Moves the transaction's snapshot to everything committed so far, keeping its buffered writes
+    /// (READ COMMITTED: each statement sees what was committed before it began). Keys the transaction
+    /// wrote are locked by it, so no commit since can have touched them.
+    pub fn refresh_snapshot(&mut self) -> Result<()> {
+        let shared = &self.store.shared;
+        let sequence = {
+            let mut state = shared.state.lock();
+            if state.last_sequence == self.snapshot_sequence {
+                return Ok(());
+            }
+            let sequence = state.last_sequence;
+            *state.active.entry(sequence).or_insert(0) += 1;
+            sequence
+        };
+        let snapshot = match shared.backend.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                release_snapshot(shared, sequence);
+                return Err(error);
+            }
+        };
+        release_snapshot(shared, self.snapshot_sequence);
+        self.snapshot = snapshot;
+        self.snapshot_sequence = sequence;
+        Ok(())
+    }
+
+    /// Releases every lock and wakes the transactions waiting for this one.
+    fn release_locks(&mut self) {
+        let Some(end) = self.end.take() else {
+            if self.lock_wait.is_some() {
+                self.stop_waiting();
+            }
+            return;
+        };
+        {
+            let mut state = self.store.shared.state.lock();
+            for key in self.held.drain(..) {
+                state.locks.holders.remove(&key);
+            }
+            state.locks.ends.remove(&self.id);
+            state.locks.waiting_for.remove(&self.id);
+        }
+        *end.ended.lock() = true;
+        end.signal.notify_all();
+    }
+
     /// Writes `value` at `key`.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         if key.len() > KEY_BYTES_MAX {
@@ -266,6 +448,7 @@ impl Transaction {
                 value.len()
             )));
         }
+        self.lock(&key)?;
         self.account(key.len() + value.len())?;
         self.writes.insert(key, Some(value));
         Ok(())
@@ -273,6 +456,7 @@ impl Transaction {
 
     /// Deletes `key` (a no-op if absent).
     pub fn delete(&mut self, key: Vec<u8>) -> Result<()> {
+        self.lock(&key)?;
         self.account(key.len())?;
         self.writes.insert(key, None);
         Ok(())
@@ -319,6 +503,11 @@ impl Transaction {
     pub fn validate_key(&mut self, key: &[u8]) {
         self.validated
             .push((Bound::Included(key.to_vec()), Bound::Included(key.to_vec())));
+    }
+
+    /// True when the transaction has a buffered write (or delete) of `key`.
+    pub fn writes_key(&self, key: &[u8]) -> bool {
+        self.writes.contains_key(key)
     }
 
     /// True when the transaction has buffered no write.
@@ -370,6 +559,8 @@ impl Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
+        // After `commit` returned, its writes are applied: waiters woken now see them.
+        self.release_locks();
         release_snapshot(&self.store.shared, self.snapshot_sequence);
     }
 }

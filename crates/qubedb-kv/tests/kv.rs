@@ -90,13 +90,72 @@ fn prefix_range_handles_trailing_ff() {
 }
 
 #[test]
-fn first_committer_wins_and_loser_gets_conflict() {
+fn second_writer_waits_for_the_first_and_then_conflicts() {
     let store = Store::in_memory().expect("store");
     let mut first = store.begin().expect("begin");
     let mut second = store.begin().expect("begin");
     first.put(b"k".to_vec(), b"1".to_vec()).expect("put");
-    second.put(b"k".to_vec(), b"2".to_vec()).expect("put");
+    // The key is locked by `first` until it ends.
+    assert_eq!(second.put(b"k".to_vec(), b"2".to_vec()), Err(Error::Busy));
+    let wait = second.take_lock_wait().expect("something to wait for");
+    assert!(!wait.wait(std::time::Duration::from_millis(10)));
     first.commit().expect("first commits");
+    assert!(wait.wait(std::time::Duration::from_secs(5)));
+    second.stop_waiting();
+    // `first` committed the key after `second`'s snapshot: writing it now is a conflict.
+    assert_eq!(
+        second.put(b"k".to_vec(), b"2".to_vec()),
+        Err(Error::Conflict)
+    );
+    assert!(second.take_write_conflict());
+    // On a newer snapshot the write goes through.
+    second.refresh_snapshot().expect("refresh");
+    second.put(b"k".to_vec(), b"2".to_vec()).expect("put");
+    second.commit().expect("second commits");
+    let reader = store.begin().expect("begin");
+    assert_eq!(reader.get(b"k").expect("get"), Some(b"2".to_vec()));
+}
+
+#[test]
+fn a_rolled_back_writer_lets_the_waiter_through() {
+    let store = Store::in_memory().expect("store");
+    let mut first = store.begin().expect("begin");
+    let mut second = store.begin().expect("begin");
+    first.put(b"k".to_vec(), b"1".to_vec()).expect("put");
+    assert_eq!(second.put(b"k".to_vec(), b"2".to_vec()), Err(Error::Busy));
+    let wait = second.take_lock_wait().expect("something to wait for");
+    first.rollback();
+    assert!(wait.wait(std::time::Duration::from_secs(5)));
+    second.stop_waiting();
+    second.put(b"k".to_vec(), b"2".to_vec()).expect("put");
+    second.commit().expect("commit");
+}
+
+#[test]
+fn waiting_in_a_cycle_is_a_deadlock() {
+    let store = Store::in_memory().expect("store");
+    let mut first = store.begin().expect("begin");
+    let mut second = store.begin().expect("begin");
+    first.put(b"a".to_vec(), b"1".to_vec()).expect("put");
+    second.put(b"b".to_vec(), b"2".to_vec()).expect("put");
+    assert_eq!(first.put(b"b".to_vec(), b"1".to_vec()), Err(Error::Busy));
+    assert_eq!(
+        second.put(b"a".to_vec(), b"2".to_vec()),
+        Err(Error::Deadlock)
+    );
+}
+
+#[test]
+fn first_committer_wins_and_loser_gets_conflict() {
+    let store = Store::in_memory().expect("store");
+    let mut first = store.begin().expect("begin");
+    let second = store.begin().expect("begin");
+    first.put(b"k".to_vec(), b"1".to_vec()).expect("put");
+    first.commit().expect("first commits");
+    // `second` validates a read of the key at commit.
+    let mut second = second;
+    second.validate_key(b"k");
+    second.put(b"other".to_vec(), b"2".to_vec()).expect("put");
     assert_eq!(second.commit(), Err(Error::Conflict));
     let reader = store.begin().expect("begin");
     assert_eq!(reader.get(b"k").expect("get"), Some(b"1".to_vec()));
@@ -222,8 +281,20 @@ fn concurrent_counter_increments_never_lose_updates() {
                         .expect("get")
                         .map(|bytes| u64::from_be_bytes(bytes.try_into().expect("8 bytes")))
                         .unwrap_or(0);
-                    txn.put(b"counter".to_vec(), (current + 1).to_be_bytes().to_vec())
-                        .expect("put");
+                    match txn.put(b"counter".to_vec(), (current + 1).to_be_bytes().to_vec()) {
+                        Ok(()) => {}
+                        Err(Error::Busy) => {
+                            let wait = txn.take_lock_wait().expect("lock to wait for");
+                            drop(txn);
+                            wait.wait(std::time::Duration::from_secs(5));
+                            continue;
+                        }
+                        Err(Error::Conflict) => {
+                            conflicts += 1;
+                            continue;
+                        }
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
                     match txn.commit() {
                         Ok(()) => done += 1,
                         Err(Error::Conflict) => conflicts += 1,

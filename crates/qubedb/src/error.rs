@@ -119,6 +119,8 @@ impl From<qubedb_kv::Error> for Error {
         let (kind, code) = match &error {
             Kv::Conflict => (ErrorKind::Retry, "40001"),
             Kv::Locked(_) => (ErrorKind::User, "55006"),
+            Kv::Busy => (ErrorKind::Retry, "55P03"),
+            Kv::Deadlock => (ErrorKind::Retry, "40P01"),
             Kv::Limit(_) => (ErrorKind::User, "54000"),
             Kv::Closed => (ErrorKind::User, "57P01"),
             Kv::Io(_) => (ErrorKind::Corruption, "58030"),

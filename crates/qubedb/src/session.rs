@@ -97,7 +97,45 @@ impl TransactionState {
 struct Block {
     aborted: bool,
     savepoints: Vec<SavepointEntry>,
+    isolation: Isolation,
 }
+
+/// The isolation level of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// Each statement reads what was committed before it began; a row another transaction changed
+    /// meanwhile is written after that transaction ends, re-read (PostgreSQL's default).
+    ReadCommitted,
+    /// One snapshot for the whole transaction; writing a row another transaction changed since fails
+    /// with 40001 (snapshot isolation).
+    RepeatableRead,
+}
+
+impl Isolation {
+    fn name(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read committed",
+            Isolation::RepeatableRead => "repeatable read",
+        }
+    }
+
+    /// The level a setting's text names (`READ UNCOMMITTED` runs as READ COMMITTED, as in PostgreSQL).
+    fn parse(text: &str) -> Result<Isolation> {
+        let text = text.trim().trim_matches('\'').to_lowercase().replace(['_', '-'], " ");
+        match text.as_str() {
+            "read committed" | "read uncommitted" => Ok(Isolation::ReadCommitted),
+            "repeatable read" | "snapshot" => Ok(Isolation::RepeatableRead),
+            "serializable" => Err(serializable_refused()),
+            _ => Err(Error::user(
+                "22023",
+                format!("invalid value for parameter \"transaction_isolation\": \"{text}\""),
+            )),
+        }
+    }
+}
+
+/// Most times one statement is run again after waiting for a row another transaction was writing.
+const STATEMENT_RESTARTS_MAX: usize = 1000;
 
 struct SavepointEntry {
     name: String,
@@ -168,7 +206,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("application_name", ""),
     ("client_encoding", "UTF8"),
     ("datestyle", "ISO, MDY"),
-    ("default_transaction_isolation", "repeatable read"),
+    ("default_transaction_isolation", "read committed"),
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
@@ -184,7 +222,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("statement_timeout", "0"),
     ("synchronous_commit", "on"),
     ("timezone", "UTC"),
-    ("transaction_isolation", "repeatable read"),
+    ("transaction_isolation", "read committed"),
 ];
 
 impl Session {
@@ -445,7 +483,7 @@ impl Session {
     ) -> Result<QueryResult> {
         if self.fast_path && fast::is_candidate(&prepared.statement) {
             self.shared.notices.lock().clear();
-            if let Some(result) = self.try_fast(prepared, params)? {
+            if let Some(result) = self.try_fast(prepared, params).await? {
                 return Ok(result);
             }
         }
@@ -455,9 +493,9 @@ impl Session {
 
     /// Runs a prepared statement on the fast path (`sql/fast.rs`) if it can take it: `Ok(None)` sends
     /// it the general way, with nothing done but perhaps the transaction begun. Transaction handling is
-    /// the general path's (`execute_statement_quietly`), without the statement timeout: a fast
-    /// statement is one key's work.
-    fn try_fast(
+    /// the general path's (`execute_statement_quietly`: savepoint, restarts after a conflict, commit
+    /// outside a block), without the statement timeout: a fast statement is one key's work.
+    async fn try_fast(
         &mut self,
         prepared: &PreparedStatement,
         params: &[Param],
@@ -467,8 +505,10 @@ impl Session {
         }
         let implicit = self.block.is_none();
         self.ensure_transaction()?;
-        let mut state = self.shared.state.lock();
-        let catalog = state.catalog.clone();
+        if !implicit && self.isolation()? == Isolation::ReadCommitted {
+            self.refresh_statement_snapshot()?;
+        }
+        let catalog = self.shared.state.lock().catalog.clone();
         let plan = {
             let mut cache = prepared.fast.lock();
             match &*cache {
@@ -486,38 +526,52 @@ impl Session {
         let Some(plan) = plan else {
             return Ok(None);
         };
-        let transaction = state.transaction()?;
-        let before = transaction.savepoint();
-        let outcome = fast::execute(
-            &plan,
-            params,
-            transaction,
-            &catalog,
-            &self.shared.database,
-        );
-        match outcome {
-            Ok(None) => Ok(None),
-            Ok(Some(outcome)) => {
-                drop(state);
-                let result = self.fast_result(outcome);
-                if implicit {
-                    self.commit_transaction()?;
+        let before = self.statement_savepoint()?;
+        let mut attempts = 0;
+        let error = loop {
+            let outcome = {
+                let mut state = self.shared.state.lock();
+                let transaction = state.transaction()?;
+                fast::execute(&plan, params, transaction, &catalog, &self.shared.database)
+            };
+            match outcome {
+                Ok(None) => return Ok(None),
+                Ok(Some(outcome)) => {
+                    let result = self.fast_result(outcome);
+                    if implicit {
+                        self.commit_transaction()?;
+                    }
+                    return Ok(Some(result));
                 }
-                Ok(Some(result))
-            }
-            Err(error) => {
-                if implicit {
-                    state.transaction = None;
-                } else {
-                    state.transaction()?.rollback_to(&before);
-                    drop(state);
-                    if let Some(block) = &mut self.block {
-                        block.aborted = true;
+                Err(error) if attempts < STATEMENT_RESTARTS_MAX => {
+                    attempts += 1;
+                    match self.restart_after_conflict(&error, &before, None).await {
+                        // A newer snapshot may bring another catalog: the general path plans afresh.
+                        Ok(true) if !Arc::ptr_eq(&self.shared.state.lock().catalog, &catalog) => {
+                            return Ok(None);
+                        }
+                        Ok(true) => continue,
+                        Ok(false) => break error,
+                        Err(other) => break other,
                     }
                 }
-                Err(error)
+                Err(error) => break error,
+            }
+        };
+        let mut state = self.shared.state.lock();
+        if implicit {
+            state.transaction = None;
+        } else {
+            if let Some(transaction) = state.transaction.as_mut() {
+                transaction.rollback_to(&before.0);
+            }
+            state.catalog = before.1;
+            drop(state);
+            if let Some(block) = &mut self.block {
+                block.aborted = true;
             }
         }
+        Err(error)
     }
 
     /// How many statements this session has run on the OLTP fast path (`SET qubedb.fast_path`), for
@@ -576,34 +630,38 @@ impl Session {
         }
         let implicit = self.block.is_none();
         self.ensure_transaction()?;
+        if !implicit && self.isolation()? == Isolation::ReadCommitted {
+            self.refresh_statement_snapshot()?;
+        }
         let before = self.statement_savepoint()?;
         let deadline = self
             .statement_timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
-        // A panic below (a bug, in QubeDB or DataFusion) fails the statement instead of the process.
-        let cancel = self.cancel.clone();
-        // Boxed: the statement's future is large (DataFusion's planning futures), and moving it into
-        // the timeout and cancel wrappers by value would copy it through the stack.
-        let dispatched = Box::pin(AssertUnwindSafe(self.dispatch(statement)).catch_unwind());
-        let limited = async {
-            match deadline {
-                None => dispatched.await,
-                Some(deadline) => tokio::time::timeout_at(deadline, dispatched)
-                    .await
-                    .unwrap_or_else(|_| Ok(Err(statement_timeout_error()))),
+        let mut attempts = 0;
+        let result = loop {
+            let result = self
+                .dispatch_guarded(statement.clone(), deadline)
+                .await
+                .map(|mut result| {
+                    result.set_deadline(deadline);
+                    result.set_cancel(self.cancel.clone());
+                    result
+                });
+            match result {
+                Err(error) if attempts < STATEMENT_RESTARTS_MAX => {
+                    attempts += 1;
+                    match self
+                        .restart_after_conflict(&error, &before, deadline)
+                        .await
+                    {
+                        Ok(true) => continue,
+                        Ok(false) => break Err(error),
+                        Err(other) => break Err(other),
+                    }
+                }
+                other => break other,
             }
         };
-        let result = tokio::select! {
-            result = limited => result,
-            () = cancel.cancelled() => Ok(Err(canceled_error())),
-        };
-        let result = result
-            .unwrap_or_else(|panic| Err(panic_error(panic.as_ref())))
-            .map(|mut result| {
-                result.set_deadline(deadline);
-                result.set_cancel(cancel);
-                result
-            });
         let result = match result {
             Ok(result) if implicit => self.commit_transaction().map(|()| result),
             other => other,
@@ -631,6 +689,136 @@ impl Session {
                 Err(error)
             }
         }
+    }
+
+    /// The level new transactions run at (`default_transaction_isolation`).
+    fn default_isolation(&self) -> Result<Isolation> {
+        Isolation::parse(&setting(&self.shared, "default_transaction_isolation")?)
+    }
+
+    /// The level of the current transaction.
+    fn isolation(&self) -> Result<Isolation> {
+        match &self.block {
+            Some(block) => Ok(block.isolation),
+            None => self.default_isolation(),
+        }
+    }
+
+    fn show_isolation(&self, isolation: Isolation) {
+        self.shared
+            .settings
+            .lock()
+            .insert("transaction_isolation".into(), isolation.name().into());
+    }
+
+    /// READ COMMITTED: a statement of a block reads what was committed before it began. Moves the
+    /// transaction's snapshot forward, and its catalog with it unless the transaction changed the
+    /// catalog itself (its own DDL stays; a concurrent DDL then conflicts at commit).
+    fn refresh_statement_snapshot(&mut self) -> Result<()> {
+        let mut state = self.shared.state.lock();
+        let transaction = state.transaction()?;
+        let changed_catalog = transaction.writes_key(
+            &qubedb_model::keys::Key::Meta(qubedb_model::keys::Meta::CatalogVersion).encode(),
+        );
+        transaction.refresh_snapshot()?;
+        if !changed_catalog {
+            let catalog = self.shared.database.catalog_for(state.transaction()?)?;
+            state.catalog = catalog;
+        }
+        Ok(())
+    }
+
+    /// After a statement failed on a row another transaction is writing (55P03) or has committed
+    /// since the statement's snapshot (40001 from a write): rolls the statement's writes back, waits
+    /// for the other transaction to end, and tells whether to run the statement again. READ COMMITTED
+    /// runs it again on a fresh snapshot; REPEATABLE READ runs it again on the same snapshot after a
+    /// wait (the other transaction may have rolled back) and fails when the row was committed since.
+    async fn restart_after_conflict(
+        &mut self,
+        error: &Error,
+        before: &(qubedb_kv::Savepoint, Arc<Catalog>),
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<bool> {
+        if !matches!(error.code, "55P03" | "40001") {
+            return Ok(false);
+        }
+        let isolation = self.isolation()?;
+        let (wait, write_conflict) = {
+            let mut state = self.shared.state.lock();
+            let Some(transaction) = state.transaction.as_mut() else {
+                return Ok(false);
+            };
+            transaction.rollback_to(&before.0);
+            let wait = transaction.take_lock_wait();
+            let write_conflict = transaction.take_write_conflict();
+            state.catalog = before.1.clone();
+            state.locals.clear();
+            (wait, write_conflict)
+        };
+        match wait {
+            Some(wait) => {
+                let ended = async {
+                    loop {
+                        let wait = wait.clone();
+                        let ended = tokio::task::spawn_blocking(move || {
+                            wait.wait(std::time::Duration::from_millis(200))
+                        })
+                        .await
+                        .unwrap_or(true);
+                        if ended {
+                            break;
+                        }
+                    }
+                };
+                let cancel = self.cancel.clone();
+                let outcome = tokio::select! {
+                    () = ended => Ok(()),
+                    () = cancel.cancelled() => Err(canceled_error()),
+                    () = async {
+                        match deadline {
+                            Some(deadline) => tokio::time::sleep_until(deadline).await,
+                            None => std::future::pending().await,
+                        }
+                    } => Err(statement_timeout_error()),
+                };
+                if let Some(transaction) = self.shared.state.lock().transaction.as_mut() {
+                    transaction.stop_waiting();
+                }
+                outcome?;
+            }
+            None if write_conflict && isolation == Isolation::ReadCommitted => {}
+            None => return Ok(false),
+        }
+        if isolation == Isolation::ReadCommitted {
+            self.refresh_statement_snapshot()?;
+        }
+        Ok(true)
+    }
+
+    /// Runs one statement under its deadline and the session's cancel handle; a panic (a bug, in
+    /// QubeDB or DataFusion) fails the statement instead of the process.
+    async fn dispatch_guarded(
+        &mut self,
+        statement: Statement,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<QueryResult> {
+        let cancel = self.cancel.clone();
+        // Boxed: the statement's future is large (DataFusion's planning futures), and moving it into
+        // the timeout and cancel wrappers by value would copy it through the stack.
+        let dispatched = Box::pin(AssertUnwindSafe(self.dispatch(statement)).catch_unwind());
+        let limited = async {
+            match deadline {
+                None => dispatched.await,
+                Some(deadline) => tokio::time::timeout_at(deadline, dispatched)
+                    .await
+                    .unwrap_or_else(|_| Ok(Err(statement_timeout_error()))),
+            }
+        };
+        let result = tokio::select! {
+            result = limited => result,
+            () = cancel.cancelled() => Ok(Err(canceled_error())),
+        };
+        result.unwrap_or_else(|panic| Err(panic_error(panic.as_ref())))
     }
 
     fn statement_savepoint(&self) -> Result<(qubedb_kv::Savepoint, Arc<Catalog>)> {
@@ -751,17 +939,23 @@ impl Session {
     fn transaction_control(&mut self, statement: &Statement) -> Result<Option<StatementOutcome>> {
         let outcome = match statement {
             Statement::StartTransaction { modes, .. } => {
-                check_isolation(modes)?;
+                let requested = check_isolation(modes)?;
                 if self.block.is_some() {
                     self.shared
                         .warning("25001", "there is already a transaction in progress");
                     return Ok(Some(StatementOutcome::command("BEGIN", 0)));
                 }
+                let isolation = match requested {
+                    Some(isolation) => isolation,
+                    None => self.default_isolation()?,
+                };
                 self.ensure_transaction()?;
                 self.block = Some(Block {
                     aborted: false,
                     savepoints: Vec::new(),
+                    isolation,
                 });
+                self.show_isolation(isolation);
                 StatementOutcome::command("BEGIN", 0)
             }
             Statement::Commit { chain, .. } => {
@@ -1042,7 +1236,14 @@ impl Session {
                 };
                 self.set_variable("timezone", value)?;
             }
-            ast::Set::SetTransaction { modes, .. } => check_isolation(&modes)?,
+            ast::Set::SetTransaction { modes, .. } => {
+                if let Some(isolation) = check_isolation(&modes)?
+                    && let Some(block) = &mut self.block
+                {
+                    block.isolation = isolation;
+                    self.show_isolation(isolation);
+                }
+            }
             ast::Set::SetNames { charset_name, .. } => {
                 self.set_variable("client_encoding", charset_name.to_string())?
             }
@@ -1066,14 +1267,16 @@ impl Session {
                     .insert("timezone".into(), "UTC".into());
             }
             "transaction_isolation" | "default_transaction_isolation" => {
-                let level = value.to_lowercase();
-                if level == "serializable" {
-                    return Err(serializable_refused());
+                let isolation = Isolation::parse(&value)?;
+                if name == "transaction_isolation"
+                    && let Some(block) = &mut self.block
+                {
+                    block.isolation = isolation;
                 }
                 self.shared
                     .settings
                     .lock()
-                    .insert(name.into(), "repeatable read".into());
+                    .insert(name.into(), isolation.name().into());
             }
             "client_encoding" | "names" => {
                 let upper = value.to_uppercase().replace(['-', '\''], "");
@@ -1287,16 +1490,21 @@ fn serializable_refused() -> Error {
     )
 }
 
-fn check_isolation(modes: &[TransactionMode]) -> Result<()> {
+/// The isolation level transaction modes ask for, if any.
+fn check_isolation(modes: &[TransactionMode]) -> Result<Option<Isolation>> {
+    let mut isolation = None;
     for mode in modes {
-        if let TransactionMode::IsolationLevel(TransactionIsolationLevel::Serializable) = mode {
-            return Err(serializable_refused());
-        }
-        if let TransactionMode::IsolationLevel(TransactionIsolationLevel::Snapshot) = mode {
-            continue;
+        if let TransactionMode::IsolationLevel(level) = mode {
+            isolation = Some(match level {
+                TransactionIsolationLevel::Serializable => return Err(serializable_refused()),
+                TransactionIsolationLevel::ReadUncommitted
+                | TransactionIsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+                TransactionIsolationLevel::RepeatableRead
+                | TransactionIsolationLevel::Snapshot => Isolation::RepeatableRead,
+            });
         }
     }
-    Ok(())
+    Ok(isolation)
 }
 
 /// `FOR UPDATE` / `FOR SHARE` would need row locks joined to the conflict set; refuse rather than ignore.

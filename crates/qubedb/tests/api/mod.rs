@@ -79,56 +79,98 @@ fn large_results_stream_in_batches() {
     assert_eq!(total, 50_000);
 }
 
+fn balance(session: &mut qubedb::Session, id: i64) -> i64 {
+    session
+        .query("SELECT balance FROM account WHERE id = $1", &[id.into()])
+        .expect("query")
+        .rows()
+        .expect("rows")[0]
+        .get::<i64>(0)
+        .expect("balance")
+}
+
 #[test]
-fn write_conflict_gives_40001_and_snapshots_hold() {
+fn concurrent_writers_of_a_row_wait_and_snapshots_hold() {
     let database = Database::open_in_memory().expect("database");
     let mut setup = database.session();
     setup
-        .execute(
-            "CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER)",
-            &[],
-        )
-        .expect("create");
-    setup
-        .execute("INSERT INTO account VALUES (1, 100)", &[])
-        .expect("insert");
+        .run("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER); INSERT INTO account VALUES (1, 100), (2, 100)")
+        .expect("setup");
 
+    // READ COMMITTED (the default): the second writer waits for the first, then updates the row as
+    // the first one committed it.
     let mut first = database.session();
-    let mut second = database.session();
     let mut reader = database.session();
+    reader
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ", &[])
+        .expect("begin");
+    assert_eq!(balance(&mut reader, 1), 100);
     first.execute("BEGIN", &[]).expect("begin");
-    second.execute("BEGIN", &[]).expect("begin");
-    reader.execute("BEGIN", &[]).expect("begin");
-    let balance = |session: &mut qubedb::Session| -> i64 {
-        session
-            .query("SELECT balance FROM account WHERE id = 1", &[])
-            .expect("query")
-            .rows()
-            .expect("rows")[0]
-            .get::<i64>(0)
-            .expect("balance")
-    };
-    assert_eq!(balance(&mut reader), 100);
     first
-        .execute(
-            "UPDATE account SET balance = balance + 10 WHERE id = 1",
-            &[],
-        )
+        .execute("UPDATE account SET balance = balance + 10 WHERE id = 1", &[])
         .expect("update");
-    second
-        .execute(
-            "UPDATE account SET balance = balance + 20 WHERE id = 1",
-            &[],
-        )
-        .expect("update");
+    let second_database = database.clone();
+    let second = std::thread::spawn(move || {
+        let mut second = second_database.session();
+        second
+            .run("BEGIN; UPDATE account SET balance = balance + 20 WHERE id = 1; COMMIT")
+            .expect("the second writer waits, then commits");
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!second.is_finished(), "the second writer waits for the first");
     first.execute("COMMIT", &[]).expect("first commits");
-    let error = second.execute("COMMIT", &[]).expect_err("second must fail");
+    second.join().expect("second writer");
+    assert_eq!(balance(&mut setup, 1), 130);
+    // The reader's snapshot does not move while writers commit.
+    assert_eq!(balance(&mut reader, 1), 100);
+    reader.execute("COMMIT", &[]).expect("commit");
+    assert_eq!(balance(&mut reader, 1), 130);
+
+    // REPEATABLE READ: writing a row committed by another transaction since the snapshot fails.
+    let mut repeatable = database.session();
+    repeatable
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ", &[])
+        .expect("begin");
+    assert_eq!(balance(&mut repeatable, 1), 130);
+    setup
+        .execute("UPDATE account SET balance = 0 WHERE id = 1", &[])
+        .expect("autocommit update");
+    let error = repeatable
+        .execute("UPDATE account SET balance = balance + 1 WHERE id = 1", &[])
+        .expect_err("must fail");
     assert_eq!(error.code, "40001");
     assert!(error.is_retryable());
-    // The reader's snapshot does not move while writers commit.
-    assert_eq!(balance(&mut reader), 100);
-    reader.execute("COMMIT", &[]).expect("commit");
-    assert_eq!(balance(&mut reader), 110);
+    repeatable.execute("ROLLBACK", &[]).expect("rollback");
+
+    // Two transactions that each wait for a row the other holds: one gets 40P01, the other goes on.
+    let mut left = database.session();
+    left.run("BEGIN; UPDATE account SET balance = 1 WHERE id = 1")
+        .expect("left holds row 1");
+    let right_database = database.clone();
+    let right = std::thread::spawn(move || {
+        let mut right = right_database.session();
+        right
+            .run("BEGIN; UPDATE account SET balance = 2 WHERE id = 2")
+            .expect("right holds row 2");
+        let result = right.execute("UPDATE account SET balance = 2 WHERE id = 1", &[]);
+        let _ = right.execute("ROLLBACK", &[]);
+        result
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let left_result = left.execute("UPDATE account SET balance = 1 WHERE id = 2", &[]);
+    // The chosen one's transaction still holds its locks until it rolls back, as in PostgreSQL.
+    if left_result.is_err() {
+        left.execute("ROLLBACK", &[]).expect("rollback");
+    }
+    let right_result = right.join().expect("right session");
+    let codes: Vec<&str> = [&left_result, &right_result]
+        .iter()
+        .filter_map(|result| result.as_ref().err().map(|error| error.code))
+        .collect();
+    assert_eq!(codes, vec!["40P01"], "one of the two is chosen: {left_result:?} {right_result:?}");
+    if left_result.is_ok() {
+        left.execute("COMMIT", &[]).expect("commit");
+    }
 }
 
 #[test]
