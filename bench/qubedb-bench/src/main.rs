@@ -128,7 +128,11 @@ impl Engine for Sqlite {
                 .expect("prepare");
             for id in 1..=ROWS {
                 statement
-                    .execute(rusqlite::params![id, format!("name-{id}"), (id * 7919) % 10007])
+                    .execute(rusqlite::params![
+                        id,
+                        format!("name-{id}"),
+                        (id * 7919) % 10007
+                    ])
                     .expect("insert");
             }
         }
@@ -281,13 +285,18 @@ impl Engine for Qubedb {
         let select = self.prepare("SELECT name, score FROM kv WHERE id = $1");
         let mut checksum = 0;
         for &key in keys {
-            read_rows(&mut self.session, &select, &[Param::Integer(key)], |batch, row| {
-                let name = batch.column(0).as_string::<i32>();
-                let score = batch.column(1).as_primitive::<Int32Type>();
-                if !name.is_null(row) {
-                    checksum += i64::from(score.value(row)) + name.value(row).len() as i64;
-                }
-            });
+            read_rows(
+                &mut self.session,
+                &select,
+                &[Param::Integer(key)],
+                |batch, row| {
+                    let name = batch.column(0).as_string::<i32>();
+                    let score = batch.column(1).as_primitive::<Int32Type>();
+                    if !name.is_null(row) {
+                        checksum += i64::from(score.value(row)) + name.value(row).len() as i64;
+                    }
+                },
+            );
         }
         checksum
     }
@@ -330,9 +339,14 @@ impl Engine for Qubedb {
         let select = self.prepare("SELECT id, name FROM kv WHERE score = $1");
         let mut checksum = 0;
         for &score in scores {
-            read_rows(&mut self.session, &select, &[Param::Integer(score)], |batch, row| {
-                checksum += i64::from(batch.column(0).as_primitive::<Int32Type>().value(row));
-            });
+            read_rows(
+                &mut self.session,
+                &select,
+                &[Param::Integer(score)],
+                |batch, row| {
+                    checksum += i64::from(batch.column(0).as_primitive::<Int32Type>().value(row));
+                },
+            );
         }
         checksum
     }
@@ -410,7 +424,6 @@ fn run_w1(engine: &mut dyn Engine, run: usize, inserts: i64) -> Value {
     put("e_index_lookup", INDEX_LOOKUPS as f64, wall, cpu);
     let count = engine.count();
     assert_eq!(count, ROWS + 3 * inserts, "{} row count", engine.name());
-    let mut record = record;
     record.insert("checksum_b".into(), json!(checksum_b));
     record.insert("checksum_e".into(), json!(checksum_e));
     Value::Object(record)
@@ -437,9 +450,17 @@ fn main() {
     for run in 1..=runs {
         for engine in ["sqlite", "qubedb"] {
             let record = if engine == "sqlite" {
-                run_w1(&mut Sqlite::open(&directory.join("w1.sqlite")), run, inserts)
+                run_w1(
+                    &mut Sqlite::open(&directory.join("w1.sqlite")),
+                    run,
+                    inserts,
+                )
             } else {
-                run_w1(&mut Qubedb::open(&directory.join("w1.qubedb")), run, inserts)
+                run_w1(
+                    &mut Qubedb::open(&directory.join("w1.qubedb")),
+                    run,
+                    inserts,
+                )
             };
             // Both engines must have read the same rows.
             let sums = (record["checksum_b"].clone(), record["checksum_e"].clone());

@@ -377,7 +377,13 @@ impl Transaction {
 
     /// Stops waiting (after [`LockWait::wait`]): removes this transaction's edge from the wait graph.
     pub fn stop_waiting(&mut self) {
-        self.store.shared.state.lock().locks.waiting_for.remove(&self.id);
+        self.store
+            .shared
+            .state
+            .lock()
+            .locks
+            .waiting_for
+            .remove(&self.id);
     }
 
     /// True if the last [`Error::Conflict`] came from a write (the key was committed by another

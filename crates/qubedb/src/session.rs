@@ -11,9 +11,12 @@
 //! Outside a `BEGIN` block each statement runs in its own transaction and commits when it succeeds
 //! (autocommit). Inside a block, an error rolls back the failed statement's writes and marks the block
 //! aborted: every later statement fails with 25P02 until `ROLLBACK` (or `ROLLBACK TO SAVEPOINT`), and
-//! `COMMIT` of an aborted block rolls back, as in PostgreSQL. Isolation is snapshot isolation, which is
-//! PostgreSQL's REPEATABLE READ; READ COMMITTED and READ UNCOMMITTED requests run at that stronger level
-//! (as the SQL standard allows), SERIALIZABLE is refused.
+//! `COMMIT` of an aborted block rolls back, as in PostgreSQL. Every key a transaction writes is locked
+//! until it ends (`qubedb_kv`'s lock table): a statement that writes a row another transaction is
+//! writing rolls back to its start, waits for that transaction, and runs again. READ COMMITTED (the
+//! default, as in PostgreSQL) gives each statement a fresh snapshot, so the re-run sees the other
+//! transaction's commit; REPEATABLE READ keeps one snapshot per transaction and fails with 40001 when
+//! the row was committed since. A wait that would close a cycle fails with 40P01. SERIALIZABLE is refused.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -41,8 +44,8 @@ use crate::database::DatabaseInner;
 use crate::error::{Error, Result};
 use crate::params::{Param, bind_parameters};
 use crate::result::{QueryResult, StatementOutcome};
-use crate::sql::parse::parse;
 use crate::sql::fast::{self, FastOutcome, FastPlan};
+use crate::sql::parse::parse;
 use crate::sql::{functions, provider::QubeCatalog, rewrite};
 
 /// State shared between the session and the DataFusion objects it registers (catalog, functions).
@@ -121,7 +124,11 @@ impl Isolation {
 
     /// The level a setting's text names (`READ UNCOMMITTED` runs as READ COMMITTED, as in PostgreSQL).
     fn parse(text: &str) -> Result<Isolation> {
-        let text = text.trim().trim_matches('\'').to_lowercase().replace(['_', '-'], " ");
+        let text = text
+            .trim()
+            .trim_matches('\'')
+            .to_lowercase()
+            .replace(['_', '-'], " ");
         match text.as_str() {
             "read committed" | "read uncommitted" => Ok(Isolation::ReadCommitted),
             "repeatable read" | "snapshot" => Ok(Isolation::RepeatableRead),
@@ -650,10 +657,7 @@ impl Session {
             match result {
                 Err(error) if attempts < STATEMENT_RESTARTS_MAX => {
                     attempts += 1;
-                    match self
-                        .restart_after_conflict(&error, &before, deadline)
-                        .await
-                    {
+                    match self.restart_after_conflict(&error, &before, deadline).await {
                         Ok(true) => continue,
                         Ok(false) => break Err(error),
                         Err(other) => break Err(other),
@@ -1308,7 +1312,9 @@ impl Session {
                     _ => {
                         return Err(Error::user(
                             "22023",
-                            format!("parameter \"qubedb.fast_path\" requires a Boolean value, not \"{value}\""),
+                            format!(
+                                "parameter \"qubedb.fast_path\" requires a Boolean value, not \"{value}\""
+                            ),
                         ));
                     }
                 };
@@ -1499,8 +1505,9 @@ fn check_isolation(modes: &[TransactionMode]) -> Result<Option<Isolation>> {
                 TransactionIsolationLevel::Serializable => return Err(serializable_refused()),
                 TransactionIsolationLevel::ReadUncommitted
                 | TransactionIsolationLevel::ReadCommitted => Isolation::ReadCommitted,
-                TransactionIsolationLevel::RepeatableRead
-                | TransactionIsolationLevel::Snapshot => Isolation::RepeatableRead,
+                TransactionIsolationLevel::RepeatableRead | TransactionIsolationLevel::Snapshot => {
+                    Isolation::RepeatableRead
+                }
             });
         }
     }

@@ -62,7 +62,10 @@ pub(crate) enum Operand {
 pub(crate) enum Assigned {
     Value(Operand),
     /// `c = c + x` (or `c - x` with `negate`).
-    Add { operand: Operand, negate: bool },
+    Add {
+        operand: Operand,
+        negate: bool,
+    },
 }
 
 /// A statement the fast path runs, resolved against one catalog.
@@ -133,16 +136,16 @@ fn table_named<'a>(catalog: &'a Catalog, name: &ast::ObjectName) -> Option<&'a T
 /// the stored value.
 fn simple_key(table: &TableDef, key_slots: &[usize]) -> bool {
     key_slots.iter().all(|&slot| {
-            matches!(
-                table.columns[slot].data_type,
-                DataType::SmallInt
-                    | DataType::Integer
-                    | DataType::BigInt
-                    | DataType::Text
-                    | DataType::Varchar(_)
-                    | DataType::Boolean
-            )
-        })
+        matches!(
+            table.columns[slot].data_type,
+            DataType::SmallInt
+                | DataType::Integer
+                | DataType::BigInt
+                | DataType::Text
+                | DataType::Varchar(_)
+                | DataType::Boolean
+        )
+    })
 }
 
 /// The one table of a FROM list (with its alias), if that is all there is.
@@ -205,7 +208,9 @@ fn operand(expr: &Expr) -> Option<Operand> {
             SqlValue::Number(text, false) => {
                 Some(Operand::Constant(Param::Integer(text.parse().ok()?)))
             }
-            SqlValue::SingleQuotedString(text) => Some(Operand::Constant(Param::Text(text.clone()))),
+            SqlValue::SingleQuotedString(text) => {
+                Some(Operand::Constant(Param::Text(text.clone())))
+            }
             SqlValue::Boolean(value) => Some(Operand::Constant(Param::Boolean(*value))),
             SqlValue::Null => Some(Operand::Constant(Param::Null)),
             _ => None,
@@ -277,7 +282,10 @@ fn equalities(
         else {
             return None;
         };
-        let (slot, value) = match (column_of(left, table, alias), column_of(right, table, alias)) {
+        let (slot, value) = match (
+            column_of(left, table, alias),
+            column_of(right, table, alias),
+        ) {
             (Some(slot), None) => (slot, operand(right)?),
             (None, Some(slot)) => (slot, operand(left)?),
             _ => return None,
@@ -414,9 +422,12 @@ fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
     let equalities = equalities(select.selection.as_ref(), table, alias)?;
     let (index, key) = match key_for(&equalities, &table.primary_key, table) {
         Some(key) => (None, key),
-        None => catalog
-            .indexes_of(table.id)
-            .find_map(|index| Some((Some(index.clone()), key_for(&equalities, &index.columns, table)?)))?,
+        None => catalog.indexes_of(table.id).find_map(|index| {
+            Some((
+                Some(index.clone()),
+                key_for(&equalities, &index.columns, table)?,
+            ))
+        })?,
     };
     let schema = Arc::new(Schema::new(
         slots
@@ -478,7 +489,11 @@ fn plan_insert(insert: &ast::Insert, catalog: &Catalog) -> Option<FastPlan> {
     };
     let width = values.rows.first()?.len();
     let targets: Vec<usize> = if insert.columns.is_empty() {
-        table.live_columns().map(|(slot, _)| slot).take(width).collect()
+        table
+            .live_columns()
+            .map(|(slot, _)| slot)
+            .take(width)
+            .collect()
     } else {
         let mut targets = Vec::new();
         for column in &insert.columns {

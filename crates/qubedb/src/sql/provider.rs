@@ -551,12 +551,7 @@ fn key_ranges(
     constraints: &[KeyConstraint],
     exact_points: bool,
 ) -> (Vec<KeyRange>, RangeShape) {
-    let full = || {
-        (
-            vec![qubedb_kv::prefix_range(&prefix)],
-            RangeShape::Full,
-        )
-    };
+    let full = || (vec![qubedb_kv::prefix_range(&prefix)], RangeShape::Full);
     if types.is_empty() || constraints.is_empty() {
         return full();
     }
@@ -627,8 +622,8 @@ fn key_ranges(
     let data_type = types[position];
     let mut lower: Option<(Value, bool)> = None;
     let mut upper: Option<(Value, bool)> = None;
-    let tighter = |current: Option<(Value, bool)>, candidate: (Value, bool), is_lower: bool| {
-        match current {
+    let tighter =
+        |current: Option<(Value, bool)>, candidate: (Value, bool), is_lower: bool| match current {
             None => Some(candidate),
             Some(existing) => {
                 let order = encoded(&candidate.0).cmp(&encoded(&existing.0));
@@ -644,8 +639,7 @@ fn key_ranges(
                     existing
                 })
             }
-        }
-    };
+        };
     for constraint in constraints {
         match constraint {
             KeyConstraint::Lower(at, value, inclusive) if *at == position => {
@@ -893,9 +887,9 @@ impl RowBatches {
                     return Err(Error::corruption(
                         "XX001",
                         format!(
-                        "an index entry of table {} points to a missing row",
-                        self.table.name
-                    ),
+                            "an index entry of table {} points to a missing row",
+                            self.table.name
+                        ),
                     ));
                 };
                 return Ok(Some((row_key, row)));

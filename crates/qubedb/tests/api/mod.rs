@@ -107,7 +107,10 @@ fn concurrent_writers_of_a_row_wait_and_snapshots_hold() {
     assert_eq!(balance(&mut reader, 1), 100);
     first.execute("BEGIN", &[]).expect("begin");
     first
-        .execute("UPDATE account SET balance = balance + 10 WHERE id = 1", &[])
+        .execute(
+            "UPDATE account SET balance = balance + 10 WHERE id = 1",
+            &[],
+        )
         .expect("update");
     let second_database = database.clone();
     let second = std::thread::spawn(move || {
@@ -117,7 +120,10 @@ fn concurrent_writers_of_a_row_wait_and_snapshots_hold() {
             .expect("the second writer waits, then commits");
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(!second.is_finished(), "the second writer waits for the first");
+    assert!(
+        !second.is_finished(),
+        "the second writer waits for the first"
+    );
     first.execute("COMMIT", &[]).expect("first commits");
     second.join().expect("second writer");
     assert_eq!(balance(&mut setup, 1), 130);
@@ -167,7 +173,11 @@ fn concurrent_writers_of_a_row_wait_and_snapshots_hold() {
         .iter()
         .filter_map(|result| result.as_ref().err().map(|error| error.code))
         .collect();
-    assert_eq!(codes, vec!["40P01"], "one of the two is chosen: {left_result:?} {right_result:?}");
+    assert_eq!(
+        codes,
+        vec!["40P01"],
+        "one of the two is chosen: {left_result:?} {right_result:?}"
+    );
     if left_result.is_ok() {
         left.execute("COMMIT", &[]).expect("commit");
     }
@@ -793,7 +803,11 @@ fn point_statements_take_the_fast_path_with_the_general_paths_results() {
         let mut transcript = Vec::new();
         for id in 1..=20i64 {
             let params: [Vec<Param>; 5] = [
-                vec![id.into(), Param::Text(format!("name-{id}")), (id * 7).into()],
+                vec![
+                    id.into(),
+                    Param::Text(format!("name-{id}")),
+                    (id * 7).into(),
+                ],
                 vec![(id / 2).into()],
                 vec![3.into(), (id - 1).into()],
                 vec![(id - 1).into()],
@@ -810,7 +824,10 @@ fn point_statements_take_the_fast_path_with_the_general_paths_results() {
             .expect("duplicate key");
         transcript.push((duplicate.code.to_string(), Vec::new()));
         let range = session
-            .execute_prepared(&prepared[0], &[Param::Integer(1 << 40), "big".into(), 1.into()])
+            .execute_prepared(
+                &prepared[0],
+                &[Param::Integer(1 << 40), "big".into(), 1.into()],
+            )
             .err()
             .expect("out of range");
         transcript.push((range.code.to_string(), Vec::new()));
@@ -827,7 +844,11 @@ fn point_statements_take_the_fast_path_with_the_general_paths_results() {
         transcripts.push(transcript);
     }
     assert_eq!(transcripts[0], transcripts[1]);
-    assert!(transcripts[0].iter().any(|(tag, rows)| tag == "SELECT 1" && !rows.is_empty()));
+    assert!(
+        transcripts[0]
+            .iter()
+            .any(|(tag, rows)| tag == "SELECT 1" && !rows.is_empty())
+    );
 }
 
 #[test]
@@ -837,7 +858,9 @@ fn a_prepared_fast_statement_follows_catalog_changes() {
     session
         .run("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t VALUES (1, 'x')")
         .expect("setup");
-    let select = session.prepare("SELECT * FROM t WHERE id = $1").expect("prepare");
+    let select = session
+        .prepare("SELECT * FROM t WHERE id = $1")
+        .expect("prepare");
     let (_, rows) = prepared_text(&mut session, &select, &[1.into()]);
     assert_eq!(rows, vec![vec![Some("1".into()), Some("x".into())]]);
     session
@@ -849,7 +872,9 @@ fn a_prepared_fast_statement_follows_catalog_changes() {
         vec![vec![Some("1".into()), Some("x".into()), Some("5".into())]]
     );
     // Inside a block, DDL of the block itself is seen, and rolled back with it.
-    session.run("BEGIN; ALTER TABLE t DROP COLUMN a").expect("drop column");
+    session
+        .run("BEGIN; ALTER TABLE t DROP COLUMN a")
+        .expect("drop column");
     let (_, rows) = prepared_text(&mut session, &select, &[1.into()]);
     assert_eq!(rows, vec![vec![Some("1".into()), Some("5".into())]]);
     session.run("ROLLBACK").expect("rollback");

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Writes bench/RESULTS.md from bench/results/w1.jsonl (qubedb-bench w1) and bench/results/w2.jsonl
+(bench/w2.py): for each measurement the median over runs of QubeDB and of its peer from the same run,
+and the ratio. Usage: python3 bench/report.py [--command "..."]"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load(name):
+    path = os.path.join(HERE, "results", name)
+    if not os.path.exists(path):
+        return []
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def machine():
+    cpu = "unknown CPU"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = int(open("/proc/meminfo").readline().split()[1]) // (1024 * 1024)
+    return f"{os.cpu_count()} vCPU ({cpu}), {memory} GiB RAM, Linux {platform.release()}"
+
+
+def w1_section(records):
+    if not records:
+        return ["No W1 results (run `bash bench/run.sh`)."]
+    names = [
+        ("a_load", "(a) bulk load, 1 transaction", "rows/s"),
+        ("b_point_select", "(b) point select by key, prepared", "µs/query"),
+        ("c_durable_insert_1", "(c) durable autocommit inserts, 1 session", "commits/s"),
+        ("c_durable_insert_8", "(c) durable autocommit inserts, 8 sessions", "commits/s"),
+        ("c_durable_insert_32", "(c) durable autocommit inserts, 32 sessions", "commits/s"),
+        ("d_update", "(d) updates by key, 1 transaction", "rows/s"),
+        ("e_index_lookup", "(e) secondary-index lookup (~10 rows), prepared", "µs/query"),
+    ]
+    lines = ["| measurement | unit | QubeDB wall | SQLite wall | QubeDB CPU | SQLite CPU | ratio (CPU) |",
+             "|---|---|---|---|---|---|---|"]
+    for key, label, unit in names:
+        values = {}
+        for engine in ("qubedb", "sqlite"):
+            runs = [r[key] for r in records if r["engine"] == engine and key in r]
+            if not runs:
+                continue
+            count = runs[0]["count"]
+            wall = statistics.median(r["wall_s"] for r in runs)
+            cpu = statistics.median(r["cpu_s"] for r in runs)
+            if unit == "µs/query":
+                values[engine] = (wall / count * 1e6, cpu / count * 1e6)
+            else:
+                values[engine] = (count / wall, count / cpu if cpu else float("inf"))
+        if len(values) < 2:
+            continue
+        q, s = values["qubedb"], values["sqlite"]
+        # ratio > 1 means QubeDB is better
+        ratio = (s[1] / q[1]) if unit == "µs/query" else (q[1] / s[1])
+        fmt = (lambda v: f"{v:,.1f}") if unit == "µs/query" else (lambda v: f"{v:,.0f}")
+        lines.append(f"| {label} | {unit} | {fmt(q[0])} | {fmt(s[0])} | {fmt(q[1])} | {fmt(s[1])} | {ratio:.2f}× |")
+    lines.append("")
+    lines.append("Ratio: QubeDB's advantage on CPU time (> 1: QubeDB better); for (c) the wall-clock rate is what counts "
+                 "(durable commits wait for the disk), compare the wall columns.")
+    return lines
+
+
+def w2_section(records):
+    if not records:
+        return ["No W2 results (run `bash bench/run.sh`)."]
+    lines = ["| pgbench mode | QubeDB TPS | PostgreSQL TPS | ratio | QubeDB failed | PostgreSQL failed | QubeDB server CPU/txn | PostgreSQL server CPU/txn |",
+             "|---|---|---|---|---|---|---|---|"]
+    modes = []
+    for r in records:
+        if r.get("mode") not in ("init", None) and r["mode"] not in modes:
+            modes.append(r["mode"])
+    for mode in modes:
+        cells = {}
+        for engine in ("qubedb", "postgresql"):
+            runs = [r for r in records if r["engine"] == engine and r["mode"] == mode]
+            tps = statistics.median(r["tps"] or 0 for r in runs)
+            failed = sum(r["failed"] or 0 for r in runs)
+            cpu = statistics.median((r["server_cpu_s"] / r["transactions"] * 1e6) if r["transactions"] else 0 for r in runs)
+            cells[engine] = (tps, failed, cpu, [round(r["tps"] or 0) for r in runs])
+        q, p = cells["qubedb"], cells["postgresql"]
+        lines.append(f"| `{mode}` | {q[0]:,.0f} ({', '.join(map(str, q[3]))}) | {p[0]:,.0f} ({', '.join(map(str, p[3]))}) | "
+                     f"{q[0] / p[0] if p[0] else 0:.2f}× | {q[1]:.0f} | {p[1]:.0f} | {q[2]:.0f} µs | {p[2]:.0f} µs |")
+    inits = {r["engine"]: r["wall_s"] for r in records if r.get("mode") == "init"}
+    if inits:
+        lines.append("")
+        lines.append("`pgbench -i` (load + keys): " + ", ".join(f"{e} {s:.1f} s" for e, s in inits.items()) + ".")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--command", default="bash bench/run.sh")
+    args = parser.parse_args()
+    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    w1 = load("w1.jsonl")
+    w2 = load("w2.jsonl")
+    out = ["# Benchmark results", "",
+           f"Produced by `{args.command}` (then `python3 bench/report.py`) at commit `{commit}` on {machine()}.",
+           "Workload definitions: `bench/WORKLOADS.md`. Medians over the runs; QubeDB and its peer ran interleaved in the",
+           "same invocation. CPU is the on-CPU time of every thread of the process (embedded) or of the server process(es)",
+           "(W2). The machine is shared: wall times are noisy, CPU times less so; durable-commit rates follow the disk.", "",
+           "## W1 — OLTP embedded: QubeDB vs SQLite (rusqlite, bundled; WAL, synchronous=NORMAL, FULL for (c))", ""]
+    out += w1_section(w1)
+    out += ["", "## W2 — OLTP over the wire: pgbench against `qubedb serve` vs PostgreSQL 15 (loopback TCP)", ""]
+    out += w2_section(w2)
+    notes = os.path.join(HERE, "results", "NOTES.md")
+    if os.path.exists(notes):
+        out += ["", open(notes).read().rstrip()]
+    open(os.path.join(HERE, "RESULTS.md"), "w").write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
