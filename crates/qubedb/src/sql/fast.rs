@@ -681,6 +681,19 @@ fn column_value(param: &Param, data_type: DataType) -> Option<Value> {
             integer_in(text.trim().parse().ok()?, data_type)
         }
         (Param::Bytes(bytes), DataType::Bytea) => Some(Value::Bytes(bytes.clone())),
+        // An integer parameter a client sent as text with its declared type (the PostgreSQL protocol's
+        // text format): valid for the declared type first, as `CAST(text AS type)` would check.
+        (Param::Typed { text, type_name }, _) => {
+            let declared = match type_name.as_str() {
+                "smallint" => DataType::SmallInt,
+                "integer" => DataType::Integer,
+                "bigint" => DataType::BigInt,
+                _ => return None,
+            };
+            let value: i64 = text.trim().parse().ok()?;
+            integer_in(value, declared)?;
+            column_value(&Param::Integer(value), data_type)
+        }
         _ => None,
     }
 }
