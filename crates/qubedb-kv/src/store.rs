@@ -165,22 +165,8 @@ impl Store {
     /// Starts a transaction on a snapshot of everything committed so far.
     pub fn begin(&self) -> Result<Transaction> {
         let shared = &self.inner.shared;
-        // Read the sequence before opening the snapshot: the committer publishes a sequence only after the
-        // batch is applied, so the snapshot sees at least everything up to `sequence` (possibly more, which
-        // only makes conflict checks conservative).
-        let sequence = {
-            let mut state = shared.state.lock();
-            let sequence = state.last_sequence;
-            *state.active.entry(sequence).or_insert(0) += 1;
-            sequence
-        };
-        let snapshot = match shared.backend.snapshot() {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                release_snapshot(shared, sequence);
-                return Err(error);
-            }
-        };
+        let (sequence, snapshot) =
+            open_snapshot(shared, None)?.expect("a snapshot is opened when none is given");
         Ok(Transaction {
             id: shared.next_transaction.fetch_add(1, Ordering::Relaxed),
             store: self.inner.clone(),
@@ -215,6 +201,33 @@ impl StoreInner {
 impl Drop for StoreInner {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Opens a snapshot of everything committed so far and registers it as active; `None` if nothing was
+/// committed after `unless_at` (the sequence of a snapshot the caller already has).
+fn open_snapshot(
+    shared: &Shared,
+    unless_at: Option<u64>,
+) -> Result<Option<(u64, Arc<dyn Snapshot>)>> {
+    // Read the sequence before opening the snapshot: the committer publishes a sequence only after the
+    // batch is applied, so the snapshot sees at least everything up to `sequence` (possibly more, which
+    // only makes conflict checks conservative).
+    let sequence = {
+        let mut state = shared.state.lock();
+        if unless_at == Some(state.last_sequence) {
+            return Ok(None);
+        }
+        let sequence = state.last_sequence;
+        *state.active.entry(sequence).or_insert(0) += 1;
+        sequence
+    };
+    match shared.backend.snapshot() {
+        Ok(snapshot) => Ok(Some((sequence, snapshot))),
+        Err(error) => {
+            release_snapshot(shared, sequence);
+            Err(error)
+        }
     }
 }
 
@@ -398,21 +411,9 @@ impl Transaction {
     /// wrote are locked by it, so no commit since can have touched them.
     pub fn refresh_snapshot(&mut self) -> Result<()> {
         let shared = &self.store.shared;
-        let sequence = {
-            let mut state = shared.state.lock();
-            if state.last_sequence == self.snapshot_sequence {
-                return Ok(());
-            }
-            let sequence = state.last_sequence;
-            *state.active.entry(sequence).or_insert(0) += 1;
-            sequence
-        };
-        let snapshot = match shared.backend.snapshot() {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                release_snapshot(shared, sequence);
-                return Err(error);
-            }
+        let Some((sequence, snapshot)) = open_snapshot(shared, Some(self.snapshot_sequence))?
+        else {
+            return Ok(());
         };
         release_snapshot(shared, self.snapshot_sequence);
         self.snapshot = snapshot;

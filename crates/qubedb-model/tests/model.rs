@@ -191,19 +191,30 @@ fn concurrent_ddl_is_serialized() {
     setup.commit().expect("commit");
     let mut first = store.begin().expect("begin");
     let mut second = store.begin().expect("begin");
-    for (txn, name) in [(&mut first, "a"), (&mut second, "b")] {
-        let mut catalog = Catalog::load(txn).expect("load");
-        let id = Catalog::allocate_id(txn).expect("id");
-        catalog
-            .put(
-                txn,
-                Object::Schema(SchemaDef {
-                    id,
-                    name: name.into(),
-                }),
-            )
-            .expect("put");
-    }
+    let create = |txn: &mut qubedb_kv::Transaction, name: &str| -> qubedb_model::Result<()> {
+        let mut catalog = Catalog::load(txn)?;
+        let id = Catalog::allocate_id(txn)?;
+        catalog.put(
+            txn,
+            Object::Schema(SchemaDef {
+                id,
+                name: name.into(),
+            }),
+        )
+    };
+    create(&mut first, "a").expect("first DDL");
+    // The second DDL transaction must wait for the first (the catalog keys are locked by it) ...
+    assert!(matches!(
+        create(&mut second, "b"),
+        Err(qubedb_model::Error::Storage(qubedb_kv::Error::Busy))
+    ));
+    let wait = second.take_lock_wait().expect("something to wait for");
     first.commit().expect("first DDL commits");
-    assert_eq!(second.commit(), Err(qubedb_kv::Error::Conflict));
+    assert!(wait.wait(std::time::Duration::from_secs(5)));
+    second.stop_waiting();
+    // ... and, its snapshot being older than the first's commit, then conflicts.
+    assert!(matches!(
+        create(&mut second, "b"),
+        Err(qubedb_model::Error::Storage(qubedb_kv::Error::Conflict))
+    ));
 }

@@ -565,7 +565,19 @@ impl Session {
                 Err(error) => break error,
             }
         };
+        self.fail_statement_writes(implicit, before);
+        Err(error)
+    }
+
+    /// Undoes a failed statement: outside a block its transaction is dropped; inside one its writes
+    /// roll back to `before` and the block is aborted.
+    fn fail_statement_writes(
+        &mut self,
+        implicit: bool,
+        before: (qubedb_kv::Savepoint, Arc<Catalog>),
+    ) {
         let mut state = self.shared.state.lock();
+        state.locals.clear();
         if implicit {
             state.transaction = None;
         } else {
@@ -578,7 +590,6 @@ impl Session {
                 block.aborted = true;
             }
         }
-        Err(error)
     }
 
     /// How many statements this session has run on the OLTP fast path (`SET qubedb.fast_path`), for
@@ -676,20 +687,7 @@ impl Session {
                 Ok(result)
             }
             Err(error) => {
-                let mut state = self.shared.state.lock();
-                state.locals.clear();
-                if implicit {
-                    state.transaction = None;
-                } else {
-                    if let Some(transaction) = state.transaction.as_mut() {
-                        transaction.rollback_to(&before.0);
-                    }
-                    state.catalog = before.1;
-                    drop(state);
-                    if let Some(block) = &mut self.block {
-                        block.aborted = true;
-                    }
-                }
+                self.fail_statement_writes(implicit, before);
                 Err(error)
             }
         }
