@@ -656,9 +656,14 @@ impl Session {
             .statement_timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
         let mut attempts = 0;
+        // Only a statement that writes can meet a row another transaction holds and be run again; a
+        // query runs once, without a copy kept for a re-run.
+        let mut pending = Some(statement);
         let result = loop {
+            let current = pending.take().expect("a statement to run");
+            let rerun = (!matches!(current, Statement::Query(_))).then(|| current.clone());
             let result = self
-                .dispatch_guarded(statement.clone(), deadline)
+                .dispatch_guarded(current, deadline)
                 .await
                 .map(|mut result| {
                     result.set_deadline(deadline);
@@ -666,10 +671,10 @@ impl Session {
                     result
                 });
             match result {
-                Err(error) if attempts < STATEMENT_RESTARTS_MAX => {
+                Err(error) if rerun.is_some() && attempts < STATEMENT_RESTARTS_MAX => {
                     attempts += 1;
                     match self.restart_after_conflict(&error, &before, deadline).await {
-                        Ok(true) => continue,
+                        Ok(true) => pending = rerun,
                         Ok(false) => break Err(error),
                         Err(other) => break Err(other),
                     }

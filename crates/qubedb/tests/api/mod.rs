@@ -251,6 +251,17 @@ fn plan(session: &mut qubedb::Session, sql: &str) -> String {
         .join("\n")
 }
 
+/// Checks that each query's EXPLAIN contains the expected text.
+fn assert_plans(session: &mut qubedb::Session, cases: &[(&str, &str)]) {
+    for (sql, expected) in cases {
+        let plan = plan(session, sql);
+        assert!(
+            plan.contains(expected),
+            "{sql}: expected {expected:?} in\n{plan}"
+        );
+    }
+}
+
 #[test]
 fn correlated_subqueries_run_per_row_and_show_in_explain() {
     let database = Database::open_in_memory().expect("database");
@@ -339,13 +350,7 @@ fn primary_key_predicates_become_key_lookups_and_ranges() {
             "KvScanExec: table=pair, range scan (1 range, 1 key column fixed)",
         ),
     ];
-    for (sql, expected) in cases {
-        let plan = plan(&mut session, sql);
-        assert!(
-            plan.contains(expected),
-            "{sql}: expected {expected:?} in\n{plan}"
-        );
-    }
+    assert_plans(&mut session, &cases);
     // And the ranges return exactly the rows of a full scan.
     session
         .run("INSERT INTO pair VALUES (1, 'a'), (1, 'n'), (1, 'z'), (2, 'n'), (0, 'n')")
@@ -932,13 +937,7 @@ fn secondary_indexes_serve_equality_ranges_and_in_lists() {
             "KvScanExec: table=person, full scan",
         ),
     ];
-    for (sql, expected) in cases {
-        let plan = plan(&mut session, sql);
-        assert!(
-            plan.contains(expected),
-            "{sql}: expected {expected:?} in\n{plan}"
-        );
-    }
+    assert_plans(&mut session, &cases);
     // The index paths return exactly what a full scan returns, inside a transaction's own writes too.
     session
         .run(
