@@ -1059,6 +1059,10 @@ impl Session {
             }
             _ => return Ok(None),
         };
+        // Outside a block, `transaction_isolation` shows the level the next transaction gets.
+        if self.block.is_none() {
+            self.show_isolation(self.default_isolation()?);
+        }
         Ok(Some(outcome))
     }
 
