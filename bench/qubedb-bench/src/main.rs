@@ -3,7 +3,8 @@
 //! shared machine hits both alike. Prints one JSON object per engine and run on standard output;
 //! `bench/report.py` turns them into `bench/RESULTS.md`.
 //!
-//! Usage: `qubedb-bench w1 [--runs N] [--directory DIR] [--inserts N]`.
+//! Usage: `qubedb-bench w1 [--runs N] [--directory DIR] [--inserts N] [--engines sqlite,qubedb]`
+//! (`--engines qubedb` runs QubeDB alone, for a profile).
 //!
 //! Every measurement records wall time and the CPU time of the whole process (every thread: QubeDB's
 //! query runtime and committer threads count), from `/proc/self/task/*/schedstat`.
@@ -439,16 +440,27 @@ fn main() {
             .cloned()
     };
     if arguments.get(1).map(String::as_str) != Some("w1") {
-        eprintln!("usage: qubedb-bench w1 [--runs N] [--directory DIR] [--inserts N]");
+        eprintln!(
+            "usage: qubedb-bench w1 [--runs N] [--directory DIR] [--inserts N] [--engines sqlite,qubedb]"
+        );
         std::process::exit(2);
     }
     let runs: usize = option("--runs").map_or(3, |runs| runs.parse().expect("--runs N"));
     let inserts: i64 = option("--inserts").map_or(10_000, |n| n.parse().expect("--inserts N"));
     let directory = PathBuf::from(option("--directory").unwrap_or("/tmp/qubedb-bench".into()));
     std::fs::create_dir_all(&directory).expect("bench directory");
+    let engines = option("--engines").unwrap_or("sqlite,qubedb".into());
+    let engines: Vec<&str> = engines.split(',').collect();
+    if let Some(unknown) = engines
+        .iter()
+        .find(|engine| !["sqlite", "qubedb"].contains(engine))
+    {
+        eprintln!("unknown engine {unknown}: the engines are sqlite and qubedb");
+        std::process::exit(2);
+    }
     let mut checksums: Option<(Value, Value)> = None;
     for run in 1..=runs {
-        for engine in ["sqlite", "qubedb"] {
+        for &engine in &engines {
             let record = if engine == "sqlite" {
                 run_w1(
                     &mut Sqlite::open(&directory.join("w1.sqlite")),

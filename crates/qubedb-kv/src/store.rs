@@ -65,8 +65,9 @@ struct Shared {
 /// with [`Error::Deadlock`].
 #[derive(Default)]
 struct LockTable {
-    /// Key -> id of the transaction holding it.
-    holders: HashMap<Vec<u8>, u64>,
+    /// Key -> id of the transaction holding it. Hashed with foldhash (randomly seeded, several
+    /// times faster than SipHash on short keys): every written key passes here under the store's mutex.
+    holders: HashMap<Vec<u8>, u64, foldhash::fast::RandomState>,
     /// Transaction id -> the id of the transaction it waits for.
     waiting_for: HashMap<u64, u64>,
     /// Transaction id -> its end, for transactions that hold locks.
@@ -108,6 +109,10 @@ struct CommitState {
     /// Size of `recent` after the last prune, to prune in amortized linear time.
     recent_len_after_prune: usize,
     locks: LockTable,
+    /// The last snapshot opened and the sequence it was opened at: transactions that begin before
+    /// the next commit share it instead of opening a backend read transaction each (one per
+    /// autocommit statement otherwise).
+    latest_snapshot: Option<(u64, Arc<dyn Snapshot>)>,
 }
 
 struct CommitRequest {
@@ -143,6 +148,7 @@ impl Store {
                 recent: BTreeMap::new(),
                 active: BTreeMap::new(),
                 recent_len_after_prune: 0,
+                latest_snapshot: None,
                 locks: LockTable::default(),
             }),
             next_transaction: AtomicU64::new(1),
@@ -174,6 +180,8 @@ impl Store {
             snapshot_sequence: sequence,
             writes: OrdMap::new(),
             write_bytes: 0,
+            undo: Vec::new(),
+            savepoints: Arc::new(()),
             validated: Vec::new(),
             held: Vec::new(),
             end: None,
@@ -195,6 +203,7 @@ impl StoreInner {
             // A panicking committer already failed its waiting commits; nothing more to report here.
             let _ = handle.join();
         }
+        self.shared.state.lock().latest_snapshot = None;
     }
 }
 
@@ -220,10 +229,25 @@ fn open_snapshot(
         }
         let sequence = state.last_sequence;
         *state.active.entry(sequence).or_insert(0) += 1;
+        if let Some((latest, snapshot)) = &state.latest_snapshot
+            && *latest == sequence
+        {
+            return Ok(Some((sequence, snapshot.clone())));
+        }
         sequence
     };
     match shared.backend.snapshot() {
-        Ok(snapshot) => Ok(Some((sequence, snapshot))),
+        Ok(snapshot) => {
+            let mut state = shared.state.lock();
+            if state
+                .latest_snapshot
+                .as_ref()
+                .is_none_or(|(latest, _)| *latest < sequence)
+            {
+                state.latest_snapshot = Some((sequence, snapshot.clone()));
+            }
+            Ok(Some((sequence, snapshot)))
+        }
         Err(error) => {
             release_snapshot(shared, sequence);
             Err(error)
@@ -249,6 +273,11 @@ pub struct Transaction {
     snapshot_sequence: u64,
     writes: OrdMap<Vec<u8>, Option<Vec<u8>>>,
     write_bytes: usize,
+    /// What each write replaced, in order, while a [`Savepoint`] may roll back over it: the key and its
+    /// earlier buffered state (`None`: the key had no buffered write). See [`Transaction::savepoint`].
+    undo: Vec<UndoEntry>,
+    /// Shared with every [`Savepoint`] taken: while one is alive the writes keep an undo log.
+    savepoints: Arc<()>,
     validated: Vec<KeyRange>,
     /// Keys this transaction has locked (see [`LockTable`]); released when it ends.
     held: Vec<Vec<u8>>,
@@ -304,11 +333,19 @@ impl ReadView {
     }
 }
 
-/// The buffered state of a transaction at one moment, to roll back to. Taking one is O(1).
+/// A written key and its buffered state before the write (`None`: no buffered write of it).
+type UndoEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
+
+/// A point in a transaction's writes to roll back to. Taking one is O(1); while one is alive every
+/// write also records what it replaced (an undo log), so that writes stay in place in the buffer
+/// instead of copying its shared nodes, as a persistent copy of the buffer per savepoint would.
 #[derive(Clone)]
 pub struct Savepoint {
-    writes: OrdMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Length of the transaction's undo log when taken.
+    undo_length: usize,
     write_bytes: usize,
+    /// Keeps the transaction logging undo entries while this savepoint lives.
+    alive: Arc<()>,
 }
 
 impl Transaction {
@@ -457,15 +494,26 @@ impl Transaction {
         }
         self.lock(&key)?;
         self.account(key.len() + value.len())?;
-        self.writes.insert(key, Some(value));
+        self.buffer(key, Some(value));
         Ok(())
+    }
+
+    /// Buffers one write, logging what it replaced while a savepoint may roll it back.
+    fn buffer(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if Arc::strong_count(&self.savepoints) == 1 {
+            self.undo.clear();
+            self.writes.insert(key, value);
+        } else {
+            let previous = self.writes.insert(key.clone(), value);
+            self.undo.push((key, previous));
+        }
     }
 
     /// Deletes `key` (a no-op if absent).
     pub fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         self.lock(&key)?;
         self.account(key.len())?;
-        self.writes.insert(key, None);
+        self.buffer(key, None);
         Ok(())
     }
 
@@ -523,16 +571,38 @@ impl Transaction {
     }
 
     /// The current buffered state, to return to with [`Transaction::rollback_to`].
-    pub fn savepoint(&self) -> Savepoint {
+    pub fn savepoint(&mut self) -> Savepoint {
+        if Arc::strong_count(&self.savepoints) == 1 {
+            self.undo.clear();
+        }
         Savepoint {
-            writes: self.writes.clone(),
+            undo_length: self.undo.len(),
             write_bytes: self.write_bytes,
+            alive: self.savepoints.clone(),
         }
     }
 
-    /// Discards every write made since `savepoint` was taken.
+    /// Discards every write made since `savepoint` (taken on this transaction) was taken. The
+    /// savepoint stays valid: it can be rolled back to again.
     pub fn rollback_to(&mut self, savepoint: &Savepoint) {
-        self.writes = savepoint.writes.clone();
+        debug_assert!(
+            Arc::ptr_eq(&savepoint.alive, &self.savepoints),
+            "a savepoint rolls back only the transaction it was taken on"
+        );
+        while self.undo.len() > savepoint.undo_length {
+            let (key, previous) = self
+                .undo
+                .pop()
+                .expect("the undo log is longer than the savepoint's");
+            match previous {
+                Some(value) => {
+                    self.writes.insert(key, value);
+                }
+                None => {
+                    self.writes.remove(&key);
+                }
+            }
+        }
         self.write_bytes = savepoint.write_bytes;
     }
 
