@@ -866,7 +866,7 @@ impl Evaluator {
     }
 }
 
-/// Installs the rule and the planner in a session's state builder.
+/// Installs the rules and the planner in a session's state builder.
 pub(crate) fn install(
     builder: datafusion::execution::session_state::SessionStateBuilder,
     shared: Arc<Shared>,
@@ -876,7 +876,13 @@ pub(crate) fn install(
     if let Some(planners) = builder.expr_planners() {
         planners.insert(0, Arc::new(crate::sql::array_literals::ArrayLiterals));
     }
+    // Before the defaults: a scan's access path is chosen for an ORDER BY before repartitioning and
+    // sort enforcement (see `sql/scan_order.rs`).
+    let mut physical_rules =
+        datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    physical_rules.insert(0, Arc::new(crate::sql::scan_order::ScanOrder));
     builder
+        .with_physical_optimizer_rules(physical_rules)
         .with_analyzer_rule(Arc::new(ApplyRejectedSubqueries))
         .with_optimizer_rule(Arc::new(ApplySubqueries))
         .with_query_planner(Arc::new(QubeQueryPlanner { shared }))

@@ -18,5 +18,6 @@ pub mod parse;
 pub mod prepare;
 pub mod provider;
 pub mod rewrite;
+pub mod scan_order;
 pub mod system;
 pub mod write;

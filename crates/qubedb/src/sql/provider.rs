@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, SchemaProvider, Session as DataFusionSession, TableProvider,
@@ -26,7 +27,8 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -218,8 +220,9 @@ impl KvTable {
         key_slots.iter().position(|&key_slot| key_slot == slot)
     }
 
-    /// The cheapest way to read the rows `filters` may select: the primary key's ranges, or an index's.
-    fn access_path(&self, filters: &[Expr]) -> AccessPath {
+    /// The ways to read the rows `filters` may select: the primary key's ranges and each index's,
+    /// cheapest first.
+    fn access_paths(&self, filters: &[Expr]) -> Vec<AccessPath> {
         let constraints_on = |key_slots: &[usize]| -> Vec<KeyConstraint> {
             filters
                 .iter()
@@ -253,6 +256,7 @@ impl KvTable {
                 shape,
             };
         }
+        let mut paths = vec![best];
         for index in &self.indexes {
             let (ranges, shape) = key_ranges(
                 Key::index_prefix(index.id),
@@ -260,16 +264,15 @@ impl KvTable {
                 &constraints_on(&index.columns),
                 false,
             );
-            let candidate = AccessPath {
+            paths.push(AccessPath {
                 index: Some(index.clone()),
                 ranges,
                 shape,
-            };
-            if candidate.rank() > best.rank() {
-                best = candidate;
-            }
+            });
         }
-        best
+        // Stable: at equal rank the primary key (first) stays first.
+        paths.sort_by_key(|path| std::cmp::Reverse(path.rank()));
+        paths
     }
 }
 
@@ -281,6 +284,64 @@ struct AccessPath {
 }
 
 impl AccessPath {
+    /// The columns (slots) whose order the rows come in, ascending with NULLs last, as the keys are
+    /// ordered (`keycode`): the index's columns then the primary key's, or the primary key's. Empty
+    /// when the ranges are not in key order, and cut at the first column whose SQL order is not its
+    /// key order (floating point: -0 and 0 share a key; intervals: compared by span in keys).
+    fn order_slots(&self, table: &TableDef) -> Vec<usize> {
+        let in_order = self
+            .ranges
+            .windows(2)
+            .all(|pair| match (&pair[0].1, &pair[1].0) {
+                (Bound::Unbounded, _) => false,
+                (end, start) => bound_key(end) <= bound_key(start),
+            });
+        if !in_order {
+            return Vec::new();
+        }
+        let mut slots: Vec<usize> = Vec::new();
+        let key_columns = match &self.index {
+            Some(index) => index.columns.iter().chain(table.primary_key.iter()),
+            None => table.primary_key.iter().chain([].iter()),
+        };
+        for &slot in key_columns {
+            if slots.contains(&slot) {
+                continue;
+            }
+            if !matches!(
+                table.columns[slot].data_type,
+                DataType::Boolean
+                    | DataType::SmallInt
+                    | DataType::Integer
+                    | DataType::BigInt
+                    | DataType::Text
+                    | DataType::Varchar(_)
+                    | DataType::Bytea
+                    | DataType::Date
+                    | DataType::Time
+                    | DataType::Timestamp
+                    | DataType::TimestampTz
+            ) {
+                break;
+            }
+            slots.push(slot);
+        }
+        slots
+    }
+
+    /// How many leading key columns the ranges fix to a single value each (all of them when there
+    /// is one range): within the rows read, those columns are constant.
+    fn constant_columns(&self) -> usize {
+        match self.shape {
+            RangeShape::Points { keys: 1, columns } => columns,
+            RangeShape::Ranges {
+                ranges: 1,
+                fixed_columns,
+            } => fixed_columns,
+            _ => 0,
+        }
+    }
+
     /// Higher is cheaper: a unique point lookup, then more key columns fixed by equality, then a range,
     /// then a full scan; the rows themselves before an index (no second lookup per row).
     fn rank(&self) -> (u8, usize, bool) {
@@ -368,14 +429,18 @@ impl TableProvider for KvTable {
             Some(projection) => projection.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let access = self.access_path(filters);
+        let paths = self.access_paths(filters);
         let schema = Arc::new(self.schema.project(&projection)?);
         Ok(Arc::new(KvScanExec::new(
             self.table.clone(),
             view,
             projection.iter().map(|&index| self.slots[index]).collect(),
             schema,
-            access,
+            ScanWay {
+                paths: Arc::new(paths),
+                chosen: 0,
+                reverse: false,
+            },
             limit,
         )))
     }
@@ -712,15 +777,46 @@ fn bound_key(bound: &Bound<Vec<u8>>) -> Vec<u8> {
 }
 
 /// Reads rows of one table over key ranges and decodes the projected columns into Arrow batches.
+///
+/// The rows come in key order (of the primary key, or of the index read), and the scan declares that
+/// order to DataFusion, which then drops sorts it satisfies; [`KvScanExec::ordered_for`] picks another
+/// access path, or the same one read backwards, to satisfy an `ORDER BY` (`sql/scan_order.rs`).
 pub struct KvScanExec {
     table: Arc<TableDef>,
     view: ReadView,
     /// For each output column, the slot it reads (`None`: the hidden row id, decoded from the key).
     slots: Vec<Option<usize>>,
     schema: SchemaRef,
-    access: Arc<AccessPath>,
+    way: ScanWay,
     limit: Option<usize>,
     properties: Arc<PlanProperties>,
+}
+
+/// Which access path a scan reads, and in which direction.
+#[derive(Clone)]
+struct ScanWay {
+    /// Every access path the scan's filters allow, cheapest first.
+    paths: Arc<Vec<AccessPath>>,
+    chosen: usize,
+    /// Read the ranges backwards (descending key order, NULLs first).
+    reverse: bool,
+}
+
+impl ScanWay {
+    fn access(&self) -> &AccessPath {
+        &self.paths[self.chosen]
+    }
+
+    fn describe(&self, index_only: bool) -> String {
+        let mut text = self.access().describe();
+        if index_only {
+            text.push_str(", index only");
+        }
+        if self.reverse {
+            text.push_str(", backward");
+        }
+        text
+    }
 }
 
 impl fmt::Debug for KvScanExec {
@@ -729,7 +825,7 @@ impl fmt::Debug for KvScanExec {
             formatter,
             "KvScanExec({}, {})",
             self.table.name,
-            self.access.describe()
+            self.way.describe(self.index_only())
         )
     }
 }
@@ -740,11 +836,13 @@ impl KvScanExec {
         view: ReadView,
         slots: Vec<Option<usize>>,
         schema: SchemaRef,
-        access: AccessPath,
+        way: ScanWay,
         limit: Option<usize>,
     ) -> KvScanExec {
+        let orderings = output_orderings(&table, &slots, &schema, way.access(), way.reverse);
+        let equivalence = EquivalenceProperties::new_with_orderings(schema.clone(), orderings);
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
+            equivalence,
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,
@@ -754,11 +852,117 @@ impl KvScanExec {
             view,
             slots,
             schema,
-            access: Arc::new(access),
+            way,
             limit,
             properties,
         }
     }
+
+    /// True when the scan reads an index that holds every column it outputs (the index's columns and
+    /// the primary key's): it decodes the index entries and never reads the rows (an index-only scan).
+    fn index_only(&self) -> bool {
+        let Some(index) = &self.way.access().index else {
+            return false;
+        };
+        !self.table.primary_key.is_empty()
+            && self.slots.iter().all(|slot| {
+                slot.is_some_and(|slot| {
+                    index.columns.contains(&slot) || self.table.primary_key.contains(&slot)
+                })
+            })
+    }
+
+    /// This scan reading another way, so that its rows come ordered by `requested` (output column
+    /// positions with their sort options); `None` if no access path gives that order at an
+    /// acceptable cost, or if the rows already come in that order. `limited`: the query reads only
+    /// the first rows (`ORDER BY ... LIMIT`), so an index read in order beats sorting every row even
+    /// though it costs a primary-key lookup per row.
+    pub(crate) fn ordered_for(
+        &self,
+        requested: &[(usize, SortOptions)],
+        limited: bool,
+    ) -> Option<KvScanExec> {
+        let satisfies = |access: &AccessPath, reverse: bool| {
+            output_orderings(&self.table, &self.slots, &self.schema, access, reverse)
+                .iter()
+                .any(|ordering| {
+                    requested.len() <= ordering.len()
+                        && requested
+                            .iter()
+                            .zip(ordering)
+                            .all(|((position, options), sort)| {
+                                sort.options == *options
+                                    && sort
+                                        .expr
+                                        .downcast_ref::<Column>()
+                                        .is_some_and(|column| column.index() == *position)
+                            })
+                })
+        };
+        let current = self.way.access();
+        if satisfies(current, self.way.reverse) {
+            return None;
+        }
+        for (chosen, access) in self.way.paths.iter().enumerate() {
+            let acceptable = access.rank().0 >= current.rank().0
+                && (limited || access.index.is_none() || chosen == self.way.chosen);
+            if !acceptable {
+                continue;
+            }
+            for reverse in [false, true] {
+                if satisfies(access, reverse) {
+                    return Some(KvScanExec::new(
+                        self.table.clone(),
+                        self.view.clone(),
+                        self.slots.clone(),
+                        self.schema.clone(),
+                        ScanWay {
+                            paths: self.way.paths.clone(),
+                            chosen,
+                            reverse,
+                        },
+                        self.limit,
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The orders the rows of `access` come in, over the output columns: the key columns in key order,
+/// up to the first one not in the output; and, when the filters fix the leading key columns to one
+/// value each, the order of the columns after them.
+fn output_orderings(
+    table: &TableDef,
+    slots: &[Option<usize>],
+    schema: &SchemaRef,
+    access: &AccessPath,
+    reverse: bool,
+) -> Vec<Vec<PhysicalSortExpr>> {
+    let options = SortOptions {
+        descending: reverse,
+        nulls_first: reverse,
+    };
+    let key_order = access.order_slots(table);
+    let constant = access.constant_columns().min(key_order.len());
+    let mut orderings = Vec::new();
+    for skipped in [0, constant] {
+        let mut ordering = Vec::new();
+        for &slot in &key_order[skipped..] {
+            let Some(position) = slots.iter().position(|output| *output == Some(slot)) else {
+                break;
+            };
+            ordering.push(PhysicalSortExpr::new(
+                Arc::new(Column::new(schema.field(position).name(), position)),
+                options,
+            ));
+        }
+        if !ordering.is_empty() && (skipped == 0 || constant > 0) {
+            orderings.push(ordering);
+        }
+    }
+    orderings
 }
 
 impl DisplayAs for KvScanExec {
@@ -773,7 +977,7 @@ impl DisplayAs for KvScanExec {
             formatter,
             "KvScanExec: table={}, {}, projection=[{}]",
             self.table.name,
-            self.access.describe(),
+            self.way.describe(self.index_only()),
             columns.join(", ")
         )?;
         if let Some(limit) = self.limit {
@@ -812,18 +1016,49 @@ impl ExecutionPlan for KvScanExec {
         Ok(self)
     }
 
+    fn fetch(&self) -> Option<usize> {
+        self.limit
+    }
+
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        Some(Arc::new(KvScanExec::new(
+            self.table.clone(),
+            self.view.clone(),
+            self.slots.clone(),
+            self.schema.clone(),
+            self.way.clone(),
+            limit,
+        )))
+    }
+
     fn execute(
         &self,
         _partition: usize,
         _context: Arc<TaskContext>,
     ) -> datafusion::error::Result<SendableRecordBatchStream> {
+        let access = self.way.access();
+        let mut ranges = access.ranges.clone();
+        if self.way.reverse {
+            ranges.reverse();
+        }
         let batches = RowBatches {
             table: self.table.clone(),
             view: self.view.clone(),
             slots: self.slots.clone(),
             schema: self.schema.clone(),
-            ranges: self.access.ranges.clone().into_iter(),
-            through_index: self.access.index.is_some(),
+            ranges: ranges.into_iter(),
+            reverse: self.way.reverse,
+            through_index: access.index.is_some(),
+            index_only: self.index_only().then(|| {
+                let index = access
+                    .index
+                    .as_ref()
+                    .expect("an index-only scan reads an index");
+                IndexOnly {
+                    prefix_bytes: Key::index_prefix(index.id).len(),
+                    index_columns: index.columns.clone(),
+                }
+            }),
             rows: None,
             remaining: self.limit.unwrap_or(usize::MAX),
             done: false,
@@ -865,14 +1100,59 @@ struct RowBatches {
     slots: Vec<Option<usize>>,
     schema: SchemaRef,
     ranges: std::vec::IntoIter<KeyRange>,
+    /// Each range is read backwards (and the ranges come last first).
+    reverse: bool,
     /// The ranges are over index entries, whose values are the rows' primary keys.
     through_index: bool,
+    /// The output comes from the index entries alone.
+    index_only: Option<IndexOnly>,
     rows: Option<qubedb_kv::ScanIterator>,
     remaining: usize,
     done: bool,
 }
 
+/// How to read columns out of an index entry: its key is the index prefix, the index columns' keycode
+/// (then, for a non-unique index, the primary key's); its value is the primary key's keycode.
+struct IndexOnly {
+    prefix_bytes: usize,
+    index_columns: Vec<usize>,
+}
+
 impl RowBatches {
+    /// The next index entry (index-only scans).
+    fn next_entry(&mut self) -> Result<Option<KeyValue>, Error> {
+        loop {
+            if let Some(rows) = &mut self.rows
+                && let Some(item) = rows.next()
+            {
+                return Ok(Some(item?));
+            }
+            match self.ranges.next() {
+                None => return Ok(None),
+                Some(range) => self.rows = Some(self.view.scan(range, self.reverse)?),
+            }
+        }
+    }
+
+    /// The values of every column an index entry holds, by slot.
+    fn entry_values(
+        &self,
+        index_only: &IndexOnly,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<Value>, Error> {
+        let mut values = vec![Value::Null; self.table.columns.len()];
+        let mut at = index_only.prefix_bytes;
+        for &slot in &index_only.index_columns {
+            values[slot] = decode_value(key, &mut at, self.table.columns[slot].data_type)?;
+        }
+        let mut at = 0;
+        for &slot in &self.table.primary_key {
+            values[slot] = decode_value(value, &mut at, self.table.columns[slot].data_type)?;
+        }
+        Ok(values)
+    }
+
     fn next_row(&mut self) -> Result<Option<KeyValue>, Error> {
         loop {
             if let Some(rows) = &mut self.rows
@@ -896,7 +1176,7 @@ impl RowBatches {
             }
             match self.ranges.next() {
                 None => return Ok(None),
-                Some(range) => self.rows = Some(self.view.scan(range, false)?),
+                Some(range) => self.rows = Some(self.view.scan(range, self.reverse)?),
             }
         }
     }
@@ -920,7 +1200,27 @@ impl RowBatches {
         }
         let wants_row_id = self.slots.iter().any(Option::is_none);
         let mut count = 0;
-        while count < capacity {
+        if let Some(index_only) = self.index_only.take() {
+            let filled = (|| {
+                while count < capacity {
+                    let Some((key, value)) = self.next_entry()? else {
+                        break;
+                    };
+                    let values = self.entry_values(&index_only, &key, &value)?;
+                    for (builder, slot) in builders.iter_mut().zip(&self.slots) {
+                        let (Some(builder), Some(slot)) = (builder, slot) else {
+                            return Err(Error::internal("an index-only scan outputs the row id"));
+                        };
+                        builder.append_value(&values[*slot])?;
+                    }
+                    count += 1;
+                }
+                Ok::<(), Error>(())
+            })();
+            self.index_only = Some(index_only);
+            filled?;
+        }
+        while self.index_only.is_none() && count < capacity {
             let Some((key, value)) = self.next_row()? else {
                 break;
             };

@@ -976,3 +976,108 @@ fn secondary_indexes_serve_equality_ranges_and_in_lists() {
         assert_eq!(ids(&mut session, sql), expected, "{sql} after commit");
     }
 }
+
+#[test]
+fn order_by_reads_in_key_order_and_indexes_answer_alone() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    // `person` has indexes; `plain` holds the same rows with none, to compare answers with.
+    session
+        .run(
+            "CREATE TABLE person (id INTEGER PRIMARY KEY, email TEXT UNIQUE, city TEXT, age INTEGER);
+             CREATE INDEX person_city_age ON person (city, age);
+             CREATE INDEX person_age ON person (age);
+             CREATE TABLE plain (id INTEGER PRIMARY KEY, email TEXT, city TEXT, age INTEGER);
+             INSERT INTO person SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE 'p' || g || '@x' END,
+                 CASE g % 3 WHEN 0 THEN 'oslo' WHEN 1 THEN 'rome' ELSE NULL END,
+                 CASE WHEN g % 7 = 0 THEN NULL ELSE 20 + g % 11 END
+               FROM generate_series(1, 60) g;
+             INSERT INTO plain SELECT * FROM person",
+        )
+        .expect("create");
+    let cases = [
+        (
+            "SELECT * FROM person ORDER BY id LIMIT 5",
+            "KvScanExec: table=person, full scan, projection=[id, email, city, age], limit=5",
+        ),
+        (
+            "SELECT * FROM person ORDER BY id DESC LIMIT 5",
+            "KvScanExec: table=person, full scan, backward, projection=[id, email, city, age], limit=5",
+        ),
+        (
+            "SELECT id, email FROM person ORDER BY age, id LIMIT 7",
+            "KvScanExec: table=person, index person_age: full scan, projection=[id, email, age]",
+        ),
+        (
+            "SELECT id, age FROM person ORDER BY age DESC, id DESC LIMIT 7",
+            "KvScanExec: table=person, index person_age: full scan, index only, backward",
+        ),
+        (
+            "SELECT id, age FROM person WHERE age BETWEEN 22 AND 25 ORDER BY age, id",
+            "KvScanExec: table=person, index person_age: range scan (1 range), index only",
+        ),
+        (
+            "SELECT city, age FROM person WHERE city = 'oslo' ORDER BY age DESC LIMIT 3",
+            "index person_city_age: range scan (1 range, 1 key column fixed), index only, backward",
+        ),
+        (
+            "SELECT email FROM person ORDER BY email LIMIT 4",
+            "KvScanExec: table=person, index person_email_key: full scan, index only",
+        ),
+        // Without a LIMIT a sort of the table beats a primary-key lookup per row.
+        (
+            "SELECT id, email FROM person ORDER BY age",
+            "SortExec: expr=[age@",
+        ),
+        // A point lookup by the primary key is not given up for an order.
+        (
+            "SELECT id FROM person WHERE id = 3 ORDER BY age LIMIT 1",
+            "KvScanExec: table=person, point lookup (1 key)",
+        ),
+    ];
+    assert_plans(&mut session, &cases);
+    let queries = [
+        "SELECT * FROM person ORDER BY id LIMIT 5",
+        "SELECT * FROM person ORDER BY id DESC LIMIT 5",
+        "SELECT id, email FROM person ORDER BY age, id LIMIT 7",
+        "SELECT id, age FROM person ORDER BY age DESC, id DESC LIMIT 7",
+        "SELECT id, age FROM person ORDER BY age DESC NULLS LAST, id LIMIT 7",
+        "SELECT id, age FROM person WHERE age BETWEEN 22 AND 25 ORDER BY age, id",
+        "SELECT city, age, id FROM person WHERE city = 'oslo' ORDER BY age DESC, id DESC LIMIT 3",
+        "SELECT city, age, id FROM person ORDER BY city, age, id LIMIT 25",
+        "SELECT email FROM person ORDER BY email LIMIT 4",
+        "SELECT email FROM person ORDER BY email DESC LIMIT 14",
+        "SELECT id FROM person WHERE age > 24 AND city IS NOT NULL ORDER BY age, id LIMIT 6",
+        "SELECT age, count(*) FROM person GROUP BY age ORDER BY age",
+    ];
+    let rows = |session: &mut qubedb::Session, sql: &str| -> Vec<Vec<Option<String>>> {
+        let mut result = session.query(sql, &[]).expect("query");
+        let mut rows = Vec::new();
+        while let Some(batch) = result.next_batch().expect("rows") {
+            rows.extend(qubedb::result::batch_text_rows(&batch));
+        }
+        rows
+    };
+    let compare = |session: &mut qubedb::Session, when: &str| {
+        for sql in queries {
+            let expected = rows(session, &sql.replace("person", "plain"));
+            assert!(!expected.is_empty(), "{sql}: no rows");
+            assert_eq!(rows(session, sql), expected, "{sql} ({when})");
+        }
+    };
+    compare(&mut session, "committed rows");
+    // The transaction's own writes are merged in key order too.
+    session
+        .run(
+            "BEGIN;
+             UPDATE person SET age = 99, city = 'oslo' WHERE id IN (4, 8);
+             UPDATE plain SET age = 99, city = 'oslo' WHERE id IN (4, 8);
+             DELETE FROM person WHERE id IN (1, 60); DELETE FROM plain WHERE id IN (1, 60);
+             INSERT INTO person VALUES (0, 'a@x', 'oslo', 20), (61, NULL, NULL, NULL);
+             INSERT INTO plain VALUES (0, 'a@x', 'oslo', 20), (61, NULL, NULL, NULL)",
+        )
+        .expect("changes in a block");
+    compare(&mut session, "inside a block");
+    session.run("COMMIT").expect("commit");
+    compare(&mut session, "after commit");
+}
