@@ -455,10 +455,14 @@ pub struct ColumnStatistics {
 pub fn read_statistics(transaction: &Transaction, table: u64) -> Result<Option<TableStatistics>> {
     match transaction.get(&Key::Statistics(table).encode())? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|error| Error::corruption(format!("table statistics: {error}"))),
+        Some(bytes) => decode_statistics(&bytes).map(Some),
     }
+}
+
+/// Table statistics from their stored form (the value at `Key::Statistics(table)`).
+pub fn decode_statistics(bytes: &[u8]) -> Result<TableStatistics> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| Error::corruption(format!("table statistics: {error}")))
 }
 
 /// Writes the statistics of `table`.

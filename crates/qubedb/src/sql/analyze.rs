@@ -4,8 +4,9 @@
 //! the fraction of NULLs, the number of distinct values (PostgreSQL's `n_distinct` convention: negative
 //! when it grows with the table) and the average width of the values' text form, plus the row count,
 //! under `Key::Statistics(table)` in the session's transaction: statistics commit or roll back with it,
-//! as `pg_statistic` does. `pg_stats` and `pg_class.reltuples` show them. The planner does not read them
-//! yet (issue 5 feeds them to DataFusion's cost model).
+//! as `pg_statistic` does. `pg_stats` and `pg_class.reltuples` show them, and every scan gives DataFusion
+//! an estimate made from them (`KvScanExec`'s statistics in `sql/provider.rs`), which its join
+//! selection uses to pick hash-join build sides. No histograms yet, and no automatic ANALYZE.
 //!
 //! VACUUM has nothing to reclaim: the store is copy-on-write, and a committed DELETE or UPDATE frees its
 //! pages at commit, with no dead row versions left in the table. It checks its tables exist and, with

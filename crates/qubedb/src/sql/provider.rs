@@ -21,8 +21,9 @@ use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaR
 use datafusion::catalog::{
     CatalogProvider, SchemaProvider, Session as DataFusionSession, TableProvider,
 };
-use datafusion::common::ScalarValue;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
@@ -30,13 +31,14 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
 use qubedb_kv::{KeyRange, ReadView};
-use qubedb_model::catalog::{IndexDef, Object, TableDef};
+use qubedb_model::catalog::{IndexDef, Object, TableDef, TableStatistics, decode_statistics};
 use qubedb_model::keycode::{decode_value, encode_value};
 use qubedb_model::keys::Key;
 use qubedb_model::row::RowReader;
@@ -431,6 +433,15 @@ impl TableProvider for KvTable {
         };
         let paths = self.access_paths(filters);
         let schema = Arc::new(self.schema.project(&projection)?);
+        let statistics = match view
+            .get(&Key::Statistics(self.table.id).encode())
+            .map_err(|error| to_datafusion(error.into()))?
+        {
+            Some(bytes) => Some(Arc::new(
+                decode_statistics(&bytes).map_err(|error| to_datafusion(error.into()))?,
+            )),
+            None => None,
+        };
         Ok(Arc::new(KvScanExec::new(
             self.table.clone(),
             view,
@@ -442,6 +453,7 @@ impl TableProvider for KvTable {
                 reverse: false,
             },
             limit,
+            statistics,
         )))
     }
 }
@@ -789,6 +801,10 @@ pub struct KvScanExec {
     schema: SchemaRef,
     way: ScanWay,
     limit: Option<usize>,
+    /// What ANALYZE last found in the table, if it ran.
+    table_statistics: Option<Arc<TableStatistics>>,
+    /// The estimate given to DataFusion's cost-based choices (join order and sides).
+    statistics: Arc<Statistics>,
     properties: Arc<PlanProperties>,
 }
 
@@ -838,7 +854,16 @@ impl KvScanExec {
         schema: SchemaRef,
         way: ScanWay,
         limit: Option<usize>,
+        table_statistics: Option<Arc<TableStatistics>>,
     ) -> KvScanExec {
+        let statistics = Arc::new(estimate(
+            &table,
+            &slots,
+            &schema,
+            way.access(),
+            limit,
+            table_statistics.as_deref(),
+        ));
         let orderings = output_orderings(&table, &slots, &schema, way.access(), way.reverse);
         let equivalence = EquivalenceProperties::new_with_orderings(schema.clone(), orderings);
         let properties = Arc::new(PlanProperties::new(
@@ -854,6 +879,8 @@ impl KvScanExec {
             schema,
             way,
             limit,
+            table_statistics,
+            statistics,
             properties,
         }
     }
@@ -922,11 +949,86 @@ impl KvScanExec {
                             reverse,
                         },
                         self.limit,
+                        self.table_statistics.clone(),
                     ));
                 }
             }
         }
         None
+    }
+}
+
+/// The rows a scan reads and their columns' NULL and distinct counts, from the table's ANALYZE
+/// statistics: a unique point lookup reads one row per key; equality on an index's leading columns
+/// the rows over the first column's distinct count; any other range a third of the table (as
+/// PostgreSQL guesses for a range without a histogram). Unknown before the first ANALYZE.
+fn estimate(
+    table: &TableDef,
+    slots: &[Option<usize>],
+    schema: &SchemaRef,
+    access: &AccessPath,
+    limit: Option<usize>,
+    statistics: Option<&TableStatistics>,
+) -> Statistics {
+    let Some(statistics) = statistics else {
+        return Statistics::new_unknown(schema);
+    };
+    let table_rows = statistics.rows as f64;
+    let column = |slot: usize| statistics.columns.iter().find(|column| column.slot == slot);
+    let distinct = |slot: usize| {
+        column(slot).map_or(1.0, |column| {
+            if column.distinct < 0.0 {
+                -column.distinct * table_rows
+            } else {
+                column.distinct
+            }
+            .max(1.0)
+        })
+    };
+    let key_slots: &[usize] = match &access.index {
+        Some(index) => &index.columns,
+        None => &table.primary_key,
+    };
+    let unique = access.index.as_ref().is_none_or(|index| index.unique);
+    let per_leading_value = |count: usize| {
+        key_slots.first().map_or(table_rows, |&slot| {
+            table_rows * count as f64 / distinct(slot)
+        })
+    };
+    let rows = match access.shape {
+        RangeShape::Full => table_rows,
+        RangeShape::Empty => 0.0,
+        RangeShape::Points { keys, .. } if unique => keys as f64,
+        RangeShape::Points { keys, .. } => per_leading_value(keys),
+        RangeShape::Ranges {
+            ranges,
+            fixed_columns,
+        } if fixed_columns > 0 => per_leading_value(ranges),
+        RangeShape::Ranges { .. } => table_rows / 3.0,
+    }
+    .min(table_rows)
+    .min(limit.map_or(f64::MAX, |limit| limit as f64));
+    let rows = rows.round() as usize;
+    let mut width = 0;
+    let column_statistics = slots
+        .iter()
+        .map(|slot| {
+            let Some(found) = slot.and_then(column) else {
+                width += 8;
+                return ColumnStatistics::new_unknown();
+            };
+            width += usize::try_from(found.average_width.max(1)).unwrap_or(8);
+            let mut estimate = ColumnStatistics::new_unknown();
+            estimate.null_count = Precision::Inexact((found.null_fraction * rows as f64) as usize);
+            estimate.distinct_count =
+                Precision::Inexact((distinct(found.slot) as usize).min(rows.max(1)));
+            estimate
+        })
+        .collect();
+    Statistics {
+        num_rows: Precision::Inexact(rows),
+        total_byte_size: Precision::Inexact(rows * width),
+        column_statistics,
     }
 }
 
@@ -1020,6 +1122,14 @@ impl ExecutionPlan for KvScanExec {
         self.limit
     }
 
+    fn statistics_from_inputs(
+        &self,
+        _input_statistics: &[Arc<Statistics>],
+        _arguments: &StatisticsArgs,
+    ) -> datafusion::error::Result<Arc<Statistics>> {
+        Ok(self.statistics.clone())
+    }
+
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
         Some(Arc::new(KvScanExec::new(
             self.table.clone(),
@@ -1028,6 +1138,7 @@ impl ExecutionPlan for KvScanExec {
             self.schema.clone(),
             self.way.clone(),
             limit,
+            self.table_statistics.clone(),
         )))
     }
 

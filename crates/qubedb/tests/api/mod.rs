@@ -1081,3 +1081,36 @@ fn order_by_reads_in_key_order_and_indexes_answer_alone() {
     session.run("COMMIT").expect("commit");
     compare(&mut session, "after commit");
 }
+
+#[test]
+fn analyze_statistics_choose_the_join_build_side() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .run(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, small_id INTEGER, v TEXT);
+             CREATE TABLE small (id INTEGER PRIMARY KEY, name TEXT);
+             INSERT INTO big SELECT g, g % 10, 'v' || g FROM generate_series(1, 3000) g;
+             INSERT INTO small SELECT g, 'n' || g FROM generate_series(1, 10) g",
+        )
+        .expect("create");
+    let query = "SELECT count(*) FROM big JOIN small ON big.small_id = small.id";
+    // Without statistics DataFusion cannot tell the sides apart and partitions both.
+    assert_plans(&mut session, &[(query, "HashJoinExec: mode=Partitioned")]);
+    session.run("ANALYZE").expect("analyze");
+    // With them, the small table is the hash table every partition of the big one probes.
+    let explained = plan(&mut session, query);
+    assert!(
+        explained.contains("HashJoinExec: mode=CollectLeft"),
+        "{explained}"
+    );
+    let small = explained.find("table=small").expect("small is scanned");
+    let big = explained.find("table=big").expect("big is scanned");
+    assert!(small < big, "small is the build (left) side:\n{explained}");
+    let outcome = session
+        .query(query, &[])
+        .expect("join")
+        .rows()
+        .expect("rows");
+    assert_eq!(outcome[0].get::<i64>(0).expect("count"), 2700);
+}
