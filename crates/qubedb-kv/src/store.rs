@@ -333,6 +333,9 @@ impl ReadView {
     }
 }
 
+/// How many of a transaction's latest validated ranges a new one is compared with to skip duplicates.
+const VALIDATED_RECENT_CHECKED: usize = 8;
+
 /// A written key and its buffered state before the write (`None`: no buffered write of it).
 type UndoEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
 
@@ -551,13 +554,35 @@ impl Transaction {
     /// transaction's snapshot. Used for reads whose result must still hold at commit (catalog entries a
     /// statement relied on, a parent row a foreign key points to, a table a DDL statement rewrites).
     pub fn validate_range(&mut self, range: KeyRange) {
-        self.validated.push(range);
+        // Statements of one transaction validate the same few ranges over and over (the catalog
+        // entry of each table they touch): a range among the last few is not kept twice, so a
+        // transaction of many statements does not check one range per statement at commit.
+        if !self
+            .validated
+            .iter()
+            .rev()
+            .take(VALIDATED_RECENT_CHECKED)
+            .any(|validated| *validated == range)
+        {
+            self.validated.push(range);
+        }
     }
 
     /// Asks commit to fail if anyone commits `key` after this transaction's snapshot.
     pub fn validate_key(&mut self, key: &[u8]) {
-        self.validated
-            .push((Bound::Included(key.to_vec()), Bound::Included(key.to_vec())));
+        let already = self
+            .validated
+            .iter()
+            .rev()
+            .take(VALIDATED_RECENT_CHECKED)
+            .any(|(start, end)| {
+                matches!((start, end), (Bound::Included(start), Bound::Included(end))
+                    if start.as_slice() == key && end.as_slice() == key)
+            });
+        if !already {
+            self.validated
+                .push((Bound::Included(key.to_vec()), Bound::Included(key.to_vec())));
+        }
     }
 
     /// True when the transaction has a buffered write (or delete) of `key`.

@@ -416,3 +416,83 @@ proptest! {
         prop_assert_eq!(stored, expected);
     }
 }
+
+#[derive(Debug, Clone)]
+enum NestedOperation {
+    Put(u8, u8),
+    Delete(u8),
+    /// Takes a savepoint on top of the stack.
+    Savepoint,
+    /// Rolls back to the savepoint at this depth (modulo the stack's height), dropping those above it.
+    RollbackTo(usize),
+    /// Drops the savepoints from this depth up (`RELEASE`).
+    Release(usize),
+    /// Takes a read view and checks it still shows its moment after later writes.
+    View,
+}
+
+fn nested_operation() -> impl Strategy<Value = NestedOperation> {
+    prop_oneof![
+        4 => (0u8..12, any::<u8>()).prop_map(|(key, value)| NestedOperation::Put(key, value)),
+        2 => (0u8..12).prop_map(NestedOperation::Delete),
+        2 => Just(NestedOperation::Savepoint),
+        2 => (0usize..4).prop_map(NestedOperation::RollbackTo),
+        1 => (0usize..4).prop_map(NestedOperation::Release),
+        1 => Just(NestedOperation::View),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Nested savepoints (the undo log behind them): rolling back to any of them, again and again,
+    /// releasing some, and read views taken on the way, all agree with a BTreeMap model.
+    #[test]
+    fn nested_savepoints_match_model(operations in proptest::collection::vec(nested_operation(), 1..100)) {
+        let store = Store::in_memory().expect("store");
+        let mut txn = store.begin().expect("begin");
+        let mut pending: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut savepoints = Vec::new();
+        let mut views = Vec::new();
+        for operation in operations {
+            match operation {
+                NestedOperation::Put(key, value) => {
+                    txn.put(vec![key], vec![value]).expect("put");
+                    pending.insert(vec![key], vec![value]);
+                }
+                NestedOperation::Delete(key) => {
+                    txn.delete(vec![key]).expect("delete");
+                    pending.remove(&vec![key]);
+                }
+                NestedOperation::Savepoint => savepoints.push((txn.savepoint(), pending.clone())),
+                NestedOperation::RollbackTo(depth) if !savepoints.is_empty() => {
+                    let depth = depth % savepoints.len();
+                    savepoints.truncate(depth + 1);
+                    let (savepoint, model) = &savepoints[depth];
+                    txn.rollback_to(savepoint);
+                    pending = model.clone();
+                }
+                NestedOperation::Release(depth) if !savepoints.is_empty() => {
+                    savepoints.truncate(depth % savepoints.len());
+                }
+                NestedOperation::View => views.push((txn.read_view(), pending.clone())),
+                NestedOperation::RollbackTo(_) | NestedOperation::Release(_) => {}
+            }
+            let forward = collect(&txn, b"", false);
+            let expected: Vec<_> = pending.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            prop_assert_eq!(&forward, &expected);
+        }
+        for (view, model) in views {
+            let seen: Vec<_> = view
+                .scan(prefix_range(b""), false)
+                .expect("scan")
+                .map(|pair| pair.expect("pair"))
+                .collect();
+            let expected: Vec<_> = model.into_iter().collect();
+            prop_assert_eq!(seen, expected);
+        }
+        txn.commit().expect("commit");
+        let reader = store.begin().expect("begin");
+        let expected: Vec<_> = pending.into_iter().collect();
+        prop_assert_eq!(collect(&reader, b"", false), expected);
+    }
+}
