@@ -1229,8 +1229,27 @@ struct IndexOnly {
     index_columns: Vec<usize>,
 }
 
+/// The values of every column an index entry holds, by slot (NULL for the others).
+fn entry_values(
+    table: &TableDef,
+    index_only: &IndexOnly,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Vec<Value>, Error> {
+    let mut values = vec![Value::Null; table.columns.len()];
+    let mut at = index_only.prefix_bytes;
+    for &slot in &index_only.index_columns {
+        values[slot] = decode_value(key, &mut at, table.columns[slot].data_type)?;
+    }
+    let mut at = 0;
+    for &slot in &table.primary_key {
+        values[slot] = decode_value(value, &mut at, table.columns[slot].data_type)?;
+    }
+    Ok(values)
+}
+
 impl RowBatches {
-    /// The next index entry (index-only scans).
+    /// The next stored pair of the ranges (a row, or an index entry).
     fn next_entry(&mut self) -> Result<Option<KeyValue>, Error> {
         loop {
             if let Some(rows) = &mut self.rows
@@ -1245,51 +1264,25 @@ impl RowBatches {
         }
     }
 
-    /// The values of every column an index entry holds, by slot.
-    fn entry_values(
-        &self,
-        index_only: &IndexOnly,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Vec<Value>, Error> {
-        let mut values = vec![Value::Null; self.table.columns.len()];
-        let mut at = index_only.prefix_bytes;
-        for &slot in &index_only.index_columns {
-            values[slot] = decode_value(key, &mut at, self.table.columns[slot].data_type)?;
-        }
-        let mut at = 0;
-        for &slot in &self.table.primary_key {
-            values[slot] = decode_value(value, &mut at, self.table.columns[slot].data_type)?;
-        }
-        Ok(values)
-    }
-
+    /// The next row: the next stored pair, or for an index scan the row its entry points to.
     fn next_row(&mut self) -> Result<Option<KeyValue>, Error> {
-        loop {
-            if let Some(rows) = &mut self.rows
-                && let Some(item) = rows.next()
-            {
-                let (key, value) = item?;
-                if !self.through_index {
-                    return Ok(Some((key, value)));
-                }
-                let row_key = Key::Row(self.table.id, value).encode();
-                let Some(row) = self.view.get(&row_key)? else {
-                    return Err(Error::corruption(
-                        "XX001",
-                        format!(
-                            "an index entry of table {} points to a missing row",
-                            self.table.name
-                        ),
-                    ));
-                };
-                return Ok(Some((row_key, row)));
-            }
-            match self.ranges.next() {
-                None => return Ok(None),
-                Some(range) => self.rows = Some(self.view.scan(range, self.reverse)?),
-            }
+        let Some((key, value)) = self.next_entry()? else {
+            return Ok(None);
+        };
+        if !self.through_index {
+            return Ok(Some((key, value)));
         }
+        let row_key = Key::Row(self.table.id, value).encode();
+        let Some(row) = self.view.get(&row_key)? else {
+            return Err(Error::corruption(
+                "XX001",
+                format!(
+                    "an index entry of table {} points to a missing row",
+                    self.table.name
+                ),
+            ));
+        };
+        Ok(Some((row_key, row)))
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
@@ -1311,25 +1304,19 @@ impl RowBatches {
         }
         let wants_row_id = self.slots.iter().any(Option::is_none);
         let mut count = 0;
-        if let Some(index_only) = self.index_only.take() {
-            let filled = (|| {
-                while count < capacity {
-                    let Some((key, value)) = self.next_entry()? else {
-                        break;
-                    };
-                    let values = self.entry_values(&index_only, &key, &value)?;
-                    for (builder, slot) in builders.iter_mut().zip(&self.slots) {
-                        let (Some(builder), Some(slot)) = (builder, slot) else {
-                            return Err(Error::internal("an index-only scan outputs the row id"));
-                        };
-                        builder.append_value(&values[*slot])?;
-                    }
-                    count += 1;
-                }
-                Ok::<(), Error>(())
-            })();
-            self.index_only = Some(index_only);
-            filled?;
+        while self.index_only.is_some() && count < capacity {
+            let Some((key, value)) = self.next_entry()? else {
+                break;
+            };
+            let index_only = self.index_only.as_ref().expect("checked by the loop");
+            let values = entry_values(&self.table, index_only, &key, &value)?;
+            for (builder, slot) in builders.iter_mut().zip(&self.slots) {
+                let (Some(builder), Some(slot)) = (builder, slot) else {
+                    return Err(Error::internal("an index-only scan outputs the row id"));
+                };
+                builder.append_value(&values[*slot])?;
+            }
+            count += 1;
         }
         while self.index_only.is_none() && count < capacity {
             let Some((key, value)) = self.next_row()? else {
