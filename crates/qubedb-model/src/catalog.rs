@@ -168,6 +168,12 @@ pub struct ForeignKeyDef {
 }
 
 /// A secondary index. Unique indexes also back UNIQUE constraints (`constraint` set).
+///
+/// The key of a plain index is `columns`. An expression index (`CREATE INDEX ON t (lower(name), id)`)
+/// has an empty `columns` and one SQL expression per key part in `expressions` (a part that is a bare
+/// column is the expression naming it). A partial index (`WHERE predicate`) holds entries only for the
+/// rows its predicate accepts. `include` columns are stored in each entry's value, after the row's
+/// primary key, and are not part of the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexDef {
     pub id: u64,
@@ -178,6 +184,32 @@ pub struct IndexDef {
     pub unique: bool,
     /// True when the index exists to enforce a UNIQUE constraint of the table.
     pub constraint: bool,
+    /// The key parts of an expression index, as SQL text (empty for a plain index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expressions: Vec<String>,
+    /// The predicate of a partial index, as SQL text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+    /// Columns (slots) stored in the entries besides the key (`INCLUDE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<usize>,
+}
+
+impl IndexDef {
+    /// True for an index on plain columns over every row: its key is `columns`, and every row has an
+    /// entry. Only such an index can back a constraint, a foreign key or an `ON CONFLICT` target.
+    pub fn is_plain(&self) -> bool {
+        self.expressions.is_empty() && self.predicate.is_none()
+    }
+
+    /// The number of key parts.
+    pub fn key_len(&self) -> usize {
+        if self.expressions.is_empty() {
+            self.columns.len()
+        } else {
+            self.expressions.len()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -49,6 +49,8 @@ pub(crate) struct DatabaseInner {
     pub(crate) runtime_environment: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     catalog_cache: Mutex<Arc<Catalog>>,
     sequences: Mutex<HashMap<u64, SequenceCache>>,
+    /// Expression and partial indexes, compiled (shared by the write path and the planner).
+    pub(crate) index_compiler: crate::sql::index_keys::IndexCompiler,
 }
 
 /// The runtime the blocking API drives DataFusion on. Dropped with `shutdown_background`, so the last
@@ -145,6 +147,7 @@ impl DatabaseInner {
             store,
             catalog_cache: Mutex::new(Arc::new(Catalog::default())),
             sequences: Mutex::new(HashMap::new()),
+            index_compiler: Default::default(),
         });
         let reader = inner.store.begin()?;
         inner.catalog_for(&reader)?;

@@ -108,11 +108,19 @@ impl Session {
             } else {
                 ""
             };
-            indexes.push(format!(
-                "\"{}\" {kind}btree ({})",
-                index.name,
+            let key = if index.expressions.is_empty() {
                 column_names(&index.columns)
-            ));
+            } else {
+                index.expressions.join(", ")
+            };
+            let mut line = format!("\"{}\" {kind}btree ({key})", index.name);
+            if !index.include.is_empty() {
+                line.push_str(&format!(" INCLUDE ({})", column_names(&index.include)));
+            }
+            if let Some(predicate) = &index.predicate {
+                line.push_str(&format!(" WHERE {predicate}"));
+            }
+            indexes.push(line);
         }
         let foreign_keys = table
             .foreign_keys

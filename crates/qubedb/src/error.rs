@@ -281,11 +281,13 @@ fn postgres_wording(text: &str) -> Option<Error> {
         ));
     }
     if let Some(rest) = text.strip_prefix("No field named ") {
-        let name = rest
-            .split(". ")
-            .next()
-            .unwrap_or(rest)
-            .trim_end_matches('.');
+        // `No field named t.a. Did you mean ...` or `No field named t.a.\nValid fields are ...`.
+        let end = [". ", ".\n"]
+            .iter()
+            .filter_map(|separator| rest.find(separator))
+            .min()
+            .unwrap_or(rest.len());
+        let name = rest[..end].trim_end_matches('.');
         let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
         return Some(Error::user(
             "42703",

@@ -31,6 +31,13 @@ const DISTINCT_FRACTION_THRESHOLD: f64 = 0.1;
 impl Session {
     /// `VACUUM [FULL] [table]`.
     pub(crate) fn vacuum(&mut self, vacuum: &VacuumStatement) -> Result<QueryResult> {
+        if vacuum.reindex
+            && let Some(threshold) = &vacuum.threshold
+            && let Some(kind) = crate::sql::parse::ReindexKind::from_code(&threshold.to_string())
+            && let Some(name) = &vacuum.table_name
+        {
+            return self.reindex(kind, name);
+        }
         if vacuum.sort_only || vacuum.delete_only || vacuum.reindex || vacuum.recluster {
             return Err(Error::not_supported(format!("{vacuum}")));
         }

@@ -125,7 +125,7 @@ fn add_primary_key(
     let indexes: Vec<IndexDef> = catalog.indexes_of(table.id).cloned().collect();
     for index in &indexes {
         clear_index(transaction, index.id)?;
-        build_index(transaction, &table, index)?;
+        build_index(transaction, database, &table, index)?;
     }
     // The hidden row ids are gone with the rows that had them.
     database.forget_sequence(table.id);
@@ -357,6 +357,82 @@ fn index_column_names(columns: &[ast::IndexColumn]) -> Result<Vec<String>> {
             other => Err(Error::not_supported(format!("index on expression {other}"))),
         })
         .collect()
+}
+
+/// The key of a `CREATE INDEX`: the names it gives the index's default name (a column's name, a
+/// function's, else `expr`, as PostgreSQL), and for an index with any expression, every key part as
+/// SQL text (an expression other than a function call in parentheses, as `pg_get_indexdef` prints it).
+struct IndexKeySpec {
+    names: Vec<String>,
+    expressions: Option<Vec<String>>,
+}
+
+impl IndexKeySpec {
+    fn of(columns: &[ast::IndexColumn]) -> Result<IndexKeySpec> {
+        let mut names = Vec::new();
+        let mut texts = Vec::new();
+        let mut any_expression = false;
+        for column in columns {
+            if let Some(class) = &column.operator_class {
+                let class = class.to_string().to_lowercase();
+                if !class.ends_with("_ops") || class.contains("jsonb") || class.contains("vector") {
+                    return Err(Error::user(
+                        "42704",
+                        format!(
+                            "operator class \"{class}\" does not exist for access method \"btree\""
+                        ),
+                    ));
+                }
+            }
+            let mut expr = &column.column.expr;
+            while let ast::Expr::Nested(inner) = expr {
+                expr = inner;
+            }
+            match expr {
+                ast::Expr::Identifier(ident) => {
+                    names.push(normalize(ident));
+                    texts.push(quote_identifier(&normalize(ident)));
+                }
+                ast::Expr::Function(function) => {
+                    any_expression = true;
+                    names.push(
+                        function
+                            .name
+                            .0
+                            .last()
+                            .map(|part| part.to_string().trim_matches('"').to_lowercase())
+                            .unwrap_or_else(|| "expr".into()),
+                    );
+                    texts.push(expr.to_string());
+                }
+                other => {
+                    any_expression = true;
+                    names.push("expr".into());
+                    texts.push(format!("({other})"));
+                }
+            }
+        }
+        Ok(IndexKeySpec {
+            names,
+            expressions: any_expression.then_some(texts),
+        })
+    }
+}
+
+/// A column name as SQL: bare when PostgreSQL would print it so, else double-quoted.
+fn quote_identifier(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first == '_')
+        && name.chars().all(|character| {
+            character.is_ascii_lowercase() || character.is_ascii_digit() || character == '_'
+        });
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 fn slots_of(table: &TableDef, names: &[String]) -> Result<Vec<usize>> {
@@ -824,7 +900,7 @@ impl Session {
                 }
                 let unique_target = crate::sql::write::same_columns(&referenced_table.primary_key, &referenced_slots)
                     || catalog.indexes_of(referenced_table.id).any(|index| {
-                        index.unique && crate::sql::write::same_columns(&index.columns, &referenced_slots)
+                        index.unique && index.is_plain() && crate::sql::write::same_columns(&index.columns, &referenced_slots)
                     })
                     || (referenced_table.id == table.id
                         && constraints.uniques.iter().any(|(_, names)| {
@@ -874,6 +950,9 @@ impl Session {
                     columns: slots,
                     unique: true,
                     constraint: true,
+                    expressions: Vec::new(),
+                    predicate: None,
+                    include: Vec::new(),
                 });
             }
             let checks: Vec<String> = table.checks.iter().map(|check| check.expression.clone()).collect();
@@ -932,7 +1011,7 @@ impl Session {
         let live: Vec<usize> = table.live_columns().map(|(slot, _)| slot).collect();
         self.with_state(|state| {
             let transaction = state.transaction()?;
-            let writer = TableWriter::new(&catalog, table, &database);
+            let writer = TableWriter::new(&catalog, table, &database)?;
             let mut count = 0;
             for batch in batches {
                 let columns: Vec<_> = live
@@ -1015,16 +1094,34 @@ impl Session {
     }
 
     fn create_index(&mut self, create: CreateIndex) -> Result<QueryResult> {
-        if create.predicate.is_some() || !create.include.is_empty() {
-            return Err(Error::not_supported("partial indexes and INCLUDE columns"));
-        }
         if let Some(using) = &create.using
             && !using.to_string().eq_ignore_ascii_case("btree")
         {
-            return Err(Error::not_supported(format!("index method {using}")));
+            return Err(Error::not_supported(format!(
+                "index method {}",
+                using.to_string().to_lowercase()
+            )));
         }
-        let names = index_column_names(&create.columns)?;
+        if create.nulls_distinct == Some(false) {
+            return Err(Error::not_supported("NULLS NOT DISTINCT"));
+        }
+        for option in &create.with {
+            let name = match option {
+                ast::Expr::BinaryOp { left, .. } => left.to_string().to_lowercase(),
+                other => other.to_string().to_lowercase(),
+            };
+            if !matches!(name.as_str(), "fillfactor" | "deduplicate_items") {
+                return Err(Error::user(
+                    "22023",
+                    format!("unrecognized parameter \"{name}\""),
+                ));
+            }
+        }
+        let key = IndexKeySpec::of(&create.columns)?;
+        let include: Vec<String> = create.include.iter().map(normalize).collect();
+        let predicate = create.predicate.as_ref().map(ToString::to_string);
         let shared = self.shared.clone();
+        let database = self.shared.database.clone();
         self.change_catalog(|catalog, transaction| {
             let table = match lookup(catalog, &create.table_name)? {
                 Some(Object::Table(table)) => table.clone(),
@@ -1038,13 +1135,24 @@ impl Session {
                     ));
                 }
             };
-            let slots = slots_of(&table, &names)?;
+            let columns = match &key.expressions {
+                None => slots_of(&table, &key.names)?,
+                Some(_) => Vec::new(),
+            };
+            let include = include
+                .iter()
+                .map(|name| {
+                    table.column_slot(name).ok_or_else(|| {
+                        Error::user("42703", format!("column \"{name}\" does not exist"))
+                    })
+                })
+                .collect::<Result<Vec<usize>>>()?;
             let name = match &create.name {
                 Some(name) => qualify(catalog, name)?.name,
                 None => unique_name(
                     catalog,
                     table.schema,
-                    &format!("{}_{}_idx", table.name, names.join("_")),
+                    &format!("{}_{}_idx", table.name, key.names.join("_")),
                     &HashSet::new(),
                 ),
             };
@@ -1061,14 +1169,101 @@ impl Session {
                 schema: table.schema,
                 name,
                 table: table.id,
-                columns: slots,
+                columns,
                 unique: create.unique,
                 constraint: false,
+                expressions: key.expressions.clone().unwrap_or_default(),
+                predicate: predicate.clone(),
+                include,
             };
             catalog.put(transaction, Object::Index(index.clone()))?;
-            build_index(transaction, &table, &index)
+            build_index(transaction, &database, &table, &index)
         })?;
         done("CREATE INDEX")
+    }
+
+    /// `REINDEX`: rebuilds the entries of one index, a table's indexes, or every index of a schema or
+    /// of the database, from the rows (in the session's transaction).
+    pub(crate) fn reindex(
+        &mut self,
+        kind: crate::sql::parse::ReindexKind,
+        name: &ObjectName,
+    ) -> Result<QueryResult> {
+        use crate::sql::parse::ReindexKind;
+        let database = self.shared.database.clone();
+        let given = crate::sql::rewrite::display_name(name);
+        self.change_catalog(|catalog, transaction| {
+            let table_indexes = |table: &TableDef| -> Vec<(TableDef, IndexDef)> {
+                catalog
+                    .indexes_of(table.id)
+                    .map(|index| (table.clone(), index.clone()))
+                    .collect()
+            };
+            let missing = || Error::user("42P01", format!("relation \"{given}\" does not exist"));
+            let targets: Vec<(TableDef, IndexDef)> = match kind {
+                ReindexKind::Table => match lookup(catalog, name)? {
+                    Some(Object::Table(table)) => table_indexes(table),
+                    Some(_) => {
+                        return Err(Error::user("42809", format!("\"{given}\" is not a table")));
+                    }
+                    None => return Err(missing()),
+                },
+                ReindexKind::Index => match lookup(catalog, name)? {
+                    Some(Object::Index(index)) => {
+                        let table = catalog
+                            .table(index.table)
+                            .ok_or_else(|| Error::internal("index of a missing table"))?;
+                        vec![(table.clone(), index.clone())]
+                    }
+                    Some(_) => {
+                        return Err(Error::user("42809", format!("\"{given}\" is not an index")));
+                    }
+                    None => return Err(missing()),
+                },
+                ReindexKind::Schema => {
+                    let schema = catalog.schema_id(&given).ok_or_else(|| {
+                        Error::user("3F000", format!("schema \"{given}\" does not exist"))
+                    })?;
+                    catalog
+                        .objects()
+                        .filter_map(|object| match object {
+                            Object::Table(table) if table.schema == schema => {
+                                Some(table_indexes(table))
+                            }
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect()
+                }
+                ReindexKind::Database | ReindexKind::System => {
+                    if given != "*" && given != database.name {
+                        return Err(Error::user(
+                            "0A000",
+                            "can only reindex the currently open database",
+                        ));
+                    }
+                    if kind == ReindexKind::System {
+                        // The system catalogs are computed from the catalog: no index to rebuild.
+                        Vec::new()
+                    } else {
+                        catalog
+                            .objects()
+                            .filter_map(|object| match object {
+                                Object::Table(table) => Some(table_indexes(table)),
+                                _ => None,
+                            })
+                            .flatten()
+                            .collect()
+                    }
+                }
+            };
+            for (table, index) in targets {
+                clear_index(transaction, index.id)?;
+                build_index(transaction, &database, &table, &index)?;
+            }
+            Ok(())
+        })?;
+        done("REINDEX")
     }
 
     fn drop(
@@ -1416,7 +1611,12 @@ impl Session {
                         table.columns[slot].name = format!("........pg.dropped.{}........", slot + 1);
                         table.foreign_keys.retain(|key| !key.columns.contains(&slot));
                         table.checks.retain(|check| !mentions(&check.expression, &name));
-                        for index in catalog.indexes_of(table.id).filter(|index| index.columns.contains(&slot)).map(|index| index.id).collect::<Vec<_>>() {
+                        let reads_column = |index: &IndexDef| {
+                            index.columns.contains(&slot)
+                                || index.include.contains(&slot)
+                                || index.expressions.iter().chain(&index.predicate).any(|text| mentions(text, &name))
+                        };
+                        for index in catalog.indexes_of(table.id).filter(|index| reads_column(index)).map(|index| index.id).collect::<Vec<_>>() {
                             drop_object(transaction, catalog, &database, index, true)?;
                         }
                         for sequence in catalog.sequences_owned_by(table.id).into_iter().filter(|sequence| sequence.owned_by == Some((table.id, slot))).map(|sequence| sequence.id).collect::<Vec<_>>() {
@@ -1454,6 +1654,21 @@ impl Session {
                     table.columns[slot].name = new.clone();
                     for check in &mut table.checks {
                         check.expression = rename_identifier(&check.expression, &old, &new);
+                    }
+                    let renamed: Vec<IndexDef> = catalog
+                        .indexes_of(table.id)
+                        .filter(|index| !index.is_plain())
+                        .map(|index| {
+                            let mut index = index.clone();
+                            for text in index.expressions.iter_mut().chain(index.predicate.as_mut())
+                            {
+                                *text = rename_identifier(text, &old, &new);
+                            }
+                            index
+                        })
+                        .collect();
+                    for index in renamed {
+                        catalog.put(transaction, Object::Index(index))?;
                     }
                     catalog.put(transaction, Object::Table(table))?;
                     Ok(())
@@ -1608,9 +1823,12 @@ impl Session {
                             columns: slots,
                             unique: true,
                             constraint: true,
+                            expressions: Vec::new(),
+                            predicate: None,
+                            include: Vec::new(),
                         };
                         catalog.put(transaction, Object::Index(index.clone()))?;
-                        build_index(transaction, &table, &index)
+                        build_index(transaction, &self.shared.database, &table, &index)
                     })?;
                 }
                 for (name, columns, referenced, referenced_columns, on_delete, on_update) in
@@ -1644,7 +1862,7 @@ impl Session {
                             on_update,
                         });
                         catalog.put(transaction, Object::Table(changed.clone()))?;
-                        let writer = TableWriter::new(catalog, &changed, &database);
+                        let writer = TableWriter::new(catalog, &changed, &database)?;
                         for row in scan_table(transaction, &changed)? {
                             writer.check_references(transaction, &row.values)?;
                         }
@@ -1750,20 +1968,27 @@ fn rename_identifier(expression: &str, old: &str, new: &str) -> String {
 }
 
 /// Writes the entries of a new index for every existing row; a unique index fails on duplicates.
-fn build_index(transaction: &mut Transaction, table: &TableDef, index: &IndexDef) -> Result<()> {
+fn build_index(
+    transaction: &mut Transaction,
+    database: &crate::database::DatabaseInner,
+    table: &TableDef,
+    index: &IndexDef,
+) -> Result<()> {
+    let entries = crate::sql::write::IndexEntries::new(database, table, index)?;
     transaction.validate_range(Key::row_range(table.id));
     for row in scan_table(transaction, table)? {
-        let primary_key = row.key[Key::row_prefix(table.id).len()..].to_vec();
-        let key = crate::sql::write::index_key(index, &row.values, &primary_key);
-        if index.unique && transaction.contains(&key)? {
-            return Err(duplicated_key(
-                &index.name,
-                table,
-                &index.columns,
-                &row.values,
-            ));
+        let primary_key = &row.key[Key::row_prefix(table.id).len()..];
+        let Some(entry) = entries.entry(&row.values, primary_key)? else {
+            continue;
+        };
+        if index.unique && transaction.contains(&entry.key)? {
+            return Err(Error::user(
+                "23505",
+                format!("could not create unique index \"{}\"", index.name),
+            )
+            .with_detail(format!("{} is duplicated.", entries.describe(&row.values)?)));
         }
-        transaction.put(key, primary_key)?;
+        transaction.put(entry.key, entry.value)?;
     }
     Ok(())
 }

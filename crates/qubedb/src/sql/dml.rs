@@ -422,7 +422,7 @@ impl Session {
                 let database = self.shared.database.clone();
                 self.with_state(|state| {
                     let transaction = state.transaction()?;
-                    let writer = TableWriter::new(&catalog, &table, &database);
+                    let writer = TableWriter::new(&catalog, &table, &database)?;
                     for row in &rows {
                         writer.check_references(transaction, row)?;
                         let key = writer.new_row_key(row)?;
@@ -471,7 +471,9 @@ impl Session {
                 catalog
                     .indexes_of(table.id)
                     .find(|index| {
-                        index.unique && crate::sql::write::same_columns(&index.columns, &slots)
+                        index.unique
+                            && index.is_plain()
+                            && crate::sql::write::same_columns(&index.columns, &slots)
                     })
                     .map(|index| Some(vec![Some(index.clone())]))
                     .ok_or_else(no_match)
@@ -524,7 +526,7 @@ impl Session {
         let mut touched: HashSet<Vec<u8>> = HashSet::new();
         self.with_state(|state| {
             let transaction = state.transaction()?;
-            let writer = TableWriter::new(&catalog, table, &database);
+            let writer = TableWriter::new(&catalog, table, &database)?;
             let all_unique: Vec<Option<IndexDef>> = {
                 let mut list = Vec::new();
                 if !table.primary_key.is_empty() {
@@ -654,7 +656,7 @@ impl Session {
         let database = self.shared.database.clone();
         self.with_state(|state| {
             let transaction = state.transaction()?;
-            let writer = TableWriter::new(&catalog, table, &database);
+            let writer = TableWriter::new(&catalog, table, &database)?;
             for (old, _) in &updates {
                 writer.delete(transaction, old)?;
             }
@@ -784,7 +786,7 @@ impl Session {
         let database = self.shared.database.clone();
         let deleted = self.with_state(|state| {
             let transaction = state.transaction()?;
-            let writer = TableWriter::new(&catalog, &table, &database);
+            let writer = TableWriter::new(&catalog, &table, &database)?;
             let mut seen = HashSet::new();
             let mut changes = Vec::new();
             let mut deleted = Vec::new();

@@ -422,12 +422,15 @@ fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
     let equalities = equalities(select.selection.as_ref(), table, alias)?;
     let (index, key) = match key_for(&equalities, &table.primary_key, table) {
         Some(key) => (None, key),
-        None => catalog.indexes_of(table.id).find_map(|index| {
-            Some((
-                Some(index.clone()),
-                key_for(&equalities, &index.columns, table)?,
-            ))
-        })?,
+        None => catalog
+            .indexes_of(table.id)
+            .filter(|index| index.is_plain())
+            .find_map(|index| {
+                Some((
+                    Some(index.clone()),
+                    key_for(&equalities, &index.columns, table)?,
+                ))
+            })?,
     };
     let schema = Arc::new(Schema::new(
         slots
@@ -577,9 +580,10 @@ fn plan_update(update: &ast::Update, catalog: &Catalog) -> Option<FastPlan> {
         let slot = table.column_slot(&normalize(part.as_ident()?))?;
         let column = &table.columns[slot];
         let changes_structure = table.primary_key.contains(&slot)
-            || catalog
-                .indexes_of(table.id)
-                .any(|index| index.columns.contains(&slot))
+            || catalog.indexes_of(table.id).any(|index| {
+                // An expression or partial index may read any column.
+                !index.is_plain() || index.columns.contains(&slot) || index.include.contains(&slot)
+            })
             || table
                 .foreign_keys
                 .iter()
@@ -770,8 +774,9 @@ pub(crate) fn execute(
             }
             let mut rows = Vec::new();
             for entry in transaction.scan_prefix(&prefix, false)? {
-                let (_, primary_key) = entry?;
-                let row_key = Key::Row(table.id, primary_key).encode();
+                let (_, value) = entry?;
+                let primary_key = crate::sql::write::entry_primary_key(table, index, &value)?;
+                let row_key = Key::Row(table.id, primary_key.to_vec()).encode();
                 let Some(row) = transaction.get(&row_key)? else {
                     return Err(Error::corruption(
                         "XX001",
@@ -805,7 +810,7 @@ pub(crate) fn execute(
                 new_rows.push(values);
             }
             transaction.validate_key(&Key::Object(table.id).encode());
-            let writer = TableWriter::new(catalog, table, database);
+            let writer = TableWriter::new(catalog, table, database)?;
             for values in &new_rows {
                 writer.check_references(transaction, values)?;
                 let key = writer.new_row_key(values)?;
@@ -875,7 +880,7 @@ pub(crate) fn execute(
                 values: decode_row(table, &bytes)?,
                 key: row_key,
             };
-            TableWriter::new(catalog, table, database).delete(transaction, &row)?;
+            TableWriter::new(catalog, table, database)?.delete(transaction, &row)?;
             Ok(Some(FastOutcome::Command("DELETE 1".into(), 1)))
         }
     }

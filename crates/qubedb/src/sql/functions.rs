@@ -94,10 +94,17 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
             Volatility::Stable,
         ),
     }));
+    register_catalog_functions(context, shared);
+    register_immutable(context);
+}
+
+/// Registers the functions that depend on nothing but their arguments (those an index expression
+/// may call): the input functions QubeDB's rewrites of casts produce, the JSON builders, and array
+/// expansion.
+pub(crate) fn register_immutable(context: &SessionContext) {
     for name in ["qubedb_uuid", "qubedb_jsonb", "qubedb_bytea"] {
         context.register_udf(ScalarUDF::new_from_impl(InputFunction::new(name)));
     }
-    register_catalog_functions(context, shared);
     crate::sql::json_build::register(context);
     crate::sql::expand_array::register(context);
 }

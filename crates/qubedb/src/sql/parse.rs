@@ -37,6 +37,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = copy.as_deref().unwrap_or(sql);
     let maintenance = vacuum_and_analyze(sql, &upper)?;
     let sql = maintenance.as_deref().unwrap_or(sql);
+    let reindexed = reindex(sql, &upper)?;
+    let sql = reindexed.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -296,6 +298,124 @@ fn vacuum_and_analyze(sql: &str, upper: &str) -> Result<Option<String>> {
             rewritten.push(text);
         }
         out.push(rewritten.join("; "));
+    }
+    Ok(changed.then(|| out.join(";")))
+}
+
+/// What a `REINDEX` rebuilds, carried through sqlparser (which has no REINDEX statement) as the
+/// threshold of a Redshift-style `VACUUM REINDEX name TO n PERCENT` that only [`reindex`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReindexKind {
+    Table,
+    Index,
+    Schema,
+    Database,
+    System,
+}
+
+impl ReindexKind {
+    /// The percent value that marks the kind in the internal VACUUM form.
+    pub fn code(self) -> u8 {
+        match self {
+            ReindexKind::Table => 0,
+            ReindexKind::Index => 1,
+            ReindexKind::Schema => 2,
+            ReindexKind::Database => 3,
+            ReindexKind::System => 4,
+        }
+    }
+
+    /// The kind a code marks.
+    pub fn from_code(code: &str) -> Option<ReindexKind> {
+        [
+            ReindexKind::Table,
+            ReindexKind::Index,
+            ReindexKind::Schema,
+            ReindexKind::Database,
+            ReindexKind::System,
+        ]
+        .into_iter()
+        .find(|kind| kind.code().to_string() == code)
+    }
+}
+
+/// PostgreSQL's `REINDEX [(options)] {INDEX | TABLE | SCHEMA | DATABASE | SYSTEM} [CONCURRENTLY] [name]`:
+/// rewritten to `VACUUM REINDEX name TO code PERCENT` ([`ReindexKind::code`]), which sqlparser parses
+/// and `Session::vacuum` recognizes. Returns `None` when there is nothing to rewrite.
+fn reindex(sql: &str, upper: &str) -> Result<Option<String>> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !upper.contains("REINDEX") {
+        return Ok(None);
+    }
+    let dialect = PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return Ok(None);
+    };
+    let mut statements: Vec<Vec<Token>> = vec![Vec::new()];
+    for token in tokens {
+        if matches!(token, Token::SemiColon) {
+            statements.push(Vec::new());
+        } else {
+            statements.last_mut().expect("never empty").push(token);
+        }
+    }
+    let word = |token: &Token| match token {
+        Token::Word(word) if word.quote_style.is_none() => Some(word.value.to_ascii_uppercase()),
+        _ => None,
+    };
+    let mut changed = false;
+    let mut out: Vec<String> = Vec::new();
+    for statement in statements {
+        let significant: Vec<&Token> = statement
+            .iter()
+            .filter(|token| !matches!(token, Token::Whitespace(_)))
+            .collect();
+        if significant.first().and_then(|token| word(token)).as_deref() != Some("REINDEX") {
+            out.push(statement.iter().map(Token::to_string).collect());
+            continue;
+        }
+        changed = true;
+        let mut at = 1;
+        if matches!(significant.get(at), Some(Token::LParen)) {
+            while at < significant.len() && !matches!(significant[at], Token::RParen) {
+                at += 1;
+            }
+            at += 1;
+        }
+        let kind = match significant.get(at).and_then(|token| word(token)).as_deref() {
+            Some("TABLE") => ReindexKind::Table,
+            Some("INDEX") => ReindexKind::Index,
+            Some("SCHEMA") => ReindexKind::Schema,
+            Some("DATABASE") => ReindexKind::Database,
+            Some("SYSTEM") => ReindexKind::System,
+            _ => {
+                return Err(Error::user(
+                    "42601",
+                    "syntax error at or near \"REINDEX\": expected INDEX, TABLE, SCHEMA, DATABASE or SYSTEM",
+                ));
+            }
+        };
+        at += 1;
+        if significant.get(at).and_then(|token| word(token)).as_deref() == Some("CONCURRENTLY") {
+            at += 1;
+        }
+        let name: String = significant[at..]
+            .iter()
+            .map(|token| token.to_string())
+            .collect();
+        let name = if name.is_empty() {
+            if matches!(kind, ReindexKind::Database | ReindexKind::System) {
+                "\"*\"".to_string()
+            } else {
+                return Err(Error::user(
+                    "42601",
+                    "syntax error at end of input: REINDEX needs a name",
+                ));
+            }
+        } else {
+            name
+        };
+        out.push(format!("VACUUM REINDEX {name} TO {} PERCENT", kind.code()));
     }
     Ok(changed.then(|| out.join(";")))
 }

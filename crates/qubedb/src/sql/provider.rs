@@ -216,27 +216,28 @@ impl KvTable {
         }
     }
 
-    /// The position of column `column_name` in a key made of the columns `key_slots`.
-    fn position_in(&self, key_slots: &[usize], column_name: &str) -> Option<usize> {
-        let slot = self.table.column_slot(column_name)?;
+    /// The position of column `expr` in a key made of the columns `key_slots`.
+    fn position_in(&self, key_slots: &[usize], expr: &Expr) -> Option<usize> {
+        let Expr::Column(column) = expr else {
+            return None;
+        };
+        let slot = self.table.column_slot(&column.name)?;
         key_slots.iter().position(|&key_slot| key_slot == slot)
     }
 
     /// The ways to read the rows `filters` may select: the primary key's ranges and each index's,
-    /// cheapest first.
-    fn access_paths(&self, filters: &[Expr]) -> Vec<AccessPath> {
-        let constraints_on = |key_slots: &[usize]| -> Vec<KeyConstraint> {
-            filters
-                .iter()
-                .filter_map(|filter| {
-                    key_constraint(filter, &|name| self.position_in(key_slots, name))
-                })
-                .collect()
-        };
+    /// cheapest first. A partial index is a way only when the filters imply its predicate.
+    fn access_paths(&self, filters: &[Expr]) -> Result<Vec<AccessPath>, Error> {
         let types_of = |key_slots: &[usize]| -> Vec<DataType> {
             key_slots
                 .iter()
                 .map(|&slot| self.table.columns[slot].data_type)
+                .collect()
+        };
+        let constraints = |position_of: &dyn Fn(&Expr) -> Option<usize>| -> Vec<KeyConstraint> {
+            filters
+                .iter()
+                .filter_map(|filter| key_constraint(filter, position_of))
                 .collect()
         };
         let mut best = AccessPath {
@@ -249,7 +250,7 @@ impl KvTable {
             let (ranges, shape) = key_ranges(
                 Key::row_prefix(self.table.id),
                 &types_of(key_slots),
-                &constraints_on(key_slots),
+                &constraints(&|expr| self.position_in(key_slots, expr)),
                 true,
             );
             best = AccessPath {
@@ -260,12 +261,28 @@ impl KvTable {
         }
         let mut paths = vec![best];
         for index in &self.indexes {
-            let (ranges, shape) = key_ranges(
-                Key::index_prefix(index.id),
-                &types_of(&index.columns),
-                &constraints_on(&index.columns),
-                false,
-            );
+            let compiled = self
+                .shared
+                .database
+                .index_compiler
+                .compile(&self.table, index)?;
+            if let Some(compiled) = &compiled
+                && !compiled.predicate_implied_by(filters)
+            {
+                continue;
+            }
+            let (types, constraints) = match &compiled {
+                Some(compiled) if !index.expressions.is_empty() => (
+                    compiled.part_types.clone(),
+                    constraints(&|expr| compiled.part_position(expr)),
+                ),
+                _ => (
+                    types_of(&index.columns),
+                    constraints(&|expr| self.position_in(&index.columns, expr)),
+                ),
+            };
+            let (ranges, shape) =
+                key_ranges(Key::index_prefix(index.id), &types, &constraints, false);
             paths.push(AccessPath {
                 index: Some(index.clone()),
                 ranges,
@@ -274,7 +291,7 @@ impl KvTable {
         }
         // Stable: at equal rank the primary key (first) stays first.
         paths.sort_by_key(|path| std::cmp::Reverse(path.rank()));
-        paths
+        Ok(paths)
     }
 }
 
@@ -298,7 +315,11 @@ impl AccessPath {
                 (Bound::Unbounded, _) => false,
                 (end, start) => bound_key(end) <= bound_key(start),
             });
-        if !in_order {
+        let by_expressions = self
+            .index
+            .as_ref()
+            .is_some_and(|index| !index.expressions.is_empty());
+        if !in_order || by_expressions {
             return Vec::new();
         }
         let mut slots: Vec<usize> = Vec::new();
@@ -402,13 +423,17 @@ impl TableProvider for KvTable {
         &self,
         filters: &[&Expr],
     ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        // With an expression or partial index, every filter may matter (to match a key expression or
+        // imply a predicate), so every filter reaches `scan`; DataFusion still applies them all.
+        let any_compiled = self.indexes.iter().any(|index| !index.is_plain());
         Ok(filters
             .iter()
             .map(|filter| {
                 let usable = |key_slots: &[usize]| {
-                    key_constraint(filter, &|name| self.position_in(key_slots, name)).is_some()
+                    key_constraint(filter, &|expr| self.position_in(key_slots, expr)).is_some()
                 };
-                if usable(&self.table.primary_key)
+                if any_compiled
+                    || usable(&self.table.primary_key)
                     || self.indexes.iter().any(|index| usable(&index.columns))
                 {
                     TableProviderFilterPushDown::Inexact
@@ -431,7 +456,7 @@ impl TableProvider for KvTable {
             Some(projection) => projection.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let paths = self.access_paths(filters);
+        let paths = self.access_paths(filters).map_err(to_datafusion)?;
         let schema = Arc::new(self.schema.project(&projection)?);
         let statistics = match view
             .get(&Key::Statistics(self.table.id).encode())
@@ -470,12 +495,9 @@ enum KeyConstraint {
 
 fn key_constraint(
     filter: &Expr,
-    position_of: &dyn Fn(&str) -> Option<usize>,
+    position_of: &dyn Fn(&Expr) -> Option<usize>,
 ) -> Option<KeyConstraint> {
-    let column_position = |expr: &Expr| match expr {
-        Expr::Column(column) => position_of(&column.name),
-        _ => None,
-    };
+    let column_position = |expr: &Expr| position_of(expr);
     let literal = |expr: &Expr| match expr {
         Expr::Literal(value, _) if !value.is_null() => Some(value.clone()),
         _ => None,
@@ -892,9 +914,12 @@ impl KvScanExec {
             return false;
         };
         !self.table.primary_key.is_empty()
+            && index.expressions.is_empty()
             && self.slots.iter().all(|slot| {
                 slot.is_some_and(|slot| {
-                    index.columns.contains(&slot) || self.table.primary_key.contains(&slot)
+                    index.columns.contains(&slot)
+                        || index.include.contains(&slot)
+                        || self.table.primary_key.contains(&slot)
                 })
             })
     }
@@ -1159,7 +1184,7 @@ impl ExecutionPlan for KvScanExec {
             schema: self.schema.clone(),
             ranges: ranges.into_iter(),
             reverse: self.way.reverse,
-            through_index: access.index.is_some(),
+            through_index: access.index.clone(),
             index_only: self.index_only().then(|| {
                 let index = access
                     .index
@@ -1168,6 +1193,7 @@ impl ExecutionPlan for KvScanExec {
                 IndexOnly {
                     prefix_bytes: Key::index_prefix(index.id).len(),
                     index_columns: index.columns.clone(),
+                    include: index.include.clone(),
                 }
             }),
             rows: None,
@@ -1213,8 +1239,8 @@ struct RowBatches {
     ranges: std::vec::IntoIter<KeyRange>,
     /// Each range is read backwards (and the ranges come last first).
     reverse: bool,
-    /// The ranges are over index entries, whose values are the rows' primary keys.
-    through_index: bool,
+    /// The index whose entries the ranges are over (their values hold the rows' primary keys).
+    through_index: Option<IndexDef>,
     /// The output comes from the index entries alone.
     index_only: Option<IndexOnly>,
     rows: Option<qubedb_kv::ScanIterator>,
@@ -1223,10 +1249,12 @@ struct RowBatches {
 }
 
 /// How to read columns out of an index entry: its key is the index prefix, the index columns' keycode
-/// (then, for a non-unique index, the primary key's); its value is the primary key's keycode.
+/// (then, for a non-unique index, the primary key's); its value is the primary key's keycode, then the
+/// `INCLUDE` columns'.
 struct IndexOnly {
     prefix_bytes: usize,
     index_columns: Vec<usize>,
+    include: Vec<usize>,
 }
 
 /// The values of every column an index entry holds, by slot (NULL for the others).
@@ -1242,7 +1270,7 @@ fn entry_values(
         values[slot] = decode_value(key, &mut at, table.columns[slot].data_type)?;
     }
     let mut at = 0;
-    for &slot in &table.primary_key {
+    for &slot in table.primary_key.iter().chain(&index_only.include) {
         values[slot] = decode_value(value, &mut at, table.columns[slot].data_type)?;
     }
     Ok(values)
@@ -1269,10 +1297,11 @@ impl RowBatches {
         let Some((key, value)) = self.next_entry()? else {
             return Ok(None);
         };
-        if !self.through_index {
+        let Some(index) = &self.through_index else {
             return Ok(Some((key, value)));
-        }
-        let row_key = Key::Row(self.table.id, value).encode();
+        };
+        let primary_key = crate::sql::write::entry_primary_key(&self.table, index, &value)?;
+        let row_key = Key::Row(self.table.id, primary_key.to_vec()).encode();
         let Some(row) = self.view.get(&row_key)? else {
             return Err(Error::corruption(
                 "XX001",

@@ -636,6 +636,37 @@ struct IndexInfo {
     columns: Vec<usize>,
     unique: bool,
     primary: bool,
+    /// Key expressions of an expression index (see [`IndexDef`]).
+    expressions: Vec<String>,
+    predicate: Option<String>,
+    include: Vec<usize>,
+}
+
+impl IndexInfo {
+    /// The number of key parts.
+    fn key_len(&self) -> usize {
+        if self.expressions.is_empty() {
+            self.columns.len()
+        } else {
+            self.expressions.len()
+        }
+    }
+
+    /// `pg_index.indkey`: the attribute number of each key part (0 for an expression), then of each
+    /// `INCLUDE` column.
+    fn attribute_numbers(&self) -> Cell {
+        let key: Vec<usize> = if self.expressions.is_empty() {
+            self.columns.iter().map(|slot| slot + 1).collect()
+        } else {
+            vec![0; self.expressions.len()]
+        };
+        Cell::Int2List(
+            key.into_iter()
+                .chain(self.include.iter().map(|slot| slot + 1))
+                .map(|number| number as i16)
+                .collect(),
+        )
+    }
 }
 
 fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
@@ -652,6 +683,9 @@ fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
                         columns: table.primary_key.clone(),
                         unique: true,
                         primary: true,
+                        expressions: Vec::new(),
+                        predicate: None,
+                        include: Vec::new(),
                     });
                 }
             }
@@ -662,6 +696,9 @@ fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
                 table,
                 columns,
                 unique,
+                expressions,
+                predicate,
+                include,
                 ..
             }) => list.push(IndexInfo {
                 oid: object_oid(*id),
@@ -671,6 +708,9 @@ fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
                 columns: columns.clone(),
                 unique: *unique,
                 primary: false,
+                expressions: expressions.clone(),
+                predicate: predicate.clone(),
+                include: include.clone(),
             }),
             _ => {}
         }
@@ -684,18 +724,35 @@ pub fn index_definition(catalog: &Catalog, oid: i64, column: i64) -> Option<Stri
         .into_iter()
         .find(|index| index.oid == oid)?;
     let table = catalog.table(index.table)?;
+    let key_part = |position: usize| -> Option<String> {
+        if index.expressions.is_empty() {
+            Some(column_list(table, &[*index.columns.get(position)?]))
+        } else {
+            index.expressions.get(position).cloned()
+        }
+    };
     if column > 0 {
-        let slot = *index.columns.get(usize::try_from(column - 1).ok()?)?;
-        return Some(column_list(table, &[slot]));
+        return key_part(usize::try_from(column - 1).ok()?);
     }
-    Some(format!(
+    let key: Vec<String> = (0..index.key_len()).filter_map(key_part).collect();
+    let mut definition = format!(
         "CREATE {}INDEX {} ON {}.{} USING btree ({})",
         if index.unique { "UNIQUE " } else { "" },
         index.name,
         catalog.schema_name(index.schema),
         table.name,
-        column_list(table, &index.columns)
-    ))
+        key.join(", ")
+    );
+    if !index.include.is_empty() {
+        definition.push_str(&format!(
+            " INCLUDE ({})",
+            column_list(table, &index.include)
+        ));
+    }
+    if let Some(predicate) = &index.predicate {
+        definition.push_str(&format!(" WHERE ({predicate})"));
+    }
+    Some(definition)
 }
 
 /// `pg_get_constraintdef(oid)`.
@@ -1152,7 +1209,13 @@ fn pg_attribute(catalog: &Catalog) -> Result<RecordBatch> {
         let Some(table) = catalog.table(index.table) else {
             continue;
         };
-        for (position, &slot) in index.columns.iter().enumerate() {
+        // Expression parts have no column to describe; plain key columns and INCLUDE columns do.
+        let key_columns = if index.expressions.is_empty() {
+            index.columns.as_slice()
+        } else {
+            &[]
+        };
+        for (position, &slot) in key_columns.iter().chain(&index.include).enumerate() {
             let column = &table.columns[slot];
             rows.push(attribute_row(index.oid, position as i64 + 1, column, true));
         }
@@ -1358,8 +1421,8 @@ fn pg_index(catalog: &Catalog) -> Result<RecordBatch> {
             row![
                 index.oid,
                 object_oid(index.table),
-                index.columns.len() as i64,
-                index.columns.len() as i64,
+                (index.key_len() + index.include.len()) as i64,
+                index.key_len() as i64,
                 index.unique,
                 false,
                 index.primary,
@@ -1371,10 +1434,10 @@ fn pg_index(catalog: &Catalog) -> Result<RecordBatch> {
                 true,
                 true,
                 false,
-                attribute_numbers(&index.columns),
+                index.attribute_numbers(),
                 Cell::Null,
                 match catalog.table(index.table) {
-                    Some(table) => Cell::OidList(
+                    Some(table) if index.expressions.is_empty() => Cell::OidList(
                         index
                             .columns
                             .iter()
@@ -1384,12 +1447,15 @@ fn pg_index(catalog: &Catalog) -> Result<RecordBatch> {
                             })
                             .collect(),
                     ),
-                    None => Cell::Null,
+                    _ => Cell::Null,
                 },
                 // No per-column options (DESC, NULLS FIRST): zero each.
-                Cell::Int2List(vec![0; index.columns.len()]),
-                Cell::Null,
-                Cell::Null,
+                Cell::Int2List(vec![0; index.key_len()]),
+                match index.expressions.is_empty() {
+                    true => Cell::Null,
+                    false => Cell::Text(index.expressions.join(", ")),
+                },
+                index.predicate.clone().map_or(Cell::Null, Cell::Text),
             ]
         })
         .collect();

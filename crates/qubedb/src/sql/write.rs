@@ -6,10 +6,11 @@
 //! with their row, inside the same transaction.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use qubedb_kv::Transaction;
 use qubedb_model::catalog::{Catalog, IndexDef, ReferentialAction, SequenceDef, TableDef};
-use qubedb_model::keycode::encode_value;
+use qubedb_model::keycode::{decode_value, encode_value};
 use qubedb_model::keys::Key;
 use qubedb_model::row::{RawValue, RowReader, encode_row};
 use qubedb_model::{DataType, Value};
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::sql::format::{
     format_date, format_decimal, format_float, format_interval, format_time, format_timestamp,
 };
+use crate::sql::index_keys::CompiledIndex;
 
 /// Deepest chain of cascading foreign-key actions.
 pub const CASCADE_DEPTH_MAX: usize = 64;
@@ -147,13 +149,17 @@ pub fn primary_key_bytes(table: &TableDef, values: &[Value]) -> Vec<u8> {
     out
 }
 
-/// The key of `index`'s entry for a row with `values` and primary-key keycode `primary_key`.
-pub(crate) fn index_key(index: &IndexDef, values: &[Value], primary_key: &[u8]) -> Vec<u8> {
+/// The key of an index entry whose key parts are `parts` (and primary-key keycode `primary_key`).
+fn entry_key<'v>(
+    index: &IndexDef,
+    parts: impl Iterator<Item = &'v Value>,
+    primary_key: &[u8],
+) -> Vec<u8> {
     let mut body = Vec::new();
     let mut has_null = false;
-    for &slot in &index.columns {
-        has_null |= values[slot].is_null();
-        encode_value(&values[slot], &mut body);
+    for value in parts {
+        has_null |= value.is_null();
+        encode_value(value, &mut body);
     }
     // NULLs are distinct in a unique index: such entries carry the primary key to stay distinct.
     if !index.unique || has_null {
@@ -162,11 +168,145 @@ pub(crate) fn index_key(index: &IndexDef, values: &[Value], primary_key: &[u8]) 
     Key::Index(index.id, body).encode()
 }
 
+/// The primary-key keycode an index entry's value holds: the whole value, or with `INCLUDE` columns
+/// the part before their values.
+pub(crate) fn entry_primary_key<'v>(
+    table: &TableDef,
+    index: &IndexDef,
+    value: &'v [u8],
+) -> Result<&'v [u8]> {
+    if index.include.is_empty() {
+        return Ok(value);
+    }
+    let mut at = 0;
+    if table.has_row_id() {
+        decode_value(value, &mut at, DataType::BigInt)?;
+    } else {
+        for &slot in &table.primary_key {
+            decode_value(value, &mut at, table.columns[slot].data_type)?;
+        }
+    }
+    Ok(&value[..at])
+}
+
+/// One index entry: its key, and its value (the row's primary key, then any `INCLUDE` columns).
+pub(crate) struct Entry {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// How the entries of one index are made from rows: the key columns' values, or for an expression
+/// index the expressions' (see [`crate::sql::index_keys`]); none for a row a partial index leaves out.
+pub(crate) struct IndexEntries<'a> {
+    pub def: &'a IndexDef,
+    table: &'a TableDef,
+    compiled: Option<Arc<CompiledIndex>>,
+}
+
+impl<'a> IndexEntries<'a> {
+    pub(crate) fn new(
+        database: &DatabaseInner,
+        table: &'a TableDef,
+        def: &'a IndexDef,
+    ) -> Result<IndexEntries<'a>> {
+        Ok(IndexEntries {
+            def,
+            table,
+            compiled: database.index_compiler.compile(table, def)?,
+        })
+    }
+
+    /// The key parts of a row's entry (`None`: the row has no entry).
+    fn parts(&self, values: &[Value]) -> Result<Option<Vec<Value>>> {
+        let computed = match &self.compiled {
+            Some(compiled) => match compiled.key_values(self.table, values)? {
+                None => return Ok(None),
+                Some(parts) => parts,
+            },
+            None => Vec::new(),
+        };
+        if !self.def.expressions.is_empty() {
+            return Ok(Some(computed));
+        }
+        Ok(Some(
+            self.def
+                .columns
+                .iter()
+                .map(|&slot| values[slot].clone())
+                .collect(),
+        ))
+    }
+
+    /// The entry of a row of `values` whose primary-key keycode is `primary_key`; `None` when a partial
+    /// index leaves the row out.
+    pub(crate) fn entry(&self, values: &[Value], primary_key: &[u8]) -> Result<Option<Entry>> {
+        let mut value = primary_key.to_vec();
+        for &slot in &self.def.include {
+            encode_value(&values[slot], &mut value);
+        }
+        if self.compiled.is_none() {
+            // A plain index: the key straight from the row's columns.
+            let parts = self.def.columns.iter().map(|&slot| &values[slot]);
+            return Ok(Some(Entry {
+                key: entry_key(self.def, parts, primary_key),
+                value,
+            }));
+        }
+        let Some(parts) = self.parts(values)? else {
+            return Ok(None);
+        };
+        Ok(Some(Entry {
+            key: entry_key(self.def, parts.iter(), primary_key),
+            value,
+        }))
+    }
+
+    /// `Key (parts)=(values)` for the key of a row of `values`, as PostgreSQL details a unique violation.
+    pub(crate) fn describe(&self, values: &[Value]) -> Result<String> {
+        if self.def.expressions.is_empty() {
+            let parts: Vec<Value> = self
+                .def
+                .columns
+                .iter()
+                .map(|&slot| values[slot].clone())
+                .collect();
+            return Ok(describe_key(self.table, &self.def.columns, &parts));
+        }
+        let parts = self.parts(values)?.unwrap_or_default();
+        let compiled = self
+            .compiled
+            .as_ref()
+            .expect("an expression index is compiled");
+        let shown: Vec<String> = parts
+            .iter()
+            .zip(&compiled.part_types)
+            .map(|(value, &data_type)| display_value(value, data_type))
+            .collect();
+        Ok(format!(
+            "Key ({})=({})",
+            self.def.expressions.join(", "),
+            shown.join(", ")
+        ))
+    }
+
+    /// The 23505 error for a row whose key is already taken.
+    pub(crate) fn duplicate(&self, values: &[Value]) -> Result<Error> {
+        Ok(Error::user(
+            "23505",
+            format!(
+                "duplicate key value violates unique constraint \"{}\"",
+                self.def.name
+            ),
+        )
+        .with_detail(format!("{} already exists.", self.describe(values)?)))
+    }
+}
+
 /// Writes the rows of one table within one statement.
 pub struct TableWriter<'a> {
     pub table: &'a TableDef,
     catalog: &'a Catalog,
-    indexes: Vec<&'a IndexDef>,
+    indexes: Vec<IndexEntries<'a>>,
     database: &'a DatabaseInner,
 }
 
@@ -175,13 +315,16 @@ impl<'a> TableWriter<'a> {
         catalog: &'a Catalog,
         table: &'a TableDef,
         database: &'a DatabaseInner,
-    ) -> TableWriter<'a> {
-        TableWriter {
+    ) -> Result<TableWriter<'a>> {
+        Ok(TableWriter {
             table,
             catalog,
-            indexes: catalog.indexes_of(table.id).collect(),
+            indexes: catalog
+                .indexes_of(table.id)
+                .map(|index| IndexEntries::new(database, table, index))
+                .collect::<Result<_>>()?,
             database,
-        }
+        })
     }
 
     /// The key a new row gets: its primary key, or a fresh hidden row id.
@@ -220,21 +363,30 @@ impl<'a> TableWriter<'a> {
         }
     }
 
-    /// The row holding `values` in unique index `index`, if present.
+    /// The row holding the same key as a row of `values` in unique index `index`, if present.
     pub fn existing_by_index(
         &self,
         transaction: &Transaction,
         index: &IndexDef,
         values: &[Value],
     ) -> Result<Option<StoredRow>> {
-        if index.columns.iter().any(|&slot| values[slot].is_null()) {
-            return Ok(None);
-        }
-        let entry = index_key(index, values, &[]);
-        let Some(primary_key) = transaction.get(&entry)? else {
+        let entries = self
+            .indexes
+            .iter()
+            .find(|entries| entries.def.id == index.id)
+            .ok_or_else(|| Error::internal(format!("index {} is not of the table", index.name)))?;
+        let Some(parts) = entries.parts(values)? else {
             return Ok(None);
         };
-        let key = Key::Row(self.table.id, primary_key).encode();
+        if parts.iter().any(Value::is_null) {
+            return Ok(None);
+        }
+        let entry = entry_key(index, parts.iter(), &[]);
+        let Some(value) = transaction.get(&entry)? else {
+            return Ok(None);
+        };
+        let primary_key = entry_primary_key(self.table, index, &value)?;
+        let key = Key::Row(self.table.id, primary_key.to_vec()).encode();
         match transaction.get(&key)? {
             None => Err(Error::internal(format!(
                 "index {} points to a missing row",
@@ -248,8 +400,11 @@ impl<'a> TableWriter<'a> {
     }
 
     /// The unique indexes of the table.
-    pub fn unique_indexes(&self) -> impl Iterator<Item = &&'a IndexDef> {
-        self.indexes.iter().filter(|index| index.unique)
+    pub fn unique_indexes(&self) -> impl Iterator<Item = &'a IndexDef> + '_ {
+        self.indexes
+            .iter()
+            .map(|entries| entries.def)
+            .filter(|index| index.unique)
     }
 
     /// Inserts a row, failing with 23505 if its primary key or a unique index value is taken.
@@ -285,29 +440,13 @@ impl<'a> TableWriter<'a> {
         }
         let primary_key = self.primary_key_of(&key).to_vec();
         for index in &self.indexes {
-            let entry = index_key(index, values, &primary_key);
-            if index.unique && transaction.contains(&entry)? {
-                return Err(Error::user(
-                    "23505",
-                    format!(
-                        "duplicate key value violates unique constraint \"{}\"",
-                        index.name
-                    ),
-                )
-                .with_detail(format!(
-                    "{} already exists.",
-                    describe_key(
-                        self.table,
-                        &index.columns,
-                        &index
-                            .columns
-                            .iter()
-                            .map(|&slot| values[slot].clone())
-                            .collect::<Vec<_>>()
-                    )
-                )));
+            let Some(entry) = index.entry(values, &primary_key)? else {
+                continue;
+            };
+            if index.def.unique && transaction.contains(&entry.key)? {
+                return Err(index.duplicate(values)?);
             }
-            transaction.put(entry, primary_key.clone())?;
+            transaction.put(entry.key, entry.value)?;
         }
         transaction.put(key, encode_row(self.table.version, values))?;
         Ok(())
@@ -317,7 +456,9 @@ impl<'a> TableWriter<'a> {
     pub fn delete(&self, transaction: &mut Transaction, row: &StoredRow) -> Result<()> {
         let primary_key = self.primary_key_of(&row.key).to_vec();
         for index in &self.indexes {
-            transaction.delete(index_key(index, &row.values, &primary_key))?;
+            if let Some(entry) = index.entry(&row.values, &primary_key)? {
+                transaction.delete(entry.key)?;
+            }
         }
         transaction.delete(row.key.clone())?;
         Ok(())
@@ -347,7 +488,7 @@ impl<'a> TableWriter<'a> {
             for (&slot, value) in foreign_key.referenced_columns.iter().zip(&child) {
                 parent_values[slot] = value.clone();
             }
-            let parent_writer = TableWriter::new(self.catalog, parent, self.database);
+            let parent_writer = TableWriter::new(self.catalog, parent, self.database)?;
             let found = if same_columns(&parent.primary_key, &foreign_key.referenced_columns) {
                 let key = Key::Row(parent.id, primary_key_bytes(parent, &parent_values)).encode();
                 transaction.validate_key(&key);
@@ -355,7 +496,10 @@ impl<'a> TableWriter<'a> {
             } else {
                 let index = parent_writer
                     .unique_indexes()
-                    .find(|index| same_columns(&index.columns, &foreign_key.referenced_columns))
+                    .find(|index| {
+                        index.is_plain()
+                            && same_columns(&index.columns, &foreign_key.referenced_columns)
+                    })
                     .ok_or_else(|| {
                         Error::internal(format!(
                             "foreign key {} has no unique key to reference",
@@ -499,7 +643,7 @@ pub(crate) fn enforce_referencing(
         } else {
             foreign_key.on_update
         };
-        let writer = TableWriter::new(catalog, child_table, database);
+        let writer = TableWriter::new(catalog, child_table, database)?;
         match action {
             ReferentialAction::NoAction | ReferentialAction::Restrict => {
                 let row = &children[0];
