@@ -481,6 +481,23 @@ pub struct ColumnStatistics {
     pub distinct: f64,
     /// Average width of the non-null values, in bytes of their text form.
     pub average_width: i64,
+    /// The most common values (keycode) with the fraction of all rows each holds, most common first
+    /// (PostgreSQL's `most_common_vals` / `most_common_freqs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub most_common: Vec<CommonValue>,
+    /// Bounds (keycode, ascending) dividing the other non-null values into buckets of equal row counts
+    /// (PostgreSQL's `histogram_bounds`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histogram: Vec<Vec<u8>>,
+}
+
+/// One of a column's most common values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommonValue {
+    /// The value's keycode.
+    pub key: Vec<u8>,
+    /// The fraction of the table's rows holding it.
+    pub frequency: f64,
 }
 
 /// The statistics of `table`, if it was analyzed.

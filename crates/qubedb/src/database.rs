@@ -51,6 +51,8 @@ pub(crate) struct DatabaseInner {
     sequences: Mutex<HashMap<u64, SequenceCache>>,
     /// Expression and partial indexes, compiled (shared by the write path and the planner).
     pub(crate) index_compiler: crate::sql::index_keys::IndexCompiler,
+    /// Tables' changed rows, and the automatic ANALYZEs they start.
+    pub(crate) auto_analyze: crate::sql::analyze::AutoAnalyze,
 }
 
 /// The runtime the blocking API drives DataFusion on. Dropped with `shutdown_background`, so the last
@@ -124,6 +126,15 @@ impl Database {
         Cluster::from_inner(self.inner.cluster.clone())
     }
 
+    /// Runs the automatic ANALYZEs scheduled so far without waiting out their delay, and waits until
+    /// they have finished (they run in the background, a while after a commit changed enough rows of a
+    /// table). Not from inside an async runtime.
+    pub fn wait_for_maintenance(&self) {
+        for task in self.inner.auto_analyze.hurry() {
+            let _ = self.inner.runtime.block_on(task);
+        }
+    }
+
     /// A handle to the async runtime the blocking API runs queries on.
     pub fn runtime_handle(&self) -> tokio::runtime::Handle {
         self.inner.runtime.handle().clone()
@@ -148,6 +159,7 @@ impl DatabaseInner {
             catalog_cache: Mutex::new(Arc::new(Catalog::default())),
             sequences: Mutex::new(HashMap::new()),
             index_compiler: Default::default(),
+            auto_analyze: Default::default(),
         });
         let reader = inner.store.begin()?;
         inner.catalog_for(&reader)?;

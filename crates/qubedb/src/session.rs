@@ -852,6 +852,9 @@ impl Session {
         let transaction = self.shared.state.lock().transaction.take();
         if let Some(transaction) = transaction {
             transaction.commit()?;
+            let database = &self.shared.database;
+            let catalog = self.shared.state.lock().catalog.clone();
+            database.auto_analyze.start_due(database, &catalog);
         }
         Ok(())
     }

@@ -866,6 +866,7 @@ pub(crate) fn execute(
                 values[*slot] = new;
             }
             transaction.put(row_key, encode_row(table.version, &values))?;
+            database.auto_analyze.note(table.id, 1);
             Ok(Some(FastOutcome::Command("UPDATE 1".into(), 1)))
         }
         FastPlan::Delete { table, key } => {

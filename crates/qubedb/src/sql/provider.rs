@@ -38,7 +38,10 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use qubedb_kv::{KeyRange, ReadView};
-use qubedb_model::catalog::{IndexDef, Object, TableDef, TableStatistics, decode_statistics};
+use qubedb_model::catalog::{
+    ColumnStatistics as StoredColumnStatistics, IndexDef, Object, TableDef, TableStatistics,
+    decode_statistics,
+};
 use qubedb_model::keycode::{decode_value, encode_value};
 use qubedb_model::keys::Key;
 use qubedb_model::row::RowReader;
@@ -55,6 +58,9 @@ pub const SCAN_BATCH_ROWS: usize = 8192;
 pub const ROW_ID_COLUMN: &str = "__qubedb_rowid";
 /// Prefix of the table name that asks for a table with its hidden row id visible (DML only).
 pub const KEYED_PREFIX: &str = "__qubedb_keyed_";
+/// What fetching a row through an index entry costs, in rows read in key order (a point read of the
+/// store against the next pair of a range).
+pub const ROW_FETCH_COST: f64 = 4.0;
 /// Most key ranges one scan may carry (an `IN` list longer than this scans the whole range instead).
 pub const SCAN_RANGES_MAX: usize = 10_000;
 
@@ -227,7 +233,11 @@ impl KvTable {
 
     /// The ways to read the rows `filters` may select: the primary key's ranges and each index's,
     /// cheapest first. A partial index is a way only when the filters imply its predicate.
-    fn access_paths(&self, filters: &[Expr]) -> Result<Vec<AccessPath>, Error> {
+    fn access_paths(
+        &self,
+        filters: &[Expr],
+        statistics: Option<&TableStatistics>,
+    ) -> Result<Vec<AccessPath>, Error> {
         let types_of = |key_slots: &[usize]| -> Vec<DataType> {
             key_slots
                 .iter()
@@ -291,6 +301,18 @@ impl KvTable {
         }
         // Stable: at equal rank the primary key (first) stays first.
         paths.sort_by_key(|path| std::cmp::Reverse(path.rank()));
+        if let Some(statistics) = statistics {
+            // With statistics, the fewest rows read wins, a row fetched through an index costing
+            // ROW_FETCH_COST entries (sequential reads of the rows themselves are cheaper).
+            let cost = |path: &AccessPath| {
+                let rows = rows_read(&self.table, path, statistics);
+                match path.index {
+                    Some(_) => rows * (1.0 + ROW_FETCH_COST),
+                    None => rows,
+                }
+            };
+            paths.sort_by(|left, right| cost(left).total_cmp(&cost(right)));
+        }
         Ok(paths)
     }
 }
@@ -456,7 +478,6 @@ impl TableProvider for KvTable {
             Some(projection) => projection.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let paths = self.access_paths(filters).map_err(to_datafusion)?;
         let schema = Arc::new(self.schema.project(&projection)?);
         let statistics = match view
             .get(&Key::Statistics(self.table.id).encode())
@@ -467,6 +488,9 @@ impl TableProvider for KvTable {
             )),
             None => None,
         };
+        let paths = self
+            .access_paths(filters, statistics.as_deref())
+            .map_err(to_datafusion)?;
         Ok(Arc::new(KvScanExec::new(
             self.table.clone(),
             view,
@@ -983,10 +1007,8 @@ impl KvScanExec {
     }
 }
 
-/// The rows a scan reads and their columns' NULL and distinct counts, from the table's ANALYZE
-/// statistics: a unique point lookup reads one row per key; equality on an index's leading columns
-/// the rows over the first column's distinct count; any other range a third of the table (as
-/// PostgreSQL guesses for a range without a histogram). Unknown before the first ANALYZE.
+/// The rows a scan reads and its columns' NULL and distinct counts and value ranges, from the table's
+/// ANALYZE statistics ([`rows_read`]), capped by the LIMIT. Unknown before the first ANALYZE.
 fn estimate(
     table: &TableDef,
     slots: &[Option<usize>],
@@ -998,41 +1020,11 @@ fn estimate(
     let Some(statistics) = statistics else {
         return Statistics::new_unknown(schema);
     };
-    let table_rows = statistics.rows as f64;
     let column = |slot: usize| statistics.columns.iter().find(|column| column.slot == slot);
-    let distinct = |slot: usize| {
-        column(slot).map_or(1.0, |column| {
-            if column.distinct < 0.0 {
-                -column.distinct * table_rows
-            } else {
-                column.distinct
-            }
-            .max(1.0)
-        })
-    };
-    let key_slots: &[usize] = match &access.index {
-        Some(index) => &index.columns,
-        None => &table.primary_key,
-    };
-    let unique = access.index.as_ref().is_none_or(|index| index.unique);
-    let per_leading_value = |count: usize| {
-        key_slots.first().map_or(table_rows, |&slot| {
-            table_rows * count as f64 / distinct(slot)
-        })
-    };
-    let rows = match access.shape {
-        RangeShape::Full => table_rows,
-        RangeShape::Empty => 0.0,
-        RangeShape::Points { keys, .. } if unique => keys as f64,
-        RangeShape::Points { keys, .. } => per_leading_value(keys),
-        RangeShape::Ranges {
-            ranges,
-            fixed_columns,
-        } if fixed_columns > 0 => per_leading_value(ranges),
-        RangeShape::Ranges { .. } => table_rows / 3.0,
-    }
-    .min(table_rows)
-    .min(limit.map_or(f64::MAX, |limit| limit as f64));
+    let table_rows = statistics.rows as f64;
+    let rows = rows_read(table, access, statistics)
+        .min(table_rows)
+        .min(limit.map_or(f64::MAX, |limit| limit as f64));
     let rows = rows.round() as usize;
     let mut width = 0;
     let column_statistics = slots
@@ -1046,7 +1038,20 @@ fn estimate(
             let mut estimate = ColumnStatistics::new_unknown();
             estimate.null_count = Precision::Inexact((found.null_fraction * rows as f64) as usize);
             estimate.distinct_count =
-                Precision::Inexact((distinct(found.slot) as usize).min(rows.max(1)));
+                Precision::Inexact((distinct_values(found, table_rows) as usize).min(rows.max(1)));
+            // The smallest and largest values seen, for DataFusion's filter selectivity.
+            let data_type = table.columns[found.slot].data_type;
+            let keys = found
+                .histogram
+                .iter()
+                .chain(found.most_common.iter().map(|common| &common.key));
+            if let (Some(low), Some(high)) = (keys.clone().min(), keys.max())
+                && let (Some(low), Some(high)) =
+                    (scalar_of(low, data_type), scalar_of(high, data_type))
+            {
+                estimate.min_value = Precision::Inexact(low);
+                estimate.max_value = Precision::Inexact(high);
+            }
             estimate
         })
         .collect();
@@ -1054,6 +1059,180 @@ fn estimate(
         num_rows: Precision::Inexact(rows),
         total_byte_size: Precision::Inexact(rows * width),
         column_statistics,
+    }
+}
+
+/// A column's distinct non-NULL values in a table of `table_rows` rows.
+fn distinct_values(column: &StoredColumnStatistics, table_rows: f64) -> f64 {
+    if column.distinct < 0.0 {
+        -column.distinct * table_rows
+    } else {
+        column.distinct
+    }
+    .max(1.0)
+}
+
+/// A stored value (keycode) as DataFusion's scalar of the column's Arrow type, for the types whose key
+/// order is their SQL order.
+fn scalar_of(key: &[u8], data_type: DataType) -> Option<ScalarValue> {
+    if !matches!(
+        data_type,
+        DataType::SmallInt
+            | DataType::Integer
+            | DataType::BigInt
+            | DataType::Text
+            | DataType::Varchar(_)
+            | DataType::Date
+            | DataType::Timestamp
+            | DataType::TimestampTz
+    ) {
+        return None;
+    }
+    let mut at = 0;
+    let value = decode_value(key, &mut at, data_type).ok()?;
+    let mut builder = ColumnBuilder::new(data_type, 1);
+    builder.append_value(&value).ok()?;
+    ScalarValue::try_from_array(&builder.finish().ok()?, 0).ok()
+}
+
+/// The fraction of the rows whose column equals the value with keycode `key`: its frequency when it is
+/// a most common value, else an equal share of the rows the common values leave.
+fn equal_fraction(column: &StoredColumnStatistics, key: &[u8], table_rows: f64) -> f64 {
+    if let Some(common) = column.most_common.iter().find(|common| common.key == key) {
+        return common.frequency;
+    }
+    let common_total: f64 = column
+        .most_common
+        .iter()
+        .map(|common| common.frequency)
+        .sum();
+    let others = (distinct_values(column, table_rows) - column.most_common.len() as f64).max(1.0);
+    ((1.0 - column.null_fraction - common_total) / others).max(0.0)
+}
+
+/// The fraction of the rows whose column lies between keycodes `low` and `high` (`None`: unbounded):
+/// the common values inside plus the histogram's share of the other rows (a bound inside a bucket
+/// counts half of it). `None` without a histogram or common values.
+fn range_fraction(
+    column: &StoredColumnStatistics,
+    low: Option<&[u8]>,
+    high: Option<&[u8]>,
+) -> Option<f64> {
+    if column.histogram.is_empty() && column.most_common.is_empty() {
+        return None;
+    }
+    let inside =
+        |key: &[u8]| low.is_none_or(|low| key >= low) && high.is_none_or(|high| key <= high);
+    let common_inside: f64 = column
+        .most_common
+        .iter()
+        .filter(|common| inside(&common.key))
+        .map(|common| common.frequency)
+        .sum();
+    let common_total: f64 = column
+        .most_common
+        .iter()
+        .map(|common| common.frequency)
+        .sum();
+    let bounds = &column.histogram;
+    let histogram_share = if bounds.len() < 2 {
+        0.0
+    } else {
+        let buckets = (bounds.len() - 1) as f64;
+        let position = |key: Option<&[u8]>, default: f64| -> f64 {
+            let Some(key) = key else { return default };
+            let below = bounds.partition_point(|bound| bound.as_slice() < key);
+            match below {
+                0 => 0.0,
+                count if count >= bounds.len() => 1.0,
+                count => (count as f64 - 0.5) / buckets,
+            }
+        };
+        (position(high, 1.0) - position(low, 0.0)).max(0.0)
+    };
+    let others = (1.0 - column.null_fraction - common_total).max(0.0);
+    Some(common_inside + histogram_share * others)
+}
+
+/// The rows (or index entries) an access path reads, from ANALYZE statistics: the keys of a unique
+/// point lookup; for equality or ranges on the key's first column, its most common values and
+/// histogram, with each further fixed column dividing by its distinct count; a third of the table
+/// where nothing is known (PostgreSQL's guess for a range).
+fn rows_read(table: &TableDef, access: &AccessPath, statistics: &TableStatistics) -> f64 {
+    let table_rows = statistics.rows as f64;
+    let column = |slot: usize| statistics.columns.iter().find(|column| column.slot == slot);
+    let key_slots: &[usize] = match &access.index {
+        Some(index) if !index.expressions.is_empty() => &[],
+        Some(index) => &index.columns,
+        None => &table.primary_key,
+    };
+    let unique = access.index.as_ref().is_none_or(|index| index.unique);
+    let prefix_bytes = match &access.index {
+        Some(index) => Key::index_prefix(index.id).len(),
+        None => Key::row_prefix(table.id).len(),
+    };
+    let leading = key_slots
+        .first()
+        .and_then(|&slot| Some((slot, column(slot)?)));
+    // The first key column's keycode in a bound, when the bound holds one.
+    let first_key = |bound: &Bound<Vec<u8>>| -> Option<Vec<u8>> {
+        let (Bound::Included(key) | Bound::Excluded(key)) = bound else {
+            return None;
+        };
+        let (slot, _) = leading?;
+        let body = key.get(prefix_bytes..)?;
+        let mut at = 0;
+        decode_value(body, &mut at, table.columns[slot].data_type).ok()?;
+        Some(body[..at].to_vec())
+    };
+    let further_fixed = |fixed: usize| -> f64 {
+        key_slots
+            .iter()
+            .skip(1)
+            .take(fixed.saturating_sub(1))
+            .map(|&slot| column(slot).map_or(10.0, |found| distinct_values(found, table_rows)))
+            .product()
+    };
+    match access.shape {
+        RangeShape::Full => table_rows,
+        RangeShape::Empty => 0.0,
+        RangeShape::Points { keys, columns } if unique && columns == key_slots.len() => keys as f64,
+        RangeShape::Points { columns: fixed, .. }
+        | RangeShape::Ranges {
+            fixed_columns: fixed,
+            ..
+        } if fixed > 0 => {
+            let per_range = |range: &KeyRange| -> f64 {
+                match (leading, first_key(&range.0)) {
+                    (Some((_, found)), Some(key)) => {
+                        equal_fraction(found, &key, table_rows) * table_rows
+                    }
+                    _ => {
+                        let distinct =
+                            leading.map_or(10.0, |(_, found)| distinct_values(found, table_rows));
+                        table_rows / distinct
+                    }
+                }
+            };
+            access.ranges.iter().map(per_range).sum::<f64>() / further_fixed(fixed)
+        }
+        RangeShape::Points { keys, .. } => keys as f64,
+        RangeShape::Ranges { .. } => {
+            let fraction = leading.and_then(|(_, found)| {
+                access
+                    .ranges
+                    .iter()
+                    .map(|range| {
+                        range_fraction(
+                            found,
+                            first_key(&range.0).as_deref(),
+                            first_key(&range.1).as_deref(),
+                        )
+                    })
+                    .sum::<Option<f64>>()
+            });
+            fraction.map_or(table_rows / 3.0, |fraction| fraction.min(1.0) * table_rows)
+        }
     }
 }
 

@@ -44,6 +44,9 @@ use crate::error::{Error, Result};
 use crate::session::Shared;
 use crate::sql::convert::TYPE_METADATA_KEY;
 use qubedb_model::catalog::{RoleDef, TableStatistics};
+use qubedb_model::keycode::decode_value;
+
+use crate::sql::write::display_value;
 
 /// `pg_catalog`'s OID.
 pub const PG_CATALOG_OID: i64 = 11;
@@ -1079,8 +1082,7 @@ const PG_STATS: &[(&str, Kind)] = &[
     ("correlation", Kind::Float4),
 ];
 
-/// `pg_stats`: what ANALYZE stored, one row per analyzed column (no most-common values or histograms
-/// yet).
+/// `pg_stats`: what ANALYZE stored, one row per analyzed column, its value lists in array text form.
 fn pg_stats(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Result<RecordBatch> {
     let mut rows = Vec::new();
     for object in catalog.objects() {
@@ -1097,6 +1099,19 @@ fn pg_stats(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Re
             if definition.dropped {
                 continue;
             }
+            let shown = |key: &[u8]| -> String {
+                let mut at = 0;
+                decode_value(key, &mut at, definition.data_type)
+                    .map(|value| display_value(&value, definition.data_type))
+                    .unwrap_or_default()
+            };
+            let text_array = |items: Vec<String>| -> Cell {
+                if items.is_empty() {
+                    Cell::Null
+                } else {
+                    Cell::Text(array_text(&items))
+                }
+            };
             rows.push(row![
                 catalog.schema_name(table.schema),
                 table.name.clone(),
@@ -1105,14 +1120,46 @@ fn pg_stats(catalog: &Catalog, statistics: &HashMap<u64, TableStatistics>) -> Re
                 Cell::Float(column.null_fraction as f32),
                 column.average_width,
                 Cell::Float(column.distinct as f32),
-                Cell::Null,
-                Cell::Null,
-                Cell::Null,
+                text_array(
+                    column
+                        .most_common
+                        .iter()
+                        .map(|common| shown(&common.key))
+                        .collect()
+                ),
+                text_array(
+                    column
+                        .most_common
+                        .iter()
+                        .map(|common| format!("{}", common.frequency as f32))
+                        .collect()
+                ),
+                text_array(column.histogram.iter().map(|bound| shown(bound)).collect()),
                 Cell::Null,
             ]);
         }
     }
     build(PG_STATS, rows)
+}
+
+/// Items as a PostgreSQL array's text form: `{a,"b c"}` (quoted where the array syntax needs it).
+fn array_text(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let plain = !item.is_empty()
+                && !item.eq_ignore_ascii_case("null")
+                && !item.chars().any(|character| {
+                    matches!(character, '{' | '}' | ',' | '"' | '\\') || character.is_whitespace()
+                });
+            if plain {
+                item.clone()
+            } else {
+                format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\""))
+            }
+        })
+        .collect();
+    format!("{{{}}}", quoted.join(","))
 }
 
 const PG_ATTRIBUTE: &[(&str, Kind)] = &[

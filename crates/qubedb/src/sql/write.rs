@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use qubedb_kv::Transaction;
 use qubedb_model::catalog::{Catalog, IndexDef, ReferentialAction, SequenceDef, TableDef};
@@ -308,6 +309,19 @@ pub struct TableWriter<'a> {
     catalog: &'a Catalog,
     indexes: Vec<IndexEntries<'a>>,
     database: &'a DatabaseInner,
+    /// Rows inserted and deleted, reported to automatic ANALYZE when the writer is done.
+    inserted: AtomicU64,
+    deleted: AtomicU64,
+}
+
+impl Drop for TableWriter<'_> {
+    fn drop(&mut self) {
+        // An UPDATE deletes and inserts each row: count it once.
+        let changed = (*self.inserted.get_mut()).max(*self.deleted.get_mut());
+        if changed > 0 {
+            self.database.auto_analyze.note(self.table.id, changed);
+        }
+    }
 }
 
 impl<'a> TableWriter<'a> {
@@ -324,6 +338,8 @@ impl<'a> TableWriter<'a> {
                 .map(|index| IndexEntries::new(database, table, index))
                 .collect::<Result<_>>()?,
             database,
+            inserted: AtomicU64::new(0),
+            deleted: AtomicU64::new(0),
         })
     }
 
@@ -449,6 +465,7 @@ impl<'a> TableWriter<'a> {
             transaction.put(entry.key, entry.value)?;
         }
         transaction.put(key, encode_row(self.table.version, values))?;
+        self.inserted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -461,6 +478,7 @@ impl<'a> TableWriter<'a> {
             }
         }
         transaction.delete(row.key.clone())?;
+        self.deleted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

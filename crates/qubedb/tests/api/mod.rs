@@ -1234,3 +1234,115 @@ fn expression_partial_and_covering_indexes_answer_like_the_table() {
     session.run("REINDEX TABLE stock").expect("reindex");
     compare(&mut session, "after REINDEX");
 }
+
+#[test]
+fn statistics_choose_between_an_index_and_the_table() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .run(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT, amount INTEGER);
+             CREATE INDEX orders_status ON orders (status);
+             CREATE INDEX orders_amount ON orders (amount);
+             INSERT INTO orders SELECT g,
+                 CASE WHEN g % 200 = 0 THEN 'lost' WHEN g % 20 = 0 THEN 'open' ELSE 'done' END,
+                 (g * 7919) % 1000
+               FROM generate_series(1, 4000) g",
+        )
+        .expect("create");
+    let common = "SELECT count(*) FROM orders WHERE status = 'done'";
+    let rare = "SELECT count(*) FROM orders WHERE status = 'lost'";
+    let narrow = "SELECT count(*) FROM orders WHERE amount BETWEEN 10 AND 19";
+    let wide = "SELECT count(*) FROM orders WHERE amount > 50";
+    // Without statistics every index with a usable predicate is taken.
+    assert_plans(
+        &mut session,
+        &[
+            (common, "index orders_status: point lookup"),
+            (wide, "index orders_amount: range scan"),
+        ],
+    );
+    session.run("ANALYZE orders").expect("analyze");
+    // With them, an index is read only when it selects few rows: 95% 'done' and 95% above 50 read
+    // the table; 0.5% 'lost' and 1% between 10 and 19 read the index.
+    assert_plans(
+        &mut session,
+        &[
+            (common, "KvScanExec: table=orders, full scan"),
+            (rare, "index orders_status: point lookup"),
+            (narrow, "index orders_amount: range scan"),
+            (wide, "KvScanExec: table=orders, full scan"),
+        ],
+    );
+    let count = |session: &mut qubedb::Session, sql: &str| -> String {
+        let mut result = session.query(sql, &[]).expect("query");
+        let batch = result.next_batch().expect("rows").expect("a row");
+        qubedb::result::batch_text_rows(&batch)[0][0]
+            .clone()
+            .expect("a count")
+    };
+    assert_eq!(count(&mut session, common), "3800");
+    assert_eq!(count(&mut session, rare), "20");
+    assert_eq!(count(&mut session, narrow), "40");
+    assert_eq!(count(&mut session, wide), "3796");
+}
+
+#[test]
+fn tables_are_analyzed_again_after_enough_changes() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    let reltuples = |session: &mut qubedb::Session| -> String {
+        let mut result = session
+            .query(
+                "SELECT reltuples FROM pg_class WHERE relname = 'event'",
+                &[],
+            )
+            .expect("query");
+        let batch = result.next_batch().expect("rows").expect("a row");
+        qubedb::result::batch_text_rows(&batch)[0][0]
+            .clone()
+            .expect("reltuples")
+    };
+    session
+        .run("CREATE TABLE event (id INTEGER PRIMARY KEY, kind TEXT)")
+        .expect("create");
+    // Fewer changed rows than the threshold (50): nothing is scheduled.
+    session
+        .run("INSERT INTO event SELECT g, 'a' FROM generate_series(1, 40) g")
+        .expect("insert");
+    database.wait_for_maintenance();
+    assert_eq!(reltuples(&mut session), "-1");
+    // Past it, the commit schedules an ANALYZE; a rolled-back block changes nothing.
+    session.run("BEGIN").expect("begin");
+    session
+        .run("INSERT INTO event SELECT g, 'b' FROM generate_series(41, 1000) g")
+        .expect("insert");
+    session.run("ROLLBACK").expect("rollback");
+    session
+        .run("INSERT INTO event SELECT g, 'b' FROM generate_series(41, 1000) g")
+        .expect("insert");
+    database.wait_for_maintenance();
+    assert_eq!(reltuples(&mut session), "1000");
+    // Updates count too: 10% of the analyzed rows plus 50.
+    session
+        .run("UPDATE event SET kind = 'c' WHERE id <= 100")
+        .expect("update");
+    database.wait_for_maintenance();
+    assert_eq!(reltuples(&mut session), "1000");
+    session
+        .run("DELETE FROM event WHERE id > 900")
+        .expect("delete");
+    database.wait_for_maintenance();
+    assert_eq!(reltuples(&mut session), "900");
+    let mut result = session
+        .query(
+            "SELECT most_common_vals FROM pg_stats WHERE tablename = 'event' AND attname = 'kind'",
+            &[],
+        )
+        .expect("pg_stats");
+    let batch = result.next_batch().expect("rows").expect("a row");
+    assert_eq!(
+        qubedb::result::batch_text_rows(&batch)[0][0].as_deref(),
+        Some("{b,c}")
+    );
+}
