@@ -158,6 +158,8 @@ pub struct PreparedStatement {
     pub parameter_count: usize,
     /// The fast-path plan (`sql/fast.rs`) and the catalog it was made against; `None` until first run.
     fast: Arc<Mutex<Option<FastCache>>>,
+    /// A query's cached plan for the general path (`sql/plan_cache.rs`); `None` until first run.
+    plan: crate::sql::plan_cache::PlanSlot,
 }
 
 /// A prepared statement's fast plan, valid while the session's catalog is the same `Arc`.
@@ -173,6 +175,7 @@ impl PreparedStatement {
             statement,
             parameter_count,
             fast: Arc::new(Mutex::new(None)),
+            plan: Arc::new(Mutex::new(None)),
         }
     }
 }
@@ -206,6 +209,8 @@ pub struct Session {
     fast_path: bool,
     /// How many statements the fast path has run.
     fast_path_statements: u64,
+    /// Executions of prepared queries through their cached plans (`sql/plan_cache.rs`).
+    pub(crate) cached_plan_executions: u64,
 }
 
 /// Settings every session starts with (SHOW answers them; SET changes them for the session).
@@ -286,6 +291,7 @@ impl Session {
             cancel: CancelHandle::default(),
             fast_path: true,
             fast_path_statements: 0,
+            cached_plan_executions: 0,
         }
     }
 
@@ -497,7 +503,12 @@ impl Session {
         // Boxed: the general path's future (DataFusion planning) is tens of kilobytes; inline, every
         // call, fast or not, would copy it into the runtime (a profile showed ~10% of point-query CPU
         // in that memmove).
-        Box::pin(self.execute_statement(prepared.statement.clone(), params)).await
+        Box::pin(self.execute_statement_with(
+            prepared.statement.clone(),
+            params,
+            Some(&prepared.plan),
+        ))
+        .await
     }
 
     /// Runs a prepared statement on the fast path (`sql/fast.rs`) if it can take it: `Ok(None)` sends
@@ -600,6 +611,12 @@ impl Session {
         self.fast_path_statements
     }
 
+    /// How many prepared queries this session has run through their cached plans, for diagnostics and
+    /// tests.
+    pub fn cached_plan_executions(&self) -> u64 {
+        self.cached_plan_executions
+    }
+
     fn fast_result(&mut self, outcome: FastOutcome) -> QueryResult {
         self.fast_path_statements += 1;
         match outcome {
@@ -618,8 +635,21 @@ impl Session {
         statement: Statement,
         params: &[Param],
     ) -> Result<QueryResult> {
+        self.execute_statement_with(statement, params, None).await
+    }
+
+    /// [`Session::execute_statement`], for a prepared statement with its plan cache: a query then binds
+    /// its parameters into its cached plan (`sql/plan_cache.rs`) rather than into its syntax tree.
+    async fn execute_statement_with(
+        &mut self,
+        statement: Statement,
+        params: &[Param],
+        plan_slot: Option<&crate::sql::plan_cache::PlanSlot>,
+    ) -> Result<QueryResult> {
         self.shared.notices.lock().clear();
-        let mut result = self.execute_statement_quietly(statement, params).await;
+        let mut result = self
+            .execute_statement_quietly(statement, params, plan_slot)
+            .await;
         let notices = std::mem::take(&mut *self.shared.notices.lock());
         if let Ok(result) = &mut result {
             result.set_notices(notices);
@@ -632,8 +662,16 @@ impl Session {
         &mut self,
         mut statement: Statement,
         params: &[Param],
+        plan_slot: Option<&crate::sql::plan_cache::PlanSlot>,
     ) -> Result<QueryResult> {
-        bind_parameters(&mut statement, params)?;
+        // A prepared query binds its parameters when it runs (`run_prepared_query`).
+        let prepared_query = match plan_slot {
+            Some(slot) if matches!(statement, Statement::Query(_)) => Some((slot, params)),
+            _ => None,
+        };
+        if prepared_query.is_none() {
+            bind_parameters(&mut statement, params)?;
+        }
         if std::mem::take(&mut self.shared.state.lock().stream_failed)
             && let Some(block) = &mut self.block
         {
@@ -665,7 +703,7 @@ impl Session {
             let current = pending.take().expect("a statement to run");
             let rerun = (!matches!(current, Statement::Query(_))).then(|| current.clone());
             let result = self
-                .dispatch_guarded(current, deadline)
+                .dispatch_guarded(current, deadline, prepared_query)
                 .await
                 .map(|mut result| {
                     result.set_deadline(deadline);
@@ -810,11 +848,22 @@ impl Session {
         &mut self,
         statement: Statement,
         deadline: Option<tokio::time::Instant>,
+        prepared_query: Option<(&crate::sql::plan_cache::PlanSlot, &[Param])>,
     ) -> Result<QueryResult> {
         let cancel = self.cancel.clone();
         // Boxed: the statement's future is large (DataFusion's planning futures), and moving it into
         // the timeout and cancel wrappers by value would copy it through the stack.
-        let dispatched = Box::pin(AssertUnwindSafe(self.dispatch(statement)).catch_unwind());
+        let dispatched = Box::pin(
+            AssertUnwindSafe(async {
+                match (statement, prepared_query) {
+                    (Statement::Query(query), Some((slot, params))) => {
+                        self.run_prepared_query(*query, params, slot).await
+                    }
+                    (statement, _) => self.dispatch(statement).await,
+                }
+            })
+            .catch_unwind(),
+        );
         let limited = async {
             match deadline {
                 None => dispatched.await,
@@ -1589,7 +1638,9 @@ pub(crate) fn memory_stream(
 }
 
 /// Gives back the output names that were made unique for DataFusion (see `rewrite::DUPLICATE_NAME_MARKER`).
-fn restore_duplicate_names(stream: SendableRecordBatchStream) -> Result<SendableRecordBatchStream> {
+pub(crate) fn restore_duplicate_names(
+    stream: SendableRecordBatchStream,
+) -> Result<SendableRecordBatchStream> {
     let Some(renamed) = restored_names(&stream.schema()) else {
         return Ok(stream);
     };

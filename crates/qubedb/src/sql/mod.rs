@@ -16,6 +16,7 @@ pub mod functions;
 pub mod index_keys;
 pub mod json_build;
 pub mod parse;
+pub mod plan_cache;
 pub mod prepare;
 pub mod provider;
 pub mod rewrite;

@@ -1346,3 +1346,108 @@ fn tables_are_analyzed_again_after_enough_changes() {
         Some("{b,c}")
     );
 }
+
+#[test]
+fn prepared_queries_reuse_their_plans_and_answer_as_unprepared() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    session
+        .run(
+            "CREATE TABLE city (id INTEGER PRIMARY KEY, name TEXT, country TEXT, people BIGINT);
+             CREATE TABLE country (code TEXT PRIMARY KEY, title TEXT);
+             INSERT INTO country VALUES ('no', 'Norway'), ('it', 'Italy'), ('pe', 'Peru');
+             INSERT INTO city SELECT g, 'c' || g, CASE g % 3 WHEN 0 THEN 'no' WHEN 1 THEN 'it' ELSE 'pe' END,
+                 g * 1000 FROM generate_series(1, 90) g",
+        )
+        .expect("create");
+    let rows = |result: &mut qubedb::QueryResult| -> Vec<Vec<Option<String>>> {
+        let mut rows = Vec::new();
+        while let Some(batch) = result.next_batch().expect("rows") {
+            rows.extend(qubedb::result::batch_text_rows(&batch));
+        }
+        rows
+    };
+    // Each query with parameter sets, the parameters also written into the SQL for the unprepared run.
+    let cases: Vec<(&str, Vec<Vec<Param>>)> = vec![
+        (
+            "SELECT id, name FROM city WHERE id BETWEEN $1 AND $2 ORDER BY id",
+            vec![
+                vec![Param::Integer(3), Param::Integer(7)],
+                vec![Param::Integer(80), Param::Integer(200)],
+                vec![Param::Integer(9), Param::Integer(1)],
+                vec![Param::Null, Param::Integer(5)],
+            ],
+        ),
+        (
+            "SELECT t.title, count(*), sum(c.people) FROM city c JOIN country t ON c.country = t.code
+             WHERE c.people > $1 AND t.title <> $2 GROUP BY t.title ORDER BY t.title",
+            vec![
+                vec![Param::Integer(10_000), Param::Text("Peru".into())],
+                vec![Param::Integer(85_000), Param::Text("Italy".into())],
+                // Text for a number: bound into the statement and planned afresh, same answer.
+                vec![Param::Text("50000".into()), Param::Text("Norway".into())],
+            ],
+        ),
+        (
+            "SELECT name FROM city WHERE country = $1 AND id > $2 ORDER BY id DESC LIMIT 3",
+            vec![
+                vec![Param::Text("no".into()), Param::Integer(10)],
+                vec![Param::Text("it".into()), Param::Integer(-5)],
+            ],
+        ),
+    ];
+    let literal = |param: &Param| match param {
+        Param::Null => "NULL".to_string(),
+        Param::Integer(value) => value.to_string(),
+        Param::Text(text) => format!("'{text}'"),
+        other => panic!("no literal for {other:?}"),
+    };
+    let mut executions = 0;
+    for (sql, parameter_sets) in &cases {
+        let prepared = session.prepare(sql).expect("prepare");
+        for params in parameter_sets {
+            let mut unprepared_sql = sql.to_string();
+            for (position, param) in params.iter().enumerate().rev() {
+                unprepared_sql =
+                    unprepared_sql.replace(&format!("${}", position + 1), &literal(param));
+            }
+            let expected = rows(&mut session.query(&unprepared_sql, &[]).expect("unprepared"));
+            let got = rows(
+                &mut session
+                    .execute_prepared(&prepared, params)
+                    .expect("prepared"),
+            );
+            assert_eq!(got, expected, "{sql} with {params:?}");
+            executions += 1;
+        }
+    }
+    // Every execution but the one with a text for a number ran through a cached plan.
+    assert_eq!(session.cached_plan_executions(), executions - 1);
+    // DDL replans: a new index is used, a dropped column is an error, not a stale plan.
+    let prepared = session
+        .prepare("SELECT id FROM city WHERE people = $1")
+        .expect("prepare");
+    let run = |session: &mut qubedb::Session| {
+        rows(
+            &mut session
+                .execute_prepared(&prepared, &[Param::Integer(42_000)])
+                .expect("run"),
+        )
+    };
+    assert_eq!(run(&mut session), vec![vec![Some("42".to_string())]]);
+    session
+        .run("CREATE INDEX city_people ON city (people); UPDATE city SET people = 42000 WHERE id = 43")
+        .expect("index");
+    assert_eq!(
+        run(&mut session),
+        vec![vec![Some("42".to_string())], vec![Some("43".to_string())]]
+    );
+    session
+        .run("ALTER TABLE city DROP COLUMN people")
+        .expect("drop column");
+    let error = session
+        .execute_prepared(&prepared, &[Param::Integer(42_000)])
+        .err()
+        .expect("the column is gone");
+    assert_eq!(error.code, "42703", "{error}");
+}
