@@ -250,23 +250,29 @@ impl KvTable {
                 .filter_map(|filter| key_constraint(filter, position_of))
                 .collect()
         };
+        let names_of = |key_slots: &[usize]| -> Vec<String> {
+            key_slots
+                .iter()
+                .map(|&slot| self.table.columns[slot].name.clone())
+                .collect()
+        };
         let mut best = AccessPath {
             index: None,
             ranges: vec![Key::row_range(self.table.id)],
             shape: RangeShape::Full,
+            condition: String::new(),
         };
         if !self.table.primary_key.is_empty() {
             let key_slots = &self.table.primary_key;
-            let (ranges, shape) = key_ranges(
-                Key::row_prefix(self.table.id),
-                &types_of(key_slots),
-                &constraints(&|expr| self.position_in(key_slots, expr)),
-                true,
-            );
+            let types = types_of(key_slots);
+            let constraints = constraints(&|expr| self.position_in(key_slots, expr));
+            let (ranges, shape) =
+                key_ranges(Key::row_prefix(self.table.id), &types, &constraints, true);
             best = AccessPath {
                 index: None,
                 ranges,
                 shape,
+                condition: condition(&constraints, &types, &names_of(key_slots), shape),
             };
         }
         let mut paths = vec![best];
@@ -281,14 +287,16 @@ impl KvTable {
             {
                 continue;
             }
-            let (types, constraints) = match &compiled {
+            let (types, constraints, names) = match &compiled {
                 Some(compiled) if !index.expressions.is_empty() => (
                     compiled.part_types.clone(),
                     constraints(&|expr| compiled.part_position(expr)),
+                    index.expressions.clone(),
                 ),
                 _ => (
                     types_of(&index.columns),
                     constraints(&|expr| self.position_in(&index.columns, expr)),
+                    names_of(&index.columns),
                 ),
             };
             let (ranges, shape) =
@@ -297,6 +305,7 @@ impl KvTable {
                 index: Some(index.clone()),
                 ranges,
                 shape,
+                condition: condition(&constraints, &types, &names, shape),
             });
         }
         // Stable: at equal rank the primary key (first) stays first.
@@ -322,6 +331,8 @@ struct AccessPath {
     index: Option<IndexDef>,
     ranges: Vec<KeyRange>,
     shape: RangeShape,
+    /// The predicates the ranges come from, as EXPLAIN shows them (`id >= 5 AND id <= 8`).
+    condition: String,
 }
 
 impl AccessPath {
@@ -663,6 +674,71 @@ enum RangeShape {
     Points { keys: usize, columns: usize },
     /// Ranges, after `fixed_columns` leading columns fixed by equality.
     Ranges { ranges: usize, fixed_columns: usize },
+}
+
+/// The constraints that shaped key ranges of `shape` (equalities on the fixed leading parts, bounds on
+/// the part after them), as SQL over the key parts' `names`: what EXPLAIN shows as the scan's `key=`.
+fn condition(
+    constraints: &[KeyConstraint],
+    types: &[DataType],
+    names: &[String],
+    shape: RangeShape,
+) -> String {
+    let (fixed, bounded) = match shape {
+        RangeShape::Points { columns, .. } => (columns, None),
+        RangeShape::Ranges { fixed_columns, .. } => (fixed_columns, Some(fixed_columns)),
+        RangeShape::Full | RangeShape::Empty => return String::new(),
+    };
+    let literal = |value: &ScalarValue| match value {
+        ScalarValue::Utf8(Some(text))
+        | ScalarValue::LargeUtf8(Some(text))
+        | ScalarValue::Utf8View(Some(text)) => format!("'{}'", text.replace('\'', "''")),
+        other => other.to_string(),
+    };
+    let usable = |position: usize, value: &ScalarValue| {
+        types
+            .get(position)
+            .is_some_and(|&data_type| key_value(value, data_type).is_some())
+    };
+    let mut parts = Vec::new();
+    for constraint in constraints {
+        let text = match constraint {
+            KeyConstraint::Equal(at, value) if *at < fixed && usable(*at, value) => {
+                format!("{} = {}", names[*at], literal(value))
+            }
+            KeyConstraint::In(at, values)
+                if *at < fixed && values.iter().all(|value| usable(*at, value)) =>
+            {
+                let list: Vec<String> = values.iter().map(literal).collect();
+                format!("{} IN ({})", names[*at], list.join(", "))
+            }
+            KeyConstraint::Lower(at, value, inclusive)
+                if Some(*at) == bounded && usable(*at, value) =>
+            {
+                let op = if *inclusive { ">=" } else { ">" };
+                format!("{} {op} {}", names[*at], literal(value))
+            }
+            KeyConstraint::Upper(at, value, inclusive)
+                if Some(*at) == bounded && usable(*at, value) =>
+            {
+                let op = if *inclusive { "<=" } else { "<" };
+                format!("{} {op} {}", names[*at], literal(value))
+            }
+            KeyConstraint::Between(at, low, high)
+                if Some(*at) == bounded && usable(*at, low) && usable(*at, high) =>
+            {
+                format!(
+                    "{} BETWEEN {} AND {}",
+                    names[*at],
+                    literal(low),
+                    literal(high)
+                )
+            }
+            _ => continue,
+        };
+        parts.push(text);
+    }
+    parts.join(" AND ")
 }
 
 /// Turns constraints on the columns of a key (of `types`, under `prefix`) into sorted key ranges.
@@ -1288,6 +1364,10 @@ impl DisplayAs for KvScanExec {
         )?;
         if let Some(limit) = self.limit {
             write!(formatter, ", limit={limit}")?;
+        }
+        let condition = &self.way.access().condition;
+        if !condition.is_empty() {
+            write!(formatter, ", key=({condition})")?;
         }
         Ok(())
     }

@@ -1140,6 +1140,15 @@ fn expression_partial_and_covering_indexes_answer_like_the_table() {
             "SELECT id FROM stock WHERE lower(name) = 'item7'",
             "KvScanExec: table=stock, index stock_lower: point lookup (1 key)",
         ),
+        // EXPLAIN shows the predicates the ranges come from.
+        (
+            "SELECT id FROM stock WHERE lower(name) = 'item7'",
+            "key=(lower(name) = 'item7')",
+        ),
+        (
+            "SELECT id FROM stock WHERE qty + id = 40 AND id > 3",
+            "key=((qty + id) = 40 AND id > 3)",
+        ),
         (
             "SELECT id FROM stock WHERE lower(name) IN ('item7', 'item8')",
             "KvScanExec: table=stock, index stock_lower: point lookup (2 keys)",
@@ -1271,6 +1280,7 @@ fn statistics_choose_between_an_index_and_the_table() {
             (common, "KvScanExec: table=orders, full scan"),
             (rare, "index orders_status: point lookup"),
             (narrow, "index orders_amount: range scan"),
+            (narrow, "key=(amount >= 10 AND amount <= 19)"),
             (wide, "KvScanExec: table=orders, full scan"),
         ],
     );
