@@ -448,17 +448,18 @@ impl Transaction {
 
     /// Moves the transaction's snapshot to everything committed so far, keeping its buffered writes
     /// (READ COMMITTED: each statement sees what was committed before it began). Keys the transaction
-    /// wrote are locked by it, so no commit since can have touched them.
-    pub fn refresh_snapshot(&mut self) -> Result<()> {
+    /// wrote are locked by it, so no commit since can have touched them. Returns false, having done
+    /// nothing, when nothing was committed since the snapshot was taken.
+    pub fn refresh_snapshot(&mut self) -> Result<bool> {
         let shared = &self.store.shared;
         let Some((sequence, snapshot)) = open_snapshot(shared, Some(self.snapshot_sequence))?
         else {
-            return Ok(());
+            return Ok(false);
         };
         release_snapshot(shared, self.snapshot_sequence);
         self.snapshot = snapshot;
         self.snapshot_sequence = sequence;
-        Ok(())
+        Ok(true)
     }
 
     /// Releases every lock and wakes the transactions waiting for this one.

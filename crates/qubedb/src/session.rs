@@ -764,10 +764,13 @@ impl Session {
     fn refresh_statement_snapshot(&mut self) -> Result<()> {
         let mut state = self.shared.state.lock();
         let transaction = state.transaction()?;
+        // Nothing committed since the last statement: same snapshot, same catalog.
+        if !transaction.refresh_snapshot()? {
+            return Ok(());
+        }
         let changed_catalog = transaction.writes_key(
             &qubedb_model::keys::Key::Meta(qubedb_model::keys::Meta::CatalogVersion).encode(),
         );
-        transaction.refresh_snapshot()?;
         if !changed_catalog {
             let catalog = self.shared.database.catalog_for(state.transaction()?)?;
             state.catalog = catalog;

@@ -1208,6 +1208,22 @@ impl Session {
                     }
                     None => return Err(missing()),
                 },
+                ReindexKind::IndexOrTable => match lookup(catalog, name)? {
+                    Some(Object::Index(index)) => {
+                        let table = catalog
+                            .table(index.table)
+                            .ok_or_else(|| Error::internal("index of a missing table"))?;
+                        vec![(table.clone(), index.clone())]
+                    }
+                    Some(Object::Table(table)) => table_indexes(table),
+                    Some(_) => {
+                        return Err(Error::user(
+                            "42809",
+                            format!("\"{given}\" is not a table or an index"),
+                        ));
+                    }
+                    None => return Err(missing()),
+                },
                 ReindexKind::Index => match lookup(catalog, name)? {
                     Some(Object::Index(index)) => {
                         let table = catalog

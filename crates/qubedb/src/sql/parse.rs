@@ -311,6 +311,8 @@ pub enum ReindexKind {
     Schema,
     Database,
     System,
+    /// SQLite's `REINDEX name`: an index, else a table.
+    IndexOrTable,
 }
 
 impl ReindexKind {
@@ -322,6 +324,7 @@ impl ReindexKind {
             ReindexKind::Schema => 2,
             ReindexKind::Database => 3,
             ReindexKind::System => 4,
+            ReindexKind::IndexOrTable => 5,
         }
     }
 
@@ -333,6 +336,7 @@ impl ReindexKind {
             ReindexKind::Schema,
             ReindexKind::Database,
             ReindexKind::System,
+            ReindexKind::IndexOrTable,
         ]
         .into_iter()
         .find(|kind| kind.code().to_string() == code)
@@ -388,6 +392,13 @@ fn reindex(sql: &str, upper: &str) -> Result<Option<String>> {
             Some("SCHEMA") => ReindexKind::Schema,
             Some("DATABASE") => ReindexKind::Database,
             Some("SYSTEM") => ReindexKind::System,
+            // SQLite's `REINDEX name` (one name and nothing else).
+            _ if significant.len() == at + 1
+                || (significant.len() == at + 3
+                    && matches!(significant[at + 1], Token::Period)) =>
+            {
+                ReindexKind::IndexOrTable
+            }
             _ => {
                 return Err(Error::user(
                     "42601",
@@ -395,7 +406,9 @@ fn reindex(sql: &str, upper: &str) -> Result<Option<String>> {
                 ));
             }
         };
-        at += 1;
+        if kind != ReindexKind::IndexOrTable {
+            at += 1;
+        }
         if significant.get(at).and_then(|token| word(token)).as_deref() == Some("CONCURRENTLY") {
             at += 1;
         }
