@@ -1199,6 +1199,12 @@ impl Session {
                     .map(|index| (table.clone(), index.clone()))
                     .collect()
             };
+            let one_index = |index: &IndexDef| -> Result<Vec<(TableDef, IndexDef)>> {
+                let table = catalog
+                    .table(index.table)
+                    .ok_or_else(|| Error::internal("index of a missing table"))?;
+                Ok(vec![(table.clone(), index.clone())])
+            };
             let missing = || Error::user("42P01", format!("relation \"{given}\" does not exist"));
             let targets: Vec<(TableDef, IndexDef)> = match kind {
                 ReindexKind::Table => match lookup(catalog, name)? {
@@ -1209,12 +1215,7 @@ impl Session {
                     None => return Err(missing()),
                 },
                 ReindexKind::IndexOrTable => match lookup(catalog, name)? {
-                    Some(Object::Index(index)) => {
-                        let table = catalog
-                            .table(index.table)
-                            .ok_or_else(|| Error::internal("index of a missing table"))?;
-                        vec![(table.clone(), index.clone())]
-                    }
+                    Some(Object::Index(index)) => one_index(index)?,
                     Some(Object::Table(table)) => table_indexes(table),
                     Some(_) => {
                         return Err(Error::user(
@@ -1225,12 +1226,7 @@ impl Session {
                     None => return Err(missing()),
                 },
                 ReindexKind::Index => match lookup(catalog, name)? {
-                    Some(Object::Index(index)) => {
-                        let table = catalog
-                            .table(index.table)
-                            .ok_or_else(|| Error::internal("index of a missing table"))?;
-                        vec![(table.clone(), index.clone())]
-                    }
+                    Some(Object::Index(index)) => one_index(index)?,
                     Some(_) => {
                         return Err(Error::user("42809", format!("\"{given}\" is not an index")));
                     }

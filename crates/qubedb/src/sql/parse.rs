@@ -159,21 +159,10 @@ fn reorder_sequence_options(sql: &str, upper: &str) -> Option<String> {
     changed.then(|| out.concat())
 }
 
-/// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE] [table [(columns)], ...]` and
-/// `ANALYZE [(options)] [VERBOSE] [table [(columns)], ...]`; sqlparser 0.62 parses other dialects' forms,
-/// one table each. Rewrites each into sqlparser's: `ANALYZE table [FOR COLUMNS c, ...]` per table when
-/// statistics are asked for (with `COMPUTE STATISTICS` marking one that came from VACUUM, whose command
-/// tag is VACUUM), else `VACUUM [FULL] table` per table. Returns `None` when there is nothing to rewrite.
-fn vacuum_and_analyze(sql: &str, upper: &str) -> Result<Option<String>> {
+/// The tokens of each statement of `sql` (runs between semicolons), or `None` if it does not tokenize.
+fn statements_of(sql: &str) -> Option<Vec<Vec<datafusion::sql::sqlparser::tokenizer::Token>>> {
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    if !upper.contains("VACUUM") && !upper.contains("ANALY") {
-        return Ok(None);
-    }
-    let dialect = PostgreSqlDialect {};
-    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
-        return Ok(None);
-    };
-    // Statements as runs of tokens between top-level semicolons.
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
     let mut statements: Vec<Vec<Token>> = vec![Vec::new()];
     for token in tokens {
         if matches!(token, Token::SemiColon) {
@@ -182,6 +171,22 @@ fn vacuum_and_analyze(sql: &str, upper: &str) -> Result<Option<String>> {
             statements.last_mut().expect("never empty").push(token);
         }
     }
+    Some(statements)
+}
+
+/// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE] [table [(columns)], ...]` and
+/// `ANALYZE [(options)] [VERBOSE] [table [(columns)], ...]`; sqlparser 0.62 parses other dialects' forms,
+/// one table each. Rewrites each into sqlparser's: `ANALYZE table [FOR COLUMNS c, ...]` per table when
+/// statistics are asked for (with `COMPUTE STATISTICS` marking one that came from VACUUM, whose command
+/// tag is VACUUM), else `VACUUM [FULL] table` per table. Returns `None` when there is nothing to rewrite.
+fn vacuum_and_analyze(sql: &str, upper: &str) -> Result<Option<String>> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    if !upper.contains("VACUUM") && !upper.contains("ANALY") {
+        return Ok(None);
+    }
+    let Some(statements) = statements_of(sql) else {
+        return Ok(None);
+    };
     let word = |token: &Token| match token {
         Token::Word(word) => Some(word.value.to_ascii_uppercase()),
         _ => None,
@@ -347,22 +352,13 @@ impl ReindexKind {
 /// rewritten to `VACUUM REINDEX name TO code PERCENT` ([`ReindexKind::code`]), which sqlparser parses
 /// and `Session::vacuum` recognizes. Returns `None` when there is nothing to rewrite.
 fn reindex(sql: &str, upper: &str) -> Result<Option<String>> {
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    use datafusion::sql::sqlparser::tokenizer::Token;
     if !upper.contains("REINDEX") {
         return Ok(None);
     }
-    let dialect = PostgreSqlDialect {};
-    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+    let Some(statements) = statements_of(sql) else {
         return Ok(None);
     };
-    let mut statements: Vec<Vec<Token>> = vec![Vec::new()];
-    for token in tokens {
-        if matches!(token, Token::SemiColon) {
-            statements.push(Vec::new());
-        } else {
-            statements.last_mut().expect("never empty").push(token);
-        }
-    }
     let word = |token: &Token| match token {
         Token::Word(word) if word.quote_style.is_none() => Some(word.value.to_ascii_uppercase()),
         _ => None,
