@@ -423,6 +423,14 @@ impl Transaction {
         Ok(())
     }
 
+    /// Locks `key` without writing it (a row lock of `SELECT ... FOR UPDATE`): held, like a written
+    /// key's lock, until the transaction ends. Fails as [`Transaction::put`]'s locking does: with
+    /// [`Error::Busy`] while another transaction holds it, [`Error::Deadlock`], or [`Error::Conflict`]
+    /// when the key was committed after this transaction's snapshot.
+    pub fn lock_key(&mut self, key: &[u8]) -> Result<()> {
+        self.lock(key)
+    }
+
     /// What the last [`Error::Busy`] of this transaction must wait for; clears it.
     pub fn take_lock_wait(&mut self) -> Option<LockWait> {
         self.lock_wait.take()

@@ -696,12 +696,16 @@ impl Session {
             .statement_timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
         let mut attempts = 0;
-        // Only a statement that writes can meet a row another transaction holds and be run again; a
-        // query runs once, without a copy kept for a re-run.
+        // Only a statement that writes or locks rows can meet a row another transaction holds and be
+        // run again; a query runs once, without a copy kept for a re-run.
         let mut pending = Some(statement);
         let result = loop {
             let current = pending.take().expect("a statement to run");
-            let rerun = (!matches!(current, Statement::Query(_))).then(|| current.clone());
+            // A locking query (`FOR UPDATE`) waits for rows as a write does, and runs again.
+            let rerun = match &current {
+                Statement::Query(query) if query.locks.is_empty() => None,
+                other => Some(other.clone()),
+            };
             let result = self
                 .dispatch_guarded(current, deadline, prepared_query)
                 .await
@@ -1138,6 +1142,7 @@ impl Session {
             }
         }
         match statement {
+            Statement::Query(query) if !query.locks.is_empty() => self.select_locking(*query).await,
             Statement::Query(query) => self.run_query(*query).await,
             Statement::Insert(insert) => self.insert(insert).await,
             Statement::Update(update) => self.update(update).await,
@@ -1580,9 +1585,21 @@ fn check_isolation(modes: &[TransactionMode]) -> Result<Option<Isolation>> {
 
 /// `FOR UPDATE` / `FOR SHARE` would need row locks joined to the conflict set; refuse rather than ignore.
 fn reject_locking(query: &Query) -> Result<()> {
-    if !query.locks.is_empty() {
+    /// Finds a query with a locking clause anywhere in a query.
+    struct Locking;
+    impl ast::Visitor for Locking {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> std::ops::ControlFlow<()> {
+            if query.locks.is_empty() {
+                std::ops::ControlFlow::Continue(())
+            } else {
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    }
+    if ast::Visit::visit(query, &mut Locking).is_break() {
         return Err(Error::not_supported(
-            "SELECT ... FOR UPDATE / FOR SHARE (row locks are not implemented; use snapshot isolation's write conflicts)",
+            "FOR UPDATE / FOR SHARE here (only on a top-level SELECT)",
         ));
     }
     Ok(())

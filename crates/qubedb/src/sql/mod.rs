@@ -20,6 +20,7 @@ pub mod plan_cache;
 pub mod prepare;
 pub mod provider;
 pub mod rewrite;
+pub mod row_locks;
 pub mod scan_order;
 pub mod system;
 pub mod write;

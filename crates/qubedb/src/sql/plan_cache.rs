@@ -53,6 +53,14 @@ impl Session {
         params: &[Param],
         slot: &PlanSlot,
     ) -> Result<QueryResult> {
+        if !query.locks.is_empty() {
+            let mut statement = Statement::Query(Box::new(query));
+            bind_parameters(&mut statement, params)?;
+            let Statement::Query(query) = statement else {
+                unreachable!("binding parameters keeps the statement a query")
+            };
+            return self.select_locking(*query).await;
+        }
         let catalog = self.shared.state.lock().catalog.clone();
         let known = match &*slot.lock() {
             Some(cache) if Arc::ptr_eq(&cache.catalog, &catalog) => Some(cache.plan.clone()),

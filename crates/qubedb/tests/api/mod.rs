@@ -1461,3 +1461,79 @@ fn prepared_queries_reuse_their_plans_and_answer_as_unprepared() {
         .expect("the column is gone");
     assert_eq!(error.code, "42703", "{error}");
 }
+
+#[test]
+fn row_locks_make_other_sessions_wait_fail_or_skip() {
+    let database = Database::open_in_memory().expect("database");
+    let mut first = database.session();
+    let mut second = database.session();
+    first
+        .run(
+            "CREATE TABLE job (id INTEGER PRIMARY KEY, state TEXT);
+             INSERT INTO job VALUES (1, 'new'), (2, 'new'), (3, 'new')",
+        )
+        .expect("create");
+    let ids = |session: &mut qubedb::Session, sql: &str| -> Vec<String> {
+        let mut result = session.query(sql, &[]).expect("query");
+        let mut ids = Vec::new();
+        while let Some(batch) = result.next_batch().expect("rows") {
+            for row in qubedb::result::batch_text_rows(&batch) {
+                ids.push(row[0].clone().expect("an id"));
+            }
+        }
+        ids
+    };
+    first.run("BEGIN").expect("begin");
+    assert_eq!(
+        ids(&mut first, "SELECT id FROM job WHERE id = 1 FOR UPDATE"),
+        ["1"]
+    );
+    // NOWAIT fails at once; SKIP LOCKED takes the next free row.
+    let error = second
+        .query("SELECT id FROM job WHERE id <= 2 FOR UPDATE NOWAIT", &[])
+        .err()
+        .expect("row 1 is locked");
+    assert_eq!(error.code, "55P03", "{error}");
+    assert_eq!(
+        ids(
+            &mut second,
+            "SELECT id FROM job ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        ),
+        ["2"]
+    );
+    // Writing a locked row waits too: NOWAIT on the row fails while the lock is held...
+    second.run("BEGIN").expect("begin");
+    let error = second
+        .query("SELECT id FROM job WHERE id = 1 FOR SHARE NOWAIT", &[])
+        .err()
+        .expect("row 1 is locked");
+    assert_eq!(error.code, "55P03", "{error}");
+    second.run("ROLLBACK").expect("rollback");
+    // ...and a plain FOR UPDATE waits for the holder, then sees the row as the holder left it.
+    let waiter = {
+        let database = database.clone();
+        std::thread::spawn(move || {
+            let mut session = database.session();
+            session.run("BEGIN").expect("begin");
+            let mut result = session
+                .query("SELECT state FROM job WHERE id = 1 FOR UPDATE", &[])
+                .expect("locked select");
+            let batch = result.next_batch().expect("rows").expect("a row");
+            let state = qubedb::result::batch_text_rows(&batch)[0][0].clone();
+            session.run("COMMIT").expect("commit");
+            state
+        })
+    };
+    first
+        .run("UPDATE job SET state = 'taken' WHERE id = 1; COMMIT")
+        .expect("update and commit");
+    assert_eq!(waiter.join().expect("waiter").as_deref(), Some("taken"));
+    // Once the holder committed, the row is free.
+    assert_eq!(
+        ids(
+            &mut second,
+            "SELECT id FROM job WHERE id = 1 FOR UPDATE NOWAIT"
+        ),
+        ["1"]
+    );
+}
