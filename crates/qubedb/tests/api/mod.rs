@@ -532,6 +532,16 @@ fn prepared_statements_describe_parameters_and_columns_without_running() {
     assert_eq!(error.code, "42P01");
 }
 
+/// Every row of a query's result in text form (NULL as `None`).
+fn text_rows(session: &mut qubedb::Session, sql: &str) -> Vec<Vec<Option<String>>> {
+    let mut result = session.query(sql, &[]).expect("query");
+    let mut rows = Vec::new();
+    while let Some(batch) = result.next_batch().expect("rows") {
+        rows.extend(qubedb::result::batch_text_rows(&batch));
+    }
+    rows
+}
+
 fn scalar_text(session: &mut qubedb::Session, sql: &str) -> String {
     let rows = session
         .query(sql, &[])
@@ -1050,19 +1060,11 @@ fn order_by_reads_in_key_order_and_indexes_answer_alone() {
         "SELECT id FROM person WHERE age > 24 AND city IS NOT NULL ORDER BY age, id LIMIT 6",
         "SELECT age, count(*) FROM person GROUP BY age ORDER BY age",
     ];
-    let rows = |session: &mut qubedb::Session, sql: &str| -> Vec<Vec<Option<String>>> {
-        let mut result = session.query(sql, &[]).expect("query");
-        let mut rows = Vec::new();
-        while let Some(batch) = result.next_batch().expect("rows") {
-            rows.extend(qubedb::result::batch_text_rows(&batch));
-        }
-        rows
-    };
     let compare = |session: &mut qubedb::Session, when: &str| {
         for sql in queries {
-            let expected = rows(session, &sql.replace("person", "plain"));
+            let expected = text_rows(session, &sql.replace("person", "plain"));
             assert!(!expected.is_empty(), "{sql}: no rows");
-            assert_eq!(rows(session, sql), expected, "{sql} ({when})");
+            assert_eq!(text_rows(session, sql), expected, "{sql} ({when})");
         }
     };
     compare(&mut session, "committed rows");
@@ -1202,19 +1204,11 @@ fn expression_partial_and_covering_indexes_answer_like_the_table() {
         "SELECT name, qty FROM stock WHERE name = 'Item3' ORDER BY qty NULLS FIRST",
         "SELECT name, qty, id FROM stock WHERE name > 'Item5' ORDER BY name, id",
     ];
-    let rows = |session: &mut qubedb::Session, sql: &str| -> Vec<Vec<Option<String>>> {
-        let mut result = session.query(sql, &[]).expect("query");
-        let mut rows = Vec::new();
-        while let Some(batch) = result.next_batch().expect("rows") {
-            rows.extend(qubedb::result::batch_text_rows(&batch));
-        }
-        rows
-    };
     let compare = |session: &mut qubedb::Session, when: &str| {
         for sql in queries {
-            let expected = rows(session, &sql.replace("stock", "plain"));
+            let expected = text_rows(session, &sql.replace("stock", "plain"));
             assert!(!expected.is_empty(), "{sql}: no rows ({when})");
-            assert_eq!(rows(session, sql), expected, "{sql} ({when})");
+            assert_eq!(text_rows(session, sql), expected, "{sql} ({when})");
         }
     };
     compare(&mut session, "committed rows");
@@ -1285,11 +1279,7 @@ fn statistics_choose_between_an_index_and_the_table() {
         ],
     );
     let count = |session: &mut qubedb::Session, sql: &str| -> String {
-        let mut result = session.query(sql, &[]).expect("query");
-        let batch = result.next_batch().expect("rows").expect("a row");
-        qubedb::result::batch_text_rows(&batch)[0][0]
-            .clone()
-            .expect("a count")
+        text_rows(session, sql)[0][0].clone().expect("a count")
     };
     assert_eq!(count(&mut session, common), "3800");
     assert_eq!(count(&mut session, rare), "20");
@@ -1302,14 +1292,10 @@ fn tables_are_analyzed_again_after_enough_changes() {
     let database = Database::open_in_memory().expect("database");
     let mut session = database.session();
     let reltuples = |session: &mut qubedb::Session| -> String {
-        let mut result = session
-            .query(
-                "SELECT reltuples FROM pg_class WHERE relname = 'event'",
-                &[],
-            )
-            .expect("query");
-        let batch = result.next_batch().expect("rows").expect("a row");
-        qubedb::result::batch_text_rows(&batch)[0][0]
+        text_rows(
+            session,
+            "SELECT reltuples FROM pg_class WHERE relname = 'event'",
+        )[0][0]
             .clone()
             .expect("reltuples")
     };
@@ -1474,14 +1460,10 @@ fn row_locks_make_other_sessions_wait_fail_or_skip() {
         )
         .expect("create");
     let ids = |session: &mut qubedb::Session, sql: &str| -> Vec<String> {
-        let mut result = session.query(sql, &[]).expect("query");
-        let mut ids = Vec::new();
-        while let Some(batch) = result.next_batch().expect("rows") {
-            for row in qubedb::result::batch_text_rows(&batch) {
-                ids.push(row[0].clone().expect("an id"));
-            }
-        }
-        ids
+        text_rows(session, sql)
+            .into_iter()
+            .map(|row| row[0].clone().expect("an id"))
+            .collect()
     };
     first.run("BEGIN").expect("begin");
     assert_eq!(
