@@ -11,6 +11,7 @@
 
 pub mod catalog;
 mod error;
+pub mod jsonb;
 pub mod keycode;
 pub mod keys;
 pub mod row;
