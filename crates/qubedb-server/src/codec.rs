@@ -98,10 +98,8 @@ pub fn encode_binary(
             Some(values) => out.put_slice(values.value(row)),
             None => return Err(unexpected(array)),
         },
-        ArrowType::LargeBinary => match any.downcast_ref::<LargeBinaryArray>() {
-            Some(values) => out.put_slice(values.value(row)),
-            None => return Err(unexpected(array)),
-        },
+        // jsonb: version 1 and the text, as PostgreSQL's jsonb_send.
+        ArrowType::LargeBinary => encode_text_as_binary(&Type::JSONB, text, out)?,
         ArrowType::BinaryView => out.put_slice(array.as_binary_view().value(row)),
         ArrowType::FixedSizeBinary(_) => out.put_slice(array.as_fixed_size_binary().value(row)),
         ArrowType::Date32 => match any.downcast_ref::<Date32Array>() {

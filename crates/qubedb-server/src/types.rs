@@ -90,7 +90,9 @@ fn type_of_arrow(data_type: &ArrowType) -> Type {
         ArrowType::Float16 | ArrowType::Float32 => Type::FLOAT4,
         ArrowType::Float64 => Type::FLOAT8,
         ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => Type::TEXT,
-        ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => Type::BYTEA,
+        ArrowType::Binary | ArrowType::BinaryView => Type::BYTEA,
+        // jsonb computes in its binary form, the only LargeBinary values.
+        ArrowType::LargeBinary => Type::JSONB,
         ArrowType::FixedSizeBinary(16) => Type::UUID,
         ArrowType::Date32 | ArrowType::Date64 => Type::DATE,
         ArrowType::Time32(_) | ArrowType::Time64(_) => Type::TIME,
@@ -109,6 +111,7 @@ fn type_of_arrow(data_type: &ArrowType) -> Type {
                 Type::FLOAT4 => Type::FLOAT4_ARRAY,
                 Type::FLOAT8 => Type::FLOAT8_ARRAY,
                 Type::NUMERIC => Type::NUMERIC_ARRAY,
+                Type::JSONB => Type::JSONB_ARRAY,
                 _ => Type::TEXT_ARRAY,
             }
         }

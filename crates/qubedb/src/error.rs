@@ -32,6 +32,8 @@ pub struct Error {
     pub hint: Option<String>,
     /// 1-based character position in the statement text.
     pub position: Option<usize>,
+    /// Where the error arose inside a value (PostgreSQL's CONTEXT line: `JSON data, line 1: ...`).
+    pub context: Option<String>,
 }
 
 /// A result of the SQL layer.
@@ -47,6 +49,7 @@ impl Error {
             detail: None,
             hint: None,
             position: None,
+            context: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl Error {
             detail: None,
             hint: None,
             position: None,
+            context: None,
         }
     }
 
@@ -133,6 +137,7 @@ impl From<qubedb_kv::Error> for Error {
             detail: None,
             hint: None,
             position: None,
+            context: None,
         }
     }
 }
@@ -149,6 +154,7 @@ impl From<qubedb_model::Error> for Error {
                 detail: None,
                 hint: None,
                 position: None,
+                context: None,
             },
         }
     }

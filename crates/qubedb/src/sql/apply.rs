@@ -873,9 +873,7 @@ pub(crate) fn install(
 ) -> datafusion::execution::session_state::SessionStateBuilder {
     let mut builder = builder;
     // Array literals must become lists before DataFusion builds the comparison.
-    if let Some(planners) = builder.expr_planners() {
-        planners.insert(0, Arc::new(crate::sql::array_literals::ArrayLiterals));
-    }
+    crate::sql::jsonb_planner::install_planners(&mut builder);
     // Before the defaults: a scan's access path is chosen for an ORDER BY before repartitioning and
     // sort enforcement (see `sql/scan_order.rs`).
     let mut physical_rules =
@@ -884,6 +882,7 @@ pub(crate) fn install(
     builder
         .with_physical_optimizer_rules(physical_rules)
         .with_analyzer_rule(Arc::new(ApplyRejectedSubqueries))
+        .with_analyzer_rule(Arc::new(crate::sql::jsonb_planner::JsonbCasts))
         .with_optimizer_rule(Arc::new(ApplySubqueries))
         .with_query_planner(Arc::new(QubeQueryPlanner { shared }))
 }

@@ -71,7 +71,7 @@ fn list_literal(text: &str, element: &Arc<Field>) -> Option<Expr> {
 }
 
 /// The elements of a one-dimensional PostgreSQL array literal (`None` for an unquoted NULL).
-fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
+pub(crate) fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
     let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
     let mut values = Vec::new();
     if inner.trim().is_empty() {

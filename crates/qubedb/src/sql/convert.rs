@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array,
     Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder, Float64Array,
-    Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
+    Float64Builder, Int16Array, LargeBinaryArray, LargeBinaryBuilder, Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
     IntervalMonthDayNanoArray, IntervalMonthDayNanoBuilder, StringArray, StringBuilder,
     Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray,
     TimestampMicrosecondBuilder,
@@ -17,6 +17,7 @@ use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{
     DataType as ArrowType, Field, IntervalMonthDayNano, IntervalUnit, TimeUnit,
 };
+use qubedb_model::jsonb::Jsonb;
 use qubedb_model::row::RawValue;
 use qubedb_model::{DataType, Value};
 
@@ -42,8 +43,10 @@ pub fn arrow_type(data_type: DataType) -> ArrowType {
         DataType::Text
         | DataType::Varchar(_)
         | DataType::Char(_)
-        | DataType::Uuid
-        | DataType::Jsonb => ArrowType::Utf8,
+        | DataType::Uuid => ArrowType::Utf8,
+        // jsonb's binary form (`qubedb_model::jsonb`): no other SQL type computes in LargeBinary, so
+        // the Arrow type alone says a value is jsonb wherever it flows.
+        DataType::Jsonb => ArrowType::LargeBinary,
         DataType::Bytea => ArrowType::Binary,
         DataType::Date => ArrowType::Date32,
         DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
@@ -77,10 +80,10 @@ pub fn sql_type_of_arrow(arrow: &ArrowType) -> Option<DataType> {
             }
         }
         ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::Text,
-        ArrowType::Binary
-        | ArrowType::LargeBinary
-        | ArrowType::BinaryView
-        | ArrowType::FixedSizeBinary(_) => DataType::Bytea,
+        ArrowType::LargeBinary => DataType::Jsonb,
+        ArrowType::Binary | ArrowType::BinaryView | ArrowType::FixedSizeBinary(_) => {
+            DataType::Bytea
+        }
         ArrowType::Date32 | ArrowType::Date64 => DataType::Date,
         ArrowType::Time32(_) | ArrowType::Time64(_) => DataType::Time,
         ArrowType::Timestamp(_, None) => DataType::Timestamp,
@@ -103,6 +106,7 @@ pub enum ColumnBuilder {
     Text(StringBuilder),
     Uuid(StringBuilder),
     Binary(BinaryBuilder),
+    Jsonb(LargeBinaryBuilder),
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, bool),
@@ -124,8 +128,11 @@ impl ColumnBuilder {
                 precision.unwrap_or(38),
                 scale,
             ),
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Jsonb => {
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_) => {
                 ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::Jsonb => {
+                ColumnBuilder::Jsonb(LargeBinaryBuilder::with_capacity(capacity, capacity * 64))
             }
             DataType::Uuid => {
                 ColumnBuilder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36))
@@ -186,6 +193,11 @@ impl ColumnBuilder {
                 builder.append_value(uuid.hyphenated().to_string())
             }
             (ColumnBuilder::Binary(builder), RawValue::Bytes(bytes)) => builder.append_value(bytes),
+            (ColumnBuilder::Jsonb(builder), RawValue::Bytes(bytes)) => {
+                // Values stored as JSON text (before the binary form) are converted as they are read.
+                let binary = Jsonb::from_stored(bytes).map_err(|_| mismatch())?;
+                builder.append_value(binary.as_ref())
+            }
             (ColumnBuilder::Date(builder), RawValue::Integer(value)) => {
                 builder.append_value(i32::try_from(value).map_err(|_| mismatch())?)
             }
@@ -238,6 +250,7 @@ impl ColumnBuilder {
             ColumnBuilder::Decimal(builder, ..) => builder.append_null(),
             ColumnBuilder::Text(builder) | ColumnBuilder::Uuid(builder) => builder.append_null(),
             ColumnBuilder::Binary(builder) => builder.append_null(),
+            ColumnBuilder::Jsonb(builder) => builder.append_null(),
             ColumnBuilder::Date(builder) => builder.append_null(),
             ColumnBuilder::Time(builder) => builder.append_null(),
             ColumnBuilder::Timestamp(builder, _) => builder.append_null(),
@@ -263,6 +276,7 @@ impl ColumnBuilder {
                 Arc::new(builder.finish())
             }
             ColumnBuilder::Binary(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Jsonb(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Date(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Time(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Timestamp(builder, with_zone) => {
@@ -287,6 +301,17 @@ pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
     }
     if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
         match data_type {
+            DataType::Jsonb => {
+                let mut builder =
+                    LargeBinaryBuilder::with_capacity(strings.len(), strings.len() * 32);
+                for value in strings.iter() {
+                    match value {
+                        None => builder.append_null(),
+                        Some(text) => builder.append_value(parse_jsonb(text)?),
+                    }
+                }
+                return Ok(Arc::new(builder.finish()));
+            }
             DataType::Bytea => {
                 let mut builder = BinaryBuilder::with_capacity(strings.len(), strings.len() * 8);
                 for value in strings.iter() {
@@ -448,7 +473,10 @@ pub fn value_at(array: &ArrayRef, row: usize, data_type: DataType) -> Result<Val
         DataType::Uuid => {
             Value::Bytes(parse_uuid(string_at(any, row).ok_or_else(wrong)?)?.to_vec())
         }
-        DataType::Jsonb => Value::Text(normalize_json(string_at(any, row).ok_or_else(wrong)?)?),
+        DataType::Jsonb => Value::Bytes(match any.downcast_ref::<LargeBinaryArray>() {
+            Some(binary) => binary.value(row).to_vec(),
+            None => parse_jsonb(string_at(any, row).ok_or_else(wrong)?)?,
+        }),
         DataType::Bytea => Value::Bytes(
             any.downcast_ref::<BinaryArray>()
                 .ok_or_else(wrong)?
@@ -535,49 +563,20 @@ pub fn parse_uuid(text: &str) -> Result<[u8; 16]> {
         })
 }
 
-/// Parses JSON text and prints it as PostgreSQL prints `jsonb`: keys of each object sorted (shorter first,
-/// then bytewise) and unique (the last one wins), `", "` and `": "` as separators.
-pub fn normalize_json(text: &str) -> Result<String> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
-        Error::user(
-            "22P02",
-            format!("invalid input syntax for type json: {error}"),
-        )
-        .with_detail(format!("Token in \"{text}\" is invalid."))
-    })?;
-    let mut out = String::with_capacity(text.len());
-    write_jsonb(&value, &mut out);
-    Ok(out)
+/// `jsonb` input: JSON text parsed (PostgreSQL's grammar and errors) into the binary form.
+pub fn parse_jsonb(text: &str) -> Result<Vec<u8>> {
+    Ok(qubedb_model::jsonb::parse(text)
+        .map_err(json_error)?
+        .encode())
 }
 
-fn write_jsonb(value: &serde_json::Value, out: &mut String) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|left, right| left.len().cmp(&right.len()).then(left.cmp(right)));
-            out.push('{');
-            for (position, key) in keys.iter().enumerate() {
-                if position > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&serde_json::Value::String((*key).clone()).to_string());
-                out.push_str(": ");
-                write_jsonb(&map[*key], out);
-            }
-            out.push('}');
-        }
-        serde_json::Value::Array(items) => {
-            out.push('[');
-            for (position, item) in items.iter().enumerate() {
-                if position > 0 {
-                    out.push_str(", ");
-                }
-                write_jsonb(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
+/// A JSON error as a SQL error (message, detail, hint and context as PostgreSQL reports them).
+pub fn json_error(error: qubedb_model::jsonb::JsonError) -> Error {
+    let mut converted = Error::user(error.code, error.message);
+    converted.detail = error.detail;
+    converted.hint = error.hint;
+    converted.context = error.context;
+    converted
 }
 
 /// `BYTEA` input: `\\x` followed by hex digits, or the escape format (`\\nnn` octal, `\\\\`).

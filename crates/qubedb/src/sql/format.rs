@@ -1,6 +1,7 @@
 //! Values as PostgreSQL prints them in text format: `t`/`f`, shortest round-trip floats with `Infinity` and
 //! `NaN`, `NUMERIC` with its scale, ISO dates and times, `+00` on `TIMESTAMPTZ` (sessions run in UTC),
-//! intervals in the `postgres` style (`1 year 2 mons 3 days 04:05:06`), `BYTEA` as `\x` hex.
+//! intervals in the `postgres` style (`1 year 2 mons 3 days 04:05:06`), `BYTEA` as `\x` hex, `jsonb`
+//! as its JSON text.
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Date64Array, Decimal128Array,
@@ -86,10 +87,11 @@ fn format_value(array: &ArrayRef, row: usize, trim_numeric: bool) -> String {
             }
         }
         ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => string_value(array, row),
-        ArrowType::Binary
-        | ArrowType::LargeBinary
-        | ArrowType::BinaryView
-        | ArrowType::FixedSizeBinary(_) => {
+        // jsonb's binary form (see `sql/convert.rs`).
+        ArrowType::LargeBinary => {
+            qubedb_model::jsonb::Jsonb::new(array.as_binary::<i64>().value(row)).to_text()
+        }
+        ArrowType::Binary | ArrowType::BinaryView | ArrowType::FixedSizeBinary(_) => {
             let bytes = binary_value(array, row);
             let mut out = String::with_capacity(2 + bytes.len() * 2);
             out.push_str("\\x");

@@ -102,10 +102,11 @@ pub(crate) fn register(context: &SessionContext, shared: &Arc<Shared>) {
 /// may call): the input functions QubeDB's rewrites of casts produce, the JSON builders, and array
 /// expansion.
 pub(crate) fn register_immutable(context: &SessionContext) {
-    for name in ["qubedb_uuid", "qubedb_jsonb", "qubedb_bytea"] {
+    for name in ["qubedb_uuid", "qubedb_bytea"] {
         context.register_udf(ScalarUDF::new_from_impl(InputFunction::new(name)));
     }
     crate::sql::json_build::register(context);
+    crate::sql::jsonb::register(context);
     crate::sql::expand_array::register(context);
 }
 
@@ -433,8 +434,8 @@ mod tests {
 }
 
 /// A one-argument text function with PostgreSQL's input rules for a type DataFusion lacks or reads
-/// differently: `qubedb_uuid`, `qubedb_jsonb` (text out, normalized), `qubedb_bytea` (binary out),
-/// `qubedb_interval` (interval out). The SQL rewrite turns `::uuid`, `::jsonb`, `::bytea` into these.
+/// differently: `qubedb_uuid` (text out, canonical) and `qubedb_bytea` (binary out). The SQL rewrite
+/// turns `::uuid` and `::bytea` into these (`::jsonb` into `qubedb_jsonb`, in `sql/jsonb.rs`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct InputFunction {
     name: &'static str,
@@ -473,7 +474,6 @@ impl ScalarUDFImpl for InputFunction {
         let array = args.args[0].to_array(args.number_rows)?;
         let data_type = match self.name {
             "qubedb_uuid" => qubedb_model::DataType::Uuid,
-            "qubedb_jsonb" => qubedb_model::DataType::Jsonb,
             _ => qubedb_model::DataType::Bytea,
         };
         if data_type == qubedb_model::DataType::Bytea {
@@ -489,13 +489,10 @@ impl ScalarUDFImpl for InputFunction {
         for value in strings.iter() {
             out.push(match value {
                 None => None,
-                Some(text) => Some(match data_type {
-                    qubedb_model::DataType::Uuid => {
-                        let bytes = crate::sql::convert::parse_uuid(text).map_err(to_datafusion)?;
-                        uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
-                    }
-                    _ => crate::sql::convert::normalize_json(text).map_err(to_datafusion)?,
-                }),
+                Some(text) => {
+                    let bytes = crate::sql::convert::parse_uuid(text).map_err(to_datafusion)?;
+                    Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
+                }
             });
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))

@@ -290,9 +290,9 @@ impl IndexCompiler {
             let mut builder = SessionStateBuilder::new()
                 .with_config(config)
                 .with_default_features();
-            if let Some(planners) = builder.expr_planners() {
-                planners.insert(0, Arc::new(crate::sql::array_literals::ArrayLiterals));
-            }
+            crate::sql::jsonb_planner::install_planners(&mut builder);
+            let builder =
+                builder.with_analyzer_rule(Arc::new(crate::sql::jsonb_planner::JsonbCasts));
             let context = SessionContext::new_with_state(builder.build());
             crate::sql::functions::register_immutable(&context);
             context.state()

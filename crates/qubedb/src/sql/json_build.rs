@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeBinaryBuilder, StringBuilder};
+use qubedb_model::jsonb::Json;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
 use datafusion::common::Result as DataFusionResult;
 use datafusion::logical_expr::{
@@ -21,6 +22,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, to_datafusion};
 use crate::sql::convert::TYPE_METADATA_KEY;
+use crate::sql::jsonb::json_of;
 
 /// Registers the four builders.
 pub(crate) fn register(context: &SessionContext) {
@@ -62,15 +64,21 @@ impl ScalarUDFImpl for JsonBuild {
     }
 
     fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
-        Ok(ArrowType::Utf8)
+        Ok(if self.binary {
+            ArrowType::LargeBinary
+        } else {
+            ArrowType::Utf8
+        })
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DataFusionResult<FieldRef> {
-        let type_name = if self.binary { "jsonb" } else { "json" };
+        if self.binary {
+            return Ok(Arc::new(Field::new(self.name, ArrowType::LargeBinary, true)));
+        }
         Ok(Arc::new(
             Field::new(self.name, ArrowType::Utf8, true).with_metadata(HashMap::from([(
                 TYPE_METADATA_KEY.to_string(),
-                type_name.to_string(),
+                "json".to_string(),
             )])),
         ))
     }
@@ -88,6 +96,9 @@ impl ScalarUDFImpl for JsonBuild {
             ));
         }
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        if self.binary {
+            return self.build_binary(&arrays, rows);
+        }
         let json_typed: Vec<bool> = args
             .arg_fields
             .iter()
@@ -96,6 +107,7 @@ impl ScalarUDFImpl for JsonBuild {
                     .metadata()
                     .get(TYPE_METADATA_KEY)
                     .is_some_and(|name| name == "json" || name == "jsonb")
+                    || field.data_type() == &ArrowType::LargeBinary
             })
             .collect();
         let mut builder = StringBuilder::with_capacity(rows, rows * 16);
@@ -117,6 +129,40 @@ impl ScalarUDFImpl for JsonBuild {
 }
 
 impl JsonBuild {
+    /// `jsonb_build_object` / `jsonb_build_array`: the binary form.
+    fn build_binary(&self, arrays: &[ArrayRef], rows: usize) -> DataFusionResult<ColumnarValue> {
+        let mut builder = LargeBinaryBuilder::with_capacity(rows, rows * 32);
+        for row in 0..rows {
+            let json = if self.object {
+                let mut pairs = Vec::with_capacity(arrays.len() / 2);
+                for (position, pair) in arrays.chunks(2).enumerate() {
+                    let key = match json_of(&pair[0], row) {
+                        Json::Null => {
+                            return Err(to_datafusion(Error::user(
+                                "22004",
+                                format!("argument {}: key must not be null", position * 2 + 1),
+                            )));
+                        }
+                        Json::String(text) | Json::Number(text) => text,
+                        Json::Bool(value) => value.to_string(),
+                        Json::Array(_) | Json::Object(_) => {
+                            return Err(to_datafusion(Error::user(
+                                "22023",
+                                "key value must be scalar, not array, composite, or json",
+                            )));
+                        }
+                    };
+                    pairs.push((key, json_of(&pair[1], row)));
+                }
+                Json::object(pairs)
+            } else {
+                Json::Array(arrays.iter().map(|array| json_of(array, row)).collect())
+            };
+            builder.append_value(json.encode());
+        }
+        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+    }
+
     fn object_at(
         &self,
         arrays: &[ArrayRef],

@@ -15,6 +15,8 @@ pub mod format;
 pub mod functions;
 pub mod index_keys;
 pub mod json_build;
+pub mod jsonb;
+pub mod jsonb_planner;
 pub mod parse;
 pub mod plan_cache;
 pub mod prepare;

@@ -437,6 +437,30 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
                     }
                 }
             }
+            // jsonb's set-returning functions in a select list: their array form, unnested.
+            Expr::Function(function) if json_set_function(&function.name).is_some() => {
+                let Some((_, array_function, _)) = json_set_function(&function.name) else {
+                    return ControlFlow::Continue(());
+                };
+                let arguments = match &function.args {
+                    datafusion::sql::sqlparser::ast::FunctionArguments::List(list) => list
+                        .args
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                };
+                match parse_expression(&format!(
+                    "unnest({array_function}({}))",
+                    arguments.join(", ")
+                )) {
+                    Ok(replacement) => *expr = replacement,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
             Expr::Function(function) => {
                 unqualify_pg_catalog(&mut function.name);
                 rename_array_bounds(function);
@@ -517,6 +541,20 @@ impl VisitorMut for TableFunctions {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let set_function = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => json_set_function(name),
+            _ => None,
+        };
+        if let Some(set_function) = set_function
+            && let Some(derived) = json_set_function_as_subquery(factor, set_function)
+        {
+            *factor = derived;
+            return ControlFlow::Continue(());
+        }
         if let TableFactor::Table {
             name,
             args: Some(_),
@@ -625,6 +663,84 @@ fn set_function_as_subquery(factor: &TableFactor, function: &str) -> Option<Tabl
             columns: Vec::new(),
             at: None,
         })),
+        sample: None,
+    })
+}
+
+/// The jsonb set-returning function `name` names: (its name, its array function, its columns).
+fn json_set_function(name: &ObjectName) -> Option<(&'static str, &'static str, &'static [&'static str])> {
+    let name = name.to_string().to_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    crate::sql::jsonb::SET_RETURNING
+        .iter()
+        .find(|(function, _, _)| *function == name)
+        .copied()
+}
+
+/// `FROM jsonb_each(doc) [AS q [(k, v)]]`: a derived table of the function's array form unnested, its
+/// records split into columns (`key`, `value`), named as the alias's column list says. A function of
+/// one column takes the alias's name for it when the alias lists none (PostgreSQL's rule for
+/// functions of a base type), except those whose column is named (`value`).
+fn json_set_function_as_subquery(
+    factor: &TableFactor,
+    (function, array_function, columns): (&'static str, &'static str, &'static [&'static str]),
+) -> Option<TableFactor> {
+    let TableFactor::Table {
+        args: Some(arguments),
+        alias,
+        with_ordinality: false,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let listed: Vec<String> = arguments.args.iter().map(ToString::to_string).collect();
+    let call = format!("unnest({array_function}({}))", listed.join(", "));
+    let named = |position: usize, default: &str| -> String {
+        let declared = alias
+            .as_ref()
+            .and_then(|alias| alias.columns.get(position))
+            .map(|column| column.name.clone());
+        match declared {
+            Some(name) => name.to_string(),
+            None if columns.len() == 1 && default == function => alias
+                .as_ref()
+                .map_or_else(|| default.to_string(), |alias| alias.name.to_string()),
+            None => default.to_string(),
+        }
+    };
+    let sql = if columns.len() == 1 {
+        format!("SELECT {call} AS {}", named(0, columns[0]))
+    } else {
+        let fields: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(position, column)| {
+                format!("get_field(record, '{column}') AS {}", named(position, column))
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM (SELECT {call} AS record) AS records",
+            fields.join(", ")
+        )
+    };
+    let Ok(mut statements) = crate::sql::parse::parse(&sql) else {
+        return None;
+    };
+    let Some(Statement::Query(subquery)) = statements.pop() else {
+        return None;
+    };
+    let mut alias = alias.clone().unwrap_or_else(|| TableAlias {
+        explicit: true,
+        name: Ident::new(function),
+        columns: Vec::new(),
+        at: None,
+    });
+    alias.columns.clear();
+    Some(TableFactor::Derived {
+        lateral: true,
+        subquery,
+        alias: Some(alias),
         sample: None,
     })
 }

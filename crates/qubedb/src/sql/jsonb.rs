@@ -1,0 +1,1116 @@
+//! PostgreSQL's jsonb functions and the functions behind its operators, over the binary form of
+//! [`qubedb_model::jsonb`].
+//!
+//! A jsonb value computes as Arrow `LargeBinary` holding the binary form (no other SQL type uses
+//! `LargeBinary`, so the type alone marks a value as jsonb through every operator, CASE and UNION).
+//! Each function reads its jsonb arguments in place: `doc->'user'->>'city'` looks the keys up by
+//! binary search in the stored bytes and copies out only the answer. A text argument where jsonb is
+//! expected (an untyped literal, a `json` value) is parsed as jsonb input.
+//!
+//! The operators are planned into these functions by [`crate::sql::jsonb_planner`], under the names
+//! PostgreSQL gives them (`jsonb_object_field` for `->`, `jsonb_contains` for `@>`, ...), so both
+//! spellings work. The set-returning functions (`jsonb_each`, `jsonb_array_elements`, ...) are array
+//! functions here (`qubedb_jsonb_each`) that the SQL rewrite unnests.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, LargeBinaryBuilder, ListArray, StringBuilder, StructArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Fields};
+use datafusion::common::Result as DataFusionResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use qubedb_model::jsonb::{self, Json, Jsonb, Kind, PathChange};
+
+use crate::error::{Error, Result, to_datafusion};
+use crate::sql::convert::{json_error, parse_jsonb};
+
+/// What a function computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Operation {
+    /// `::jsonb` of text.
+    Input,
+    /// `::text` of jsonb.
+    Output,
+    /// `->` / `->>`: a key of an object (text argument) or an element of an array (integer).
+    Field { text: bool },
+    /// `#>` / `#>>` and `jsonb_extract_path(_text)`: the value at a path.
+    Path { text: bool },
+    /// `doc -> 'a' -> 'b'` folded by the planner: keys of nested objects only.
+    Keys { text: bool },
+    Contains,
+    Contained,
+    Exists,
+    ExistsAny,
+    ExistsAll,
+    Concat,
+    /// `-` with a key, an index or an array of keys.
+    Delete,
+    DeletePath,
+    Typeof,
+    ArrayLength,
+    StripNulls,
+    Pretty,
+    Set,
+    Insert,
+    /// `jsonb_cmp`: PostgreSQL's total order of jsonb values (-1, 0, 1).
+    Compare,
+    /// A cast of jsonb to a scalar type.
+    ToScalar(Scalar),
+    /// `jsonb_object_keys`, as an array.
+    ObjectKeys,
+    /// `jsonb_array_elements(_text)`, as an array.
+    Elements { text: bool },
+    /// `jsonb_each(_text)`, as an array of `{key, value}`.
+    Each { text: bool },
+}
+
+/// The scalar types jsonb casts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Scalar {
+    Boolean,
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    /// `numeric`: the number's text, which the planner casts to the decimal type.
+    Numeric,
+}
+
+impl Scalar {
+    fn sql_name(self) -> &'static str {
+        match self {
+            Scalar::Boolean => "boolean",
+            Scalar::SmallInt => "smallint",
+            Scalar::Integer => "integer",
+            Scalar::BigInt => "bigint",
+            Scalar::Real => "real",
+            Scalar::Double => "double precision",
+            Scalar::Numeric => "numeric",
+        }
+    }
+
+    /// The cast function for an Arrow target type.
+    pub(crate) fn function_for(target: &ArrowType) -> Option<&'static str> {
+        Some(match target {
+            ArrowType::Boolean => "qubedb_jsonb_to_boolean",
+            ArrowType::Int16 | ArrowType::Int8 => "qubedb_jsonb_to_smallint",
+            ArrowType::Int32 => "qubedb_jsonb_to_integer",
+            ArrowType::Int64 => "qubedb_jsonb_to_bigint",
+            ArrowType::Float32 => "qubedb_jsonb_to_real",
+            ArrowType::Float64 => "qubedb_jsonb_to_double",
+            ArrowType::Decimal128(..) | ArrowType::Decimal256(..) => "qubedb_jsonb_to_numeric",
+            _ => return None,
+        })
+    }
+}
+
+/// The functions, by name.
+const FUNCTIONS: &[(&str, Operation)] = &[
+    ("qubedb_jsonb", Operation::Input),
+    ("qubedb_jsonb_text", Operation::Output),
+    ("jsonb_object_field", Operation::Field { text: false }),
+    ("jsonb_array_element", Operation::Field { text: false }),
+    ("jsonb_object_field_text", Operation::Field { text: true }),
+    ("jsonb_array_element_text", Operation::Field { text: true }),
+    ("jsonb_extract_path", Operation::Path { text: false }),
+    ("jsonb_extract_path_text", Operation::Path { text: true }),
+    ("qubedb_jsonb_keys", Operation::Keys { text: false }),
+    ("qubedb_jsonb_keys_text", Operation::Keys { text: true }),
+    ("jsonb_contains", Operation::Contains),
+    ("jsonb_contained", Operation::Contained),
+    ("jsonb_exists", Operation::Exists),
+    ("jsonb_exists_any", Operation::ExistsAny),
+    ("jsonb_exists_all", Operation::ExistsAll),
+    ("jsonb_concat", Operation::Concat),
+    ("jsonb_delete", Operation::Delete),
+    ("jsonb_delete_path", Operation::DeletePath),
+    ("jsonb_typeof", Operation::Typeof),
+    ("jsonb_array_length", Operation::ArrayLength),
+    ("jsonb_strip_nulls", Operation::StripNulls),
+    ("jsonb_pretty", Operation::Pretty),
+    ("jsonb_set", Operation::Set),
+    ("jsonb_insert", Operation::Insert),
+    ("jsonb_cmp", Operation::Compare),
+    ("qubedb_jsonb_to_boolean", Operation::ToScalar(Scalar::Boolean)),
+    ("qubedb_jsonb_to_smallint", Operation::ToScalar(Scalar::SmallInt)),
+    ("qubedb_jsonb_to_integer", Operation::ToScalar(Scalar::Integer)),
+    ("qubedb_jsonb_to_bigint", Operation::ToScalar(Scalar::BigInt)),
+    ("qubedb_jsonb_to_real", Operation::ToScalar(Scalar::Real)),
+    ("qubedb_jsonb_to_double", Operation::ToScalar(Scalar::Double)),
+    ("qubedb_jsonb_to_numeric", Operation::ToScalar(Scalar::Numeric)),
+    ("qubedb_jsonb_object_keys", Operation::ObjectKeys),
+    (
+        "qubedb_jsonb_array_elements",
+        Operation::Elements { text: false },
+    ),
+    (
+        "qubedb_jsonb_array_elements_text",
+        Operation::Elements { text: true },
+    ),
+    ("qubedb_jsonb_each", Operation::Each { text: false }),
+    ("qubedb_jsonb_each_text", Operation::Each { text: true }),
+    // `json` values are kept as jsonb (see docs/architecture.md): the json_ functions are the same.
+    ("json_object_field", Operation::Field { text: false }),
+    ("json_array_element", Operation::Field { text: false }),
+    ("json_object_field_text", Operation::Field { text: true }),
+    ("json_array_element_text", Operation::Field { text: true }),
+    ("json_extract_path", Operation::Path { text: false }),
+    ("json_extract_path_text", Operation::Path { text: true }),
+    ("json_typeof", Operation::Typeof),
+    ("json_array_length", Operation::ArrayLength),
+    ("json_strip_nulls", Operation::StripNulls),
+    ("qubedb_json_object_keys", Operation::ObjectKeys),
+    (
+        "qubedb_json_array_elements",
+        Operation::Elements { text: false },
+    ),
+    (
+        "qubedb_json_array_elements_text",
+        Operation::Elements { text: true },
+    ),
+    ("qubedb_json_each", Operation::Each { text: false }),
+    ("qubedb_json_each_text", Operation::Each { text: true }),
+];
+
+/// The set-returning functions the SQL rewrite unnests, with the array function that computes each
+/// and the column names of its rows (one name: a set of values; two: `key`, `value` records).
+pub(crate) const SET_RETURNING: &[(&str, &str, &[&str])] = &[
+    ("jsonb_object_keys", "qubedb_jsonb_object_keys", &["jsonb_object_keys"]),
+    ("jsonb_array_elements", "qubedb_jsonb_array_elements", &["value"]),
+    (
+        "jsonb_array_elements_text",
+        "qubedb_jsonb_array_elements_text",
+        &["value"],
+    ),
+    ("jsonb_each", "qubedb_jsonb_each", &["key", "value"]),
+    ("jsonb_each_text", "qubedb_jsonb_each_text", &["key", "value"]),
+    ("json_object_keys", "qubedb_json_object_keys", &["json_object_keys"]),
+    ("json_array_elements", "qubedb_json_array_elements", &["value"]),
+    (
+        "json_array_elements_text",
+        "qubedb_json_array_elements_text",
+        &["value"],
+    ),
+    ("json_each", "qubedb_json_each", &["key", "value"]),
+    ("json_each_text", "qubedb_json_each_text", &["key", "value"]),
+];
+
+/// Registers the functions.
+pub(crate) fn register(context: &SessionContext) {
+    for (name, _) in FUNCTIONS {
+        context.register_udf(udf(name).as_ref().clone());
+    }
+}
+
+/// The function `name` (one of [`FUNCTIONS`]), for the planner to call.
+pub(crate) fn udf(name: &'static str) -> Arc<ScalarUDF> {
+    let operation = FUNCTIONS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map_or(Operation::Output, |(_, operation)| *operation);
+    Arc::new(ScalarUDF::new_from_impl(JsonbFunction {
+        name,
+        operation,
+        signature: Signature::user_defined(Volatility::Immutable),
+    }))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonbFunction {
+    name: &'static str,
+    operation: Operation,
+    signature: Signature,
+}
+
+/// How one argument is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parameter {
+    Jsonb,
+    Text,
+    Boolean,
+    /// A key (text), an index (integer) or, where `arrays`, an array of keys.
+    KeyOrIndex { arrays: bool },
+    /// A path: `text[]` or the text of an array literal.
+    Path,
+    /// Any number of text arguments (a variadic path), or one path array.
+    Variadic,
+}
+
+fn is_text(data_type: &ArrowType) -> bool {
+    matches!(
+        data_type,
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
+    )
+}
+
+fn is_integer(data_type: &ArrowType) -> bool {
+    data_type.is_integer()
+}
+
+impl JsonbFunction {
+    /// The parameters of the operation, or `None` when `count` arguments do not fit.
+    fn parameters(&self, count: usize) -> Option<Vec<Parameter>> {
+        use Parameter::*;
+        let fixed: &[Parameter] = match self.operation {
+            Operation::Input => &[Text],
+            Operation::Output
+            | Operation::Typeof
+            | Operation::ArrayLength
+            | Operation::StripNulls
+            | Operation::Pretty
+            | Operation::ToScalar(_)
+            | Operation::ObjectKeys
+            | Operation::Elements { .. }
+            | Operation::Each { .. } => &[Jsonb],
+            Operation::Field { .. } => &[Jsonb, KeyOrIndex { arrays: false }],
+            Operation::Path { .. } | Operation::Keys { .. } => {
+                let mut parameters = vec![Jsonb];
+                parameters.extend(std::iter::repeat_n(Variadic, count.saturating_sub(1)));
+                return (count >= 1).then_some(parameters);
+            }
+            Operation::Contains
+            | Operation::Contained
+            | Operation::Concat
+            | Operation::Compare => &[Jsonb, Jsonb],
+            Operation::Exists => &[Jsonb, Text],
+            Operation::ExistsAny | Operation::ExistsAll | Operation::DeletePath => &[Jsonb, Path],
+            Operation::Delete => &[Jsonb, KeyOrIndex { arrays: true }],
+            Operation::Set | Operation::Insert => {
+                return match count {
+                    3 => Some(vec![Jsonb, Path, Jsonb]),
+                    4 => Some(vec![Jsonb, Path, Jsonb, Boolean]),
+                    _ => None,
+                };
+            }
+        };
+        (fixed.len() == count).then(|| fixed.to_vec())
+    }
+
+    fn no_such_function(&self, arguments: &[ArrowType]) -> datafusion::error::DataFusionError {
+        let names: Vec<String> = arguments
+            .iter()
+            .map(|data_type| {
+                crate::sql::convert::sql_type_of_arrow(data_type)
+                    .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
+            })
+            .collect();
+        to_datafusion(
+            Error::user(
+                "42883",
+                format!("function {}({}) does not exist", self.name, names.join(", ")),
+            )
+            .with_hint(
+                "No function matches the given name and argument types. You might need to add explicit type casts.",
+            ),
+        )
+    }
+}
+
+impl ScalarUDFImpl for JsonbFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
+        let Some(parameters) = self.parameters(arguments.len()) else {
+            return Err(self.no_such_function(arguments));
+        };
+        let mut coerced = Vec::with_capacity(arguments.len());
+        for (parameter, given) in parameters.iter().zip(arguments) {
+            let target = match (parameter, given) {
+                (_, ArrowType::Null) => match parameter {
+                    Parameter::Jsonb => ArrowType::LargeBinary,
+                    Parameter::Boolean => ArrowType::Boolean,
+                    _ => ArrowType::Utf8,
+                },
+                (Parameter::Jsonb, ArrowType::LargeBinary) => ArrowType::LargeBinary,
+                (Parameter::Jsonb | Parameter::Text | Parameter::Variadic, text)
+                    if is_text(text) =>
+                {
+                    ArrowType::Utf8
+                }
+                (Parameter::Boolean, ArrowType::Boolean) => ArrowType::Boolean,
+                (Parameter::KeyOrIndex { .. }, text) if is_text(text) => ArrowType::Utf8,
+                (Parameter::KeyOrIndex { .. }, integer) if is_integer(integer) => {
+                    ArrowType::Int64
+                }
+                (
+                    Parameter::KeyOrIndex { arrays: true } | Parameter::Path | Parameter::Variadic,
+                    ArrowType::List(element) | ArrowType::LargeList(element),
+                ) if is_text(element.data_type()) || element.data_type() == &ArrowType::Null => {
+                    ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)))
+                }
+                (Parameter::Path, text) if is_text(text) => ArrowType::Utf8,
+                _ => return Err(self.no_such_function(arguments)),
+            };
+            coerced.push(target);
+        }
+        Ok(coerced)
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        Ok(match self.operation {
+            Operation::Input
+            | Operation::Field { text: false }
+            | Operation::Path { text: false }
+            | Operation::Keys { text: false }
+            | Operation::Concat
+            | Operation::Delete
+            | Operation::DeletePath
+            | Operation::StripNulls
+            | Operation::Set
+            | Operation::Insert => ArrowType::LargeBinary,
+            Operation::Output
+            | Operation::Field { text: true }
+            | Operation::Path { text: true }
+            | Operation::Keys { text: true }
+            | Operation::Typeof
+            | Operation::Pretty
+            | Operation::ToScalar(Scalar::Numeric) => ArrowType::Utf8,
+            Operation::Contains
+            | Operation::Contained
+            | Operation::Exists
+            | Operation::ExistsAny
+            | Operation::ExistsAll
+            | Operation::ToScalar(Scalar::Boolean) => ArrowType::Boolean,
+            Operation::ArrayLength | Operation::Compare | Operation::ToScalar(Scalar::Integer) => {
+                ArrowType::Int32
+            }
+            Operation::ToScalar(Scalar::SmallInt) => ArrowType::Int16,
+            Operation::ToScalar(Scalar::BigInt) => ArrowType::Int64,
+            Operation::ToScalar(Scalar::Real) => ArrowType::Float32,
+            Operation::ToScalar(Scalar::Double) => ArrowType::Float64,
+            Operation::ObjectKeys | Operation::Elements { text: true } => {
+                ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)))
+            }
+            Operation::Elements { text: false } => {
+                ArrowType::List(Arc::new(Field::new_list_field(ArrowType::LargeBinary, true)))
+            }
+            Operation::Each { text } => ArrowType::List(Arc::new(Field::new_list_field(
+                ArrowType::Struct(each_fields(text)),
+                true,
+            ))),
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arguments: Vec<Argument> = args
+            .args
+            .iter()
+            .map(|value| match value {
+                ColumnarValue::Array(array) => Ok(Argument {
+                    array: array.clone(),
+                    constant: false,
+                }),
+                ColumnarValue::Scalar(scalar) => Ok(Argument {
+                    array: scalar.to_array_of_size(1)?,
+                    constant: true,
+                }),
+            })
+            .collect::<DataFusionResult<_>>()?;
+        let all_constant = arguments.iter().all(|argument| argument.constant);
+        let rows = if all_constant { 1 } else { rows };
+        let result = self.evaluate(&arguments, rows).map_err(to_datafusion)?;
+        if all_constant {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&result, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(result))
+    }
+}
+
+/// One argument: an array, or a constant as a one-row array.
+struct Argument {
+    array: ArrayRef,
+    constant: bool,
+}
+
+impl Argument {
+    fn row(&self, row: usize) -> usize {
+        if self.constant { 0 } else { row }
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        self.array.data_type() == &ArrowType::Null || self.array.is_null(self.row(row))
+    }
+
+    /// The jsonb value at `row`: binary in place, or text parsed.
+    fn jsonb(&self, row: usize) -> Result<Option<Cow<'_, [u8]>>> {
+        if self.is_null(row) {
+            return Ok(None);
+        }
+        let row = self.row(row);
+        match self.array.data_type() {
+            ArrowType::LargeBinary => Ok(Some(Cow::Borrowed(
+                self.array.as_binary::<i64>().value(row),
+            ))),
+            ArrowType::Utf8 => Ok(Some(Cow::Owned(parse_jsonb(
+                self.array.as_string::<i32>().value(row),
+            )?))),
+            other => Err(Error::internal(format!("jsonb argument of type {other}"))),
+        }
+    }
+
+    fn text(&self, row: usize) -> Option<&str> {
+        if self.is_null(row) {
+            return None;
+        }
+        self.array
+            .as_string_opt::<i32>()
+            .map(|strings| strings.value(self.row(row)))
+    }
+
+    fn integer(&self, row: usize) -> Option<i64> {
+        if self.is_null(row) {
+            return None;
+        }
+        self.array
+            .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
+            .map(|integers| integers.value(self.row(row)))
+    }
+
+    fn boolean(&self, row: usize) -> Option<bool> {
+        if self.is_null(row) {
+            return None;
+        }
+        self.array
+            .as_boolean_opt()
+            .map(|booleans| booleans.value(self.row(row)))
+    }
+
+    /// A `text[]` value (or an array literal's text) as its elements; `None` for NULL.
+    fn path(&self, row: usize) -> Result<Option<Vec<Option<String>>>> {
+        if self.is_null(row) {
+            return Ok(None);
+        }
+        let row = self.row(row);
+        match self.array.data_type() {
+            ArrowType::List(_) => {
+                let list = self.array.as_list::<i32>().value(row);
+                let strings = list.as_string::<i32>();
+                Ok(Some(
+                    (0..strings.len())
+                        .map(|index| {
+                            (!strings.is_null(index)).then(|| strings.value(index).to_string())
+                        })
+                        .collect(),
+                ))
+            }
+            ArrowType::Utf8 => {
+                let text = self.array.as_string::<i32>().value(row);
+                crate::sql::array_literals::parse_array(text)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::user("22P02", format!("malformed array literal: \"{text}\""))
+                            .with_detail("Array value must start with \"{\" or dimension information.")
+                    })
+            }
+            other => Err(Error::internal(format!("path argument of type {other}"))),
+        }
+    }
+}
+
+/// Builds a jsonb column.
+struct JsonbColumn(LargeBinaryBuilder);
+
+impl JsonbColumn {
+    fn new(rows: usize) -> JsonbColumn {
+        JsonbColumn(LargeBinaryBuilder::with_capacity(rows, rows * 32))
+    }
+
+    fn push(&mut self, value: Option<&[u8]>) {
+        match value {
+            Some(bytes) => self.0.append_value(bytes),
+            None => self.0.append_null(),
+        }
+    }
+
+    fn push_json(&mut self, value: &Json) {
+        self.0.append_value(value.encode());
+    }
+
+    fn finish(mut self) -> ArrayRef {
+        Arc::new(self.0.finish())
+    }
+}
+
+fn each_fields(text: bool) -> Fields {
+    Fields::from(vec![
+        Field::new("key", ArrowType::Utf8, false),
+        Field::new(
+            "value",
+            if text {
+                ArrowType::Utf8
+            } else {
+                ArrowType::LargeBinary
+            },
+            true,
+        ),
+    ])
+}
+
+fn invalid_parameter(message: impl Into<String>) -> Error {
+    Error::user("22023", message)
+}
+
+impl JsonbFunction {
+    fn evaluate(&self, arguments: &[Argument], rows: usize) -> Result<ArrayRef> {
+        let first = &arguments[0];
+        match self.operation {
+            Operation::Input => {
+                let mut out = JsonbColumn::new(rows);
+                for row in 0..rows {
+                    match first.text(row) {
+                        Some(text) => out.push(Some(&parse_jsonb(text)?)),
+                        None => out.push(None),
+                    }
+                }
+                Ok(out.finish())
+            }
+            Operation::Output | Operation::Pretty | Operation::Typeof => {
+                let mut out = StringBuilder::with_capacity(rows, rows * 16);
+                for row in 0..rows {
+                    match first.jsonb(row)? {
+                        Some(bytes) => {
+                            let value = Jsonb::new(&bytes);
+                            match self.operation {
+                                Operation::Output => out.append_value(value.to_text()),
+                                Operation::Pretty => out.append_value(value.to_pretty()),
+                                _ => out.append_value(value.kind().name()),
+                            }
+                        }
+                        None => out.append_null(),
+                    }
+                }
+                Ok(Arc::new(out.finish()))
+            }
+            Operation::Field { text } => {
+                let key = &arguments[1];
+                let found = |value: Jsonb<'_>, row: usize| -> Option<Vec<u8>> {
+                    let child = match key.array.data_type() {
+                        ArrowType::Int64 => value.element_signed(key.integer(row)?),
+                        _ => value.get(key.text(row)?),
+                    };
+                    child.map(|child| child.bytes().to_vec())
+                };
+                self.extract(first, rows, text, found)
+            }
+            Operation::Path { text } => {
+                let steps = &arguments[1..];
+                let found = |value: Jsonb<'_>, row: usize| -> Option<Vec<u8>> {
+                    let path = path_of(steps, row).ok()??;
+                    let path: Option<Vec<String>> = path.into_iter().collect();
+                    value.at_path(&path?).map(|child| child.bytes().to_vec())
+                };
+                // Path errors (a malformed literal) surface before the rows.
+                for row in 0..rows.min(1) {
+                    path_of(steps, row)?;
+                }
+                self.extract(first, rows, text, found)
+            }
+            Operation::Keys { text } => {
+                let keys = &arguments[1..];
+                let found = |value: Jsonb<'_>, row: usize| -> Option<Vec<u8>> {
+                    let mut current = value;
+                    for key in keys {
+                        current = current.get(key.text(row)?)?;
+                    }
+                    Some(current.bytes().to_vec())
+                };
+                self.extract(first, rows, text, found)
+            }
+            Operation::Contains | Operation::Contained | Operation::Compare => {
+                let second = &arguments[1];
+                let mut booleans = BooleanBuilder::with_capacity(rows);
+                let mut integers = Int32Builder::with_capacity(rows);
+                for row in 0..rows {
+                    let (Some(left), Some(right)) = (first.jsonb(row)?, second.jsonb(row)?) else {
+                        booleans.append_null();
+                        integers.append_null();
+                        continue;
+                    };
+                    let (left, right) = (Jsonb::new(&left), Jsonb::new(&right));
+                    match self.operation {
+                        Operation::Contains => booleans.append_value(left.contains(&right)),
+                        Operation::Contained => booleans.append_value(right.contains(&left)),
+                        _ => integers.append_value(left.compare(&right) as i32),
+                    }
+                }
+                Ok(if self.operation == Operation::Compare {
+                    Arc::new(integers.finish())
+                } else {
+                    Arc::new(booleans.finish())
+                })
+            }
+            Operation::Exists | Operation::ExistsAny | Operation::ExistsAll => {
+                let keys = &arguments[1];
+                let mut out = BooleanBuilder::with_capacity(rows);
+                for row in 0..rows {
+                    let Some(bytes) = first.jsonb(row)? else {
+                        out.append_null();
+                        continue;
+                    };
+                    let value = Jsonb::new(&bytes);
+                    let answer = match self.operation {
+                        Operation::Exists => keys.text(row).map(|key| value.exists(key)),
+                        _ => keys.path(row)?.map(|keys| {
+                            let mut present = keys.iter().flatten().map(|key| value.exists(key));
+                            if self.operation == Operation::ExistsAny {
+                                present.any(|found| found)
+                            } else {
+                                present.all(|found| found)
+                            }
+                        }),
+                    };
+                    out.append_option(answer);
+                }
+                Ok(Arc::new(out.finish()))
+            }
+            Operation::Concat
+            | Operation::Delete
+            | Operation::DeletePath
+            | Operation::StripNulls
+            | Operation::Set
+            | Operation::Insert => {
+                let mut out = JsonbColumn::new(rows);
+                for row in 0..rows {
+                    match self.change(arguments, row)? {
+                        Some(json) => out.push_json(&json),
+                        None => out.push(None),
+                    }
+                }
+                Ok(out.finish())
+            }
+            Operation::ArrayLength => {
+                let mut out = Int32Builder::with_capacity(rows);
+                for row in 0..rows {
+                    let Some(bytes) = first.jsonb(row)? else {
+                        out.append_null();
+                        continue;
+                    };
+                    let value = Jsonb::new(&bytes);
+                    match value.kind() {
+                        Kind::Array => out.append_value(value.len() as i32),
+                        Kind::Object => {
+                            return Err(invalid_parameter(
+                                "cannot get array length of a non-array",
+                            ));
+                        }
+                        _ => return Err(invalid_parameter("cannot get array length of a scalar")),
+                    }
+                }
+                Ok(Arc::new(out.finish()))
+            }
+            Operation::ToScalar(scalar) => to_scalar(first, rows, scalar),
+            Operation::ObjectKeys | Operation::Elements { .. } | Operation::Each { .. } => {
+                self.sets(first, rows)
+            }
+        }
+    }
+
+    /// `->`-like extraction: `found` picks the child bytes; text results print it as `->>` does.
+    fn extract(
+        &self,
+        document: &Argument,
+        rows: usize,
+        text: bool,
+        found: impl Fn(Jsonb<'_>, usize) -> Option<Vec<u8>>,
+    ) -> Result<ArrayRef> {
+        if text {
+            let mut out = StringBuilder::with_capacity(rows, rows * 8);
+            for row in 0..rows {
+                let child = match document.jsonb(row)? {
+                    Some(bytes) => found(Jsonb::new(&bytes), row),
+                    None => None,
+                };
+                out.append_option(child.and_then(|child| Jsonb::new(&child).to_unquoted_text()));
+            }
+            return Ok(Arc::new(out.finish()));
+        }
+        let mut out = JsonbColumn::new(rows);
+        for row in 0..rows {
+            let child = match document.jsonb(row)? {
+                Some(bytes) => found(Jsonb::new(&bytes), row),
+                None => None,
+            };
+            out.push(child.as_deref());
+        }
+        Ok(out.finish())
+    }
+
+    /// The changed document of row `row` for the operations that rebuild one; `None` for NULL.
+    fn change(&self, arguments: &[Argument], row: usize) -> Result<Option<Json>> {
+        let Some(bytes) = arguments[0].jsonb(row)? else {
+            return Ok(None);
+        };
+        let document = Jsonb::new(&bytes);
+        Ok(Some(match self.operation {
+            Operation::Concat => {
+                let Some(other) = arguments[1].jsonb(row)? else {
+                    return Ok(None);
+                };
+                jsonb::concat(document, Jsonb::new(&other))
+            }
+            Operation::StripNulls => jsonb::strip_nulls(document),
+            Operation::Delete => {
+                let key = &arguments[1];
+                match key.array.data_type() {
+                    ArrowType::Int64 => {
+                        let Some(index) = key.integer(row) else {
+                            return Ok(None);
+                        };
+                        jsonb::delete_index(document, index).map_err(json_error)?
+                    }
+                    ArrowType::List(_) => {
+                        let Some(keys) = key.path(row)? else {
+                            return Ok(None);
+                        };
+                        let keys: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
+                        jsonb::delete_keys(document, &keys).map_err(json_error)?
+                    }
+                    _ => {
+                        let Some(key) = key.text(row) else {
+                            return Ok(None);
+                        };
+                        jsonb::delete_keys(document, &[key]).map_err(json_error)?
+                    }
+                }
+            }
+            Operation::DeletePath | Operation::Set | Operation::Insert => {
+                let Some(path) = arguments[1].path(row)? else {
+                    return Ok(None);
+                };
+                let path: Vec<Option<&str>> = path.iter().map(|step| step.as_deref()).collect();
+                let change = match self.operation {
+                    Operation::DeletePath => PathChange::Delete,
+                    Operation::Set => PathChange::Set {
+                        create: match arguments.get(3) {
+                            Some(flag) => match flag.boolean(row) {
+                                Some(flag) => flag,
+                                None => return Ok(None),
+                            },
+                            None => true,
+                        },
+                    },
+                    _ => PathChange::Insert {
+                        after: match arguments.get(3) {
+                            Some(flag) => match flag.boolean(row) {
+                                Some(flag) => flag,
+                                None => return Ok(None),
+                            },
+                            None => false,
+                        },
+                    },
+                };
+                let new_value = match arguments.get(2) {
+                    Some(value) => match value.jsonb(row)? {
+                        Some(bytes) => Some(Jsonb::new(&bytes).to_json()),
+                        None => return Ok(None),
+                    },
+                    None => None,
+                };
+                jsonb::set_path(document, &path, new_value.as_ref(), change).map_err(json_error)?
+            }
+            _ => return Err(Error::internal("not a changing jsonb operation")),
+        }))
+    }
+
+    /// The set-returning functions, as one array per row.
+    fn sets(&self, document: &Argument, rows: usize) -> Result<ArrayRef> {
+        let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        let mut keys = StringBuilder::new();
+        let mut texts = StringBuilder::new();
+        let mut values = JsonbColumn::new(0);
+        let mut count = 0i32;
+        let mut nulls = Vec::with_capacity(rows);
+        let text = matches!(
+            self.operation,
+            Operation::Elements { text: true } | Operation::Each { text: true }
+        );
+        for row in 0..rows {
+            let Some(bytes) = document.jsonb(row)? else {
+                offsets.push(count);
+                nulls.push(false);
+                continue;
+            };
+            nulls.push(true);
+            let value = Jsonb::new(&bytes);
+            let function = self.name.trim_start_matches("qubedb_");
+            match self.operation {
+                Operation::ObjectKeys => match value.kind() {
+                    Kind::Object => {
+                        for (key, _) in value.entries() {
+                            keys.append_value(key);
+                            count += 1;
+                        }
+                    }
+                    Kind::Array => {
+                        return Err(invalid_parameter(format!(
+                            "cannot call {function} on an array"
+                        )));
+                    }
+                    _ => {
+                        return Err(invalid_parameter(format!(
+                            "cannot call {function} on a scalar"
+                        )));
+                    }
+                },
+                Operation::Elements { .. } => {
+                    if value.kind() != Kind::Array {
+                        let what = if value.kind() == Kind::Object {
+                            "a non-array"
+                        } else {
+                            "a scalar"
+                        };
+                        return Err(invalid_parameter(format!(
+                            "cannot extract elements from {what}"
+                        )));
+                    }
+                    for item in value.elements() {
+                        if text {
+                            texts.append_option(item.to_unquoted_text());
+                        } else {
+                            values.push(Some(item.bytes()));
+                        }
+                        count += 1;
+                    }
+                }
+                _ => {
+                    if value.kind() != Kind::Object {
+                        return Err(invalid_parameter(format!(
+                            "cannot call {function} on a non-object"
+                        )));
+                    }
+                    for (key, item) in value.entries() {
+                        keys.append_value(key);
+                        if text {
+                            texts.append_option(item.to_unquoted_text());
+                        } else {
+                            values.push(Some(item.bytes()));
+                        }
+                        count += 1;
+                    }
+                }
+            }
+            offsets.push(count);
+        }
+        let (field, elements): (Arc<Field>, ArrayRef) = match self.operation {
+            Operation::ObjectKeys => (
+                Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
+                Arc::new(keys.finish()),
+            ),
+            Operation::Elements { text: true } => (
+                Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
+                Arc::new(texts.finish()),
+            ),
+            Operation::Elements { text: false } => (
+                Arc::new(Field::new_list_field(ArrowType::LargeBinary, true)),
+                values.finish(),
+            ),
+            _ => {
+                let value_column: ArrayRef = if text {
+                    Arc::new(texts.finish())
+                } else {
+                    values.finish()
+                };
+                let fields = each_fields(text);
+                let records = StructArray::try_new(
+                    fields.clone(),
+                    vec![Arc::new(keys.finish()), value_column],
+                    None,
+                )?;
+                (
+                    Arc::new(Field::new_list_field(ArrowType::Struct(fields), true)),
+                    Arc::new(records),
+                )
+            }
+        };
+        Ok(Arc::new(ListArray::try_new(
+            field,
+            OffsetBuffer::new(offsets.into()),
+            elements,
+            Some(nulls.into()),
+        )?))
+    }
+}
+
+/// The path of row `row` from the path arguments: one `text[]` or several text steps.
+fn path_of(steps: &[Argument], row: usize) -> Result<Option<Vec<Option<String>>>> {
+    if let [single] = steps
+        && !matches!(single.array.data_type(), ArrowType::Utf8 | ArrowType::Null)
+    {
+        return single.path(row);
+    }
+    if let [single] = steps
+        && single.array.data_type() == &ArrowType::Utf8
+        && single
+            .text(row)
+            .is_some_and(|text| text.trim_start().starts_with('{'))
+    {
+        return single.path(row);
+    }
+    Ok(Some(
+        steps
+            .iter()
+            .map(|step| step.text(row).map(str::to_string))
+            .collect(),
+    ))
+}
+
+/// Casts of jsonb to a scalar type: a number to a number type (integers rounded half away from zero,
+/// as `numeric` does), a boolean to boolean; anything else is an error naming both kinds.
+fn to_scalar(document: &Argument, rows: usize, scalar: Scalar) -> Result<ArrayRef> {
+    let wrong_kind = |kind: Kind| {
+        invalid_parameter(format!(
+            "cannot cast jsonb {} to type {}",
+            kind.name(),
+            scalar.sql_name()
+        ))
+    };
+    let out_of_range = || {
+        Error::user(
+            "22003",
+            format!("{} out of range", scalar.sql_name()),
+        )
+    };
+    macro_rules! numbers {
+        ($builder:ty, $convert:expr) => {{
+            let mut out = <$builder>::with_capacity(rows);
+            for row in 0..rows {
+                let Some(bytes) = document.jsonb(row)? else {
+                    out.append_null();
+                    continue;
+                };
+                let value = Jsonb::new(&bytes);
+                match value.as_number() {
+                    Some(text) => out.append_value($convert(text)?),
+                    None if value.kind() == Kind::Null => out.append_null(),
+                    None => return Err(wrong_kind(value.kind())),
+                }
+            }
+            Ok(Arc::new(out.finish()) as ArrayRef)
+        }};
+    }
+    let integer = |text: &str| -> Result<i64> {
+        let parsed: f64 = text.parse().map_err(|_| out_of_range())?;
+        let rounded = parsed.round();
+        if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&rounded) {
+            return Err(out_of_range());
+        }
+        // Exact for integers that fit: parse the text when it has no fraction.
+        Ok(text.parse::<i64>().unwrap_or(rounded as i64))
+    };
+    match scalar {
+        Scalar::Boolean => {
+            let mut out = BooleanBuilder::with_capacity(rows);
+            for row in 0..rows {
+                let Some(bytes) = document.jsonb(row)? else {
+                    out.append_null();
+                    continue;
+                };
+                let value = Jsonb::new(&bytes);
+                match value.kind() {
+                    Kind::Bool => out.append_option(value.as_bool()),
+                    Kind::Null => out.append_null(),
+                    other => return Err(wrong_kind(other)),
+                }
+            }
+            Ok(Arc::new(out.finish()))
+        }
+        Scalar::SmallInt => numbers!(Int16Builder, |text: &str| integer(text)
+            .and_then(|value| i16::try_from(value).map_err(|_| out_of_range()))),
+        Scalar::Integer => numbers!(Int32Builder, |text: &str| integer(text)
+            .and_then(|value| i32::try_from(value).map_err(|_| out_of_range()))),
+        Scalar::BigInt => numbers!(Int64Builder, integer),
+        Scalar::Real => numbers!(Float32Builder, |text: &str| text
+            .parse::<f32>()
+            .map_err(|_| out_of_range())),
+        Scalar::Double => numbers!(Float64Builder, |text: &str| text
+            .parse::<f64>()
+            .map_err(|_| out_of_range())),
+        Scalar::Numeric => {
+            let mut out = StringBuilder::with_capacity(rows, rows * 8);
+            for row in 0..rows {
+                let Some(bytes) = document.jsonb(row)? else {
+                    out.append_null();
+                    continue;
+                };
+                let value = Jsonb::new(&bytes);
+                match value.as_number() {
+                    Some(text) => out.append_value(text),
+                    None if value.kind() == Kind::Null => out.append_null(),
+                    None => return Err(wrong_kind(value.kind())),
+                }
+            }
+            Ok(Arc::new(out.finish()))
+        }
+    }
+}
+
+/// The JSON form of value `row` of `array`, as `to_jsonb` and `jsonb_build_*` make it: numbers and
+/// booleans as themselves, NULL as `null`, jsonb as itself, arrays as arrays, records as objects,
+/// timestamps in ISO 8601 (`2024-01-02T03:04:05`), anything else as the string of its text form.
+pub(crate) fn json_of(array: &ArrayRef, row: usize) -> Json {
+    if array.data_type() == &ArrowType::Null || array.is_null(row) {
+        return Json::Null;
+    }
+    let text = || crate::result::batch_text_value(array, row).unwrap_or_default();
+    match array.data_type() {
+        ArrowType::Boolean => Json::Bool(array.as_boolean().value(row)),
+        ArrowType::LargeBinary => Jsonb::new(array.as_binary::<i64>().value(row)).to_json(),
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => Json::String(text()),
+        data_type if data_type.is_integer() => Json::Number(text()),
+        ArrowType::Decimal128(..) | ArrowType::Decimal256(..) => {
+            let text = text();
+            Json::Number(jsonb::canonical_number(&text).unwrap_or(text))
+        }
+        data_type if data_type.is_floating() => {
+            let text = text();
+            match jsonb::canonical_number(&text) {
+                Ok(number) if text.parse::<f64>().is_ok_and(f64::is_finite) => Json::Number(number),
+                _ => Json::String(text),
+            }
+        }
+        ArrowType::List(_) | ArrowType::LargeList(_) => {
+            let items = match array.data_type() {
+                ArrowType::List(_) => array.as_list::<i32>().value(row),
+                _ => array.as_list::<i64>().value(row),
+            };
+            Json::Array((0..items.len()).map(|item| json_of(&items, item)).collect())
+        }
+        ArrowType::Struct(fields) => {
+            let record = array.as_struct();
+            Json::object(
+                fields
+                    .iter()
+                    .zip(record.columns())
+                    .map(|(field, column)| (field.name().clone(), json_of(column, row)))
+                    .collect(),
+            )
+        }
+        ArrowType::Timestamp(_, zone) => {
+            let text = text().replacen(' ', "T", 1);
+            Json::String(if zone.is_some() {
+                format!("{text}:00")
+            } else {
+                text
+            })
+        }
+        _ => Json::String(text()),
+    }
+}

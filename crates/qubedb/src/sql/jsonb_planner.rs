@@ -1,0 +1,280 @@
+//! jsonb in DataFusion's planner: the operators become the functions of [`crate::sql::jsonb`], and
+//! casts to and from jsonb become its input, output and scalar-cast functions.
+//!
+//! Operators: an expression planner sees each binary operation as the SQL planner builds it, with the
+//! input's schema. `->`, `->>`, `#>`, `#>>`, `?`, `?|`, `?&` and `#-` exist only for JSON, so they map
+//! without looking at types. `@>` and `<@` also mean array containment, `||` string and array
+//! concatenation, `-` subtraction and `<` ... `>=` ordinary comparisons: those map only when an operand
+//! is jsonb (its type is computed only for these operators, and for `-` and the comparisons only
+//! when the other side is a literal or the expression is shallow, keeping deep arithmetic cheap).
+//! `(doc -> 'a') ->> 'b'` is planned as one path extraction, so the middle value is never copied.
+//!
+//! Casts: DataFusion casts between Arrow types; a cast of jsonb (`LargeBinary`) to text must print
+//! the JSON, and type coercion casts an untyped literal compared with a jsonb column to
+//! `LargeBinary`, which must parse it. An analyzer rule, run after type coercion, replaces those
+//! casts with the functions.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, binary_expr};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+
+use crate::error::{Error, to_datafusion};
+use crate::sql::jsonb::Scalar;
+
+/// Puts QubeDB's expression planners first in a state builder: array literals, then jsonb operators
+/// (both must see the operators before DataFusion's own planners do).
+pub(crate) fn install_planners(
+    builder: &mut datafusion::execution::session_state::SessionStateBuilder,
+) {
+    if let Some(planners) = builder.expr_planners() {
+        planners.insert(0, Arc::new(JsonbOperators));
+        planners.insert(0, Arc::new(crate::sql::array_literals::ArrayLiterals));
+    }
+}
+
+/// A call of the jsonb function `name`.
+fn call(name: &'static str, arguments: Vec<Expr>) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(function(name), arguments))
+}
+
+fn function(name: &'static str) -> Arc<ScalarUDF> {
+    crate::sql::jsonb::udf(name)
+}
+
+/// The expression planner for jsonb operators (see the module docs).
+#[derive(Debug, Default)]
+pub struct JsonbOperators;
+
+fn is_jsonb(expr: &Expr, schema: &DFSchema) -> bool {
+    matches!(expr.get_type(schema), Ok(ArrowType::LargeBinary))
+}
+
+fn is_text_literal(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Literal(ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)), _)
+    )
+}
+
+/// True for expressions whose type is cheap to compute (no deep operator chains).
+fn shallow(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Column(_)
+            | Expr::Literal(..)
+            | Expr::ScalarFunction(_)
+            | Expr::Cast(_)
+            | Expr::TryCast(_)
+            | Expr::Placeholder(_)
+    )
+}
+
+/// The text of a constant key.
+fn constant_key(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Literal(ScalarValue::Utf8(Some(text)), _) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// `(doc -> 'a') -> 'b'` (constant keys) as the document and its keys (`doc`, `[a, b]`); `None` for
+/// anything else.
+fn constant_keys(expr: &Expr) -> Option<(Expr, Vec<String>)> {
+    let Expr::ScalarFunction(call) = expr else {
+        return None;
+    };
+    match (call.func.name(), call.args.as_slice()) {
+        ("jsonb_object_field", [document, key]) => {
+            let key = constant_key(key)?;
+            let (root, mut keys) = (document.clone(), vec![key]);
+            Some((root, std::mem::take(&mut keys)))
+        }
+        ("qubedb_jsonb_keys", [document, keys @ ..]) => {
+            let keys = keys.iter().map(constant_key).collect::<Option<Vec<_>>>()?;
+            Some((document.clone(), keys))
+        }
+        _ => None,
+    }
+}
+
+impl ExprPlanner for JsonbOperators {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
+        let RawBinaryExpr { op, left, right } = expr;
+        let planned = match &op {
+            BinaryOperator::Arrow | BinaryOperator::LongArrow => {
+                let text = op == BinaryOperator::LongArrow;
+                // A chain of constant keys becomes one lookup of all of them.
+                if let Some(key) = constant_key(&right)
+                    && let Some((root, mut keys)) = constant_keys(&left)
+                {
+                    keys.push(key);
+                    let name = if text {
+                        "qubedb_jsonb_keys_text"
+                    } else {
+                        "qubedb_jsonb_keys"
+                    };
+                    let mut arguments = vec![root];
+                    arguments.extend(
+                        keys.into_iter()
+                            .map(|key| Expr::Literal(ScalarValue::Utf8(Some(key)), None)),
+                    );
+                    return Ok(PlannerResult::Planned(call(name, arguments)));
+                }
+                let name = if text {
+                    "jsonb_object_field_text"
+                } else {
+                    "jsonb_object_field"
+                };
+                Some(call(name, vec![left.clone(), right.clone()]))
+            }
+            BinaryOperator::HashArrow => Some(call("jsonb_extract_path", vec![left.clone(), right.clone()])),
+            BinaryOperator::HashLongArrow => Some(call(
+                "jsonb_extract_path_text",
+                vec![left.clone(), right.clone()],
+            )),
+            BinaryOperator::Question => Some(call("jsonb_exists", vec![left.clone(), right.clone()])),
+            BinaryOperator::QuestionPipe => {
+                Some(call("jsonb_exists_any", vec![left.clone(), right.clone()]))
+            }
+            BinaryOperator::QuestionAnd => {
+                Some(call("jsonb_exists_all", vec![left.clone(), right.clone()]))
+            }
+            BinaryOperator::HashMinus => {
+                Some(call("jsonb_delete_path", vec![left.clone(), right.clone()]))
+            }
+            BinaryOperator::AtQuestion | BinaryOperator::AtAt
+                if is_jsonb(&left, schema) || is_text_literal(&left) =>
+            {
+                return Err(to_datafusion(Error::not_supported(
+                    "the SQL/JSON path language (jsonpath)",
+                )));
+            }
+            BinaryOperator::AtArrow | BinaryOperator::ArrowAt => {
+                let jsonb = is_jsonb(&left, schema)
+                    || (is_text_literal(&left) && is_jsonb(&right, schema));
+                jsonb.then(|| {
+                    let name = if op == BinaryOperator::AtArrow {
+                        "jsonb_contains"
+                    } else {
+                        "jsonb_contained"
+                    };
+                    call(name, vec![left.clone(), right.clone()])
+                })
+            }
+            BinaryOperator::StringConcat => {
+                let jsonb = (!is_text_literal(&left) && is_jsonb(&left, schema))
+                    || (!is_text_literal(&right) && is_jsonb(&right, schema));
+                jsonb.then(|| call("jsonb_concat", vec![left.clone(), right.clone()]))
+            }
+            BinaryOperator::Minus => {
+                let candidate = matches!(right, Expr::Literal(..) | Expr::Cast(_)) || shallow(&left);
+                (candidate && is_jsonb(&left, schema))
+                    .then(|| call("jsonb_delete", vec![left.clone(), right.clone()]))
+            }
+            BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq
+                if shallow(&left) && shallow(&right) =>
+            {
+                let jsonb = is_jsonb(&left, schema) || is_jsonb(&right, schema);
+                jsonb.then(|| {
+                    let operator = match op {
+                        BinaryOperator::Lt => Operator::Lt,
+                        BinaryOperator::LtEq => Operator::LtEq,
+                        BinaryOperator::Gt => Operator::Gt,
+                        _ => Operator::GtEq,
+                    };
+                    binary_expr(
+                        call("jsonb_cmp", vec![left.clone(), right.clone()]),
+                        operator,
+                        Expr::Literal(ScalarValue::Int32(Some(0)), None),
+                    )
+                })
+            }
+            _ => None,
+        };
+        Ok(match planned {
+            Some(planned) => PlannerResult::Planned(planned),
+            None => PlannerResult::Original(RawBinaryExpr { op, left, right }),
+        })
+    }
+}
+
+/// The analyzer rule for casts to and from jsonb (see the module docs).
+#[derive(Debug, Default)]
+pub struct JsonbCasts;
+
+impl AnalyzerRule for JsonbCasts {
+    fn name(&self) -> &str {
+        "qubedb_jsonb_casts"
+    }
+
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _config: &ConfigOptions,
+    ) -> datafusion::error::Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = {
+                let inputs = node.inputs();
+                if inputs.is_empty() {
+                    node.schema().as_ref().clone()
+                } else {
+                    datafusion::logical_expr::utils::merge_schema(&inputs)
+                }
+            };
+            node.map_expressions(|expr| expr.transform_up(|expr| rewrite_cast(expr, &schema)))
+        })
+        .map(|transformed| transformed.data)
+    }
+}
+
+fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Transformed<Expr>> {
+    let (inner, target) = match &expr {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+            (expr.as_ref(), field.data_type().clone())
+        }
+        _ => return Ok(Transformed::no(expr)),
+    };
+    let target = &target;
+    let Ok(source) = inner.get_type(schema) else {
+        return Ok(Transformed::no(expr));
+    };
+    let replacement = match (&source, target) {
+        (ArrowType::LargeBinary, ArrowType::LargeBinary) => inner.clone(),
+        (ArrowType::LargeBinary, ArrowType::Utf8) => call("qubedb_jsonb_text", vec![inner.clone()]),
+        (ArrowType::LargeBinary, ArrowType::LargeUtf8 | ArrowType::Utf8View) => Expr::Cast(
+            Cast::new(Box::new(call("qubedb_jsonb_text", vec![inner.clone()])), target.clone()),
+        ),
+        (ArrowType::LargeBinary, ArrowType::Decimal128(..) | ArrowType::Decimal256(..)) => {
+            Expr::Cast(Cast::new(
+                Box::new(call("qubedb_jsonb_to_numeric", vec![inner.clone()])),
+                target.clone(),
+            ))
+        }
+        (ArrowType::LargeBinary, other) => match Scalar::function_for(&other) {
+            Some(name) => call(name, vec![inner.clone()]),
+            None => return Ok(Transformed::no(expr)),
+        },
+        (ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View, ArrowType::LargeBinary) => {
+            let text = if source == ArrowType::Utf8 {
+                inner.clone()
+            } else {
+                Expr::Cast(Cast::new(Box::new(inner.clone()), ArrowType::Utf8))
+            };
+            call("qubedb_jsonb", vec![text])
+        }
+        _ => return Ok(Transformed::no(expr)),
+    };
+    Ok(Transformed::yes(replacement))
+}
