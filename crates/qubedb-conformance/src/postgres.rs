@@ -444,6 +444,9 @@ impl Psql {
                     if let Some(hint) = &error.hint {
                         lines.extend(prefix_lines("HINT:  ", hint));
                     }
+                    if let Some(context) = &error.context {
+                        lines.extend(prefix_lines("CONTEXT:  ", context));
+                    }
                 }
                 (lines, Some(cause_of(&error)))
             }

@@ -40,7 +40,7 @@ const TAG_ARRAY: u8 = 5;
 const TAG_OBJECT: u8 = 6;
 
 /// Deepest nesting of arrays and objects accepted (PostgreSQL stops at its stack depth limit).
-pub const JSON_DEPTH_MAX: usize = 6400;
+pub const JSON_DEPTH_MAX: usize = 1000;
 /// Largest exponent accepted in a number (PostgreSQL's `numeric` has the same bound on its weight).
 const EXPONENT_MAX: i64 = 131_072;
 
@@ -1233,7 +1233,9 @@ impl Parser<'_> {
     /// The value starting at the current token (which is consumed up to its last token).
     fn value(&mut self, depth: usize) -> JsonResult<Json> {
         if depth > JSON_DEPTH_MAX {
-            return Err(JsonError::new("54001", "stack depth limit exceeded"));
+            return Err(JsonError::new("54001", "stack depth limit exceeded").with_hint(
+                "Increase the configuration parameter \"max_stack_depth\" (currently 100kB), after ensuring the platform's stack depth limit is adequate.",
+            ));
         }
         Ok(match self.lexer.token {
             Token::String => Json::String(std::mem::take(&mut self.lexer.string)),

@@ -18,8 +18,8 @@ use pgwire::api::Type;
 use qubedb::Param;
 use qubedb::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array,
-    Int8Array, Int16Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, LargeBinaryArray,
-    UInt8Array, UInt16Array, UInt32Array,
+    Int8Array, Int16Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, UInt8Array,
+    UInt16Array, UInt32Array,
 };
 use qubedb::arrow::datatypes::{DataType as ArrowType, IntervalUnit, TimeUnit};
 use qubedb::sql::format::{format_date, format_interval, format_time, format_timestamp};

@@ -34,6 +34,9 @@ pub struct Error {
     pub position: Option<usize>,
     /// Where the error arose inside a value (PostgreSQL's CONTEXT line: `JSON data, line 1: ...`).
     pub context: Option<String>,
+    /// The text of a value that failed its type's input rules: [`Error::locate_input`] points the
+    /// position at it where the statement spells it as a literal.
+    pub input: Option<String>,
 }
 
 /// A result of the SQL layer.
@@ -50,6 +53,7 @@ impl Error {
             hint: None,
             position: None,
             context: None,
+            input: None,
         }
     }
 
@@ -63,6 +67,7 @@ impl Error {
             hint: None,
             position: None,
             context: None,
+            input: None,
         }
     }
 
@@ -95,6 +100,26 @@ impl Error {
     pub fn with_position(mut self, position: Option<usize>) -> Error {
         if self.position.is_none() {
             self.position = position;
+        }
+        self
+    }
+
+    /// Points the position at the literal spelling the failed input value in `sql` (`'...'` or
+    /// `$$...$$`), as PostgreSQL points at a literal that does not read as its type; unchanged when the
+    /// error has a position already or no such literal is found.
+    pub fn locate_input(mut self, sql: &str) -> Error {
+        if self.position.is_some() {
+            return self;
+        }
+        let Some(input) = &self.input else {
+            return self;
+        };
+        let quoted = format!("'{}'", input.replace('\'', "''"));
+        let found = sql
+            .find(&quoted)
+            .or_else(|| sql.find(&format!("$${input}$$")));
+        if let Some(at) = found {
+            self.position = Some(sql[..at].chars().count() + 1);
         }
         self
     }
@@ -138,6 +163,7 @@ impl From<qubedb_kv::Error> for Error {
             hint: None,
             position: None,
             context: None,
+            input: None,
         }
     }
 }
@@ -155,6 +181,7 @@ impl From<qubedb_model::Error> for Error {
                 hint: None,
                 position: None,
                 context: None,
+                input: None,
             },
         }
     }

@@ -160,6 +160,8 @@ pub struct PreparedStatement {
     fast: Arc<Mutex<Option<FastCache>>>,
     /// A query's cached plan for the general path (`sql/plan_cache.rs`); `None` until first run.
     plan: crate::sql::plan_cache::PlanSlot,
+    /// The text it was parsed from (with the statements around it), to place errors in.
+    source: Arc<str>,
 }
 
 /// A prepared statement's fast plan, valid while the session's catalog is the same `Arc`.
@@ -169,13 +171,14 @@ struct FastCache {
 }
 
 impl PreparedStatement {
-    pub(crate) fn new(statement: Statement) -> PreparedStatement {
+    pub(crate) fn new(statement: Statement, source: Arc<str>) -> PreparedStatement {
         let parameter_count = crate::params::parameter_count(&statement);
         PreparedStatement {
             statement,
             parameter_count,
             fast: Arc::new(Mutex::new(None)),
             plan: Arc::new(Mutex::new(None)),
+            source,
         }
     }
 }
@@ -396,7 +399,10 @@ impl Session {
         let statements = parse(sql)?;
         let mut outcomes = Vec::with_capacity(statements.len());
         for statement in statements {
-            let result = self.execute_statement(statement, params).await?;
+            let result = self
+                .execute_statement(statement, params)
+                .await
+                .map_err(|error| error.locate_input(sql))?;
             outcomes.push(result.collect().await?);
         }
         Ok(outcomes)
@@ -412,7 +418,10 @@ impl Session {
         let runtime = self.shared.database.runtime.clone();
         runtime.block_on(async {
             for statement in parse(sql)? {
-                let result = self.execute_statement(statement, &[]).await?;
+                let result = self
+                    .execute_statement(statement, &[])
+                    .await
+                    .map_err(|error| error.locate_input(sql))?;
                 on_outcome(result.collect().await?);
             }
             Ok(())
@@ -452,7 +461,9 @@ impl Session {
             ));
         }
         let statement = statements.pop().expect("one statement");
-        self.execute_statement(statement, params).await
+        self.execute_statement(statement, params)
+            .await
+            .map_err(|error| error.locate_input(sql))
     }
 
     /// Parses `sql` (one statement) for repeated execution with parameters.
@@ -466,15 +477,17 @@ impl Session {
         }
         Ok(PreparedStatement::new(
             statements.pop().expect("one statement"),
+            Arc::from(sql),
         ))
     }
 
     /// Parses every statement of `sql` for execution one at a time (what a server does with a
     /// multi-statement query message). Parse errors come back here, before anything runs.
     pub fn prepare_script(&mut self, sql: &str) -> Result<Vec<PreparedStatement>> {
+        let source: Arc<str> = Arc::from(sql);
         Ok(parse(sql)?
             .into_iter()
-            .map(PreparedStatement::new)
+            .map(|statement| PreparedStatement::new(statement, source.clone()))
             .collect())
     }
 
@@ -490,6 +503,16 @@ impl Session {
 
     /// Like [`Session::execute_prepared`], from async code.
     pub async fn execute_prepared_async(
+        &mut self,
+        prepared: &PreparedStatement,
+        params: &[Param],
+    ) -> Result<QueryResult> {
+        self.execute_prepared_unplaced(prepared, params)
+            .await
+            .map_err(|error| error.locate_input(&prepared.source))
+    }
+
+    async fn execute_prepared_unplaced(
         &mut self,
         prepared: &PreparedStatement,
         params: &[Param],

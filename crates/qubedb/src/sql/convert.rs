@@ -8,10 +8,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array,
     Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder, Float64Array,
-    Float64Builder, Int16Array, LargeBinaryArray, LargeBinaryBuilder, Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
-    IntervalMonthDayNanoArray, IntervalMonthDayNanoBuilder, StringArray, StringBuilder,
-    Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder,
+    Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
+    IntervalMonthDayNanoArray, IntervalMonthDayNanoBuilder, LargeBinaryArray, LargeBinaryBuilder,
+    StringArray, StringBuilder, Time64MicrosecondArray, Time64MicrosecondBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{
@@ -40,10 +40,9 @@ pub fn arrow_type(data_type: DataType) -> ArrowType {
         DataType::Numeric { precision, scale } => {
             ArrowType::Decimal128(precision.unwrap_or(38), scale)
         }
-        DataType::Text
-        | DataType::Varchar(_)
-        | DataType::Char(_)
-        | DataType::Uuid => ArrowType::Utf8,
+        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Uuid => {
+            ArrowType::Utf8
+        }
         // jsonb's binary form (`qubedb_model::jsonb`): no other SQL type computes in LargeBinary, so
         // the Arrow type alone says a value is jsonb wherever it flows.
         DataType::Jsonb => ArrowType::LargeBinary,
@@ -565,9 +564,14 @@ pub fn parse_uuid(text: &str) -> Result<[u8; 16]> {
 
 /// `jsonb` input: JSON text parsed (PostgreSQL's grammar and errors) into the binary form.
 pub fn parse_jsonb(text: &str) -> Result<Vec<u8>> {
-    Ok(qubedb_model::jsonb::parse(text)
-        .map_err(json_error)?
-        .encode())
+    match qubedb_model::jsonb::parse(text) {
+        Ok(json) => Ok(json.encode()),
+        Err(error) => {
+            let mut error = json_error(error);
+            error.input = Some(text.to_string());
+            Err(error)
+        }
+    }
 }
 
 /// A JSON error as a SQL error (message, detail, hint and context as PostgreSQL reports them).

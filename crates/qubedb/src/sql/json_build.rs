@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeBinaryBuilder, StringBuilder};
-use qubedb_model::jsonb::Json;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
 use datafusion::common::Result as DataFusionResult;
 use datafusion::logical_expr::{
@@ -19,6 +18,7 @@ use datafusion::logical_expr::{
     TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
+use qubedb_model::jsonb::Json;
 
 use crate::error::{Error, to_datafusion};
 use crate::sql::convert::TYPE_METADATA_KEY;
@@ -73,7 +73,11 @@ impl ScalarUDFImpl for JsonBuild {
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DataFusionResult<FieldRef> {
         if self.binary {
-            return Ok(Arc::new(Field::new(self.name, ArrowType::LargeBinary, true)));
+            return Ok(Arc::new(Field::new(
+                self.name,
+                ArrowType::LargeBinary,
+                true,
+            )));
         }
         Ok(Arc::new(
             Field::new(self.name, ArrowType::Utf8, true).with_metadata(HashMap::from([(

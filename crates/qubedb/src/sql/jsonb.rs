@@ -39,11 +39,17 @@ enum Operation {
     /// `::text` of jsonb.
     Output,
     /// `->` / `->>`: a key of an object (text argument) or an element of an array (integer).
-    Field { text: bool },
+    Field {
+        text: bool,
+    },
     /// `#>` / `#>>` and `jsonb_extract_path(_text)`: the value at a path.
-    Path { text: bool },
+    Path {
+        text: bool,
+    },
     /// `doc -> 'a' -> 'b'` folded by the planner: keys of nested objects only.
-    Keys { text: bool },
+    Keys {
+        text: bool,
+    },
     Contains,
     Contained,
     Exists,
@@ -66,9 +72,13 @@ enum Operation {
     /// `jsonb_object_keys`, as an array.
     ObjectKeys,
     /// `jsonb_array_elements(_text)`, as an array.
-    Elements { text: bool },
+    Elements {
+        text: bool,
+    },
     /// `jsonb_each(_text)`, as an array of `{key, value}`.
-    Each { text: bool },
+    Each {
+        text: bool,
+    },
 }
 
 /// The scalar types jsonb casts to.
@@ -139,13 +149,31 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("jsonb_set", Operation::Set),
     ("jsonb_insert", Operation::Insert),
     ("jsonb_cmp", Operation::Compare),
-    ("qubedb_jsonb_to_boolean", Operation::ToScalar(Scalar::Boolean)),
-    ("qubedb_jsonb_to_smallint", Operation::ToScalar(Scalar::SmallInt)),
-    ("qubedb_jsonb_to_integer", Operation::ToScalar(Scalar::Integer)),
-    ("qubedb_jsonb_to_bigint", Operation::ToScalar(Scalar::BigInt)),
+    (
+        "qubedb_jsonb_to_boolean",
+        Operation::ToScalar(Scalar::Boolean),
+    ),
+    (
+        "qubedb_jsonb_to_smallint",
+        Operation::ToScalar(Scalar::SmallInt),
+    ),
+    (
+        "qubedb_jsonb_to_integer",
+        Operation::ToScalar(Scalar::Integer),
+    ),
+    (
+        "qubedb_jsonb_to_bigint",
+        Operation::ToScalar(Scalar::BigInt),
+    ),
     ("qubedb_jsonb_to_real", Operation::ToScalar(Scalar::Real)),
-    ("qubedb_jsonb_to_double", Operation::ToScalar(Scalar::Double)),
-    ("qubedb_jsonb_to_numeric", Operation::ToScalar(Scalar::Numeric)),
+    (
+        "qubedb_jsonb_to_double",
+        Operation::ToScalar(Scalar::Double),
+    ),
+    (
+        "qubedb_jsonb_to_numeric",
+        Operation::ToScalar(Scalar::Numeric),
+    ),
     ("qubedb_jsonb_object_keys", Operation::ObjectKeys),
     (
         "qubedb_jsonb_array_elements",
@@ -183,17 +211,37 @@ const FUNCTIONS: &[(&str, Operation)] = &[
 /// The set-returning functions the SQL rewrite unnests, with the array function that computes each
 /// and the column names of its rows (one name: a set of values; two: `key`, `value` records).
 pub(crate) const SET_RETURNING: &[(&str, &str, &[&str])] = &[
-    ("jsonb_object_keys", "qubedb_jsonb_object_keys", &["jsonb_object_keys"]),
-    ("jsonb_array_elements", "qubedb_jsonb_array_elements", &["value"]),
+    (
+        "jsonb_object_keys",
+        "qubedb_jsonb_object_keys",
+        &["jsonb_object_keys"],
+    ),
+    (
+        "jsonb_array_elements",
+        "qubedb_jsonb_array_elements",
+        &["value"],
+    ),
     (
         "jsonb_array_elements_text",
         "qubedb_jsonb_array_elements_text",
         &["value"],
     ),
     ("jsonb_each", "qubedb_jsonb_each", &["key", "value"]),
-    ("jsonb_each_text", "qubedb_jsonb_each_text", &["key", "value"]),
-    ("json_object_keys", "qubedb_json_object_keys", &["json_object_keys"]),
-    ("json_array_elements", "qubedb_json_array_elements", &["value"]),
+    (
+        "jsonb_each_text",
+        "qubedb_jsonb_each_text",
+        &["key", "value"],
+    ),
+    (
+        "json_object_keys",
+        "qubedb_json_object_keys",
+        &["json_object_keys"],
+    ),
+    (
+        "json_array_elements",
+        "qubedb_json_array_elements",
+        &["value"],
+    ),
     (
         "json_array_elements_text",
         "qubedb_json_array_elements_text",
@@ -237,7 +285,9 @@ enum Parameter {
     Text,
     Boolean,
     /// A key (text), an index (integer) or, where `arrays`, an array of keys.
-    KeyOrIndex { arrays: bool },
+    KeyOrIndex {
+        arrays: bool,
+    },
     /// A path: `text[]` or the text of an array literal.
     Path,
     /// Any number of text arguments (a variadic path), or one path array.
@@ -276,10 +326,9 @@ impl JsonbFunction {
                 parameters.extend(std::iter::repeat_n(Variadic, count.saturating_sub(1)));
                 return (count >= 1).then_some(parameters);
             }
-            Operation::Contains
-            | Operation::Contained
-            | Operation::Concat
-            | Operation::Compare => &[Jsonb, Jsonb],
+            Operation::Contains | Operation::Contained | Operation::Concat | Operation::Compare => {
+                &[Jsonb, Jsonb]
+            }
             Operation::Exists => &[Jsonb, Text],
             Operation::ExistsAny | Operation::ExistsAll | Operation::DeletePath => &[Jsonb, Path],
             Operation::Delete => &[Jsonb, KeyOrIndex { arrays: true }],
@@ -343,9 +392,7 @@ impl ScalarUDFImpl for JsonbFunction {
                 }
                 (Parameter::Boolean, ArrowType::Boolean) => ArrowType::Boolean,
                 (Parameter::KeyOrIndex { .. }, text) if is_text(text) => ArrowType::Utf8,
-                (Parameter::KeyOrIndex { .. }, integer) if is_integer(integer) => {
-                    ArrowType::Int64
-                }
+                (Parameter::KeyOrIndex { .. }, integer) if is_integer(integer) => ArrowType::Int64,
                 (
                     Parameter::KeyOrIndex { arrays: true } | Parameter::Path | Parameter::Variadic,
                     ArrowType::List(element) | ArrowType::LargeList(element),
@@ -395,9 +442,9 @@ impl ScalarUDFImpl for JsonbFunction {
             Operation::ObjectKeys | Operation::Elements { text: true } => {
                 ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)))
             }
-            Operation::Elements { text: false } => {
-                ArrowType::List(Arc::new(Field::new_list_field(ArrowType::LargeBinary, true)))
-            }
+            Operation::Elements { text: false } => ArrowType::List(Arc::new(
+                Field::new_list_field(ArrowType::LargeBinary, true),
+            )),
             Operation::Each { text } => ArrowType::List(Arc::new(Field::new_list_field(
                 ArrowType::Struct(each_fields(text)),
                 true,
@@ -516,7 +563,9 @@ impl Argument {
                     .map(Some)
                     .ok_or_else(|| {
                         Error::user("22P02", format!("malformed array literal: \"{text}\""))
-                            .with_detail("Array value must start with \"{\" or dimension information.")
+                            .with_detail(
+                                "Array value must start with \"{\" or dimension information.",
+                            )
                     })
             }
             other => Err(Error::internal(format!("path argument of type {other}"))),
@@ -982,12 +1031,7 @@ fn to_scalar(document: &Argument, rows: usize, scalar: Scalar) -> Result<ArrayRe
             scalar.sql_name()
         ))
     };
-    let out_of_range = || {
-        Error::user(
-            "22003",
-            format!("{} out of range", scalar.sql_name()),
-        )
-    };
+    let out_of_range = || Error::user("22003", format!("{} out of range", scalar.sql_name()));
     macro_rules! numbers {
         ($builder:ty, $convert:expr) => {{
             let mut out = <$builder>::with_capacity(rows);

@@ -22,7 +22,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, binary_expr};
+use datafusion::logical_expr::{
+    Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, binary_expr,
+};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
@@ -60,7 +62,10 @@ fn is_jsonb(expr: &Expr, schema: &DFSchema) -> bool {
 fn is_text_literal(expr: &Expr) -> bool {
     matches!(
         expr,
-        Expr::Literal(ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)), _)
+        Expr::Literal(
+            ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)),
+            _
+        )
     )
 }
 
@@ -139,12 +144,17 @@ impl ExprPlanner for JsonbOperators {
                 };
                 Some(call(name, vec![left.clone(), right.clone()]))
             }
-            BinaryOperator::HashArrow => Some(call("jsonb_extract_path", vec![left.clone(), right.clone()])),
+            BinaryOperator::HashArrow => Some(call(
+                "jsonb_extract_path",
+                vec![left.clone(), right.clone()],
+            )),
             BinaryOperator::HashLongArrow => Some(call(
                 "jsonb_extract_path_text",
                 vec![left.clone(), right.clone()],
             )),
-            BinaryOperator::Question => Some(call("jsonb_exists", vec![left.clone(), right.clone()])),
+            BinaryOperator::Question => {
+                Some(call("jsonb_exists", vec![left.clone(), right.clone()]))
+            }
             BinaryOperator::QuestionPipe => {
                 Some(call("jsonb_exists_any", vec![left.clone(), right.clone()]))
             }
@@ -162,8 +172,8 @@ impl ExprPlanner for JsonbOperators {
                 )));
             }
             BinaryOperator::AtArrow | BinaryOperator::ArrowAt => {
-                let jsonb = is_jsonb(&left, schema)
-                    || (is_text_literal(&left) && is_jsonb(&right, schema));
+                let jsonb =
+                    is_jsonb(&left, schema) || (is_text_literal(&left) && is_jsonb(&right, schema));
                 jsonb.then(|| {
                     let name = if op == BinaryOperator::AtArrow {
                         "jsonb_contains"
@@ -179,11 +189,15 @@ impl ExprPlanner for JsonbOperators {
                 jsonb.then(|| call("jsonb_concat", vec![left.clone(), right.clone()]))
             }
             BinaryOperator::Minus => {
-                let candidate = matches!(right, Expr::Literal(..) | Expr::Cast(_)) || shallow(&left);
+                let candidate =
+                    matches!(right, Expr::Literal(..) | Expr::Cast(_)) || shallow(&left);
                 (candidate && is_jsonb(&left, schema))
                     .then(|| call("jsonb_delete", vec![left.clone(), right.clone()]))
             }
-            BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq
+            BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
                 if shallow(&left) && shallow(&right) =>
             {
                 let jsonb = is_jsonb(&left, schema) || is_jsonb(&right, schema);
@@ -253,9 +267,12 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
     let replacement = match (&source, target) {
         (ArrowType::LargeBinary, ArrowType::LargeBinary) => inner.clone(),
         (ArrowType::LargeBinary, ArrowType::Utf8) => call("qubedb_jsonb_text", vec![inner.clone()]),
-        (ArrowType::LargeBinary, ArrowType::LargeUtf8 | ArrowType::Utf8View) => Expr::Cast(
-            Cast::new(Box::new(call("qubedb_jsonb_text", vec![inner.clone()])), target.clone()),
-        ),
+        (ArrowType::LargeBinary, ArrowType::LargeUtf8 | ArrowType::Utf8View) => {
+            Expr::Cast(Cast::new(
+                Box::new(call("qubedb_jsonb_text", vec![inner.clone()])),
+                target.clone(),
+            ))
+        }
         (ArrowType::LargeBinary, ArrowType::Decimal128(..) | ArrowType::Decimal256(..)) => {
             Expr::Cast(Cast::new(
                 Box::new(call("qubedb_jsonb_to_numeric", vec![inner.clone()])),

@@ -15,6 +15,7 @@ pub mod format;
 pub mod functions;
 pub mod index_keys;
 pub mod json_build;
+pub mod json_values;
 pub mod jsonb;
 pub mod jsonb_planner;
 pub mod parse;

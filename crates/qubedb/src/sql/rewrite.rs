@@ -668,7 +668,9 @@ fn set_function_as_subquery(factor: &TableFactor, function: &str) -> Option<Tabl
 }
 
 /// The jsonb set-returning function `name` names: (its name, its array function, its columns).
-fn json_set_function(name: &ObjectName) -> Option<(&'static str, &'static str, &'static [&'static str])> {
+fn json_set_function(
+    name: &ObjectName,
+) -> Option<(&'static str, &'static str, &'static [&'static str])> {
     let name = name.to_string().to_lowercase();
     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
     crate::sql::jsonb::SET_RETURNING
@@ -716,7 +718,10 @@ fn json_set_function_as_subquery(
             .iter()
             .enumerate()
             .map(|(position, column)| {
-                format!("get_field(record, '{column}') AS {}", named(position, column))
+                format!(
+                    "get_field(record, '{column}') AS {}",
+                    named(position, column)
+                )
             })
             .collect();
         format!(
