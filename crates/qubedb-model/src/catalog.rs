@@ -193,13 +193,36 @@ pub struct IndexDef {
     /// Columns (slots) stored in the entries besides the key (`INCLUDE`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<usize>,
+    /// How the entries are made: B-tree keys or an inverted (GIN) index.
+    #[serde(default, skip_serializing_if = "IndexMethod::is_btree")]
+    pub method: IndexMethod,
+}
+
+/// An index's access method.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexMethod {
+    /// One entry per row keyed by the indexed values, in order.
+    #[default]
+    BTree,
+    /// An inverted index of a jsonb column: one entry per key and value of the document
+    /// (`jsonb_ops`), or per path-and-value hash (`jsonb_path_ops`), each pointing at the row
+    /// (`crate::jsonb::gin_tokens`).
+    Gin { path_ops: bool },
+}
+
+impl IndexMethod {
+    /// True for B-tree.
+    pub fn is_btree(&self) -> bool {
+        *self == IndexMethod::BTree
+    }
 }
 
 impl IndexDef {
-    /// True for an index on plain columns over every row: its key is `columns`, and every row has an
-    /// entry. Only such an index can back a constraint, a foreign key or an `ON CONFLICT` target.
+    /// True for a B-tree index on plain columns over every row: its key is `columns`, and every row
+    /// has an entry. Only such an index can back a constraint, a foreign key or an `ON CONFLICT`
+    /// target.
     pub fn is_plain(&self) -> bool {
-        self.expressions.is_empty() && self.predicate.is_none()
+        self.expressions.is_empty() && self.predicate.is_none() && self.method.is_btree()
     }
 
     /// The number of key parts.

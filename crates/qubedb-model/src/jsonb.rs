@@ -1552,6 +1552,121 @@ pub fn strip_nulls(document: Jsonb<'_>) -> Json {
     }
 }
 
+/// The entries a GIN index keeps for a document, or the entries a containment query must find (the
+/// same function: a document contains a query only if it has every entry of the query's).
+///
+/// `jsonb_ops`: one token per object key (`K` + key) and per scalar (`V` + kind + value, numbers by
+/// value so `1.0` and `1` meet); strings that are array elements or the whole document also give a
+/// key token, so `?` finds them. `jsonb_path_ops`: one 8-byte hash per scalar of the keys on the
+/// way to it and its value (arrays add nothing to the path), as PostgreSQL's operator class does.
+/// Tokens are sorted and unique.
+pub fn gin_tokens(document: Jsonb<'_>, path_ops: bool) -> Vec<Vec<u8>> {
+    let mut tokens = Vec::new();
+    if path_ops {
+        path_tokens(document, FNV_OFFSET, &mut tokens);
+    } else {
+        if let Some(text) = document.as_str() {
+            tokens.push(key_token(text));
+        }
+        value_tokens(document, &mut tokens);
+    }
+    tokens.sort();
+    tokens.dedup();
+    tokens
+}
+
+/// The `jsonb_ops` token of a key (what `?` looks up).
+pub fn key_token(key: &str) -> Vec<u8> {
+    let mut token = Vec::with_capacity(key.len() + 1);
+    token.push(b'K');
+    token.extend_from_slice(key.as_bytes());
+    token
+}
+
+/// The token of a scalar: its kind and its value (numbers without trailing fraction zeros).
+fn scalar_token(value: Jsonb<'_>) -> Vec<u8> {
+    let mut token = vec![b'V'];
+    match value.kind() {
+        Kind::Null => token.push(b'n'),
+        Kind::Bool => token.extend_from_slice(if value.as_bool() == Some(true) {
+            b"t"
+        } else {
+            b"f"
+        }),
+        Kind::Number => {
+            token.push(b'#');
+            token.extend_from_slice(number_by_value(value.as_number().unwrap_or("0")).as_bytes());
+        }
+        _ => {
+            token.push(b's');
+            token.extend_from_slice(value.as_str().unwrap_or_default().as_bytes());
+        }
+    }
+    token
+}
+
+/// A number's text with the same value for every scale (`1.50` and `1.5` and `1.500`).
+fn number_by_value(text: &str) -> &str {
+    if !text.contains('.') {
+        return text;
+    }
+    let trimmed = text.trim_end_matches('0');
+    let trimmed = trimmed.trim_end_matches('.');
+    if trimmed == "-0" { "0" } else { trimmed }
+}
+
+fn value_tokens(value: Jsonb<'_>, tokens: &mut Vec<Vec<u8>>) {
+    match value.kind() {
+        Kind::Object => {
+            for (key, item) in value.entries() {
+                tokens.push(key_token(key));
+                value_tokens(item, tokens);
+            }
+        }
+        Kind::Array => {
+            for item in value.elements() {
+                if let Some(text) = item.as_str() {
+                    tokens.push(key_token(text));
+                }
+                value_tokens(item, tokens);
+            }
+        }
+        _ => tokens.push(scalar_token(value)),
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+fn path_tokens(value: Jsonb<'_>, path_hash: u64, tokens: &mut Vec<Vec<u8>>) {
+    match value.kind() {
+        Kind::Object => {
+            for (key, item) in value.entries() {
+                // A separator keeps ("ab","c") and ("a","bc") apart.
+                let hash = fnv(fnv(path_hash, key.as_bytes()), &[0xff]);
+                path_tokens(item, hash, tokens);
+            }
+        }
+        Kind::Array => {
+            for item in value.elements() {
+                path_tokens(item, path_hash, tokens);
+            }
+        }
+        _ => {
+            let hash = fnv(path_hash, &scalar_token(value));
+            tokens.push(hash.to_be_bytes().to_vec());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1772,6 +1887,35 @@ mod tests {
         assert_eq!(
             strip_nulls(Jsonb::new(&nulls)).to_text(),
             r#"{"b": [null, {}]}"#
+        );
+    }
+
+    #[test]
+    fn gin_tokens_of_a_query_are_tokens_of_containing_documents() {
+        let value = |text: &str| parse(text).expect("valid").encode();
+        let document = value(r#"{"a":{"b":[1.50,"x"]},"c":true}"#);
+        for query in [
+            r#"{"a":{"b":[1.5]}}"#,
+            r#"{"c":true}"#,
+            r#"{"a":{"b":["x"]}}"#,
+        ] {
+            let query = value(query);
+            assert!(Jsonb::new(&document).contains(&Jsonb::new(&query)));
+            for path_ops in [false, true] {
+                let have = gin_tokens(Jsonb::new(&document), path_ops);
+                for token in gin_tokens(Jsonb::new(&query), path_ops) {
+                    assert!(have.contains(&token), "{path_ops}");
+                }
+            }
+        }
+        let have = gin_tokens(Jsonb::new(&document), false);
+        assert!(have.contains(&key_token("x")) && have.contains(&key_token("b")));
+        let other = value(r#"{"a":{"c":[1.5]}}"#);
+        let missing = gin_tokens(Jsonb::new(&other), true);
+        assert!(
+            missing
+                .iter()
+                .any(|token| !gin_tokens(Jsonb::new(&document), true).contains(token))
         );
     }
 

@@ -113,7 +113,14 @@ impl Session {
             } else {
                 index.expressions.join(", ")
             };
-            let mut line = format!("\"{}\" {kind}btree ({key})", index.name);
+            let (method, key) = match index.method {
+                qubedb_model::catalog::IndexMethod::BTree => ("btree", key),
+                qubedb_model::catalog::IndexMethod::Gin { path_ops: false } => ("gin", key),
+                qubedb_model::catalog::IndexMethod::Gin { path_ops: true } => {
+                    ("gin", format!("{key} jsonb_path_ops"))
+                }
+            };
+            let mut line = format!("\"{}\" {kind}{method} ({key})", index.name);
             if !index.include.is_empty() {
                 line.push_str(&format!(" INCLUDE ({})", column_names(&index.include)));
             }

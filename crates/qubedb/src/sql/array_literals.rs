@@ -55,7 +55,7 @@ impl ExprPlanner for ArrayLiterals {
 
 /// The list literal `text` (`{a,"b c",NULL}`) spells, elements cast to `element`'s type; `None` when
 /// `text` is not a one-dimensional array literal or an element does not cast.
-fn list_literal(text: &str, element: &Arc<Field>) -> Option<Expr> {
+pub(crate) fn list_literal(text: &str, element: &Arc<Field>) -> Option<Expr> {
     let values = parse_array(text)?;
     let scalars = values
         .into_iter()

@@ -18,8 +18,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use qubedb_kv::Transaction;
 use qubedb_model::catalog::{
-    Catalog, CheckDef, ColumnDef, ForeignKeyDef, Identity, IndexDef, Object, ReferentialAction,
-    SchemaDef, SequenceDef, TableDef, ViewDef,
+    Catalog, CheckDef, ColumnDef, ForeignKeyDef, Identity, IndexDef, IndexMethod, Object,
+    ReferentialAction, SchemaDef, SequenceDef, TableDef, ViewDef,
 };
 use qubedb_model::keys::Key;
 use qubedb_model::types::{CHARACTER_LENGTH_MAX, NUMERIC_DEFAULT_SCALE, NUMERIC_PRECISION_MAX};
@@ -359,6 +359,42 @@ fn index_column_names(columns: &[ast::IndexColumn]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// The access method of a `CREATE INDEX`: B-tree, or GIN over one jsonb column with `jsonb_ops`
+/// (the default) or `jsonb_path_ops`.
+fn index_method(create: &CreateIndex) -> Result<IndexMethod> {
+    let method = create.using.as_ref().map_or_else(
+        || "btree".to_string(),
+        |using| using.to_string().to_lowercase(),
+    );
+    match method.as_str() {
+        "btree" => Ok(IndexMethod::BTree),
+        "gin" => {
+            if create.unique {
+                return Err(Error::user(
+                    "0A000",
+                    "access method \"gin\" does not support unique indexes",
+                ));
+            }
+            if create.columns.len() != 1 {
+                return Err(Error::not_supported("a GIN index of more than one column"));
+            }
+            let class = create.columns[0]
+                .operator_class
+                .as_ref()
+                .map(|class| class.to_string().to_lowercase());
+            match class.as_deref() {
+                None | Some("jsonb_ops") => Ok(IndexMethod::Gin { path_ops: false }),
+                Some("jsonb_path_ops") => Ok(IndexMethod::Gin { path_ops: true }),
+                Some(other) => Err(Error::user(
+                    "42704",
+                    format!("operator class \"{other}\" does not exist for access method \"gin\""),
+                )),
+            }
+        }
+        other => Err(Error::not_supported(format!("index method {other}"))),
+    }
+}
+
 /// The key of a `CREATE INDEX`: the names it gives the index's default name (a column's name, a
 /// function's, else `expr`, as PostgreSQL), and for an index with any expression, every key part as
 /// SQL text (an expression other than a function call in parentheses, as `pg_get_indexdef` prints it).
@@ -368,12 +404,12 @@ struct IndexKeySpec {
 }
 
 impl IndexKeySpec {
-    fn of(columns: &[ast::IndexColumn]) -> Result<IndexKeySpec> {
+    fn of(columns: &[ast::IndexColumn], gin: bool) -> Result<IndexKeySpec> {
         let mut names = Vec::new();
         let mut texts = Vec::new();
         let mut any_expression = false;
         for column in columns {
-            if let Some(class) = &column.operator_class {
+            if !gin && let Some(class) = &column.operator_class {
                 let class = class.to_string().to_lowercase();
                 if !class.ends_with("_ops") || class.contains("jsonb") || class.contains("vector") {
                     return Err(Error::user(
@@ -953,6 +989,7 @@ impl Session {
                     expressions: Vec::new(),
                     predicate: None,
                     include: Vec::new(),
+                    method: IndexMethod::BTree,
                 });
             }
             let checks: Vec<String> = table.checks.iter().map(|check| check.expression.clone()).collect();
@@ -1094,14 +1131,8 @@ impl Session {
     }
 
     fn create_index(&mut self, create: CreateIndex) -> Result<QueryResult> {
-        if let Some(using) = &create.using
-            && !using.to_string().eq_ignore_ascii_case("btree")
-        {
-            return Err(Error::not_supported(format!(
-                "index method {}",
-                using.to_string().to_lowercase()
-            )));
-        }
+        let method = index_method(&create)?;
+        let gin = !method.is_btree();
         if create.nulls_distinct == Some(false) {
             return Err(Error::not_supported("NULLS NOT DISTINCT"));
         }
@@ -1117,7 +1148,16 @@ impl Session {
                 ));
             }
         }
-        let key = IndexKeySpec::of(&create.columns)?;
+        let key = IndexKeySpec::of(&create.columns, gin)?;
+        if gin
+            && (key.expressions.is_some()
+                || create.predicate.is_some()
+                || !create.include.is_empty())
+        {
+            return Err(Error::not_supported(
+                "a GIN index on an expression, with a WHERE clause or with INCLUDE",
+            ));
+        }
         let include: Vec<String> = create.include.iter().map(normalize).collect();
         let predicate = create.predicate.as_ref().map(ToString::to_string);
         let shared = self.shared.clone();
@@ -1139,6 +1179,19 @@ impl Session {
                 None => slots_of(&table, &key.names)?,
                 Some(_) => Vec::new(),
             };
+            if gin {
+                let data_type = table.columns[columns[0]].data_type;
+                if data_type != DataType::Jsonb {
+                    return Err(Error::user(
+                        "42704",
+                        format!(
+                            "data type {} has no default operator class for access method \"gin\"",
+                            data_type.sql_name()
+                        ),
+                    )
+                    .with_hint("You must specify an operator class for the index or define a default operator class for the data type."));
+                }
+            }
             let include = include
                 .iter()
                 .map(|name| {
@@ -1175,6 +1228,7 @@ impl Session {
                 expressions: key.expressions.clone().unwrap_or_default(),
                 predicate: predicate.clone(),
                 include,
+                method,
             };
             catalog.put(transaction, Object::Index(index.clone()))?;
             build_index(transaction, &database, &table, &index)
@@ -1838,6 +1892,7 @@ impl Session {
                             expressions: Vec::new(),
                             predicate: None,
                             include: Vec::new(),
+                            method: IndexMethod::BTree,
                         };
                         catalog.put(transaction, Object::Index(index.clone()))?;
                         build_index(transaction, &self.shared.database, &table, &index)
@@ -1990,17 +2045,16 @@ fn build_index(
     transaction.validate_range(Key::row_range(table.id));
     for row in scan_table(transaction, table)? {
         let primary_key = &row.key[Key::row_prefix(table.id).len()..];
-        let Some(entry) = entries.entry(&row.values, primary_key)? else {
-            continue;
-        };
-        if index.unique && transaction.contains(&entry.key)? {
-            return Err(Error::user(
-                "23505",
-                format!("could not create unique index \"{}\"", index.name),
-            )
-            .with_detail(format!("{} is duplicated.", entries.describe(&row.values)?)));
+        for entry in entries.entries(&row.values, primary_key)? {
+            if index.unique && transaction.contains(&entry.key)? {
+                return Err(Error::user(
+                    "23505",
+                    format!("could not create unique index \"{}\"", index.name),
+                )
+                .with_detail(format!("{} is duplicated.", entries.describe(&row.values)?)));
+            }
+            transaction.put(entry.key, entry.value)?;
         }
-        transaction.put(entry.key, entry.value)?;
     }
     Ok(())
 }

@@ -305,7 +305,7 @@ impl IndexCompiler {
         table: &TableDef,
         index: &IndexDef,
     ) -> Result<Option<Arc<CompiledIndex>>> {
-        if index.is_plain() {
+        if index.expressions.is_empty() && index.predicate.is_none() {
             return Ok(None);
         }
         let fingerprint = fingerprint(table, index);

@@ -12,7 +12,8 @@
 //! Casts: DataFusion casts between Arrow types; a cast of jsonb (`LargeBinary`) to text must print
 //! the JSON, and type coercion casts an untyped literal compared with a jsonb column to
 //! `LargeBinary`, which must parse it. An analyzer rule, run after type coercion, replaces those
-//! casts with the functions.
+//! casts with the functions. It also reads a text literal cast to an array (`'{a,b}'::text[]`) as
+//! PostgreSQL's array syntax (Arrow would make a one-element list of the text).
 
 use std::sync::Arc;
 
@@ -194,10 +195,13 @@ impl ExprPlanner for JsonbOperators {
                 (candidate && is_jsonb(&left, schema))
                     .then(|| call("jsonb_delete", vec![left.clone(), right.clone()]))
             }
+            // jsonb compares by jsonb's order, numbers by value (`1.0` = `1`), not bytewise.
             BinaryOperator::Lt
             | BinaryOperator::LtEq
             | BinaryOperator::Gt
             | BinaryOperator::GtEq
+            | BinaryOperator::Eq
+            | BinaryOperator::NotEq
                 if shallow(&left) && shallow(&right) =>
             {
                 let jsonb = is_jsonb(&left, schema) || is_jsonb(&right, schema);
@@ -206,7 +210,9 @@ impl ExprPlanner for JsonbOperators {
                         BinaryOperator::Lt => Operator::Lt,
                         BinaryOperator::LtEq => Operator::LtEq,
                         BinaryOperator::Gt => Operator::Gt,
-                        _ => Operator::GtEq,
+                        BinaryOperator::GtEq => Operator::GtEq,
+                        BinaryOperator::Eq => Operator::Eq,
+                        _ => Operator::NotEq,
                     };
                     binary_expr(
                         call("jsonb_cmp", vec![left.clone(), right.clone()]),
@@ -261,6 +267,15 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
         _ => return Ok(Transformed::no(expr)),
     };
     let target = &target;
+    // `'{a,b}'::text[]`: PostgreSQL's array literal, not a one-element array of that text.
+    if let (
+        Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _),
+        ArrowType::List(element),
+    ) = (inner, target)
+        && let Some(list) = crate::sql::array_literals::list_literal(text, element)
+    {
+        return Ok(Transformed::yes(list));
+    }
     let Ok(source) = inner.get_type(schema) else {
         return Ok(Transformed::no(expr));
     };

@@ -13,6 +13,7 @@ pub mod expand_array;
 pub mod fast;
 pub mod format;
 pub mod functions;
+pub mod gin;
 pub mod index_keys;
 pub mod json_build;
 pub mod json_values;

@@ -180,8 +180,10 @@ impl SchemaProvider for QubeSchema {
 /// A table as DataFusion sees it.
 pub struct KvTable {
     table: Arc<TableDef>,
-    /// The table's secondary indexes, candidates for [`KvTable::scan`]'s access path.
+    /// The table's B-tree secondary indexes, candidates for [`KvTable::scan`]'s access path.
     indexes: Vec<IndexDef>,
+    /// Its GIN indexes (`sql/gin.rs`).
+    gin_indexes: Vec<IndexDef>,
     schema: SchemaRef,
     shared: Arc<Shared>,
     /// Slot of each schema column (`None` for the hidden row id).
@@ -213,9 +215,13 @@ impl KvTable {
             fields.push(Field::new(ROW_ID_COLUMN, ArrowType::Int64, false));
             slots.push(None);
         }
+        let (indexes, gin_indexes) = indexes
+            .into_iter()
+            .partition(|index| index.method.is_btree());
         KvTable {
             table,
             indexes,
+            gin_indexes,
             schema: Arc::new(Schema::new(fields)),
             shared,
             slots,
@@ -229,6 +235,21 @@ impl KvTable {
         };
         let slot = self.table.column_slot(&column.name)?;
         key_slots.iter().position(|&key_slot| key_slot == slot)
+    }
+
+    /// The GIN indexes `filters` can use, each with the lookups they ask of it.
+    fn gin_lookups<'s>(
+        &'s self,
+        filters: &'s [Expr],
+    ) -> impl Iterator<Item = (&'s IndexDef, Vec<crate::sql::gin::GinLookup>)> + 's {
+        self.gin_indexes.iter().filter_map(move |index| {
+            let column = &self.table.columns[*index.columns.first()?].name;
+            let lookups: Vec<_> = filters
+                .iter()
+                .filter_map(|filter| crate::sql::gin::lookup(filter, index, column))
+                .collect();
+            (!lookups.is_empty()).then_some((index, lookups))
+        })
     }
 
     /// The ways to read the rows `filters` may select: the primary key's ranges and each index's,
@@ -261,6 +282,7 @@ impl KvTable {
             ranges: vec![Key::row_range(self.table.id)],
             shape: RangeShape::Full,
             condition: String::new(),
+            label: None,
         };
         if !self.table.primary_key.is_empty() {
             let key_slots = &self.table.primary_key;
@@ -273,6 +295,7 @@ impl KvTable {
                 ranges,
                 shape,
                 condition: condition(&constraints, &types, &names_of(key_slots), shape),
+                label: None,
             };
         }
         let mut paths = vec![best];
@@ -306,6 +329,7 @@ impl KvTable {
                 ranges,
                 shape,
                 condition: condition(&constraints, &types, &names, shape),
+                label: None,
             });
         }
         // Stable: at equal rank the primary key (first) stays first.
@@ -333,6 +357,8 @@ struct AccessPath {
     shape: RangeShape,
     /// The predicates the ranges come from, as EXPLAIN shows them (`id >= 5 AND id <= 8`).
     condition: String,
+    /// What found the keys, when not the ranges' own index (a GIN index's candidate rows).
+    label: Option<String>,
 }
 
 impl AccessPath {
@@ -435,9 +461,10 @@ impl AccessPath {
                 }
             ),
         };
-        match &self.index {
-            None => shape,
-            Some(index) => format!("index {}: {shape}", index.name),
+        match (&self.label, &self.index) {
+            (Some(label), _) => format!("{label}: {shape}"),
+            (None, None) => shape,
+            (None, Some(index)) => format!("index {}: {shape}", index.name),
         }
     }
 }
@@ -468,6 +495,7 @@ impl TableProvider for KvTable {
                 if any_compiled
                     || usable(&self.table.primary_key)
                     || self.indexes.iter().any(|index| usable(&index.columns))
+                    || self.gin_lookups(&[(*filter).clone()]).next().is_some()
                 {
                     TableProviderFilterPushDown::Inexact
                 } else {
@@ -499,9 +527,39 @@ impl TableProvider for KvTable {
             )),
             None => None,
         };
-        let paths = self
+        let mut paths = self
             .access_paths(filters, statistics.as_deref())
             .map_err(to_datafusion)?;
+        for (index, lookups) in self.gin_lookups(filters) {
+            let rows =
+                crate::sql::gin::candidates(&view, index, &lookups).map_err(to_datafusion)?;
+            let path = AccessPath {
+                index: None,
+                shape: if rows.is_empty() {
+                    RangeShape::Empty
+                } else {
+                    RangeShape::Points {
+                        keys: rows.len(),
+                        columns: self.table.primary_key.len(),
+                    }
+                },
+                ranges: rows
+                    .into_iter()
+                    .map(|primary_key| {
+                        let key = Key::Row(self.table.id, primary_key).encode();
+                        (Bound::Included(key.clone()), Bound::Included(key))
+                    })
+                    .collect(),
+                condition: String::new(),
+                label: Some(format!("gin index {}", index.name)),
+            };
+            // Before the paths that read ranges without a fixed key column, or everything.
+            let at = paths
+                .iter()
+                .position(|other| other.rank().0 <= 2)
+                .unwrap_or(paths.len());
+            paths.insert(at, path);
+        }
         Ok(Arc::new(KvScanExec::new(
             self.table.clone(),
             view,

@@ -236,6 +236,19 @@ fn pg_type_name(data_type: &SqlType) -> String {
 fn rewrite_casts(query: &mut Query) -> Result<()> {
     let mut failure = None;
     let _ = visit_expressions_mut(query, |expr| {
+        // `jsonb '...'`: the input function of the type, as `'...'::jsonb`.
+        if let Expr::TypedString(typed) = expr
+            && matches!(typed.data_type, SqlType::JSONB | SqlType::JSON)
+        {
+            match parse_expression(&format!("qubedb_jsonb({})", typed.value)) {
+                Ok(replacement) => *expr = replacement,
+                Err(error) => {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
+            }
+            return ControlFlow::Continue(());
+        }
         let Expr::Cast {
             expr: inner,
             data_type,
@@ -430,6 +443,33 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
                     "unnest(qubedb_expand_array({}))",
                     arguments.join(", ")
                 )) {
+                    Ok(replacement) => *expr = replacement,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            // `ROW(a, b)`: a record whose fields are named f1, f2, ... as PostgreSQL names them.
+            Expr::Function(function)
+                if function.name.to_string().eq_ignore_ascii_case("row")
+                    && matches!(
+                        &function.args,
+                        datafusion::sql::sqlparser::ast::FunctionArguments::List(list)
+                            if !list.args.is_empty()
+                    ) =>
+            {
+                let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &function.args
+                else {
+                    return ControlFlow::Continue(());
+                };
+                let fields: Vec<String> = list
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(position, argument)| format!("'f{}', {argument}", position + 1))
+                    .collect();
+                match parse_expression(&format!("named_struct({})", fields.join(", "))) {
                     Ok(replacement) => *expr = replacement,
                     Err(error) => {
                         failure = Some(error);

@@ -36,7 +36,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::datasource::MemTable;
 use qubedb_model::DataType;
 use qubedb_model::catalog::{
-    Catalog, IndexDef, Object, PUBLIC_SCHEMA_ID, ReferentialAction, TableDef,
+    Catalog, IndexDef, IndexMethod, Object, PUBLIC_SCHEMA_ID, ReferentialAction, TableDef,
 };
 
 use crate::cluster::DatabaseEntry;
@@ -643,6 +643,7 @@ struct IndexInfo {
     expressions: Vec<String>,
     predicate: Option<String>,
     include: Vec<usize>,
+    method: IndexMethod,
 }
 
 impl IndexInfo {
@@ -689,6 +690,7 @@ fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
                         expressions: Vec::new(),
                         predicate: None,
                         include: Vec::new(),
+                        method: IndexMethod::BTree,
                     });
                 }
             }
@@ -702,6 +704,7 @@ fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
                 expressions,
                 predicate,
                 include,
+                method,
                 ..
             }) => list.push(IndexInfo {
                 oid: object_oid(*id),
@@ -714,6 +717,7 @@ fn indexes(catalog: &Catalog) -> Vec<IndexInfo> {
                 expressions: expressions.clone(),
                 predicate: predicate.clone(),
                 include: include.clone(),
+                method: *method,
             }),
             _ => {}
         }
@@ -737,13 +741,23 @@ pub fn index_definition(catalog: &Catalog, oid: i64, column: i64) -> Option<Stri
     if column > 0 {
         return key_part(usize::try_from(column - 1).ok()?);
     }
-    let key: Vec<String> = (0..index.key_len()).filter_map(key_part).collect();
+    let mut key: Vec<String> = (0..index.key_len()).filter_map(key_part).collect();
+    if index.method == (IndexMethod::Gin { path_ops: true }) {
+        for part in &mut key {
+            part.push_str(" jsonb_path_ops");
+        }
+    }
     let mut definition = format!(
-        "CREATE {}INDEX {} ON {}.{} USING btree ({})",
+        "CREATE {}INDEX {} ON {}.{} USING {} ({})",
         if index.unique { "UNIQUE " } else { "" },
         index.name,
         catalog.schema_name(index.schema),
         table.name,
+        if index.method.is_btree() {
+            "btree"
+        } else {
+            "gin"
+        },
         key.join(", ")
     );
     if !index.include.is_empty() {
@@ -1966,6 +1980,7 @@ fn pg_catalog_table(
             vec![
                 row![2i64, "heap", "heap_tableam_handler", "t"],
                 row![BTREE_OID, "btree", "bthandler", "i"],
+                row![2742i64, "gin", "ginhandler", "i"],
             ],
         )?,
         "pg_collation" => build(

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use qubedb_kv::Transaction;
-use qubedb_model::catalog::{Catalog, IndexDef, ReferentialAction, SequenceDef, TableDef};
+use qubedb_model::catalog::{
+    Catalog, IndexDef, IndexMethod, ReferentialAction, SequenceDef, TableDef,
+};
+use qubedb_model::jsonb::{Jsonb, gin_tokens};
 use qubedb_model::keycode::{decode_value, encode_value};
 use qubedb_model::keys::Key;
 use qubedb_model::row::{RawValue, RowReader, encode_row};
@@ -63,6 +66,12 @@ fn raw_to_value(raw: RawValue<'_>, data_type: DataType) -> Result<Value> {
         },
         RawValue::Bytes(bytes) => match data_type {
             DataType::Bytea | DataType::Uuid => Value::Bytes(bytes.to_vec()),
+            // The binary form (JSON text stored by earlier versions is converted).
+            DataType::Jsonb => Value::Bytes(
+                Jsonb::from_stored(bytes)
+                    .map_err(crate::sql::convert::json_error)?
+                    .into_owned(),
+            ),
             _ => Value::Text(
                 String::from_utf8(bytes.to_vec())
                     .map_err(|_| Error::internal("stored text is not UTF-8"))?,
@@ -93,6 +102,7 @@ pub fn display_value(value: &Value, data_type: DataType) -> String {
         Value::Double(double) => format_float(*double, 15),
         Value::Numeric { units, scale } => format_decimal(*units, *scale),
         Value::Text(text) => text.clone(),
+        Value::Bytes(bytes) if data_type == DataType::Jsonb => Jsonb::new(bytes).to_text(),
         Value::Bytes(bytes) if data_type == DataType::Uuid => uuid::Uuid::from_slice(bytes)
             .map(|uuid| uuid.hyphenated().to_string())
             .unwrap_or_default(),
@@ -190,6 +200,22 @@ pub(crate) fn entry_primary_key<'v>(
     Ok(&value[..at])
 }
 
+/// The key of a GIN entry: the index, the token (as a keycode, so one token's entries are one
+/// prefix), then the row's primary key.
+pub(crate) fn gin_entry_key(index: u64, token: &[u8], primary_key: &[u8]) -> Vec<u8> {
+    let mut values = Vec::with_capacity(token.len() + primary_key.len() + 4);
+    encode_value(&Value::Bytes(token.to_vec()), &mut values);
+    values.extend_from_slice(primary_key);
+    Key::Index(index, values).encode()
+}
+
+/// The key prefix of every GIN entry of `token`.
+pub(crate) fn gin_token_prefix(index: u64, token: &[u8]) -> Vec<u8> {
+    let mut values = Vec::with_capacity(token.len() + 4);
+    encode_value(&Value::Bytes(token.to_vec()), &mut values);
+    Key::Index(index, values).encode()
+}
+
 /// One index entry: its key, and its value (the row's primary key, then any `INCLUDE` columns).
 pub(crate) struct Entry {
     pub key: Vec<u8>,
@@ -238,9 +264,30 @@ impl<'a> IndexEntries<'a> {
         ))
     }
 
+    /// The entries of a row of `values` whose primary-key keycode is `primary_key`: one for a B-tree
+    /// index (none when a partial index leaves the row out), one per token for a GIN index.
+    pub(crate) fn entries(&self, values: &[Value], primary_key: &[u8]) -> Result<Vec<Entry>> {
+        let IndexMethod::Gin { path_ops } = self.def.method else {
+            return Ok(self.entry(values, primary_key)?.into_iter().collect());
+        };
+        let bytes = match &values[self.def.columns[0]] {
+            Value::Bytes(bytes) => {
+                Jsonb::from_stored(bytes).map_err(crate::sql::convert::json_error)?
+            }
+            _ => return Ok(Vec::new()),
+        };
+        Ok(gin_tokens(Jsonb::new(&bytes), path_ops)
+            .into_iter()
+            .map(|token| Entry {
+                key: gin_entry_key(self.def.id, &token, primary_key),
+                value: primary_key.to_vec(),
+            })
+            .collect())
+    }
+
     /// The entry of a row of `values` whose primary-key keycode is `primary_key`; `None` when a partial
     /// index leaves the row out.
-    pub(crate) fn entry(&self, values: &[Value], primary_key: &[u8]) -> Result<Option<Entry>> {
+    fn entry(&self, values: &[Value], primary_key: &[u8]) -> Result<Option<Entry>> {
         let mut value = primary_key.to_vec();
         for &slot in &self.def.include {
             encode_value(&values[slot], &mut value);
@@ -456,13 +503,12 @@ impl<'a> TableWriter<'a> {
         }
         let primary_key = self.primary_key_of(&key).to_vec();
         for index in &self.indexes {
-            let Some(entry) = index.entry(values, &primary_key)? else {
-                continue;
-            };
-            if index.def.unique && transaction.contains(&entry.key)? {
-                return Err(index.duplicate(values)?);
+            for entry in index.entries(values, &primary_key)? {
+                if index.def.unique && transaction.contains(&entry.key)? {
+                    return Err(index.duplicate(values)?);
+                }
+                transaction.put(entry.key, entry.value)?;
             }
-            transaction.put(entry.key, entry.value)?;
         }
         transaction.put(key, encode_row(self.table.version, values))?;
         self.inserted.fetch_add(1, Ordering::Relaxed);
@@ -473,7 +519,7 @@ impl<'a> TableWriter<'a> {
     pub fn delete(&self, transaction: &mut Transaction, row: &StoredRow) -> Result<()> {
         let primary_key = self.primary_key_of(&row.key).to_vec();
         for index in &self.indexes {
-            if let Some(entry) = index.entry(&row.values, &primary_key)? {
+            for entry in index.entries(&row.values, &primary_key)? {
                 transaction.delete(entry.key)?;
             }
         }

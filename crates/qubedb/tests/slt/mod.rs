@@ -3,7 +3,7 @@
 //! Values are rendered as PostgreSQL's text format, except NULL as `NULL` and the empty string as `(empty)`
 //! (sqllogictest's conventions). Errors render as `message (SQLSTATE)`, so `statement error 23505` matches the
 //! code. Each file runs twice: in memory with the OLTP fast path on, and on disk with it off (so every
-//! point statement in every file is checked to give the same result both ways). Regenerate expected output after a deliberate change with `QUBEDB_SLT_COMPLETE=1 cargo test`.
+//! point statement in every file is checked to give the same result both ways). Regenerate expected output after a deliberate change with `QUBEDB_SLT_COMPLETE=1 cargo test`; `QUBEDB_SLT_ONLY=name` runs only the files whose name contains `name`.
 
 use std::path::{Path, PathBuf};
 
@@ -112,7 +112,14 @@ fn slt_files() -> Vec<PathBuf> {
 
 fn run_all(make: fn() -> Engine) {
     let mut failures = Vec::new();
+    // `QUBEDB_SLT_ONLY=jsonb` runs only the files whose name contains it.
+    let only = std::env::var("QUBEDB_SLT_ONLY").ok();
     for file in slt_files() {
+        if let Some(only) = &only
+            && !file.to_string_lossy().contains(only.as_str())
+        {
+            continue;
+        }
         let mut runner = sqllogictest::Runner::new(move || async move { Ok(make()) });
         runner.add_label("qubedb");
         if std::env::var_os("QUBEDB_SLT_COMPLETE").is_some() {

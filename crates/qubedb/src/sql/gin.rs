@@ -1,0 +1,155 @@
+//! Reading a GIN index: which filters it serves and the rows it points to.
+//!
+//! A GIN index of a jsonb column keeps one entry per token of each row's document
+//! ([`qubedb_model::jsonb::gin_tokens`]): key `Index(index, token, primary key)`, value the primary
+//! key. A filter `doc @> constant` needs every token of the constant (a containing document has them
+//! all), `doc ? 'k'` and `doc ?& keys` the key tokens, `doc ?| keys` any of them. The scan collects the
+//! primary keys under each token's prefix, intersects (or unites) them, and reads those rows by key:
+//! the candidates. The index cannot tell a key at the top level from a nested one, nor one array
+//! element from another, so the filter itself stays on the scan (DataFusion rechecks it, the filter
+//! being pushed down as inexact), as PostgreSQL rechecks a GIN index's candidates.
+
+use std::collections::BTreeSet;
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Expr;
+use qubedb_kv::ReadView;
+use qubedb_model::catalog::{IndexDef, IndexMethod};
+use qubedb_model::jsonb::{Jsonb, gin_tokens, key_token};
+
+use crate::error::Result;
+use crate::sql::write::{gin_entry_key, gin_token_prefix};
+
+/// Up to this many candidates, a further token is checked by one look-up per candidate instead of
+/// reading all of the token's entries.
+const PROBE_ROWS_MAX: usize = 4096;
+
+/// The tokens a filter needs: all of them (`@>`, `?`, `?&`) or any (`?|`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GinLookup {
+    pub tokens: Vec<Vec<u8>>,
+    pub all: bool,
+}
+
+/// The lookup `filter` asks of GIN index `index` on column `column`, if it is one the index serves.
+pub(crate) fn lookup(filter: &Expr, index: &IndexDef, column: &str) -> Option<GinLookup> {
+    let IndexMethod::Gin { path_ops } = index.method else {
+        return None;
+    };
+    let Expr::ScalarFunction(call) = filter else {
+        return None;
+    };
+    let [Expr::Column(target), Expr::Literal(constant, _)] = call.args.as_slice() else {
+        return None;
+    };
+    if target.name != column {
+        return None;
+    }
+    let keys = |constant: &ScalarValue| -> Option<Vec<String>> {
+        match constant {
+            ScalarValue::Utf8(Some(text)) => crate::sql::array_literals::parse_array(text)
+                .map(|keys| keys.into_iter().flatten().collect()),
+            ScalarValue::List(list) => {
+                let values = list.value(0);
+                let strings = datafusion::arrow::array::AsArray::as_string_opt::<i32>(&values)?;
+                Some(strings.iter().flatten().map(str::to_string).collect())
+            }
+            _ => None,
+        }
+    };
+    let lookup = match call.func.name() {
+        "jsonb_contains" => {
+            let document = match constant {
+                ScalarValue::LargeBinary(Some(bytes)) => bytes.clone(),
+                ScalarValue::Utf8(Some(text)) => crate::sql::convert::parse_jsonb(text).ok()?,
+                _ => return None,
+            };
+            GinLookup {
+                tokens: gin_tokens(Jsonb::new(&document), path_ops),
+                all: true,
+            }
+        }
+        "jsonb_exists" if !path_ops => match constant {
+            ScalarValue::Utf8(Some(key)) => GinLookup {
+                tokens: vec![key_token(key)],
+                all: true,
+            },
+            _ => return None,
+        },
+        "jsonb_exists_all" if !path_ops => GinLookup {
+            tokens: keys(constant)?.iter().map(|key| key_token(key)).collect(),
+            all: true,
+        },
+        "jsonb_exists_any" if !path_ops => GinLookup {
+            tokens: keys(constant)?.iter().map(|key| key_token(key)).collect(),
+            all: false,
+        },
+        _ => return None,
+    };
+    // No token (`@> '{}'`, `?& '{}'`): every row may match; the index does not narrow anything.
+    (!lookup.tokens.is_empty()).then_some(lookup)
+}
+
+/// The primary keys (keycodes) of the rows that have the lookups' tokens, every lookup applying.
+pub(crate) fn candidates(
+    view: &ReadView,
+    index: &IndexDef,
+    lookups: &[GinLookup],
+) -> Result<BTreeSet<Vec<u8>>> {
+    let mut result: Option<BTreeSet<Vec<u8>>> = None;
+    for lookup in lookups {
+        let mut found: Option<BTreeSet<Vec<u8>>> = None;
+        // Values before keys: a value is usually rarer than the key it sits under, so the first
+        // set is small and the later tokens are probed per candidate rather than read whole.
+        let mut tokens: Vec<&Vec<u8>> = lookup.tokens.iter().collect();
+        tokens.sort_by_key(|token| token.first() != Some(&b'V'));
+        for token in tokens {
+            found = Some(match found {
+                None => rows_with(view, index.id, token)?,
+                Some(previous) if lookup.all && previous.len() <= PROBE_ROWS_MAX => {
+                    let mut kept = BTreeSet::new();
+                    for primary_key in previous {
+                        if view
+                            .get(&gin_entry_key(index.id, token, &primary_key))?
+                            .is_some()
+                        {
+                            kept.insert(primary_key);
+                        }
+                    }
+                    kept
+                }
+                Some(previous) if lookup.all => {
+                    let rows = rows_with(view, index.id, token)?;
+                    previous.intersection(&rows).cloned().collect()
+                }
+                Some(mut previous) => {
+                    previous.extend(rows_with(view, index.id, token)?);
+                    previous
+                }
+            });
+            if lookup.all && found.as_ref().is_some_and(BTreeSet::is_empty) {
+                break;
+            }
+        }
+        let found = found.unwrap_or_default();
+        result = Some(match result {
+            None => found,
+            Some(previous) => previous.intersection(&found).cloned().collect(),
+        });
+        if result.as_ref().is_some_and(BTreeSet::is_empty) {
+            break;
+        }
+    }
+    Ok(result.unwrap_or_default())
+}
+
+/// The primary keys under one token.
+fn rows_with(view: &ReadView, index: u64, token: &[u8]) -> Result<BTreeSet<Vec<u8>>> {
+    let prefix = gin_token_prefix(index, token);
+    let mut rows = BTreeSet::new();
+    for entry in view.scan(qubedb_kv::prefix_range(&prefix), false)? {
+        let (_, primary_key) = entry?;
+        rows.insert(primary_key);
+    }
+    Ok(rows)
+}
