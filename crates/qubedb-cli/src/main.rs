@@ -1,5 +1,5 @@
 //! The `qubedb` command: wiring only. `serve` runs the PostgreSQL wire server, `shell` is an interactive
-//! REPL, `sql` runs statements from `-c` or standard input. Both print results as PostgreSQL's psql does, or as CSV, TSV or JSON lines.
+//! REPL, `sql` runs statements from `-c` or standard input, `import` loads a JSON-lines file. Both print results as PostgreSQL's psql does, or as CSV, TSV or JSON lines.
 
 mod output;
 mod shell;
@@ -72,6 +72,25 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = FormatArg::Aligned)]
         format: FormatArg,
+    },
+    /// Loads a JSON-lines file into a table (`COPY table FROM 'file' (FORMAT json)`): each line
+    /// into the table's one column, or an object's fields into the columns of their names.
+    Import {
+        /// Data directory to open (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Database of the data directory to use.
+        #[arg(long, short = 'd', default_value = qubedb::cluster::DEFAULT_DATABASE)]
+        database: String,
+        /// The JSON-lines file to read.
+        #[arg(long)]
+        jsonl: PathBuf,
+        /// The table to load (it must exist).
+        #[arg(long)]
+        table: String,
+        /// The columns to fill (default: all of the table's).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
     },
 }
 
@@ -212,6 +231,45 @@ fn main() -> ExitCode {
             let mut stdout = std::io::stdout().lock();
             match session.run_script(&sql, |outcome| print_outcome(&mut stdout, &outcome, format)) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    print_error(&error);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Import {
+            data,
+            database,
+            jsonl,
+            table,
+            columns,
+        } => {
+            let database = match open(Some(&data), &database) {
+                Ok(database) => database,
+                Err(error) => {
+                    print_error(&error);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+            let column_list = if columns.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = columns.iter().map(|name| quote(name)).collect();
+                format!(" ({})", names.join(", "))
+            };
+            let sql = format!(
+                "COPY {}{column_list} FROM '{}' (FORMAT json)",
+                quote(&table),
+                jsonl.display().to_string().replace('\'', "''")
+            );
+            let mut session = database.session();
+            match session.run(&sql) {
+                Ok(outcomes) => {
+                    let loaded = outcomes.last().map_or(0, |outcome| outcome.rows_affected);
+                    eprintln!("imported {loaded} rows into {table}");
+                    ExitCode::SUCCESS
+                }
                 Err(error) => {
                     print_error(&error);
                     ExitCode::FAILURE

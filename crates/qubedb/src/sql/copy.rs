@@ -1,5 +1,6 @@
 //! `COPY table [(columns)] FROM 'file' | STDIN` and `COPY table [(columns)] | (query) TO 'file' | STDOUT`,
-//! in PostgreSQL's text and CSV formats.
+//! in PostgreSQL's text and CSV formats, and `FROM ... (FORMAT json)`: JSON lines, one document per
+//! line into a jsonb column, or an object's fields into the columns of their names.
 //!
 //! The data is split into rows of fields here ([`parse_rows`], PostgreSQL's rules: backslash escapes
 //! and `\N` in text, quoting in CSV, `\.` ends the data), then inserted through the ordinary INSERT
@@ -40,6 +41,8 @@ const ROWS_PER_CHUNK: usize = 500;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CopyFormat {
     csv: bool,
+    /// `FORMAT json`: one JSON document per line (reading only).
+    json: bool,
     delimiter: char,
     null: String,
     header: bool,
@@ -56,6 +59,7 @@ impl CopyFormat {
         legacy_options: &[CopyLegacyOption],
     ) -> Result<CopyFormat> {
         let mut csv = false;
+        let mut json = false;
         let mut delimiter = None;
         let mut null = None;
         let mut header = false;
@@ -70,6 +74,7 @@ impl CopyFormat {
                 CopyOption::Format(name) => match name.value.to_lowercase().as_str() {
                     "text" => csv = false,
                     "csv" => csv = true,
+                    "json" => json = true,
                     "binary" => return Err(Error::not_supported("COPY in binary format")),
                     other => {
                         return Err(Error::user(
@@ -126,9 +131,16 @@ impl CopyFormat {
                 "COPY FORCE_QUOTE is available only in CSV mode",
             ));
         }
+        if json && (csv || delimiter.is_some() || null.is_some() || header) {
+            return Err(Error::user(
+                "42601",
+                "COPY FORMAT json takes no other format option",
+            ));
+        }
         let quote = quote.unwrap_or('"');
         Ok(CopyFormat {
             csv,
+            json,
             delimiter: delimiter.unwrap_or(if csv { ',' } else { '\t' }),
             null: null.unwrap_or_else(|| {
                 if csv {
@@ -284,6 +296,55 @@ pub(crate) fn parse_rows(data: &str, format: &CopyFormat) -> Result<Vec<Vec<Opti
     };
     if format.header && !rows.is_empty() {
         rows.remove(0);
+    }
+    Ok(rows)
+}
+
+/// `FORMAT json` data: one JSON document per non-blank line. Into one column, the document itself;
+/// into several, each line must be an object, and each column takes the field of its name (a string
+/// as its text, a missing field or JSON null as NULL, anything else as its JSON).
+pub(crate) fn parse_json_lines(data: &str, columns: &[String]) -> Result<Vec<Vec<Option<String>>>> {
+    let mut rows = Vec::new();
+    for (index, line) in data.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let context = format!("COPY, line {}", index + 1);
+        let document = qubedb_model::jsonb::parse(line).map_err(|error| {
+            let mut error = crate::sql::convert::json_error(error);
+            error.context = Some(match error.context.take() {
+                Some(inner) => format!("{inner}\n{context}"),
+                None => context.clone(),
+            });
+            error
+        })?;
+        if columns.len() == 1 {
+            rows.push(vec![Some(line.to_string())]);
+            continue;
+        }
+        let bytes = document.encode();
+        let document = qubedb_model::jsonb::Jsonb::new(&bytes);
+        if document.kind() != qubedb_model::jsonb::Kind::Object {
+            return Err(Error::user(
+                "22P02",
+                format!(
+                    "COPY FORMAT json into {} columns needs an object on each line",
+                    columns.len()
+                ),
+            )
+            .with_detail(context));
+        }
+        rows.push(
+            columns
+                .iter()
+                .map(|column| {
+                    document
+                        .get(column)
+                        .and_then(|value| value.to_unquoted_text())
+                })
+                .collect(),
+        );
     }
     Ok(rows)
 }
@@ -528,7 +589,21 @@ impl Session {
                 format!("invalid byte sequence for encoding \"UTF8\": {error}"),
             )
         })?;
-        let rows = parse_rows(&text, &format)?;
+        let rows = if format.json {
+            let names: Vec<String> = if columns.is_empty() {
+                let catalog = self.shared.state.lock().catalog.clone();
+                let table = crate::sql::dml::target_table(&catalog, &table_name)?;
+                table
+                    .live_columns()
+                    .map(|(_, column)| column.name.clone())
+                    .collect()
+            } else {
+                columns.iter().map(crate::sql::rewrite::normalize).collect()
+            };
+            parse_json_lines(&text, &names)?
+        } else {
+            parse_rows(&text, &format)?
+        };
         let column_list = if columns.is_empty() {
             String::new()
         } else {
@@ -604,6 +679,9 @@ impl Session {
         target: CopyTarget,
         format: CopyFormat,
     ) -> Result<QueryResult> {
+        if format.json {
+            return Err(Error::not_supported("COPY TO in FORMAT json"));
+        }
         let query = match source {
             CopySource::Table {
                 table_name,
