@@ -12,6 +12,7 @@
 pub mod catalog;
 mod error;
 pub mod jsonb;
+pub mod jsonpath;
 pub mod keycode;
 pub mod keys;
 pub mod row;

@@ -27,6 +27,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use qubedb_model::jsonb::{self, Json, Jsonb, Kind, PathChange};
+use qubedb_model::jsonpath::JsonPath;
 
 use crate::error::{Error, Result, to_datafusion};
 use crate::sql::convert::{json_error, parse_jsonb};
@@ -79,6 +80,20 @@ enum Operation {
     Each {
         text: bool,
     },
+    /// `::jsonpath`: the path text, checked.
+    PathInput,
+    /// `jsonb_path_exists` (and `@?`, silent).
+    PathExists {
+        silent: bool,
+    },
+    /// `jsonb_path_match` (and `@@`, silent).
+    PathMatch {
+        silent: bool,
+    },
+    /// `jsonb_path_query`, as an array.
+    PathQuery,
+    PathQueryArray,
+    PathQueryFirst,
 }
 
 /// The scalar types jsonb casts to.
@@ -185,6 +200,20 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ),
     ("qubedb_jsonb_each", Operation::Each { text: false }),
     ("qubedb_jsonb_each_text", Operation::Each { text: true }),
+    ("qubedb_jsonpath", Operation::PathInput),
+    ("jsonb_path_exists", Operation::PathExists { silent: false }),
+    (
+        "jsonb_path_exists_opr",
+        Operation::PathExists { silent: true },
+    ),
+    ("jsonb_path_match", Operation::PathMatch { silent: false }),
+    (
+        "jsonb_path_match_opr",
+        Operation::PathMatch { silent: true },
+    ),
+    ("qubedb_jsonb_path_query", Operation::PathQuery),
+    ("jsonb_path_query_array", Operation::PathQueryArray),
+    ("jsonb_path_query_first", Operation::PathQueryFirst),
     // `json` values are kept as jsonb (see docs/architecture.md): the json_ functions are the same.
     ("json_object_field", Operation::Field { text: false }),
     ("json_array_element", Operation::Field { text: false }),
@@ -231,6 +260,11 @@ pub(crate) const SET_RETURNING: &[(&str, &str, &[&str])] = &[
         "jsonb_each_text",
         "qubedb_jsonb_each_text",
         &["key", "value"],
+    ),
+    (
+        "jsonb_path_query",
+        "qubedb_jsonb_path_query",
+        &["jsonb_path_query"],
     ),
     (
         "json_object_keys",
@@ -310,7 +344,19 @@ impl JsonbFunction {
     fn parameters(&self, count: usize) -> Option<Vec<Parameter>> {
         use Parameter::*;
         let fixed: &[Parameter] = match self.operation {
-            Operation::Input => &[Text],
+            Operation::Input | Operation::PathInput => &[Text],
+            Operation::PathExists { .. }
+            | Operation::PathMatch { .. }
+            | Operation::PathQuery
+            | Operation::PathQueryArray
+            | Operation::PathQueryFirst => {
+                return match count {
+                    2 => Some(vec![Jsonb, Text]),
+                    3 => Some(vec![Jsonb, Text, Jsonb]),
+                    4 => Some(vec![Jsonb, Text, Jsonb, Boolean]),
+                    _ => None,
+                };
+            }
             Operation::Output
             | Operation::Typeof
             | Operation::ArrayLength
@@ -418,7 +464,15 @@ impl ScalarUDFImpl for JsonbFunction {
             | Operation::DeletePath
             | Operation::StripNulls
             | Operation::Set
-            | Operation::Insert => ArrowType::LargeBinary,
+            | Operation::Insert
+            | Operation::PathQueryArray
+            | Operation::PathQueryFirst => ArrowType::LargeBinary,
+            Operation::PathInput => ArrowType::Utf8,
+            Operation::PathExists { .. } | Operation::PathMatch { .. } => ArrowType::Boolean,
+            Operation::PathQuery => ArrowType::List(Arc::new(Field::new_list_field(
+                ArrowType::LargeBinary,
+                true,
+            ))),
             Operation::Output
             | Operation::Field { text: true }
             | Operation::Path { text: true }
@@ -768,7 +822,131 @@ impl JsonbFunction {
             Operation::ObjectKeys | Operation::Elements { .. } | Operation::Each { .. } => {
                 self.sets(first, rows)
             }
+            Operation::PathInput => {
+                let mut out = StringBuilder::with_capacity(rows, rows * 8);
+                for row in 0..rows {
+                    match first.text(row) {
+                        Some(text) => {
+                            JsonPath::parse(text).map_err(json_error)?;
+                            out.append_value(text);
+                        }
+                        None => out.append_null(),
+                    }
+                }
+                Ok(Arc::new(out.finish()))
+            }
+            Operation::PathExists { .. }
+            | Operation::PathMatch { .. }
+            | Operation::PathQuery
+            | Operation::PathQueryArray
+            | Operation::PathQueryFirst => self.path_language(arguments, rows),
         }
+    }
+
+    /// The SQL/JSON path functions: the path parsed once per distinct text (usually once), each
+    /// row's document evaluated. Silent: errors while evaluating (not a malformed path) give NULL,
+    /// or nothing.
+    fn path_language(&self, arguments: &[Argument], rows: usize) -> Result<ArrayRef> {
+        let silent_argument = |row: usize| -> Option<bool> {
+            match arguments.get(3) {
+                Some(flag) => flag.boolean(row),
+                None => Some(false),
+            }
+        };
+        let mut booleans = BooleanBuilder::with_capacity(rows);
+        let mut documents = JsonbColumn::new(rows);
+        let mut offsets: Vec<i32> = vec![0];
+        let mut nulls = Vec::with_capacity(rows);
+        let mut elements = JsonbColumn::new(rows);
+        let mut count = 0i32;
+        let mut parsed: Option<(String, JsonPath)> = None;
+        let empty = Json::Object(Vec::new());
+        for row in 0..rows {
+            let document = arguments[0].jsonb(row)?;
+            let path_text = arguments[1].text(row);
+            let variables = match arguments.get(2) {
+                Some(variables) => variables
+                    .jsonb(row)?
+                    .map(|bytes| Jsonb::new(&bytes).to_json()),
+                None => Some(empty.clone()),
+            };
+            let silent = silent_argument(row);
+            let (Some(document), Some(path_text), Some(variables), Some(silent_flag)) =
+                (document, path_text, variables, silent)
+            else {
+                booleans.append_null();
+                documents.push(None);
+                offsets.push(count);
+                nulls.push(false);
+                continue;
+            };
+            let silent = silent_flag
+                || matches!(
+                    self.operation,
+                    Operation::PathExists { silent: true } | Operation::PathMatch { silent: true }
+                );
+            if parsed.as_ref().is_none_or(|(known, _)| known != path_text) {
+                parsed = Some((
+                    path_text.to_string(),
+                    JsonPath::parse(path_text).map_err(json_error)?,
+                ));
+            }
+            let path = &parsed.as_ref().expect("parsed just above").1;
+            let document = Jsonb::new(&document).to_json();
+            if !matches!(variables, Json::Object(_)) {
+                return Err(invalid_parameter("\"vars\" argument is not an object").with_detail(
+                    "Jsonpath parameters should be encoded as key-value pairs of \"vars\" object.",
+                ));
+            }
+            match self.operation {
+                Operation::PathExists { .. } | Operation::PathMatch { .. } => {
+                    let answer = if matches!(self.operation, Operation::PathExists { .. }) {
+                        path.exists(&document, &variables)
+                    } else {
+                        path.matches(&document, &variables)
+                    };
+                    match answer {
+                        Ok(answer) => booleans.append_option(answer),
+                        Err(_) if silent => booleans.append_null(),
+                        Err(error) => return Err(json_error(error)),
+                    }
+                }
+                _ => {
+                    let items = match path.query(&document, &variables) {
+                        Ok(items) => items,
+                        Err(_) if silent => Vec::new(),
+                        Err(error) => return Err(json_error(error)),
+                    };
+                    match self.operation {
+                        Operation::PathQuery => {
+                            for item in &items {
+                                elements.push_json(item);
+                                count += 1;
+                            }
+                            offsets.push(count);
+                            nulls.push(true);
+                        }
+                        Operation::PathQueryArray => documents.push_json(&Json::Array(items)),
+                        _ => match items.first() {
+                            Some(item) => documents.push_json(item),
+                            None => documents.push(None),
+                        },
+                    }
+                }
+            }
+        }
+        Ok(match self.operation {
+            Operation::PathExists { .. } | Operation::PathMatch { .. } => {
+                Arc::new(booleans.finish())
+            }
+            Operation::PathQuery => Arc::new(ListArray::try_new(
+                Arc::new(Field::new_list_field(ArrowType::LargeBinary, true)),
+                OffsetBuffer::new(offsets.into()),
+                elements.finish(),
+                Some(nulls.into()),
+            )?),
+            _ => documents.finish(),
+        })
     }
 
     /// `->`-like extraction: `found` picks the child bytes; text results print it as `->>` does.

@@ -29,7 +29,6 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
-use crate::error::{Error, to_datafusion};
 use crate::sql::jsonb::Scalar;
 
 /// Puts QubeDB's expression planners first in a state builder: array literals, then jsonb operators
@@ -165,13 +164,13 @@ impl ExprPlanner for JsonbOperators {
             BinaryOperator::HashMinus => {
                 Some(call("jsonb_delete_path", vec![left.clone(), right.clone()]))
             }
-            BinaryOperator::AtQuestion | BinaryOperator::AtAt
-                if is_jsonb(&left, schema) || is_text_literal(&left) =>
-            {
-                return Err(to_datafusion(Error::not_supported(
-                    "the SQL/JSON path language (jsonpath)",
-                )));
-            }
+            BinaryOperator::AtQuestion => Some(call(
+                "jsonb_path_exists_opr",
+                vec![left.clone(), right.clone()],
+            )),
+            BinaryOperator::AtAt if is_jsonb(&left, schema) || is_text_literal(&left) => Some(
+                call("jsonb_path_match_opr", vec![left.clone(), right.clone()]),
+            ),
             BinaryOperator::AtArrow | BinaryOperator::ArrowAt => {
                 let jsonb =
                     is_jsonb(&left, schema) || (is_text_literal(&left) && is_jsonb(&right, schema));

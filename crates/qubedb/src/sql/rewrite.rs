@@ -266,6 +266,11 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
             return ControlFlow::Continue(());
         }
         let function = match data_type {
+            SqlType::Custom(name, modifiers)
+                if modifiers.is_empty() && name.to_string().eq_ignore_ascii_case("jsonpath") =>
+            {
+                "qubedb_jsonpath"
+            }
             SqlType::Uuid => "qubedb_uuid",
             SqlType::JSONB | SqlType::JSON => "qubedb_jsonb",
             SqlType::Bytea => "qubedb_bytea",

@@ -1519,3 +1519,95 @@ fn row_locks_make_other_sessions_wait_fail_or_skip() {
         ["1"]
     );
 }
+
+#[test]
+fn jsonb_indexes_are_read_and_answer_like_the_table() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    // `docs` has GIN and expression indexes; `plain` the same documents and none.
+    session
+        .run(
+            "CREATE TABLE docs (id INTEGER PRIMARY KEY, doc JSONB);
+             CREATE TABLE plain (id INTEGER PRIMARY KEY, doc JSONB);
+             INSERT INTO docs SELECT g, jsonb_build_object(
+                 'user', jsonb_build_object('name', 'u' || g, 'age', 20 + g % 50,
+                                            'city', CASE WHEN g % 10 = 0 THEN 'Paris' ELSE 'Rome' END),
+                 'tags', jsonb_build_array('t' || (g % 7), 't' || (g % 3)),
+                 'amount', g % 100)
+               FROM generate_series(1, 600) g;
+             INSERT INTO docs VALUES (601, '[1, \"Paris\"]'), (602, '\"Paris\"'), (603, NULL), (604, '{}');
+             INSERT INTO plain SELECT * FROM docs;
+             CREATE INDEX docs_gin ON docs USING gin (doc);
+             CREATE INDEX docs_path ON docs USING gin (doc jsonb_path_ops);
+             CREATE INDEX docs_city ON docs ((doc -> 'user' ->> 'city'));
+             CREATE INDEX docs_age ON docs (((doc -> 'user' ->> 'age')::int))",
+        )
+        .expect("create");
+    assert_plans(
+        &mut session,
+        &[
+            (
+                "SELECT id FROM docs WHERE doc @> '{\"user\": {\"city\": \"Paris\"}}'",
+                "KvScanExec: table=docs, gin index docs_",
+            ),
+            (
+                "SELECT id FROM docs WHERE doc ? 'tags'",
+                "gin index docs_gin",
+            ),
+            (
+                "SELECT id FROM docs WHERE doc -> 'user' ->> 'city' = 'Paris'",
+                "index docs_city: point lookup (1 key)",
+            ),
+            (
+                "SELECT id FROM docs WHERE (doc -> 'user' ->> 'age')::int BETWEEN 30 AND 35",
+                "index docs_age: range scan (1 range)",
+            ),
+        ],
+    );
+    let queries = [
+        "doc @> '{\"user\": {\"city\": \"Paris\"}}'",
+        "doc @> '{\"tags\": [\"t3\", \"t0\"]}'",
+        "doc @> '[\"Paris\"]'",
+        "doc @> '\"Paris\"'",
+        "doc @> '{}'",
+        "doc @> '{\"amount\": 7.0}'",
+        "doc ? 'tags'",
+        "doc ? 'Paris'",
+        "doc ?| '{amount,nope}'",
+        "doc ?& '{user,tags}'",
+        "doc -> 'user' ->> 'city' = 'Paris'",
+        "(doc -> 'user' ->> 'age')::int BETWEEN 30 AND 35",
+        "doc @> '{\"user\": {\"city\": \"Paris\"}}' AND doc ? 'amount'",
+    ];
+    let check = |session: &mut qubedb::Session| {
+        for condition in queries {
+            let indexed = text_rows(
+                session,
+                &format!("SELECT id FROM docs WHERE {condition} ORDER BY id"),
+            );
+            let scanned = text_rows(
+                session,
+                &format!("SELECT id FROM plain WHERE {condition} ORDER BY id"),
+            );
+            assert_eq!(indexed, scanned, "{condition}");
+        }
+    };
+    check(&mut session);
+    // Through writes, inside a block, and after a rollback.
+    let writes = "UPDATE {t} SET doc = doc || '{\"user\": {\"city\": \"Paris\"}}' WHERE id % 7 = 0;
+                  DELETE FROM {t} WHERE id % 11 = 0;
+                  INSERT INTO {t} VALUES (700, '{\"tags\": [\"t3\", \"t0\"], \"amount\": 7}')";
+    session.run("BEGIN").expect("begin");
+    for table in ["docs", "plain"] {
+        session.run(&writes.replace("{t}", table)).expect("writes");
+    }
+    check(&mut session);
+    session.run("ROLLBACK").expect("rollback");
+    check(&mut session);
+    for table in ["docs", "plain"] {
+        session.run(&writes.replace("{t}", table)).expect("writes");
+    }
+    check(&mut session);
+    session.run("REINDEX TABLE docs").expect("reindex");
+    check(&mut session);
+}
