@@ -22,6 +22,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, binary_expr,
@@ -252,7 +253,13 @@ impl AnalyzerRule for JsonbCasts {
                     datafusion::logical_expr::utils::merge_schema(&inputs)
                 }
             };
-            node.map_expressions(|expr| expr.transform_up(|expr| rewrite_cast(expr, &schema)))
+            // Rewritten expressions keep their names: the nodes above refer to them by name.
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|expr| {
+                let name = names.save(&expr);
+                expr.transform_up(|expr| rewrite_cast(expr, &schema))
+                    .map(|transformed| transformed.update_data(|expr| name.restore(expr)))
+            })
         })
         .map(|transformed| transformed.data)
     }
