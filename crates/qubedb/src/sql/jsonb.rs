@@ -80,6 +80,10 @@ enum Operation {
     Each {
         text: bool,
     },
+    /// `jsonb_object(text[])` / `jsonb_object(keys, values)`.
+    Object,
+    /// `jsonb_set_lax`: `jsonb_set` with a rule for an SQL NULL new value.
+    SetLax,
     /// `::jsonpath`: the path text, checked.
     PathInput,
     /// `jsonb_path_exists` (and `@?`, silent).
@@ -201,6 +205,8 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("qubedb_jsonb_each", Operation::Each { text: false }),
     ("qubedb_jsonb_each_text", Operation::Each { text: true }),
     ("qubedb_jsonpath", Operation::PathInput),
+    ("jsonb_object", Operation::Object),
+    ("jsonb_set_lax", Operation::SetLax),
     ("jsonb_path_exists", Operation::PathExists { silent: false }),
     (
         "jsonb_path_exists_opr",
@@ -345,6 +351,21 @@ impl JsonbFunction {
         use Parameter::*;
         let fixed: &[Parameter] = match self.operation {
             Operation::Input | Operation::PathInput => &[Text],
+            Operation::Object => {
+                return match count {
+                    1 => Some(vec![Path]),
+                    2 => Some(vec![Path, Path]),
+                    _ => None,
+                };
+            }
+            Operation::SetLax => {
+                return match count {
+                    3 => Some(vec![Jsonb, Path, Jsonb]),
+                    4 => Some(vec![Jsonb, Path, Jsonb, Boolean]),
+                    5 => Some(vec![Jsonb, Path, Jsonb, Boolean, Text]),
+                    _ => None,
+                };
+            }
             Operation::PathExists { .. }
             | Operation::PathMatch { .. }
             | Operation::PathQuery
@@ -466,7 +487,9 @@ impl ScalarUDFImpl for JsonbFunction {
             | Operation::Set
             | Operation::Insert
             | Operation::PathQueryArray
-            | Operation::PathQueryFirst => ArrowType::LargeBinary,
+            | Operation::PathQueryFirst
+            | Operation::Object
+            | Operation::SetLax => ArrowType::LargeBinary,
             Operation::PathInput => ArrowType::Utf8,
             Operation::PathExists { .. } | Operation::PathMatch { .. } => ArrowType::Boolean,
             Operation::PathQuery => ArrowType::List(Arc::new(Field::new_list_field(
@@ -821,6 +844,121 @@ impl JsonbFunction {
             Operation::ToScalar(scalar) => to_scalar(first, rows, scalar),
             Operation::ObjectKeys | Operation::Elements { .. } | Operation::Each { .. } => {
                 self.sets(first, rows)
+            }
+            Operation::Object => {
+                let mut out = JsonbColumn::new(rows);
+                for row in 0..rows {
+                    let Some(first_array) = first.path(row)? else {
+                        out.push(None);
+                        continue;
+                    };
+                    let pairs: Vec<(Option<String>, Option<String>)> = match arguments.get(1) {
+                        None => {
+                            if first_array.len() % 2 != 0 {
+                                return Err(Error::user(
+                                    "2202E",
+                                    "array must have even number of elements",
+                                ));
+                            }
+                            first_array
+                                .chunks(2)
+                                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                                .collect()
+                        }
+                        Some(values) => {
+                            let Some(values) = values.path(row)? else {
+                                out.push(None);
+                                continue;
+                            };
+                            if values.len() != first_array.len() {
+                                return Err(Error::user("2202E", "mismatched array dimensions"));
+                            }
+                            first_array.into_iter().zip(values).collect()
+                        }
+                    };
+                    let mut members = Vec::with_capacity(pairs.len());
+                    for (key, value) in pairs {
+                        let key = key.ok_or_else(|| {
+                            Error::user("22004", "null value not allowed for object key")
+                        })?;
+                        members.push((key, value.map_or(Json::Null, Json::String)));
+                    }
+                    out.push_json(&Json::object(members));
+                }
+                Ok(out.finish())
+            }
+            Operation::SetLax => {
+                let mut out = JsonbColumn::new(rows);
+                for row in 0..rows {
+                    let treatment = match arguments.get(4) {
+                        Some(treatment) => match treatment.text(row) {
+                            Some(treatment) => treatment.to_string(),
+                            None => {
+                                return Err(Error::user(
+                                    "22004",
+                                    "null_value_treatment must be \"delete_key\", \"return_target\", \"use_json_null\", or \"raise_exception\"",
+                                ));
+                            }
+                        },
+                        None => "use_json_null".to_string(),
+                    };
+                    if !matches!(
+                        treatment.as_str(),
+                        "delete_key" | "return_target" | "use_json_null" | "raise_exception"
+                    ) {
+                        return Err(invalid_parameter(
+                            "null_value_treatment must be \"delete_key\", \"return_target\", \"use_json_null\", or \"raise_exception\"",
+                        ));
+                    }
+                    let Some(bytes) = first.jsonb(row)? else {
+                        out.push(None);
+                        continue;
+                    };
+                    let Some(path) = arguments[1].path(row)? else {
+                        out.push(None);
+                        continue;
+                    };
+                    let path: Vec<Option<&str>> = path.iter().map(|step| step.as_deref()).collect();
+                    let create = match arguments.get(3) {
+                        Some(flag) => match flag.boolean(row) {
+                            Some(flag) => flag,
+                            None => {
+                                out.push(None);
+                                continue;
+                            }
+                        },
+                        None => true,
+                    };
+                    let document = Jsonb::new(&bytes);
+                    let new_value = arguments[2]
+                        .jsonb(row)?
+                        .map(|value| Jsonb::new(&value).to_json());
+                    let changed = match (new_value, treatment.as_str()) {
+                        (Some(value), _) => jsonb::set_path(
+                            document,
+                            &path,
+                            Some(&value),
+                            PathChange::Set { create },
+                        ),
+                        (None, "use_json_null") => jsonb::set_path(
+                            document,
+                            &path,
+                            Some(&Json::Null),
+                            PathChange::Set { create },
+                        ),
+                        (None, "delete_key") => {
+                            jsonb::set_path(document, &path, None, PathChange::Delete)
+                        }
+                        (None, "return_target") => Ok(document.to_json()),
+                        (None, _) => {
+                            return Err(Error::user("22004", "JSON value must not be null")
+                                .with_detail("Exception was raised because null_value_treatment is \"raise_exception\".")
+                                .with_hint("To avoid, either change the null_value_treatment argument or ensure that an SQL NULL is not passed."));
+                        }
+                    };
+                    out.push_json(&changed.map_err(json_error)?);
+                }
+                Ok(out.finish())
             }
             Operation::PathInput => {
                 let mut out = StringBuilder::with_capacity(rows, rows * 8);

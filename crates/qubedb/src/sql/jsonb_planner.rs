@@ -21,9 +21,12 @@ use datafusion::arrow::datatypes::DataType as ArrowType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::GetFieldAccess;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::planner::{
+    ExprPlanner, PlannerResult, RawBinaryExpr, RawFieldAccessExpr,
+};
 use datafusion::logical_expr::{
     Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, binary_expr,
 };
@@ -112,6 +115,33 @@ fn constant_keys(expr: &Expr) -> Option<(Expr, Vec<String>)> {
 }
 
 impl ExprPlanner for JsonbOperators {
+    /// Subscripts of jsonb (`doc['key']`, `doc[0]`, chains of both): the key's or the element's
+    /// value, as `->` gives it (PostgreSQL's jsonb subscripting).
+    fn plan_field_access(
+        &self,
+        expr: RawFieldAccessExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<RawFieldAccessExpr>> {
+        if !is_jsonb(&expr.expr, schema) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        let RawFieldAccessExpr { field_access, expr } = expr;
+        let key = match field_access {
+            GetFieldAccess::NamedStructField { name } => Expr::Literal(name, None),
+            GetFieldAccess::ListIndex { key } => *key,
+            other => {
+                return Ok(PlannerResult::Original(RawFieldAccessExpr {
+                    field_access: other,
+                    expr,
+                }));
+            }
+        };
+        Ok(PlannerResult::Planned(call(
+            "jsonb_object_field",
+            vec![expr, key],
+        )))
+    }
+
     fn plan_binary_op(
         &self,
         expr: RawBinaryExpr,
