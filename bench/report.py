@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes bench/RESULTS.md from bench/results/w1.jsonl (qubedb-bench w1) and bench/results/w2.jsonl
+"""Writes bench/RESULTS.md from bench/results/w1.jsonl (qubedb-bench w1), bench/results/w2.jsonl and w4.jsonl
 (bench/w2.py): for each measurement the median over runs of QubeDB and of its peer from the same run,
 and the ratio. Usage: python3 bench/report.py [--command "..."]"""
 import argparse
@@ -95,6 +95,62 @@ def w2_section(records):
     return lines
 
 
+W4_ROWS = [
+    ("load", "load (COPY / executemany)", "docs/s"),
+    ("city_eq_noindex", "`doc->'user'->>'city' = 'city07'` count (4,072 rows), no index", "ms"),
+    ("name_eq_noindex", "`doc->'user'->>'name' = X` count (1 row), no index", "ms"),
+    ("containment_noindex", "`doc @> '{\"user\":{\"city\":\"city07\"}}'` count, no index", "ms"),
+    ("group_by_noindex", "group by city: count, avg(amount)", "ms"),
+    ("containment_gin", "`@>` count with GIN (jsonb_path_ops)", "ms"),
+    ("city_eq_btree", "city count with an expression B-tree", "ms"),
+    ("name_eq_btree", "name count with an expression B-tree", "ms"),
+]
+
+
+def w4_section(records):
+    if not records:
+        return ["No W4 results (run `python3 bench/w4.py`)."]
+    by = {(r["engine"], r["measure"]): r for r in records}
+    lines = ["| measurement | unit | QubeDB | PostgreSQL | SQLite | QubeDB vs PostgreSQL |",
+             "|---|---|---|---|---|---|"]
+    for measure, title, unit in W4_ROWS:
+        cells = []
+        for engine in ("qubedb", "postgresql", "sqlite"):
+            r = by.get((engine, measure))
+            if r is None:
+                cells.append(None)
+            else:
+                cells.append(r["median"])
+        def shown(value):
+            if value is None:
+                return "–"
+            return f"{value:,.0f}" if unit == "docs/s" else (f"{value:.2f}" if value < 10 else f"{value:.1f}")
+        q, p = cells[0], cells[1]
+        if q is None or p is None or not q or not p:
+            ratio = "–"
+        elif unit == "docs/s":
+            ratio = f"{q / p:.2f}×"
+        else:
+            ratio = f"{p / q:.2f}×"
+        lines.append(f"| {title} | {unit} | {shown(cells[0])} | {shown(cells[1])} | {shown(cells[2])} | {ratio} |")
+    wrong = [f"{r['engine']} {r['measure']}" for r in records if r.get("correct") is False]
+    lines.append("")
+    lines.append("Ratio: PostgreSQL's time over QubeDB's (> 1: QubeDB faster); for loads, QubeDB's rate over PostgreSQL's. "
+                 + ("Every count was checked and correct." if not wrong else "WRONG COUNTS: " + ", ".join(wrong)))
+    builds = {r["engine"]: r for r in records if r["measure"] == "containment_gin"}
+    btrees = {r["engine"]: r for r in records if r["measure"] == "city_eq_btree"}
+    parts = []
+    for engine in ("qubedb", "postgresql", "sqlite"):
+        gin = builds.get(engine, {}).get("index_build_s")
+        both = btrees.get(engine, {}).get("index_build_s_both")
+        if gin is not None or both is not None:
+            parts.append(f"{engine}: " + ", ".join(x for x in (f"GIN {gin} s" if gin is not None else None,
+                                                                 f"two expression B-trees {both} s" if both is not None else None) if x))
+    if parts:
+        lines.append("Index builds: " + "; ".join(parts) + ".")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--command", default="bash bench/run.sh")
@@ -102,6 +158,7 @@ def main():
     commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     w1 = load("w1.jsonl")
     w2 = load("w2.jsonl")
+    w4 = load("w4.jsonl")
     out = ["# Benchmark results", "",
            f"Produced by `{args.command}` (then `python3 bench/report.py`) at commit `{commit}` on {machine()}.",
            "Workload definitions: `bench/WORKLOADS.md`. Medians over the runs; QubeDB and its peer ran interleaved in the",
@@ -111,6 +168,10 @@ def main():
     out += w1_section(w1)
     out += ["", "## W2 — OLTP over the wire: pgbench against `qubedb serve` vs PostgreSQL 15 (loopback TCP)", ""]
     out += w2_section(w2)
+    out += ["", "## W4 — Documents: 200,000 JSON documents in `qubedb serve`, PostgreSQL 15 jsonb, SQLite json_extract", "",
+            "Command: `python3 bench/w4.py --runs 3` (QubeDB and PostgreSQL over loopback with psycopg, the same statements; "
+            "SQLite in-process). Medians of 3 after a warm-up.", ""]
+    out += w4_section(w4)
     notes = os.path.join(HERE, "results", "NOTES.md")
     if os.path.exists(notes):
         out += ["", open(notes).read().rstrip()]

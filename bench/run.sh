@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite (bench/WORKLOADS.md) and writes bench/RESULTS.md. Not part of the tests.
-# Needs: cargo, Debian's postgresql (server and pgbench), psql. About 15 minutes.
+# Needs: cargo, Debian's postgresql (server and pgbench), psql, psycopg. About 20 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/qubedb-target}"
@@ -9,4 +9,5 @@ cargo build --release -p qubedb-cli -p qubedb-bench
 mkdir -p bench/results
 "$CARGO_TARGET_DIR/release/qubedb-bench" w1 --runs "$RUNS" | tee bench/results/w1.jsonl
 python3 bench/w2.py --runs "$RUNS" --duration "${DURATION:-15}" --scale "${SCALE:-10}"
+python3 bench/w4.py --runs "$RUNS"
 python3 bench/report.py --command "bash bench/run.sh (RUNS=$RUNS)"

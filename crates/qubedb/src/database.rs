@@ -53,6 +53,10 @@ pub(crate) struct DatabaseInner {
     pub(crate) index_compiler: crate::sql::index_keys::IndexCompiler,
     /// Tables' changed rows, and the automatic ANALYZEs they start.
     pub(crate) auto_analyze: crate::sql::analyze::AutoAnalyze,
+    /// Decoded ANALYZE statistics by table, with the stored bytes they came from: a scan reads the
+    /// bytes (its snapshot's) and decodes them only when they differ from the cached ones.
+    pub(crate) statistics_cache:
+        Mutex<HashMap<u64, (Vec<u8>, Arc<qubedb_model::catalog::TableStatistics>)>>,
 }
 
 /// The runtime the blocking API drives DataFusion on. Dropped with `shutdown_background`, so the last
@@ -159,6 +163,7 @@ impl DatabaseInner {
             catalog_cache: Mutex::new(Arc::new(Catalog::default())),
             sequences: Mutex::new(HashMap::new()),
             index_compiler: Default::default(),
+            statistics_cache: Mutex::new(HashMap::new()),
             auto_analyze: Default::default(),
         });
         let reader = inner.store.begin()?;

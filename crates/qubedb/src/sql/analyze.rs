@@ -202,8 +202,14 @@ impl Session {
                 width.value(0).round() as i64
             };
             let total = rows as f64;
+            // A jsonb column keeps no value distribution: its values are whole documents, no
+            // scan compares ranges of them, and they would make the statistics wide.
             let (most_common, histogram) =
-                distribution(&mut samples[position], sampled_rows, distinct);
+                if table.columns[slot].data_type == qubedb_model::DataType::Jsonb {
+                    (Vec::new(), Vec::new())
+                } else {
+                    distribution(&mut samples[position], sampled_rows, distinct)
+                };
             columns.push(ColumnStatistics {
                 most_common,
                 histogram,

@@ -522,9 +522,27 @@ impl TableProvider for KvTable {
             .get(&Key::Statistics(self.table.id).encode())
             .map_err(|error| to_datafusion(error.into()))?
         {
-            Some(bytes) => Some(Arc::new(
-                decode_statistics(&bytes).map_err(|error| to_datafusion(error.into()))?,
-            )),
+            Some(bytes) => {
+                let cache = &self.shared.database.statistics_cache;
+                let cached = cache
+                    .lock()
+                    .get(&self.table.id)
+                    .filter(|(known, _)| *known == bytes)
+                    .map(|(_, statistics)| statistics.clone());
+                match cached {
+                    Some(statistics) => Some(statistics),
+                    None => {
+                        let statistics = Arc::new(
+                            decode_statistics(&bytes)
+                                .map_err(|error| to_datafusion(error.into()))?,
+                        );
+                        cache
+                            .lock()
+                            .insert(self.table.id, (bytes, statistics.clone()));
+                        Some(statistics)
+                    }
+                }
+            }
             None => None,
         };
         let mut paths = self
