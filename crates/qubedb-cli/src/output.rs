@@ -24,7 +24,7 @@ pub fn print_error(error: &qubedb::Error) {
     if let Some(hint) = &error.hint {
         eprintln!("HINT:  {hint}");
     }
-    if let Some(context) = &error.context {
+    if let Some(context) = error.context() {
         eprintln!("CONTEXT:  {context}");
     }
     if let Some(position) = error.position {

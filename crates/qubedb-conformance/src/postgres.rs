@@ -444,7 +444,7 @@ impl Psql {
                     if let Some(hint) = &error.hint {
                         lines.extend(prefix_lines("HINT:  ", hint));
                     }
-                    if let Some(context) = &error.context {
+                    if let Some(context) = error.context() {
                         lines.extend(prefix_lines("CONTEXT:  ", context));
                     }
                 }

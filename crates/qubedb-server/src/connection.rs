@@ -342,7 +342,7 @@ pub(crate) fn error_info(error: &qubedb::Error) -> ErrorInfo {
     info.detail = error.detail.clone();
     info.hint = error.hint.clone();
     info.position = error.position.map(|position| position.to_string());
-    info.where_context = error.context.clone();
+    info.where_context = error.context().map(str::to_string);
     info
 }
 

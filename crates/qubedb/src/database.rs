@@ -55,9 +55,11 @@ pub(crate) struct DatabaseInner {
     pub(crate) auto_analyze: crate::sql::analyze::AutoAnalyze,
     /// Decoded ANALYZE statistics by table, with the stored bytes they came from: a scan reads the
     /// bytes (its snapshot's) and decodes them only when they differ from the cached ones.
-    pub(crate) statistics_cache:
-        Mutex<HashMap<u64, (Vec<u8>, Arc<qubedb_model::catalog::TableStatistics>)>>,
+    pub(crate) statistics_cache: Mutex<HashMap<u64, CachedStatistics>>,
 }
+
+/// A table's stored statistics bytes and their decoded form.
+pub(crate) type CachedStatistics = (Vec<u8>, Arc<qubedb_model::catalog::TableStatistics>);
 
 /// The runtime the blocking API drives DataFusion on. Dropped with `shutdown_background`, so the last
 /// handle to a database may be dropped anywhere, also inside another async runtime.

@@ -32,11 +32,18 @@ pub struct Error {
     pub hint: Option<String>,
     /// 1-based character position in the statement text.
     pub position: Option<usize>,
+    /// What few errors carry besides (boxed: errors travel in every `Result`).
+    extra: Option<Box<ErrorExtra>>,
+}
+
+/// The rarer parts of an [`Error`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ErrorExtra {
     /// Where the error arose inside a value (PostgreSQL's CONTEXT line: `JSON data, line 1: ...`).
-    pub context: Option<String>,
+    context: Option<String>,
     /// The text of a value that failed its type's input rules: [`Error::locate_input`] points the
     /// position at it where the statement spells it as a literal.
-    pub input: Option<String>,
+    input: Option<String>,
 }
 
 /// A result of the SQL layer.
@@ -52,8 +59,7 @@ impl Error {
             detail: None,
             hint: None,
             position: None,
-            context: None,
-            input: None,
+            extra: None,
         }
     }
 
@@ -66,8 +72,7 @@ impl Error {
             detail: None,
             hint: None,
             position: None,
-            context: None,
-            input: None,
+            extra: None,
         }
     }
 
@@ -104,6 +109,23 @@ impl Error {
         self
     }
 
+    /// PostgreSQL's CONTEXT line, if the error has one.
+    pub fn context(&self) -> Option<&str> {
+        self.extra
+            .as_ref()
+            .and_then(|extra| extra.context.as_deref())
+    }
+
+    /// Sets the CONTEXT line.
+    pub fn set_context(&mut self, context: Option<String>) {
+        self.extra.get_or_insert_with(Default::default).context = context;
+    }
+
+    /// Records the text of a value that failed its type's input rules (see [`Error::locate_input`]).
+    pub(crate) fn set_input(&mut self, input: &str) {
+        self.extra.get_or_insert_with(Default::default).input = Some(input.to_string());
+    }
+
     /// Points the position at the literal spelling the failed input value in `sql` (`'...'` or
     /// `$$...$$`), as PostgreSQL points at a literal that does not read as its type; unchanged when the
     /// error has a position already or no such literal is found.
@@ -111,7 +133,7 @@ impl Error {
         if self.position.is_some() {
             return self;
         }
-        let Some(input) = &self.input else {
+        let Some(input) = self.extra.as_ref().and_then(|extra| extra.input.clone()) else {
             return self;
         };
         let quoted = format!("'{}'", input.replace('\'', "''"));
@@ -162,8 +184,7 @@ impl From<qubedb_kv::Error> for Error {
             detail: None,
             hint: None,
             position: None,
-            context: None,
-            input: None,
+            extra: None,
         }
     }
 }
@@ -180,8 +201,7 @@ impl From<qubedb_model::Error> for Error {
                 detail: None,
                 hint: None,
                 position: None,
-                context: None,
-                input: None,
+                extra: None,
             },
         }
     }

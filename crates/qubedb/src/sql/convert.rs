@@ -568,7 +568,7 @@ pub fn parse_jsonb(text: &str) -> Result<Vec<u8>> {
         Ok(json) => Ok(json.encode()),
         Err(error) => {
             let mut error = json_error(error);
-            error.input = Some(text.to_string());
+            error.set_input(text);
             Err(error)
         }
     }
@@ -579,7 +579,7 @@ pub fn json_error(error: qubedb_model::jsonb::JsonError) -> Error {
     let mut converted = Error::user(error.code, error.message);
     converted.detail = error.detail;
     converted.hint = error.hint;
-    converted.context = error.context;
+    converted.set_context(error.context);
     converted
 }
 

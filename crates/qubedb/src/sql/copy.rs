@@ -313,10 +313,11 @@ pub(crate) fn parse_json_lines(data: &str, columns: &[String]) -> Result<Vec<Vec
         let context = format!("COPY, line {}", index + 1);
         let document = qubedb_model::jsonb::parse(line).map_err(|error| {
             let mut error = crate::sql::convert::json_error(error);
-            error.context = Some(match error.context.take() {
+            let context = match error.context() {
                 Some(inner) => format!("{inner}\n{context}"),
                 None => context.clone(),
-            });
+            };
+            error.set_context(Some(context));
             error
         })?;
         if columns.len() == 1 {

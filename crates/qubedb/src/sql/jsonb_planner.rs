@@ -330,7 +330,7 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
                 target.clone(),
             ))
         }
-        (ArrowType::LargeBinary, other) => match Scalar::function_for(&other) {
+        (ArrowType::LargeBinary, other) => match Scalar::function_for(other) {
             Some(name) => call(name, vec![inner.clone()]),
             None => return Ok(Transformed::no(expr)),
         },
