@@ -39,7 +39,10 @@ const TAG_STRING: u8 = 4;
 const TAG_ARRAY: u8 = 5;
 const TAG_OBJECT: u8 = 6;
 
-/// Deepest nesting of arrays and objects accepted (PostgreSQL stops at its stack depth limit).
+/// Deepest nesting of arrays and objects accepted (PostgreSQL stops at its stack depth limit). Parsing,
+/// printing and comparing recurse once per level, each marked `#[recursive::recursive]` so that the
+/// stack grows on demand: a deep document cannot overflow a small thread stack (a test parses, prints
+/// and compares one in a 1 MiB thread).
 pub const JSON_DEPTH_MAX: usize = 1000;
 /// Largest exponent accepted in a number (PostgreSQL's `numeric` has the same bound on its weight).
 const EXPONENT_MAX: i64 = 131_072;
@@ -124,6 +127,7 @@ impl Json {
     }
 
     /// Appends the binary form to `out`.
+    #[recursive::recursive]
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
             Json::Null => out.push(TAG_NULL),
@@ -247,6 +251,7 @@ impl<'a> Jsonb<'a> {
 
     /// Checks that `bytes` are well-formed binary jsonb (for bytes from a client or a file).
     pub fn validate(bytes: &[u8]) -> bool {
+        #[recursive::recursive]
         fn valid(bytes: &[u8], depth: usize) -> bool {
             let Some((&tag, body)) = bytes.split_first() else {
                 return false;
@@ -463,6 +468,7 @@ impl<'a> Jsonb<'a> {
     }
 
     /// The value as a tree.
+    #[recursive::recursive]
     pub fn to_json(&self) -> Json {
         match self.kind() {
             Kind::Null => Json::Null,
@@ -486,6 +492,7 @@ impl<'a> Jsonb<'a> {
     }
 
     /// Appends the text form to `out`.
+    #[recursive::recursive]
     pub fn write_text(&self, out: &mut String) {
         match self.kind() {
             Kind::Null => out.push_str("null"),
@@ -537,6 +544,7 @@ impl<'a> Jsonb<'a> {
         out
     }
 
+    #[recursive::recursive]
     fn write_pretty(&self, out: &mut String, depth: usize) {
         let indent = |out: &mut String, depth: usize| {
             out.push('\n');
@@ -578,6 +586,7 @@ impl<'a> Jsonb<'a> {
     /// jsonb's total order (PostgreSQL's `jsonb_cmp`): objects > arrays > booleans > numbers > strings >
     /// null; arrays by length then elements, objects by pair count then keys then values; a top-level
     /// scalar sorts below every array (PostgreSQL's "raw scalar" arrays).
+    #[recursive::recursive]
     pub fn compare(&self, other: &Jsonb<'_>) -> Ordering {
         fn rank(kind: Kind) -> u8 {
             match kind {
@@ -635,6 +644,7 @@ impl<'a> Jsonb<'a> {
     /// containers contained recursively); an array contains an array whose every element matches one
     /// of its own (a scalar an equal scalar, a container a container it contains); a top-level array
     /// contains a scalar it has as an element; scalars contain equal scalars.
+    #[recursive::recursive]
     pub fn contains(&self, other: &Jsonb<'_>) -> bool {
         match (self.kind(), other.kind()) {
             (Kind::Object, Kind::Object) => other.entries().all(|(key, wanted)| {
@@ -1231,6 +1241,7 @@ impl Parser<'_> {
     }
 
     /// The value starting at the current token (which is consumed up to its last token).
+    #[recursive::recursive]
     fn value(&mut self, depth: usize) -> JsonResult<Json> {
         if depth > JSON_DEPTH_MAX {
             return Err(JsonError::new("54001", "stack depth limit exceeded").with_hint(
@@ -1367,6 +1378,7 @@ pub fn set_path(
     Ok(tree)
 }
 
+#[recursive::recursive]
 fn set_path_in(
     value: &mut Json,
     path: &[Option<&str>],
@@ -1538,6 +1550,7 @@ pub fn delete_index(document: Jsonb<'_>, index: i64) -> JsonResult<Json> {
 }
 
 /// `jsonb_strip_nulls`: object fields whose value is null removed, at every depth.
+#[recursive::recursive]
 pub fn strip_nulls(document: Jsonb<'_>) -> Json {
     match document.kind() {
         Kind::Object => Json::Object(
@@ -1615,6 +1628,7 @@ fn number_by_value(text: &str) -> &str {
     if trimmed == "-0" { "0" } else { trimmed }
 }
 
+#[recursive::recursive]
 fn value_tokens(value: Jsonb<'_>, tokens: &mut Vec<Vec<u8>>) {
     match value.kind() {
         Kind::Object => {
@@ -1646,6 +1660,7 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+#[recursive::recursive]
 fn path_tokens(value: Jsonb<'_>, path_hash: u64, tokens: &mut Vec<Vec<u8>>) {
     match value.kind() {
         Kind::Object => {
@@ -1917,6 +1932,35 @@ mod tests {
                 .iter()
                 .any(|token| !gin_tokens(Jsonb::new(&document), true).contains(token))
         );
+    }
+
+    #[test]
+    fn deepest_documents_fit_a_small_stack() {
+        let worker = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                let deep = format!(
+                    "{}{}",
+                    "[{\"a\": ".repeat(JSON_DEPTH_MAX / 2),
+                    "}]".repeat(JSON_DEPTH_MAX / 2)
+                );
+                let deep = deep.replacen("[{\"a\": }]", "[{\"a\": 1}]", 1);
+                let too_deep = "[".repeat(JSON_DEPTH_MAX + 2);
+                let error = parse(&too_deep).expect_err("too deep");
+                assert_eq!(error.code, "54001");
+                let json = parse(&deep).expect("deep but within the limit");
+                let bytes = json.encode();
+                let value = Jsonb::new(&bytes);
+                assert!(Jsonb::validate(&bytes));
+                assert_eq!(parse(&value.to_text()).expect("round trip").encode(), bytes);
+                assert!(value.contains(&value));
+                assert_eq!(value.compare(&value), Ordering::Equal);
+                let _ = value.to_pretty();
+                let _ = gin_tokens(value, true);
+                let _ = strip_nulls(value);
+            })
+            .expect("thread");
+        worker.join().expect("no stack overflow");
     }
 
     #[test]

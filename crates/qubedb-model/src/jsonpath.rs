@@ -445,6 +445,7 @@ impl Parser {
         }
     }
 
+    #[recursive::recursive]
     fn unary(&mut self) -> JsonResult<Node> {
         if self.peek_symbol("-") || self.peek_symbol("+") {
             let sign = if self.peek_symbol("-") { '-' } else { '+' };
@@ -570,6 +571,7 @@ impl Parser {
         }
     }
 
+    #[recursive::recursive]
     fn primary(&mut self) -> JsonResult<Node> {
         let Some(token) = self.peek().cloned() else {
             return Err(syntax_error(None));
@@ -723,6 +725,7 @@ impl Context<'_> {
         out
     }
 
+    #[recursive::recursive]
     fn evaluate(&self, node: &Node, current: &Json, last: Option<usize>) -> JsonResult<Vec<Json>> {
         Ok(match node {
             Node::Root => vec![self.root.clone()],
@@ -1064,6 +1067,7 @@ impl Context<'_> {
     }
 
     /// A predicate's truth; errors inside comparisons make them unknown.
+    #[recursive::recursive]
     fn predicate(&self, node: &Node, current: &Json, last: Option<usize>) -> JsonResult<Truth> {
         Ok(match node {
             Node::Binary(left, Operator::And, right) => {
@@ -1332,6 +1336,23 @@ mod tests {
             JsonPath::parse("$.a +").expect_err("incomplete").message,
             "syntax error at end of jsonpath input"
         );
+    }
+
+    #[test]
+    fn deep_paths_do_not_overflow_a_small_stack() {
+        let worker = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                let path = format!("{}$.a{}", "(".repeat(2000), ")".repeat(2000));
+                let parsed = JsonPath::parse(&path).expect("deep path");
+                let document = parse(r#"{"a": 1}"#).expect("json");
+                let items = parsed
+                    .query(&document, &Json::Object(Vec::new()))
+                    .expect("query");
+                assert_eq!(items, vec![Json::integer(1)]);
+            })
+            .expect("thread");
+        worker.join().expect("no stack overflow");
     }
 
     #[test]
