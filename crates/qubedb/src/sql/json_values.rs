@@ -29,7 +29,7 @@ use qubedb_model::jsonb::{self, Json, Jsonb};
 
 use crate::error::{Error, to_datafusion};
 use crate::sql::convert::TYPE_METADATA_KEY;
-use crate::sql::jsonb::json_of;
+use crate::sql::jsonb::{json_of, json_of_keyed};
 
 /// Registers the functions and aggregates.
 pub(crate) fn register(context: &SessionContext) {
@@ -109,33 +109,8 @@ fn json_text_of(array: &ArrayRef, row: usize) -> String {
         return Jsonb::new(array.as_binary::<i64>().value(row)).to_text();
     }
     let mut out = String::new();
-    compact(&json_of_ordered(array, row), &mut out);
+    compact(&json_of_keyed(array, row, false), &mut out);
     out
-}
-
-/// Like [`json_of`], but records keep their field order (`json` keeps what it is given).
-fn json_of_ordered(array: &ArrayRef, row: usize) -> Json {
-    match array.data_type() {
-        ArrowType::Struct(fields) if !array.is_null(row) => {
-            let record = array.as_struct();
-            Json::Object(
-                fields
-                    .iter()
-                    .zip(record.columns())
-                    .map(|(field, column)| (field.name().clone(), json_of_ordered(column, row)))
-                    .collect(),
-            )
-        }
-        ArrowType::List(_) if !array.is_null(row) => {
-            let items = array.as_list::<i32>().value(row);
-            Json::Array(
-                (0..items.len())
-                    .map(|item| json_of_ordered(&items, item))
-                    .collect(),
-            )
-        }
-        _ => json_of(array, row),
-    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

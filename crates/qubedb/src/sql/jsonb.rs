@@ -1425,7 +1425,13 @@ fn to_scalar(document: &Argument, rows: usize, scalar: Scalar) -> Result<ArrayRe
 /// The JSON form of value `row` of `array`, as `to_jsonb` and `jsonb_build_*` make it: numbers and
 /// booleans as themselves, NULL as `null`, jsonb as itself, arrays as arrays, records as objects,
 /// timestamps in ISO 8601 (`2024-01-02T03:04:05`), anything else as the string of its text form.
+/// Records become jsonb objects (keys sorted, the last of equal keys kept).
 pub(crate) fn json_of(array: &ArrayRef, row: usize) -> Json {
+    json_of_keyed(array, row, true)
+}
+
+/// Like [`json_of`]; with `sorted` false, records keep their fields in order (what `json` keeps).
+pub(crate) fn json_of_keyed(array: &ArrayRef, row: usize, sorted: bool) -> Json {
     if array.data_type() == &ArrowType::Null || array.is_null(row) {
         return Json::Null;
     }
@@ -1451,17 +1457,24 @@ pub(crate) fn json_of(array: &ArrayRef, row: usize) -> Json {
                 ArrowType::List(_) => array.as_list::<i32>().value(row),
                 _ => array.as_list::<i64>().value(row),
             };
-            Json::Array((0..items.len()).map(|item| json_of(&items, item)).collect())
+            Json::Array(
+                (0..items.len())
+                    .map(|item| json_of_keyed(&items, item, sorted))
+                    .collect(),
+            )
         }
         ArrowType::Struct(fields) => {
             let record = array.as_struct();
-            Json::object(
-                fields
-                    .iter()
-                    .zip(record.columns())
-                    .map(|(field, column)| (field.name().clone(), json_of(column, row)))
-                    .collect(),
-            )
+            let pairs = fields
+                .iter()
+                .zip(record.columns())
+                .map(|(field, column)| (field.name().clone(), json_of_keyed(column, row, sorted)))
+                .collect();
+            if sorted {
+                Json::object(pairs)
+            } else {
+                Json::Object(pairs)
+            }
         }
         ArrowType::Timestamp(_, zone) => {
             let text = text().replacen(' ', "T", 1);
