@@ -56,6 +56,8 @@ pub(crate) struct DatabaseInner {
     /// Decoded ANALYZE statistics by table, with the stored bytes they came from: a scan reads the
     /// bytes (its snapshot's) and decodes them only when they differ from the cached ones.
     pub(crate) statistics_cache: Mutex<HashMap<u64, CachedStatistics>>,
+    /// The number the next session gets (names its temporary schema, `sql/temp.rs`).
+    session_numbers: std::sync::atomic::AtomicU64,
 }
 
 /// A table's stored statistics bytes and their decoded form.
@@ -167,10 +169,19 @@ impl DatabaseInner {
             index_compiler: Default::default(),
             statistics_cache: Mutex::new(HashMap::new()),
             auto_analyze: Default::default(),
+            session_numbers: std::sync::atomic::AtomicU64::new(1),
         });
         let reader = inner.store.begin()?;
         inner.catalog_for(&reader)?;
+        drop(reader);
+        crate::sql::temp::drop_leftover_schemas(&inner)?;
         Ok(inner)
+    }
+
+    /// A number no other session of this process has had.
+    pub(crate) fn next_session_number(&self) -> u64 {
+        self.session_numbers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The last catalog loaded by any session.

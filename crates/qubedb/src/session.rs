@@ -56,6 +56,9 @@ pub(crate) struct Shared {
     pub(crate) settings: Mutex<BTreeMap<String, String>>,
     /// Notices the running statement raised, handed to its result when it succeeds.
     pub(crate) notices: Mutex<Vec<crate::result::Notice>>,
+    /// The name of the session's schema for temporary tables (`pg_temp_N`, see `sql/temp.rs`); it exists
+    /// in the catalog from the first CREATE TEMPORARY TABLE until the session ends.
+    pub(crate) temp_schema: String,
 }
 
 impl Shared {
@@ -243,7 +246,9 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 impl Session {
     pub(crate) fn new(database: Arc<DatabaseInner>) -> Session {
         let catalog = database.cached_catalog();
+        let temp_schema = crate::sql::temp::schema_name(database.next_session_number());
         let shared = Arc::new(Shared {
+            temp_schema,
             database,
             state: Mutex::new(TransactionState {
                 transaction: None,
@@ -557,7 +562,8 @@ impl Session {
             match &*cache {
                 Some(cached) if Arc::ptr_eq(&cached.catalog, &catalog) => cached.plan.clone(),
                 _ => {
-                    let plan = fast::plan(&prepared.statement, &catalog).map(Arc::new);
+                    let plan = fast::plan(&prepared.statement, &catalog, &self.shared.temp_schema)
+                        .map(Arc::new);
                     *cache = Some(FastCache {
                         catalog: catalog.clone(),
                         plan: plan.clone(),
@@ -1154,7 +1160,7 @@ impl Session {
     async fn dispatch(&mut self, statement: Statement) -> Result<QueryResult> {
         if self.fast_path && fast::is_candidate(&statement) {
             let catalog = self.shared.state.lock().catalog.clone();
-            if let Some(plan) = fast::plan(&statement, &catalog) {
+            if let Some(plan) = fast::plan(&statement, &catalog, &self.shared.temp_schema) {
                 let database = self.shared.database.clone();
                 let outcome = self.with_state(|state| {
                     fast::execute(&plan, &[], state.transaction()?, &catalog, &database)
@@ -1245,7 +1251,8 @@ impl Session {
         reject_locking(&query)?;
         {
             let state = self.shared.state.lock();
-            rewrite::rewrite_query(&mut query, &state.catalog)?;
+            let locals = state.locals.keys().cloned().collect();
+            rewrite::rewrite_query(&mut query, &state.catalog, &self.shared.temp_schema, locals)?;
         }
         Ok(self
             .context
@@ -1281,7 +1288,8 @@ impl Session {
     ) -> Result<datafusion::logical_expr::LogicalPlan> {
         {
             let state = self.shared.state.lock();
-            rewrite::rewrite_query(&mut query, &state.catalog)?;
+            let locals = state.locals.keys().cloned().collect();
+            rewrite::rewrite_query(&mut query, &state.catalog, &self.shared.temp_schema, locals)?;
         }
         let plan = self
             .context
@@ -1475,6 +1483,8 @@ impl Drop for Session {
     fn drop(&mut self) {
         // An open transaction is rolled back: dropping it discards its writes.
         self.shared.state.lock().transaction = None;
+        // Temporary tables end with the session (if this fails, the next open drops them).
+        let _ = crate::sql::temp::drop_schema_now(&self.shared.database, &self.shared.temp_schema);
     }
 }
 

@@ -128,7 +128,7 @@ impl Session {
         name: &datafusion::sql::sqlparser::ast::ObjectName,
     ) -> Result<TableDef> {
         let catalog = self.shared.state.lock().catalog.clone();
-        match lookup(&catalog, name)? {
+        match lookup(&catalog, &self.shared.temp_schema, name)? {
             Some(Object::Table(table)) => Ok(table.clone()),
             Some(other) => Err(Error::user(
                 "42809",

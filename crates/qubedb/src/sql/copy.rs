@@ -593,7 +593,8 @@ impl Session {
         let rows = if format.json {
             let names: Vec<String> = if columns.is_empty() {
                 let catalog = self.shared.state.lock().catalog.clone();
-                let table = crate::sql::dml::target_table(&catalog, &table_name)?;
+                let table =
+                    crate::sql::dml::target_table(&catalog, &self.shared.temp_schema, &table_name)?;
                 table
                     .live_columns()
                     .map(|(_, column)| column.name.clone())
@@ -665,7 +666,7 @@ impl Session {
         if implicit {
             self.rollback_transaction();
         }
-        let table = crate::sql::dml::target_table(&catalog, &table_name)?;
+        let table = crate::sql::dml::target_table(&catalog, &self.shared.temp_schema, &table_name)?;
         let names: Vec<ObjectName> = columns
             .into_iter()
             .map(|column| ObjectName::from(vec![column]))

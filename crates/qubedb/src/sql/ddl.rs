@@ -604,6 +604,13 @@ impl Session {
                     },
                     other => return Err(Error::not_supported(format!("CREATE SCHEMA {other}"))),
                 };
+                if name.starts_with("pg_") {
+                    return Err(Error::user(
+                        "42939",
+                        format!("unacceptable schema name \"{name}\""),
+                    )
+                    .with_detail("The prefix \"pg_\" is reserved for system schemas."));
+                }
                 let shared = self.shared.clone();
                 self.change_catalog(|catalog, transaction| {
                     if catalog.schema_id(&name).is_some() {
@@ -684,17 +691,42 @@ impl Session {
     }
 
     async fn create_table(&mut self, create: CreateTable) -> Result<QueryResult> {
-        if create.temporary || create.external || create.like.is_some() || create.clone.is_some() {
-            return Err(Error::not_supported(
-                "CREATE TEMPORARY / EXTERNAL / LIKE / CLONE table",
-            ));
+        if create.external || create.like.is_some() || create.clone.is_some() {
+            return Err(Error::not_supported("CREATE EXTERNAL / LIKE / CLONE table"));
         }
         if create.or_replace {
             return Err(Error::not_supported("CREATE OR REPLACE TABLE"));
         }
         check_storage_parameters(&create.table_options)?;
+        let temporary = create.temporary || is_pg_temp_name(&create.name);
+        match create.on_commit {
+            None => {}
+            Some(_) if !temporary => {
+                return Err(Error::user(
+                    "42P16",
+                    "ON COMMIT can only be used on temporary tables",
+                ));
+            }
+            Some(ast::OnCommit::PreserveRows) => {}
+            Some(other) => {
+                return Err(Error::not_supported(format!(
+                    "ON COMMIT {}",
+                    match other {
+                        ast::OnCommit::Drop => "DROP",
+                        _ => "DELETE ROWS",
+                    }
+                )));
+            }
+        }
+        if temporary {
+            self.ensure_temp_schema()?;
+        }
         let catalog = self.shared.state.lock().catalog.clone();
-        let qualified = qualify(&catalog, &create.name)?;
+        let qualified = if temporary {
+            temp_name(&catalog, &self.shared.temp_schema, &create.name)?
+        } else {
+            qualify(&catalog, &create.name)?
+        };
         if let Some(existing) = catalog.relation(qualified.schema, &qualified.name) {
             if create.if_not_exists {
                 skip_existing(&self.shared, "relation", &qualified.name);
@@ -896,7 +928,7 @@ impl Session {
             }
             for (name, columns, referenced, referenced_columns, on_delete, on_update) in &constraints.foreign_keys {
                 let slots = slots_of(&table, columns)?;
-                let (referenced_table, referenced_slots) = if lookup(catalog, referenced)?.is_none()
+                let (referenced_table, referenced_slots) = if lookup(catalog, &self.shared.temp_schema, referenced)?.is_none()
                     && qualify(catalog, referenced)?.name == table_name
                 {
                     let slots_referenced = if referenced_columns.is_empty() {
@@ -906,7 +938,7 @@ impl Session {
                     };
                     (table.clone(), slots_referenced)
                 } else {
-                    let parent = match lookup(catalog, referenced)? {
+                    let parent = match lookup(catalog, &self.shared.temp_schema, referenced)? {
                         Some(Object::Table(parent)) => parent.clone(),
                         _ => {
                             return Err(Error::user(
@@ -1163,7 +1195,7 @@ impl Session {
         let shared = self.shared.clone();
         let database = self.shared.database.clone();
         self.change_catalog(|catalog, transaction| {
-            let table = match lookup(catalog, &create.table_name)? {
+            let table = match lookup(catalog, &self.shared.temp_schema, &create.table_name)? {
                 Some(Object::Table(table)) => table.clone(),
                 _ => {
                     return Err(Error::user(
@@ -1261,14 +1293,15 @@ impl Session {
             };
             let missing = || Error::user("42P01", format!("relation \"{given}\" does not exist"));
             let targets: Vec<(TableDef, IndexDef)> = match kind {
-                ReindexKind::Table => match lookup(catalog, name)? {
+                ReindexKind::Table => match lookup(catalog, &self.shared.temp_schema, name)? {
                     Some(Object::Table(table)) => table_indexes(table),
                     Some(_) => {
                         return Err(Error::user("42809", format!("\"{given}\" is not a table")));
                     }
                     None => return Err(missing()),
                 },
-                ReindexKind::IndexOrTable => match lookup(catalog, name)? {
+                ReindexKind::IndexOrTable => match lookup(catalog, &self.shared.temp_schema, name)?
+                {
                     Some(Object::Index(index)) => one_index(index)?,
                     Some(Object::Table(table)) => table_indexes(table),
                     Some(_) => {
@@ -1279,7 +1312,7 @@ impl Session {
                     }
                     None => return Err(missing()),
                 },
-                ReindexKind::Index => match lookup(catalog, name)? {
+                ReindexKind::Index => match lookup(catalog, &self.shared.temp_schema, name)? {
                     Some(Object::Index(index)) => one_index(index)?,
                     Some(_) => {
                         return Err(Error::user("42809", format!("\"{given}\" is not an index")));
@@ -1379,15 +1412,10 @@ impl Session {
                         )
                         .with_detail("Use DROP ... CASCADE to drop the dependent objects too."));
                     }
-                    for member in members {
-                        if catalog.object(member).is_some() {
-                            drop_object(transaction, catalog, &database, member, true)?;
-                        }
-                    }
-                    catalog.remove(transaction, schema)?;
+                    drop_schema(transaction, catalog, &database, schema)?;
                     continue;
                 }
-                let object = match lookup(catalog, name)? {
+                let object = match lookup(catalog, &self.shared.temp_schema, name)? {
                     Some(object) => object.clone(),
                     None => {
                         let noun = match kind {
@@ -1436,7 +1464,7 @@ impl Session {
         self.change_catalog(|catalog, transaction| {
             let mut tables = Vec::new();
             for target in &truncate.table_names {
-                match lookup(catalog, &target.name)? {
+                match lookup(catalog, &self.shared.temp_schema, &target.name)? {
                     Some(Object::Table(table)) => tables.push(table.clone()),
                     _ if truncate.if_exists => {}
                     _ => {
@@ -1486,7 +1514,7 @@ impl Session {
 
     async fn alter_table(&mut self, alter: ast::AlterTable) -> Result<QueryResult> {
         let catalog = self.shared.state.lock().catalog.clone();
-        let table = match lookup(&catalog, &alter.name)? {
+        let table = match lookup(&catalog, &self.shared.temp_schema, &alter.name)? {
             Some(Object::Table(table)) => table.clone(),
             Some(other) => {
                 return Err(Error::user(
@@ -1902,7 +1930,7 @@ impl Session {
                     constraints.foreign_keys
                 {
                     self.change_catalog(|catalog, transaction| {
-                        let parent = match lookup(catalog, &referenced)? {
+                        let parent = match lookup(catalog, &self.shared.temp_schema, &referenced)? {
                             Some(Object::Table(parent)) => parent.clone(),
                             _ => return Err(Error::user("42P01", format!("relation \"{referenced}\" does not exist"))),
                         };
@@ -2109,6 +2137,56 @@ fn dependent_views(catalog: &Catalog, schema: u64, name: &str) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// True for `pg_temp.name`, which creates a temporary relation.
+fn is_pg_temp_name(name: &ast::ObjectName) -> bool {
+    matches!(name.0.as_slice(), [ast::ObjectNamePart::Identifier(schema), _] if normalize(schema) == "pg_temp")
+}
+
+/// Where `CREATE TEMPORARY TABLE name` puts its table: the session's temporary schema (which exists);
+/// a name qualified with another schema is an error, as in PostgreSQL.
+fn temp_name(
+    catalog: &Catalog,
+    temp_schema: &str,
+    name: &ast::ObjectName,
+) -> Result<crate::sql::rewrite::QualifiedName> {
+    let qualified = crate::sql::rewrite::resolve(catalog, temp_schema, name)?;
+    if name.0.len() > 1 && qualified.schema_name != temp_schema {
+        return Err(Error::user(
+            "42P16",
+            "cannot create temporary relation in non-temporary schema",
+        ));
+    }
+    let schema = catalog
+        .schema_id(temp_schema)
+        .ok_or_else(|| Error::internal("the temporary schema was not created"))?;
+    Ok(crate::sql::rewrite::QualifiedName {
+        schema,
+        schema_name: temp_schema.to_string(),
+        name: qualified.name,
+    })
+}
+
+/// Drops schema `schema` and everything in it.
+pub(crate) fn drop_schema(
+    transaction: &mut Transaction,
+    catalog: &mut Catalog,
+    database: &crate::database::DatabaseInner,
+    schema: u64,
+) -> Result<()> {
+    let members: Vec<u64> = catalog
+        .objects()
+        .filter(|object| object.qualified_name().0 == schema)
+        .map(Object::id)
+        .collect();
+    for member in members {
+        if catalog.object(member).is_some() {
+            drop_object(transaction, catalog, database, member, true)?;
+        }
+    }
+    catalog.remove(transaction, schema)?;
+    Ok(())
 }
 
 /// Drops one object and, with `cascade`, what depends on it; without, fails with 2BP01 if anything does.

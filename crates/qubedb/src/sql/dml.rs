@@ -59,8 +59,12 @@ fn is_default_keyword(expr: &SqlExpr) -> bool {
 }
 
 /// The table a DML statement targets, resolved in the transaction's catalog.
-pub(crate) fn target_table(catalog: &Catalog, name: &ObjectName) -> Result<TableDef> {
-    match crate::sql::rewrite::lookup(catalog, name)? {
+pub(crate) fn target_table(
+    catalog: &Catalog,
+    temp_schema: &str,
+    name: &ObjectName,
+) -> Result<TableDef> {
+    match crate::sql::rewrite::lookup(catalog, temp_schema, name)? {
         Some(Object::Table(table)) => Ok(table.clone()),
         Some(Object::View(view)) => Err(Error::user(
             "55000",
@@ -269,7 +273,7 @@ impl Session {
                 "INSERT OR / IGNORE / REPLACE / OVERWRITE",
             ));
         }
-        let table = target_table(&catalog, name)?;
+        let table = target_table(&catalog, &self.shared.temp_schema, name)?;
         self.with_state(|state| {
             state
                 .transaction()?
@@ -696,7 +700,7 @@ impl Session {
             return Err(Error::not_supported("UPDATE with OR / ORDER BY / LIMIT"));
         }
         let catalog = self.catalog();
-        let (table, alias) = dml_target(&catalog, &update.table)?;
+        let (table, alias) = dml_target(&catalog, &self.shared.temp_schema, &update.table)?;
         self.with_state(|state| {
             state
                 .transaction()?
@@ -773,7 +777,7 @@ impl Session {
         let [target] = from.as_slice() else {
             return Err(Error::not_supported("DELETE from several tables"));
         };
-        let (table, alias) = dml_target(&catalog, target)?;
+        let (table, alias) = dml_target(&catalog, &self.shared.temp_schema, target)?;
         self.with_state(|state| {
             state
                 .transaction()?
@@ -924,14 +928,18 @@ fn column_slot(table: &TableDef, name: &str) -> Result<usize> {
 }
 
 /// The target table of UPDATE / DELETE and the name its rows go by in the statement.
-pub(crate) fn dml_target(catalog: &Catalog, target: &TableWithJoins) -> Result<(TableDef, String)> {
+pub(crate) fn dml_target(
+    catalog: &Catalog,
+    temp_schema: &str,
+    target: &TableWithJoins,
+) -> Result<(TableDef, String)> {
     let TableFactor::Table { name, alias, .. } = &target.relation else {
         return Err(Error::not_supported(format!(
             "UPDATE / DELETE of \"{}\"",
             target.relation
         )));
     };
-    let table = target_table(catalog, name)?;
+    let table = target_table(catalog, temp_schema, name)?;
     let alias = alias
         .as_ref()
         .map(|alias| normalize(&alias.name))

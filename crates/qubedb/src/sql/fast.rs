@@ -43,7 +43,7 @@ use crate::database::DatabaseInner;
 use crate::error::{Error, Result};
 use crate::params::Param;
 use crate::sql::convert::{ColumnBuilder, field};
-use crate::sql::rewrite::{normalize, qualify};
+use crate::sql::rewrite::{normalize, resolve};
 use crate::sql::write::{TableWriter, decode_row};
 
 /// An input of a fast statement.
@@ -114,19 +114,35 @@ pub(crate) fn is_candidate(statement: &Statement) -> bool {
 }
 
 /// The fast plan of `statement` against `catalog`, or `None` when it takes the general path.
-pub(crate) fn plan(statement: &Statement, catalog: &Catalog) -> Option<FastPlan> {
+/// (`temp_schema`: the session's temporary schema, searched first for unqualified names.)
+pub(crate) fn plan(
+    statement: &Statement,
+    catalog: &Catalog,
+    temp_schema: &str,
+) -> Option<FastPlan> {
+    let scope = Scope {
+        catalog,
+        temp_schema,
+    };
     match statement {
-        Statement::Query(query) => plan_select(query, catalog),
-        Statement::Insert(insert) => plan_insert(insert, catalog),
-        Statement::Update(update) => plan_update(update, catalog),
-        Statement::Delete(delete) => plan_delete(delete, catalog),
+        Statement::Query(query) => plan_select(query, scope),
+        Statement::Insert(insert) => plan_insert(insert, scope),
+        Statement::Update(update) => plan_update(update, scope),
+        Statement::Delete(delete) => plan_delete(delete, scope),
         _ => None,
     }
 }
 
-fn table_named<'a>(catalog: &'a Catalog, name: &ast::ObjectName) -> Option<&'a TableDef> {
-    let qualified = qualify(catalog, name).ok()?;
-    match catalog.relation(qualified.schema, &qualified.name)? {
+/// Where a statement's names are resolved.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    catalog: &'a Catalog,
+    temp_schema: &'a str,
+}
+
+fn table_named<'a>(scope: Scope<'a>, name: &ast::ObjectName) -> Option<&'a TableDef> {
+    let qualified = resolve(scope.catalog, scope.temp_schema, name).ok()?;
+    match scope.catalog.relation(qualified.schema, &qualified.name)? {
         Object::Table(table) => Some(table),
         _ => None,
     }
@@ -151,7 +167,7 @@ fn simple_key(table: &TableDef, key_slots: &[usize]) -> bool {
 /// The one table of a FROM list (with its alias), if that is all there is.
 fn single_table<'a>(
     from: &'a TableWithJoins,
-    catalog: &'a Catalog,
+    scope: Scope<'a>,
 ) -> Option<(&'a TableDef, Option<String>)> {
     if !from.joins.is_empty() {
         return None;
@@ -179,7 +195,7 @@ fn single_table<'a>(
         Some(alias) if alias.columns.is_empty() => Some(normalize(&alias.name)),
         Some(_) => return None,
     };
-    Some((table_named(catalog, name)?, alias))
+    Some((table_named(scope, name)?, alias))
 }
 
 /// The live column a (possibly qualified) column reference names.
@@ -333,7 +349,8 @@ fn key_operands(
     )
 }
 
-fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
+fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
+    let catalog = scope.catalog;
     let ast::Query {
         with: None,
         body,
@@ -376,7 +393,7 @@ fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
     if !plain {
         return None;
     }
-    let (table, alias) = single_table(&select.from[0], catalog)?;
+    let (table, alias) = single_table(&select.from[0], scope)?;
     let alias = alias.as_deref();
     let mut slots = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -448,7 +465,7 @@ fn plan_select(query: &ast::Query, catalog: &Catalog) -> Option<FastPlan> {
     })
 }
 
-fn plan_insert(insert: &ast::Insert, catalog: &Catalog) -> Option<FastPlan> {
+fn plan_insert(insert: &ast::Insert, scope: Scope) -> Option<FastPlan> {
     let plain = insert.optimizer_hints.is_empty()
         && insert.or.is_none()
         && !insert.ignore
@@ -474,7 +491,7 @@ fn plan_insert(insert: &ast::Insert, catalog: &Catalog) -> Option<FastPlan> {
     let TableObject::TableName(name) = &insert.table else {
         return None;
     };
-    let table = table_named(catalog, name)?;
+    let table = table_named(scope, name)?;
     if !table.checks.is_empty() {
         return None;
     }
@@ -553,7 +570,8 @@ fn referenced(catalog: &Catalog, table: &TableDef, slots: Option<&[usize]>) -> b
     })
 }
 
-fn plan_update(update: &ast::Update, catalog: &Catalog) -> Option<FastPlan> {
+fn plan_update(update: &ast::Update, scope: Scope) -> Option<FastPlan> {
+    let catalog = scope.catalog;
     if !update.optimizer_hints.is_empty()
         || update.from.is_some()
         || update.returning.is_some()
@@ -564,7 +582,7 @@ fn plan_update(update: &ast::Update, catalog: &Catalog) -> Option<FastPlan> {
     {
         return None;
     }
-    let (table, alias) = single_table(&update.table, catalog)?;
+    let (table, alias) = single_table(&update.table, scope)?;
     let alias = alias.as_deref();
     if !table.checks.is_empty() {
         return None;
@@ -625,7 +643,8 @@ fn plan_update(update: &ast::Update, catalog: &Catalog) -> Option<FastPlan> {
     })
 }
 
-fn plan_delete(delete: &ast::Delete, catalog: &Catalog) -> Option<FastPlan> {
+fn plan_delete(delete: &ast::Delete, scope: Scope) -> Option<FastPlan> {
+    let catalog = scope.catalog;
     if !delete.optimizer_hints.is_empty()
         || !delete.tables.is_empty()
         || delete.using.is_some()
@@ -640,7 +659,7 @@ fn plan_delete(delete: &ast::Delete, catalog: &Catalog) -> Option<FastPlan> {
     let [from] = from.as_slice() else {
         return None;
     };
-    let (table, alias) = single_table(from, catalog)?;
+    let (table, alias) = single_table(from, scope)?;
     if referenced(catalog, table, None) {
         return None;
     }

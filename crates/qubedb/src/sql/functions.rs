@@ -551,6 +551,8 @@ type CatalogEvaluator = fn(&CatalogView, &[Argument]) -> Result<Answer>;
 struct CatalogView {
     catalog: Arc<qubedb_model::catalog::Catalog>,
     roles: Arc<Vec<qubedb_model::catalog::RoleDef>>,
+    /// The session's temporary schema, searched first for unqualified names.
+    temp_schema: String,
 }
 
 impl std::ops::Deref for CatalogView {
@@ -599,6 +601,7 @@ impl ScalarUDFImpl for CatalogFunction {
         let catalog = CatalogView {
             catalog: self.shared.state.lock().catalog.clone(),
             roles: self.shared.database.cluster.roles(),
+            temp_schema: self.shared.temp_schema.clone(),
         };
         let mut answers = Vec::with_capacity(rows);
         for row in 0..rows {
@@ -677,7 +680,11 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
             CatalogReturn::Boolean,
             |catalog, arguments| {
                 Ok(match arguments.first().and_then(Argument::integer) {
-                    Some(oid) => Answer::Boolean(system::table_is_visible(catalog, oid)),
+                    Some(oid) => Answer::Boolean(system::table_is_visible(
+                        catalog,
+                        &catalog.temp_schema,
+                        oid,
+                    )),
                     None => Answer::Null,
                 })
             },
@@ -828,7 +835,10 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
                     return Ok(Answer::Null);
                 };
                 Ok(text_or_null(system::serial_sequence(
-                    catalog, &table, &column,
+                    catalog,
+                    &catalog.temp_schema,
+                    &table,
+                    &column,
                 )))
             },
         ),
@@ -843,7 +853,7 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
             Ok(arguments
                 .first()
                 .and_then(Argument::text)
-                .and_then(|name| system::relation_oid(catalog, &name))
+                .and_then(|name| system::relation_oid(catalog, &catalog.temp_schema, &name))
                 .map_or(Answer::Null, Answer::Oid))
         }),
         // `'name'::regclass`: the relation's OID, 42P01 when there is none.
@@ -857,7 +867,7 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
                 if let Ok(oid) = name.trim().parse::<i64>() {
                     return Ok(Answer::Oid(oid));
                 }
-                system::relation_oid(catalog, &name)
+                system::relation_oid(catalog, &catalog.temp_schema, &name)
                     .map(Answer::Oid)
                     .ok_or_else(|| {
                         Error::user("42P01", format!("relation \"{name}\" does not exist"))

@@ -338,7 +338,7 @@ impl IndexCompiler {
             texts.join(", "),
             quote(&table.name)
         ))?;
-        rewrite_query(&mut query, &Catalog::default())?;
+        rewrite_query(&mut query, &Catalog::default(), "", Default::default())?;
         let SetExpr::Select(select) = *query.body else {
             return Err(Error::internal("index expressions did not stay a SELECT"));
         };

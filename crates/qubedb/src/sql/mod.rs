@@ -27,4 +27,5 @@ pub mod rewrite;
 pub mod row_locks;
 pub mod scan_order;
 pub mod system;
+pub mod temp;
 pub mod write;

@@ -153,7 +153,7 @@ impl Session {
         let TableObject::TableName(name) = &insert.table else {
             return Err(Error::not_supported("INSERT INTO a table function"));
         };
-        let table = target_table(&catalog, name)?;
+        let table = target_table(&catalog, &self.shared.temp_schema, name)?;
         let alias = insert_alias(&table, &insert);
         let targets = insert_targets(&table, &insert.columns)?;
         let mut found = Found::new();
@@ -193,7 +193,7 @@ impl Session {
 
     async fn describe_update(&mut self, update: Update) -> Result<(Found, Option<SchemaRef>)> {
         let catalog = self.shared.state.lock().catalog.clone();
-        let (table, alias) = dml_target(&catalog, &update.table)?;
+        let (table, alias) = dml_target(&catalog, &self.shared.temp_schema, &update.table)?;
         let (_, sql) = update_source_sql(&catalog, &table, &alias, &update)?;
         let plan = self.plan_described(parse_query(&sql)?).await?;
         let mut found = parameter_fields(&plan)?;
@@ -218,7 +218,7 @@ impl Session {
         let [target] = from.as_slice() else {
             return Err(Error::not_supported("DELETE from several tables"));
         };
-        let (table, alias) = dml_target(&catalog, target)?;
+        let (table, alias) = dml_target(&catalog, &self.shared.temp_schema, target)?;
         let sql = delete_source_sql(&catalog, &table, &alias, &delete);
         let plan = self.plan_described(parse_query(&sql)?).await?;
         let found = parameter_fields(&plan)?;

@@ -60,7 +60,9 @@ pub struct QualifiedName {
     pub name: String,
 }
 
-/// Splits `[schema.]name` and resolves the schema (default `public`), checking the name's length.
+/// Splits `[schema.]name` and resolves the schema (default `public`, where new objects go), checking
+/// the name's length. Names of existing relations are resolved with [`resolve`], which also searches the
+/// session's temporary schema.
 pub fn qualify(catalog: &Catalog, name: &ObjectName) -> Result<QualifiedName> {
     let parts = parts(name)?;
     let (schema_name, object) = match parts.as_slice() {
@@ -93,15 +95,60 @@ pub fn qualify(catalog: &Catalog, name: &ObjectName) -> Result<QualifiedName> {
     })
 }
 
-/// Resolves a name to an existing object, or `None`.
-pub fn lookup<'a>(catalog: &'a Catalog, name: &ObjectName) -> Result<Option<&'a Object>> {
+/// Splits `[schema.]name` of an existing relation: an unqualified name is looked up first in the
+/// session's temporary schema `temp_schema` (when the catalog has it), then in `public`, as PostgreSQL
+/// puts `pg_temp` first on every search path; `pg_temp.name` names the temporary schema itself.
+pub fn resolve(catalog: &Catalog, temp_schema: &str, name: &ObjectName) -> Result<QualifiedName> {
+    let temp = catalog.schema_id(temp_schema);
+    if let [ObjectNamePart::Identifier(first), ..] = name.0.as_slice()
+        && name.0.len() == 2
+        && normalize(first) == "pg_temp"
+    {
+        let mut renamed = name.clone();
+        renamed.0[0] = ObjectNamePart::Identifier(Ident::new(temp_schema));
+        return match temp {
+            Some(_) => qualify(catalog, &renamed),
+            None => Err(Error::user(
+                "42P01",
+                format!("relation \"{}\" does not exist", display_name(name)),
+            )),
+        };
+    }
     let qualified = qualify(catalog, name)?;
+    if name.0.len() == 1
+        && let Some(temp) = temp
+        && catalog.relation(temp, &qualified.name).is_some()
+    {
+        return Ok(QualifiedName {
+            schema: temp,
+            schema_name: temp_schema.to_string(),
+            name: qualified.name,
+        });
+    }
+    Ok(qualified)
+}
+
+/// Resolves a name to an existing object (see [`resolve`]), or `None`.
+pub fn lookup<'a>(
+    catalog: &'a Catalog,
+    temp_schema: &str,
+    name: &ObjectName,
+) -> Result<Option<&'a Object>> {
+    let qualified = resolve(catalog, temp_schema, name)?;
     Ok(catalog.relation(qualified.schema, &qualified.name))
 }
 
 /// Applies every rewrite to a query.
-pub fn rewrite_query(query: &mut Query, catalog: &Catalog) -> Result<()> {
-    expand_views(query, catalog, 0)?;
+///
+/// Unqualified names resolve to the statement's local tables (`locals`: `excluded`, the rows a CHECK
+/// reads), then the session's temporary schema `temp_schema`, then `public`.
+pub fn rewrite_query(
+    query: &mut Query,
+    catalog: &Catalog,
+    temp_schema: &str,
+    locals: HashSet<String>,
+) -> Result<()> {
+    expand_views(query, catalog, temp_schema, locals, 0)?;
     remove_unary_plus(query);
     let _ = query.visit(&mut ColumnNamer);
     rewrite_pg_compat(query)?;
@@ -989,25 +1036,17 @@ fn rewrite_literals(query: &mut Query) -> Result<()> {
     }
 }
 
-/// Applies every rewrite to a statement (DML bodies).
-pub fn rewrite_statement(statement: &mut Statement, catalog: &Catalog) -> Result<()> {
+fn expand_views(
+    query: &mut Query,
+    catalog: &Catalog,
+    temp_schema: &str,
+    shadowed: HashSet<String>,
+    depth: usize,
+) -> Result<()> {
     let mut expander = ViewExpander {
         catalog,
-        shadowed: HashSet::new(),
-        depth: 0,
-        error: None,
-    };
-    let _ = statement.visit(&mut expander);
-    match expander.error {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
-}
-
-fn expand_views(query: &mut Query, catalog: &Catalog, depth: usize) -> Result<()> {
-    let mut expander = ViewExpander {
-        catalog,
-        shadowed: HashSet::new(),
+        temp_schema,
+        shadowed,
         depth,
         error: None,
     };
@@ -1020,7 +1059,9 @@ fn expand_views(query: &mut Query, catalog: &Catalog, depth: usize) -> Result<()
 
 struct ViewExpander<'a> {
     catalog: &'a Catalog,
-    /// CTE names, which shadow views of the same unqualified name.
+    /// The session's temporary schema: its tables shadow views of the same unqualified name.
+    temp_schema: &'a str,
+    /// CTE and statement-local table names, which shadow views and tables of the same unqualified name.
     shadowed: HashSet<String>,
     depth: usize,
     error: Option<Error>,
@@ -1054,8 +1095,31 @@ impl VisitorMut for ViewExpander<'_> {
         {
             return ControlFlow::Continue(());
         }
-        let view = match lookup(self.catalog, name) {
+        let view = match lookup(self.catalog, self.temp_schema, name) {
             Ok(Some(Object::View(view))) => view.clone(),
+            Ok(Some(Object::Table(table))) => {
+                // A temporary table: DataFusion resolves unqualified names to `public`, so name its
+                // schema, keeping the name the query refers to it by.
+                if let Some(schema) = self.catalog.object(table.schema)
+                    && table.schema != qubedb_model::catalog::PUBLIC_SCHEMA_ID
+                    && schema.qualified_name().1 == self.temp_schema
+                    && name.0.len() <= 2
+                {
+                    if alias.is_none() {
+                        *alias = Some(TableAlias {
+                            explicit: true,
+                            name: Ident::with_quote('"', table.name.clone()),
+                            columns: Vec::new(),
+                            at: None,
+                        });
+                    }
+                    *name = ObjectName(vec![
+                        ObjectNamePart::Identifier(Ident::with_quote('"', self.temp_schema)),
+                        ObjectNamePart::Identifier(Ident::with_quote('"', table.name.clone())),
+                    ]);
+                }
+                return ControlFlow::Continue(());
+            }
             _ => return ControlFlow::Continue(()),
         };
         if self.depth >= VIEW_DEPTH_MAX {
@@ -1077,7 +1141,13 @@ impl VisitorMut for ViewExpander<'_> {
                 return ControlFlow::Break(());
             }
         };
-        if let Err(error) = expand_views(&mut subquery, self.catalog, self.depth + 1) {
+        if let Err(error) = expand_views(
+            &mut subquery,
+            self.catalog,
+            self.temp_schema,
+            HashSet::new(),
+            self.depth + 1,
+        ) {
             self.error = Some(error);
             return ControlFlow::Break(());
         }

@@ -121,7 +121,8 @@ impl Session {
                 let TableFactor::Table { name, alias, .. } = factor else {
                     continue;
                 };
-                let Some(Object::Table(table)) = lookup(&catalog, name)? else {
+                let Some(Object::Table(table)) = lookup(&catalog, &self.shared.temp_schema, name)?
+                else {
                     continue;
                 };
                 let qualifier = match alias {

@@ -862,11 +862,15 @@ pub fn relation_name(catalog: &Catalog, oid: i64) -> Option<String> {
     Some(qualify(index.schema, &index.name))
 }
 
-/// The OID of relation `name` (`[schema.]name`, as `'name'::regclass` reads it).
 /// `pg_get_serial_sequence(table, column)`: the sequence a serial or identity column draws from,
 /// schema-qualified.
-pub fn serial_sequence(catalog: &Catalog, table: &str, column: &str) -> Option<String> {
-    let table = catalog.table(object_id(relation_oid(catalog, table)?)?)?;
+pub fn serial_sequence(
+    catalog: &Catalog,
+    temp_schema: &str,
+    table: &str,
+    column: &str,
+) -> Option<String> {
+    let table = catalog.table(object_id(relation_oid(catalog, temp_schema, table)?)?)?;
     let slot = table
         .column_slot(&column.to_lowercase())
         .or_else(|| table.column_slot(column))?;
@@ -881,7 +885,9 @@ pub fn serial_sequence(catalog: &Catalog, table: &str, column: &str) -> Option<S
     ))
 }
 
-pub fn relation_oid(catalog: &Catalog, name: &str) -> Option<i64> {
+/// The OID of relation `name` (`[schema.]name`, as `'name'::regclass` reads it); an unqualified name
+/// is looked up in the session's temporary schema `temp_schema` first.
+pub fn relation_oid(catalog: &Catalog, temp_schema: &str, name: &str) -> Option<i64> {
     let fold = |part: &str| {
         if part.len() >= 2 && part.starts_with('"') && part.ends_with('"') {
             part[1..part.len() - 1].replace("\"\"", "\"")
@@ -889,18 +895,26 @@ pub fn relation_oid(catalog: &Catalog, name: &str) -> Option<i64> {
             part.to_lowercase()
         }
     };
-    let (schema, name) = match name.split_once('.') {
-        Some((schema, name)) => (fold(schema), fold(name)),
-        None => ("public".to_string(), fold(name)),
+    let (schemas, name) = match name.split_once('.') {
+        Some((schema, name)) if fold(schema) == "pg_temp" => {
+            (vec![temp_schema.to_string()], fold(name))
+        }
+        Some((schema, name)) => (vec![fold(schema)], fold(name)),
+        None => (
+            vec![temp_schema.to_string(), "public".to_string()],
+            fold(name),
+        ),
     };
-    let schema = catalog.schema_id(&schema)?;
-    if let Some(object) = catalog.relation(schema, &name) {
-        return Some(object_oid(object.id()));
-    }
-    indexes(catalog)
-        .into_iter()
-        .find(|index| index.schema == schema && index.name == name)
-        .map(|index| index.oid)
+    schemas.iter().find_map(|schema| {
+        let schema = catalog.schema_id(schema)?;
+        if let Some(object) = catalog.relation(schema, &name) {
+            return Some(object_oid(object.id()));
+        }
+        indexes(catalog)
+            .into_iter()
+            .find(|index| index.schema == schema && index.name == name)
+            .map(|index| index.oid)
+    })
 }
 
 /// The name of the schema with OID `oid`.
@@ -911,16 +925,29 @@ pub fn namespace_name(catalog: &Catalog, oid: i64) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-/// True when relation `oid` is found by an unqualified name (it is in `public`, first on the path).
-pub fn table_is_visible(catalog: &Catalog, oid: i64) -> bool {
+/// True when relation `oid` is found by an unqualified name: it is in the session's temporary schema
+/// `temp_schema`, or in `public` and not hidden by a temporary relation of the same name.
+pub fn table_is_visible(catalog: &Catalog, temp_schema: &str, oid: i64) -> bool {
+    let temp = catalog.schema_id(temp_schema);
+    let visible = |schema: u64, name: &str| {
+        Some(schema) == temp
+            || (schema == PUBLIC_SCHEMA_ID
+                && temp.is_none_or(|temp| {
+                    catalog.relation(temp, name).is_none()
+                        && !indexes(catalog)
+                            .iter()
+                            .any(|index| index.schema == temp && index.name == name)
+                }))
+    };
     if let Some(id) = object_id(oid) {
-        return catalog
-            .object(id)
-            .is_some_and(|object| object.qualified_name().0 == PUBLIC_SCHEMA_ID);
+        return catalog.object(id).is_some_and(|object| {
+            let (schema, name) = object.qualified_name();
+            visible(schema, name)
+        });
     }
     indexes(catalog)
         .into_iter()
-        .any(|index| index.oid == oid && index.schema == PUBLIC_SCHEMA_ID)
+        .any(|index| index.oid == oid && visible(index.schema, &index.name))
 }
 
 fn relation_kind(object: &Object) -> Option<&'static str> {

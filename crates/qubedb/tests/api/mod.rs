@@ -1611,3 +1611,81 @@ fn jsonb_indexes_are_read_and_answer_like_the_table() {
     session.run("REINDEX TABLE docs").expect("reindex");
     check(&mut session);
 }
+
+#[test]
+fn temporary_tables_belong_to_their_session_and_end_with_it() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let temp_schemas = |session: &mut qubedb::Session| {
+        scalar_text(
+            session,
+            "SELECT count(*)::text FROM pg_namespace WHERE nspname LIKE 'pg_temp_%'",
+        )
+    };
+    {
+        let database = qubedb::Database::open(directory.path()).expect("open");
+        let mut first = database.session();
+        let mut second = database.session();
+        let mut third = database.session();
+        first
+            .run("CREATE TEMP TABLE notes (n int PRIMARY KEY); INSERT INTO notes VALUES (1)")
+            .expect("the first session's temporary table");
+        second
+            .run("CREATE TEMP TABLE notes (n int PRIMARY KEY); INSERT INTO notes VALUES (2), (3)")
+            .expect("the second session's table of the same name");
+        assert_eq!(
+            scalar_text(&mut first, "SELECT sum(n)::text FROM notes"),
+            "1"
+        );
+        assert_eq!(
+            scalar_text(&mut second, "SELECT sum(n)::text FROM notes"),
+            "5"
+        );
+        // Point statements (the fast path) resolve the name the same way.
+        assert_eq!(
+            scalar_text(&mut second, "SELECT n::text FROM notes WHERE n = 3"),
+            "3"
+        );
+        let error = third
+            .run("SELECT * FROM notes")
+            .expect_err("a third session has no such table");
+        assert_eq!(error.code, "42P01");
+        assert_eq!(temp_schemas(&mut third), "2");
+
+        drop(first);
+        assert_eq!(
+            temp_schemas(&mut third),
+            "1",
+            "the ended session's schema is dropped"
+        );
+        assert_eq!(
+            scalar_text(&mut second, "SELECT sum(n)::text FROM notes"),
+            "5"
+        );
+
+        // A session that ends inside a block: its block rolls back, its table goes.
+        second
+            .run("BEGIN; INSERT INTO notes VALUES (4)")
+            .expect("block");
+        drop(second);
+        assert_eq!(temp_schemas(&mut third), "0");
+
+        // A session that ends while another holds the catalog in an open block still gives its schema
+        // up at the latest when the database is opened again.
+        let mut fourth = database.session();
+        fourth
+            .run("CREATE TEMP TABLE kept (x int); INSERT INTO kept VALUES (1)")
+            .expect("fourth's table");
+        third
+            .run("BEGIN; CREATE TABLE holder (x int)")
+            .expect("a block holding the catalog");
+        drop(fourth);
+        third.run("COMMIT").expect("commit");
+    }
+    let database = qubedb::Database::open(directory.path()).expect("reopen");
+    let mut session = database.session();
+    assert_eq!(temp_schemas(&mut session), "0");
+    assert_eq!(
+        scalar_text(&mut session, "SELECT count(*)::text FROM holder"),
+        "0"
+    );
+}

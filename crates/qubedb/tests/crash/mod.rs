@@ -31,6 +31,10 @@ fn crash_child() {
     session
         .run("CREATE TABLE IF NOT EXISTS acked (id BIGINT PRIMARY KEY, payload TEXT); CREATE TABLE IF NOT EXISTS pair (id BIGINT PRIMARY KEY)")
         .expect("schema");
+    // A temporary table the kill leaves behind: the next open drops it.
+    session
+        .run("CREATE TEMP TABLE scratch (x int); INSERT INTO scratch VALUES (1)")
+        .expect("temporary table");
     for id in start.. {
         session.execute("BEGIN", &[]).expect("begin");
         session
@@ -108,6 +112,20 @@ fn acknowledged_commits_survive_kill_9() {
         assert_eq!(
             stored, pairs,
             "round {round}: a transaction is partially visible"
+        );
+        let leftover = session
+            .query(
+                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pg_temp_%'",
+                &[],
+            )
+            .expect("namespaces")
+            .rows()
+            .expect("rows")[0]
+            .get::<i64>(0)
+            .expect("count");
+        assert_eq!(
+            leftover, 0,
+            "round {round}: the killed session's temporary schema survived the reopen"
         );
         next = stored.iter().max().copied().unwrap_or(0) + 1;
     }
