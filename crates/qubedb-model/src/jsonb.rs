@@ -74,6 +74,25 @@ impl JsonError {
         self.hint = Some(hint.to_string());
         self
     }
+
+    /// Sets the detail line.
+    pub fn with_detail(mut self, detail: &str) -> JsonError {
+        self.detail = Some(detail.to_string());
+        self
+    }
+}
+
+/// Most elements an array may be padded to by a subscript assignment past its end (`doc[1000000] =
+/// ...`): the nulls are built in memory (PostgreSQL's limit, 268,435,455, is about the encoded size).
+pub const ASSIGN_ARRAY_ELEMENTS_MAX: usize = 1 << 24;
+
+fn too_many_elements() -> JsonError {
+    JsonError::new(
+        "54000",
+        format!(
+            "number of jsonb array elements exceeds the maximum allowed ({ASSIGN_ARRAY_ELEMENTS_MAX})"
+        ),
+    )
 }
 
 /// The result of a JSON operation.
@@ -1354,6 +1373,99 @@ pub enum PathChange {
 
 fn invalid_parameter(message: &str) -> JsonError {
     JsonError::new("22023", message)
+}
+
+/// Subscript assignment (`UPDATE t SET doc['a'][0] = value`), as PostgreSQL's `setPath` with
+/// `JB_PATH_FILL_GAPS | JB_PATH_CREATE | JB_PATH_CONSISTENT_POSITION`: a missing key is added, and the
+/// rest of the path below it is built as objects (text steps) and arrays (integer steps, padded with
+/// nulls up to the index); an index past an array's end pads the array with nulls; a negative index
+/// counts from the end and must stay inside the array; a scalar where the path needs a container is an
+/// error. `path` must not be empty.
+pub fn assign_path(document: &mut Json, path: &[String], new_value: Json) -> JsonResult<()> {
+    assign_in(document, path, 0, new_value)
+}
+
+#[recursive::recursive]
+fn assign_in(value: &mut Json, path: &[String], level: usize, new_value: Json) -> JsonResult<()> {
+    let last = level + 1 == path.len();
+    match value {
+        Json::Object(pairs) => {
+            let key = &path[level];
+            match pairs.iter().position(|(name, _)| name == key) {
+                Some(found) if last => pairs[found].1 = new_value,
+                Some(found) => assign_in(&mut pairs[found].1, path, level + 1, new_value)?,
+                None => {
+                    let built = built_path(&path[level + 1..], new_value)?;
+                    let mut all = std::mem::take(pairs);
+                    all.push((key.clone(), built));
+                    *value = Json::object(all);
+                }
+            }
+            Ok(())
+        }
+        Json::Array(items) => {
+            let step = &path[level];
+            let index = i64::from(step.trim_start().parse::<i32>().map_err(|_| {
+                JsonError::new(
+                    "22P02",
+                    format!(
+                        "path element at position {} is not an integer: \"{step}\"",
+                        level + 1
+                    ),
+                )
+            })?);
+            let count = items.len() as i64;
+            let index = if index < 0 {
+                if -index > count {
+                    return Err(invalid_parameter(&format!(
+                        "path element at position {} is out of range: {index}",
+                        level + 1
+                    )));
+                }
+                count + index
+            } else {
+                index
+            };
+            let position = usize::try_from(index).expect("the index is not negative here");
+            if position >= ASSIGN_ARRAY_ELEMENTS_MAX {
+                return Err(too_many_elements());
+            }
+            if position < items.len() {
+                if last {
+                    items[position] = new_value;
+                } else {
+                    assign_in(&mut items[position], path, level + 1, new_value)?;
+                }
+            } else {
+                items.resize(position, Json::Null);
+                items.push(built_path(&path[level + 1..], new_value)?);
+            }
+            Ok(())
+        }
+        _ => Err(invalid_parameter("cannot replace existing key")
+            .with_detail("The path assumes key is a composite object, but it is a scalar value.")),
+    }
+}
+
+/// The value `new_value` nested under the steps `rest`: an array for an integer step (nulls before the
+/// index), an object for any other.
+fn built_path(rest: &[String], new_value: Json) -> JsonResult<Json> {
+    let mut built = new_value;
+    for step in rest.iter().rev() {
+        built = match step.trim_start().parse::<i32>() {
+            Ok(index) => {
+                let padding = usize::try_from(index).unwrap_or(0);
+                if padding >= ASSIGN_ARRAY_ELEMENTS_MAX {
+                    return Err(too_many_elements());
+                }
+                let mut items = vec![Json::Null; padding];
+                items.push(built);
+                Json::Array(items)
+            }
+            Err(_) => Json::Object(vec![(step.clone(), built)]),
+        };
+    }
+    Ok(built)
 }
 
 /// `jsonb_set`, `jsonb_insert` and `#-`, as PostgreSQL's `setPath`: the document with the value at

@@ -322,8 +322,30 @@ fn strip_prefixes(message: &str) -> String {
     text.to_string()
 }
 
+/// Our error, from the text DataFusion made of it when it reported it inside its own (a function's
+/// `coerce_types` failing: "Function 'f' user-defined coercion failed with: External error: MESSAGE
+/// (CODE) No function matches ..."): the message and SQLSTATE come back out.
+fn embedded_error(text: &str) -> Option<Error> {
+    let (_, rest) = text.split_once("user-defined coercion failed with: ")?;
+    let rest = strip_prefixes(rest);
+    let rest = match rest.find(" No function matches the given name") {
+        Some(end) => &rest[..end],
+        None => rest.as_str(),
+    };
+    let rest = rest.trim_end().trim_end_matches('.');
+    let (message, code) = rest.rsplit_once(" (")?;
+    let code = code.strip_suffix(')')?;
+    // The codes a function's argument check raises (an SQLSTATE is a `&'static str`).
+    const CODES: &[&str] = &["0A000", "22023", "22P02", "42601", "42804", "42883"];
+    let code = CODES.iter().find(|known| **known == code)?;
+    Some(Error::user(code, message))
+}
+
 /// PostgreSQL's wording for the DataFusion messages users meet most: unknown tables and columns.
 fn postgres_wording(text: &str) -> Option<Error> {
+    if let Some(error) = embedded_error(text) {
+        return Some(error);
+    }
     if let Some(rest) = text.strip_prefix("table '")
         && let Some(name) = rest.strip_suffix("' not found")
     {

@@ -98,6 +98,9 @@ enum Operation {
     PathQuery,
     PathQueryArray,
     PathQueryFirst,
+    /// `qubedb_jsonb_assign(doc, value, subscript...)`: `UPDATE t SET doc['a'][0] = value`, which
+    /// `sql/parse.rs` rewrites into `doc = qubedb_jsonb_assign(doc, value, 'a', 0)`.
+    Assign,
 }
 
 /// The scalar types jsonb casts to.
@@ -220,6 +223,7 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("qubedb_jsonb_path_query", Operation::PathQuery),
     ("jsonb_path_query_array", Operation::PathQueryArray),
     ("jsonb_path_query_first", Operation::PathQueryFirst),
+    ("qubedb_jsonb_assign", Operation::Assign),
     // `json` values are kept as jsonb (see docs/architecture.md): the json_ functions are the same.
     ("json_object_field", Operation::Field { text: false }),
     ("json_array_element", Operation::Field { text: false }),
@@ -358,6 +362,14 @@ impl JsonbFunction {
                     _ => None,
                 };
             }
+            Operation::Assign => {
+                let mut parameters = vec![Jsonb, Jsonb];
+                parameters.extend(std::iter::repeat_n(
+                    KeyOrIndex { arrays: false },
+                    count.saturating_sub(2),
+                ));
+                return (count >= 3).then_some(parameters);
+            }
             Operation::SetLax => {
                 return match count {
                     3 => Some(vec![Jsonb, Path, Jsonb]),
@@ -440,6 +452,9 @@ impl ScalarUDFImpl for JsonbFunction {
     }
 
     fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
+        if self.operation == Operation::Assign {
+            check_assignment_types(arguments)?;
+        }
         let Some(parameters) = self.parameters(arguments.len()) else {
             return Err(self.no_such_function(arguments));
         };
@@ -489,7 +504,8 @@ impl ScalarUDFImpl for JsonbFunction {
             | Operation::PathQueryArray
             | Operation::PathQueryFirst
             | Operation::Object
-            | Operation::SetLax => ArrowType::LargeBinary,
+            | Operation::SetLax
+            | Operation::Assign => ArrowType::LargeBinary,
             Operation::PathInput => ArrowType::Utf8,
             Operation::PathExists { .. } | Operation::PathMatch { .. } => ArrowType::Boolean,
             Operation::PathQuery => ArrowType::List(Arc::new(Field::new_list_field(
@@ -650,6 +666,59 @@ impl Argument {
     }
 }
 
+/// The argument types of a subscript assignment, checked for what PostgreSQL would say of them: the
+/// target must be jsonb and the value jsonb (or text read as jsonb).
+fn check_assignment_types(arguments: &[ArrowType]) -> DataFusionResult<()> {
+    let name = |data_type: &ArrowType| {
+        crate::sql::convert::sql_type_of_arrow(data_type)
+            .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
+    };
+    let is_jsonb = |data_type: &ArrowType| {
+        matches!(data_type, ArrowType::LargeBinary | ArrowType::Null) || is_text(data_type)
+    };
+    match arguments {
+        [target, ..] if !is_jsonb(target) => Err(to_datafusion(Error::not_supported(format!(
+            "subscript assignment to type {}",
+            name(target)
+        )))),
+        [_, value, ..] if !is_jsonb(value) => Err(to_datafusion(Error::user(
+            "42804",
+            format!(
+                "subscripted assignment to jsonb requires type jsonb but expression is of type {}",
+                name(value)
+            ),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Row `row` of a subscript assignment: the document (an empty object, or array for an integer first
+/// subscript, when it is NULL) with the value (jsonb `null` for SQL NULL) at the subscripts' path.
+fn assign(arguments: &[Argument], row: usize) -> Result<Json> {
+    let subscripts = &arguments[2..];
+    let mut path = Vec::with_capacity(subscripts.len());
+    for subscript in subscripts {
+        let step = match subscript.array.data_type() {
+            ArrowType::Int64 => subscript.integer(row).map(|index| index.to_string()),
+            _ => subscript.text(row).map(str::to_string),
+        };
+        path.push(step.ok_or_else(|| {
+            Error::user("22004", "jsonb subscript in assignment must not be null")
+        })?);
+    }
+    let mut document = match arguments[0].jsonb(row)? {
+        Some(bytes) => Jsonb::new(&bytes).to_json(),
+        None if subscripts[0].array.data_type() == &ArrowType::Int64 => Json::Array(Vec::new()),
+        None => Json::Object(Vec::new()),
+    };
+    let value = match arguments[1].jsonb(row)? {
+        Some(bytes) => Jsonb::new(&bytes).to_json(),
+        None => Json::Null,
+    };
+    jsonb::assign_path(&mut document, &path, value).map_err(json_error)?;
+    Ok(document)
+}
+
 /// Builds a jsonb column.
 struct JsonbColumn(LargeBinaryBuilder);
 
@@ -805,6 +874,13 @@ impl JsonbFunction {
                     out.append_option(answer);
                 }
                 Ok(Arc::new(out.finish()))
+            }
+            Operation::Assign => {
+                let mut out = JsonbColumn::new(rows);
+                for row in 0..rows {
+                    out.push_json(&assign(arguments, row)?);
+                }
+                Ok(out.finish())
             }
             Operation::Concat
             | Operation::Delete

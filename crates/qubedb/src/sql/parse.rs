@@ -39,6 +39,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = maintenance.as_deref().unwrap_or(sql);
     let reindexed = reindex(sql, &upper)?;
     let sql = reindexed.as_deref().unwrap_or(sql);
+    let assignments = subscript_assignments(sql, &upper);
+    let sql = assignments.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -468,6 +470,142 @@ fn copy_boolean_options(sql: &str, upper: &str) -> Option<String> {
     with_replacements(&tokens, replaced)
 }
 
+/// PostgreSQL assigns into part of a jsonb value through subscripts (`UPDATE t SET doc['a'][0] = v`);
+/// sqlparser 0.62 accepts only a column name before the `=`. Rewrites each such assignment of an
+/// UPDATE's SET list into `doc = qubedb_jsonb_assign(doc, (v), ('a'), (0))` (`sql/jsonb.rs`).
+/// Returns `None` when there is nothing to rewrite.
+fn subscript_assignments(sql: &str, upper: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    if !upper.contains("UPDATE") || !sql.contains('[') {
+        return None;
+    }
+    let (tokens, significant) = significant_tokens(sql)?;
+    let text = |from: usize, to: usize| -> String {
+        tokens[from..to].iter().map(ToString::to_string).collect()
+    };
+    // The position (in `significant`) of what ends the expression starting at `from`: a comma, `;`, a
+    // closing bracket or WHERE / FROM / RETURNING outside any bracket.
+    let expression_end = |from: usize| -> usize {
+        let mut depth = 0usize;
+        for (position, &at) in significant.iter().enumerate().skip(from) {
+            match &tokens[at] {
+                Token::LParen | Token::LBracket => depth += 1,
+                Token::RParen | Token::RBracket if depth == 0 => return position,
+                Token::RParen | Token::RBracket => depth -= 1,
+                Token::Comma | Token::SemiColon if depth == 0 => return position,
+                _ if depth == 0
+                    && matches!(
+                        keyword_at(&tokens, at),
+                        Some(Keyword::WHERE | Keyword::FROM | Keyword::RETURNING)
+                    ) =>
+                {
+                    return position;
+                }
+                _ => {}
+            }
+        }
+        significant.len()
+    };
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
+    let mut in_update = false;
+    let mut position = 0;
+    while position < significant.len() {
+        let at = significant[position];
+        match &tokens[at] {
+            Token::SemiColon => in_update = false,
+            _ if keyword_at(&tokens, at) == Some(Keyword::UPDATE) => in_update = true,
+            _ if in_update && keyword_at(&tokens, at) == Some(Keyword::SET) => {
+                in_update = false;
+                let mut start = position + 1;
+                // Per rewritten column: where its assignment is written, and its expression so far.
+                let mut assigned: std::collections::HashMap<String, (usize, String)> =
+                    Default::default();
+                loop {
+                    // The target: a column name, perhaps qualified, then its subscripts.
+                    let mut cursor = start;
+                    while cursor < significant.len()
+                        && matches!(tokens[significant[cursor]], Token::Word(_))
+                        && matches!(
+                            significant.get(cursor + 1).map(|&next| &tokens[next]),
+                            Some(Token::Period)
+                        )
+                    {
+                        cursor += 2;
+                    }
+                    let column_end = cursor + 1;
+                    let mut subscripts = Vec::new();
+                    if cursor < significant.len()
+                        && matches!(tokens[significant[cursor]], Token::Word(_))
+                    {
+                        cursor += 1;
+                        while significant
+                            .get(cursor)
+                            .is_some_and(|&next| tokens[next] == Token::LBracket)
+                        {
+                            let close = expression_end(cursor + 1);
+                            if significant
+                                .get(close)
+                                .is_none_or(|&next| tokens[next] != Token::RBracket)
+                            {
+                                break;
+                            }
+                            subscripts.push(text(significant[cursor] + 1, significant[close]));
+                            cursor = close + 1;
+                        }
+                    }
+                    let end = expression_end(start);
+                    let is_assignment = !subscripts.is_empty()
+                        && significant
+                            .get(cursor)
+                            .is_some_and(|&next| tokens[next] == Token::Eq);
+                    if is_assignment && cursor < end {
+                        let column = text(significant[start], significant[column_end - 1] + 1);
+                        let value_end = significant.get(end).copied().unwrap_or(tokens.len());
+                        let value = text(significant[cursor] + 1, value_end);
+                        let arguments: String = subscripts
+                            .iter()
+                            .map(|subscript| format!(", ({subscript})"))
+                            .collect();
+                        // Several assignments into one column apply in order, each to the result
+                        // of the one before (PostgreSQL allows them; plain `a = 1, a = 2` does not).
+                        let (first, source) = match assigned.get(&column) {
+                            Some((first, expression)) => (*first, expression.clone()),
+                            None => (significant[start], column.clone()),
+                        };
+                        let expression =
+                            format!("qubedb_jsonb_assign({source}, ({value}){arguments})");
+                        replaced.insert(first, format!("{column} = {expression} "));
+                        let blank_from = if first == significant[start] {
+                            significant[start] + 1
+                        } else {
+                            // Also the comma before this assignment.
+                            significant[start - 1]
+                        };
+                        for raw in blank_from..value_end {
+                            if raw != first {
+                                replaced.insert(raw, String::new());
+                            }
+                        }
+                        assigned.insert(column, (first, expression));
+                    }
+                    match significant.get(end).map(|&next| &tokens[next]) {
+                        Some(Token::Comma) => start = end + 1,
+                        _ => {
+                            position = end;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        position += 1;
+    }
+    with_replacements(&tokens, replaced)
+}
+
 /// The tokens of `sql` and the positions of those that are not whitespace; `None` when it does not
 /// tokenize (the parser then reports the error).
 fn significant_tokens(
@@ -815,6 +953,24 @@ mod tests {
             statements[0].to_string(),
             "CREATE SEQUENCE s INCREMENT BY 5 NO MAXVALUE START WITH 10 CACHE 1"
         );
+    }
+
+    #[test]
+    fn subscript_assignments_become_jsonb_assign() {
+        let statements = parse(
+            "UPDATE t SET a = 1, doc['k'][0] = '\"x\"'::jsonb, t.doc[f(1, 2)] = NULL, \
+             doc['z'] = '2' WHERE doc['k'] IS NOT NULL",
+        )
+        .expect("parses");
+        assert_eq!(
+            statements[0].to_string(),
+            "UPDATE t SET a = 1, doc = qubedb_jsonb_assign(qubedb_jsonb_assign(doc, \
+             ('\"x\"'::JSONB), ('k'), (0)), ('2'), ('z')), \
+             t.doc = qubedb_jsonb_assign(t.doc, (NULL), (f(1, 2))) WHERE doc['k'] IS NOT NULL"
+        );
+        // Subscripts elsewhere are left alone.
+        let statements = parse("SELECT doc['a'] FROM t; UPDATE t SET x = doc[1]").expect("parses");
+        assert_eq!(statements[1].to_string(), "UPDATE t SET x = doc[1]");
     }
 
     #[test]
