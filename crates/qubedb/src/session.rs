@@ -1212,6 +1212,28 @@ impl Session {
                 Ok(QueryResult::command(outcome))
             }
             Statement::Set(set) => self.set(set),
+            Statement::Reset(reset) => {
+                match reset.reset {
+                    ast::Reset::ALL => {
+                        // The transaction's isolation is not a session setting RESET ALL touches.
+                        let names: Vec<String> = self
+                            .shared
+                            .settings
+                            .lock()
+                            .keys()
+                            .filter(|name| *name != "transaction_isolation")
+                            .cloned()
+                            .collect();
+                        for name in names {
+                            self.reset_variable(&name)?;
+                        }
+                    }
+                    ast::Reset::ConfigurationParameter(name) => {
+                        self.reset_variable(&name.to_string().to_lowercase())?
+                    }
+                }
+                Ok(QueryResult::command(StatementOutcome::command("RESET", 0)))
+            }
             Statement::Vacuum(vacuum) => self.vacuum(&vacuum),
             Statement::Analyze(analyze) => self.analyze(&analyze).await,
             Statement::ShowVariable { variable } => self.show(&variable),
@@ -1314,6 +1336,13 @@ impl Session {
         match set {
             ast::Set::SingleAssignment {
                 variable, values, ..
+            } if matches!(values.as_slice(), [SqlExpr::Identifier(word)]
+                if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("default")) =>
+            {
+                self.reset_variable(&variable.to_string().to_lowercase())?;
+            }
+            ast::Set::SingleAssignment {
+                variable, values, ..
             } => {
                 let name = variable.to_string().to_lowercase();
                 let value = values
@@ -1354,6 +1383,23 @@ impl Session {
             other => return Err(Error::not_supported(format!("SET form \"{other}\""))),
         }
         Ok(QueryResult::command(StatementOutcome::command("SET", 0)))
+    }
+
+    /// `RESET name` (and `SET name TO DEFAULT`): a setting with a default gets it back; one without (a
+    /// name only SET made) is forgotten.
+    fn reset_variable(&mut self, name: &str) -> Result<()> {
+        let name = if name == "time zone" {
+            "timezone"
+        } else {
+            name
+        };
+        match DEFAULT_SETTINGS.iter().find(|(known, _)| *known == name) {
+            Some((_, default)) => self.set_variable(name, default.to_string()),
+            None => {
+                self.shared.settings.lock().remove(name);
+                Ok(())
+            }
+        }
     }
 
     fn set_variable(&mut self, name: &str, value: String) -> Result<()> {

@@ -849,6 +849,14 @@ fn catalog_functions() -> Vec<(&'static str, CatalogReturn, CatalogEvaluator)> {
                 .and_then(|name| system::type_oid_by_name(&name))
                 .map_or(Answer::Null, Answer::Oid))
         }),
+        // The session's temporary schema (`sql/temp.rs`), 0 before its first temporary table.
+        ("pg_my_temp_schema", CatalogReturn::Oid, |catalog, _| {
+            Ok(Answer::Oid(
+                catalog
+                    .schema_id(&catalog.temp_schema)
+                    .map_or(0, system::object_oid),
+            ))
+        }),
         ("to_regclass", CatalogReturn::Oid, |catalog, arguments| {
             Ok(arguments
                 .first()
@@ -916,7 +924,13 @@ fn register_catalog_functions(context: &SessionContext, shared: &Arc<Shared>) {
         context.register_udf(ScalarUDF::new_from_impl(CatalogFunction {
             shared: shared.clone(),
             name,
-            signature: Signature::variadic_any(Volatility::Stable),
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Nullary,
+                    datafusion::logical_expr::TypeSignature::VariadicAny,
+                ],
+                Volatility::Stable,
+            ),
             returns,
             evaluate,
         }));
