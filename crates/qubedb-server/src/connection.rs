@@ -129,6 +129,8 @@ impl ConnectionHandlers {
 pub struct Connection {
     pub(crate) session: Session,
     pub(crate) statements: HashMap<String, Arc<StatementEntry>>,
+    /// Statements parsed before, by text and declared parameter types (`extended.rs`).
+    pub(crate) parsed: crate::extended::ParseCache,
     pub(crate) portals: HashMap<String, PortalEntry>,
     /// A `COPY ... FROM STDIN` receiving its data.
     pub(crate) copy: Option<PendingCopy>,
@@ -313,6 +315,7 @@ impl ConnectionHandlers {
         *self.connection.lock().await = Some(Connection {
             session,
             statements: HashMap::new(),
+            parsed: Default::default(),
             portals: HashMap::new(),
             copy: None,
         });

@@ -14,7 +14,7 @@
 //! As in PostgreSQL, the unnamed statement and portal are replaced by the next Parse / Bind of the
 //! unnamed one, while a named one must be closed before its name is used again (42P05, 42P03).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -44,6 +44,47 @@ use crate::connection::{
 };
 use crate::copy::{send_copy_out, start_copy_in};
 use crate::types::pg_type;
+
+/// Most statement texts a connection remembers the parse of.
+const PARSE_CACHE_ENTRIES_MAX: usize = 256;
+
+/// What Parse made of a statement text before, so that a client sending the same text again (every
+/// execution through an unnamed statement: psycopg, node-postgres, JDBC before its prepare threshold)
+/// gets the same [`StatementEntry`]: its parse, its result description, and through its
+/// `PreparedStatement` the cached plans of `sql/plan_cache.rs` and the fast path. An entry is used
+/// only while the committed catalog has the version it was made under (any committed DDL changes it;
+/// inside a transaction block nothing is cached), so a description never outlives the tables it
+/// describes.
+#[derive(Default)]
+pub struct ParseCache {
+    entries: HashMap<(String, Vec<u32>), (u64, Arc<StatementEntry>)>,
+}
+
+impl ParseCache {
+    fn get(&self, query: &str, types: &[u32], version: u64) -> Option<Arc<StatementEntry>> {
+        // (A tuple key cannot be looked up by borrowed parts; the texts are short.)
+        let (made_under, entry) = self.entries.get(&(query.to_string(), types.to_vec()))?;
+        (*made_under == version).then(|| entry.clone())
+    }
+
+    /// Drops `entry` if it is cached.
+    fn forget(&mut self, entry: &StatementEntry) {
+        self.entries
+            .retain(|_, (_, cached)| !std::ptr::eq(Arc::as_ptr(cached), entry));
+    }
+
+    fn insert(&mut self, query: &str, types: &[u32], version: u64, entry: Arc<StatementEntry>) {
+        if self.entries.len() >= PARSE_CACHE_ENTRIES_MAX {
+            self.entries
+                .retain(|_, (made_under, _)| *made_under == version);
+            if self.entries.len() >= PARSE_CACHE_ENTRIES_MAX {
+                self.entries.clear();
+            }
+        }
+        self.entries
+            .insert((query.to_string(), types.to_vec()), (version, entry));
+    }
+}
 
 /// A statement stored by Parse.
 pub struct StatementEntry {
@@ -115,6 +156,11 @@ async fn describe(
         .describe_prepared_async(prepared, &declared)
         .await
         .map_err(|error| engine_error(&error))?;
+    // Described inside a transaction block, the columns may come from DDL that rolls back: the entry
+    // is not handed to later Parses of its text.
+    if connection.session.in_transaction() {
+        connection.parsed.forget(entry);
+    }
     let parameters = found
         .parameters
         .iter()
@@ -148,6 +194,18 @@ impl ConnectionHandlers {
                 format!("prepared statement \"{name}\" already exists"),
             ));
         }
+        let version = connection
+            .session
+            .committed_catalog_version()
+            .map_err(|error| engine_error(&error))?;
+        if let Some(version) = version
+            && let Some(entry) = connection
+                .parsed
+                .get(&message.query, &message.type_oids, version)
+        {
+            connection.statements.insert(name, entry);
+            return Ok(());
+        }
         let mut statements = connection
             .session
             .prepare_script(&message.query)
@@ -173,14 +231,17 @@ impl ConnectionHandlers {
                 }),
             })
             .collect::<PgWireResult<Vec<_>>>()?;
-        connection.statements.insert(
-            name,
-            Arc::new(StatementEntry {
-                prepared: statements.pop(),
-                declared,
-                description: std::sync::OnceLock::new(),
-            }),
-        );
+        let entry = Arc::new(StatementEntry {
+            prepared: statements.pop(),
+            declared,
+            description: std::sync::OnceLock::new(),
+        });
+        if let Some(version) = version {
+            connection
+                .parsed
+                .insert(&message.query, &message.type_oids, version, entry.clone());
+        }
+        connection.statements.insert(name, entry);
         Ok(())
     }
 

@@ -350,6 +350,17 @@ impl Session {
         self.block.is_some()
     }
 
+    /// The version of the committed catalog (it changes with every committed DDL), or `None` inside a
+    /// transaction block, whose own DDL is not committed. A server keys what it caches about a
+    /// statement's text (its parse, its result columns) by it.
+    pub fn committed_catalog_version(&self) -> Result<Option<u64>> {
+        if self.block.is_some() {
+            return Ok(None);
+        }
+        let reader = self.shared.database.store.begin()?;
+        Ok(Some(Catalog::read_version(&reader)?))
+    }
+
     /// True when the block has failed and only ROLLBACK is accepted.
     pub fn transaction_failed(&self) -> bool {
         self.block.as_ref().is_some_and(|block| block.aborted)

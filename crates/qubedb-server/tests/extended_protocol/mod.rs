@@ -457,3 +457,54 @@ fn cancel_request_stops_the_running_statement() {
         assert_eq!(one, 1);
     });
 }
+
+/// A statement text parsed again reuses what the connection made of it (`ParseCache`), but never past a
+/// change of the tables: committed DDL from another connection, or DDL in a block that rolls back.
+#[test]
+fn statements_parsed_again_see_the_current_tables() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(directory.path(), 10);
+    runtime().block_on(async {
+        let mut client = connect(&running).await;
+        let other = connect(&running).await;
+        client
+            .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY); INSERT INTO t VALUES (1)")
+            .await
+            .expect("create");
+        let columns = |statement: &tokio_postgres::Statement| -> Vec<String> {
+            statement
+                .columns()
+                .iter()
+                .map(|column| format!("{} {}", column.name(), column.type_()))
+                .collect()
+        };
+        let query = "SELECT * FROM t WHERE a = $1";
+        for _ in 0..3 {
+            let statement = client.prepare(query).await.expect("prepare");
+            assert_eq!(columns(&statement), ["a int4"]);
+            let rows = client.query(&statement, &[&1i32]).await.expect("query");
+            assert_eq!(rows.len(), 1);
+        }
+        other
+            .batch_execute("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'")
+            .await
+            .expect("another connection's DDL");
+        let statement = client.prepare(query).await.expect("prepare");
+        assert_eq!(columns(&statement), ["a int4", "b text"]);
+        let rows = client.query(&statement, &[&1i32]).await.expect("query");
+        assert_eq!(rows[0].get::<_, String>(1), "x");
+
+        let transaction = client.transaction().await.expect("begin");
+        transaction
+            .batch_execute("ALTER TABLE t ADD COLUMN c INTEGER")
+            .await
+            .expect("DDL in the block");
+        let statement = transaction.prepare(query).await.expect("prepare");
+        assert_eq!(columns(&statement), ["a int4", "b text", "c int4"]);
+        transaction.rollback().await.expect("rollback");
+        let statement = client.prepare(query).await.expect("prepare");
+        assert_eq!(columns(&statement), ["a int4", "b text"]);
+        let rows = client.query(&statement, &[&1i32]).await.expect("query");
+        assert_eq!(rows[0].len(), 2);
+    });
+}
