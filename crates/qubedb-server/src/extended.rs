@@ -57,32 +57,32 @@ const PARSE_CACHE_ENTRIES_MAX: usize = 256;
 /// describes.
 #[derive(Default)]
 pub struct ParseCache {
-    entries: HashMap<(String, Vec<u32>), (u64, Arc<StatementEntry>)>,
+    /// By text: the declared parameter types, the catalog version, the entry.
+    entries: HashMap<String, (Vec<u32>, u64, Arc<StatementEntry>)>,
 }
 
 impl ParseCache {
     fn get(&self, query: &str, types: &[u32], version: u64) -> Option<Arc<StatementEntry>> {
-        // (A tuple key cannot be looked up by borrowed parts; the texts are short.)
-        let (made_under, entry) = self.entries.get(&(query.to_string(), types.to_vec()))?;
-        (*made_under == version).then(|| entry.clone())
+        let (declared, made_under, entry) = self.entries.get(query)?;
+        (declared == types && *made_under == version).then(|| entry.clone())
     }
 
     /// Drops `entry` if it is cached.
     fn forget(&mut self, entry: &StatementEntry) {
         self.entries
-            .retain(|_, (_, cached)| !std::ptr::eq(Arc::as_ptr(cached), entry));
+            .retain(|_, (_, _, cached)| !std::ptr::eq(Arc::as_ptr(cached), entry));
     }
 
     fn insert(&mut self, query: &str, types: &[u32], version: u64, entry: Arc<StatementEntry>) {
         if self.entries.len() >= PARSE_CACHE_ENTRIES_MAX {
             self.entries
-                .retain(|_, (made_under, _)| *made_under == version);
+                .retain(|_, (_, made_under, _)| *made_under == version);
             if self.entries.len() >= PARSE_CACHE_ENTRIES_MAX {
                 self.entries.clear();
             }
         }
         self.entries
-            .insert((query.to_string(), types.to_vec()), (version, entry));
+            .insert(query.to_string(), (types.to_vec(), version, entry));
     }
 }
 

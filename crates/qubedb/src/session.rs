@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     /// The name of the session's schema for temporary tables (`pg_temp_N`, see `sql/temp.rs`); it exists
     /// in the catalog from the first CREATE TEMPORARY TABLE until the session ends.
     pub(crate) temp_schema: String,
+    /// Set when the session first creates its temporary schema: only such a session has one to drop
+    /// when it ends (a rolled-back creation leaves the flag set and nothing to drop).
+    pub(crate) temp_schema_made: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -249,6 +252,7 @@ impl Session {
         let temp_schema = crate::sql::temp::schema_name(database.next_session_number());
         let shared = Arc::new(Shared {
             temp_schema,
+            temp_schema_made: std::sync::atomic::AtomicBool::new(false),
             database,
             state: Mutex::new(TransactionState {
                 transaction: None,
@@ -1541,7 +1545,14 @@ impl Drop for Session {
         // An open transaction is rolled back: dropping it discards its writes.
         self.shared.state.lock().transaction = None;
         // Temporary tables end with the session (if this fails, the next open drops them).
-        let _ = crate::sql::temp::drop_schema_now(&self.shared.database, &self.shared.temp_schema);
+        if self
+            .shared
+            .temp_schema_made
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let _ =
+                crate::sql::temp::drop_schema_now(&self.shared.database, &self.shared.temp_schema);
+        }
     }
 }
 

@@ -572,7 +572,7 @@ impl Constraints {
 
 impl Session {
     /// Applies `change` to a private copy of the transaction's catalog and installs it.
-    fn change_catalog<T>(
+    pub(crate) fn change_catalog<T>(
         &self,
         change: impl FnOnce(&mut Catalog, &mut Transaction) -> Result<T>,
     ) -> Result<T> {
@@ -718,14 +718,15 @@ impl Session {
                 )));
             }
         }
-        if temporary {
-            self.ensure_temp_schema()?;
-        }
-        let catalog = self.shared.state.lock().catalog.clone();
-        let qualified = if temporary {
-            temp_name(&catalog, &self.shared.temp_schema, &create.name)?
+        let temp_schema = if temporary {
+            Some(self.ensure_temp_schema()?)
         } else {
-            qualify(&catalog, &create.name)?
+            None
+        };
+        let catalog = self.shared.state.lock().catalog.clone();
+        let qualified = match temp_schema {
+            Some(schema) => temp_name(&catalog, &self.shared.temp_schema, schema, &create.name)?,
+            None => qualify(&catalog, &create.name)?,
         };
         if let Some(existing) = catalog.relation(qualified.schema, &qualified.name) {
             if create.if_not_exists {
@@ -2144,11 +2145,12 @@ fn is_pg_temp_name(name: &ast::ObjectName) -> bool {
     matches!(name.0.as_slice(), [ast::ObjectNamePart::Identifier(schema), _] if normalize(schema) == "pg_temp")
 }
 
-/// Where `CREATE TEMPORARY TABLE name` puts its table: the session's temporary schema (which exists);
-/// a name qualified with another schema is an error, as in PostgreSQL.
+/// Where `CREATE TEMPORARY TABLE name` puts its table: the session's temporary schema `temp_schema`
+/// (id `schema`, which exists); a name qualified with another schema is an error, as in PostgreSQL.
 fn temp_name(
     catalog: &Catalog,
     temp_schema: &str,
+    schema: u64,
     name: &ast::ObjectName,
 ) -> Result<crate::sql::rewrite::QualifiedName> {
     let qualified = crate::sql::rewrite::resolve(catalog, temp_schema, name)?;
@@ -2158,9 +2160,6 @@ fn temp_name(
             "cannot create temporary relation in non-temporary schema",
         ));
     }
-    let schema = catalog
-        .schema_id(temp_schema)
-        .ok_or_else(|| Error::internal("the temporary schema was not created"))?;
     Ok(crate::sql::rewrite::QualifiedName {
         schema,
         schema_name: temp_schema.to_string(),

@@ -423,13 +423,7 @@ impl JsonbFunction {
     }
 
     fn no_such_function(&self, arguments: &[ArrowType]) -> datafusion::error::DataFusionError {
-        let names: Vec<String> = arguments
-            .iter()
-            .map(|data_type| {
-                crate::sql::convert::sql_type_of_arrow(data_type)
-                    .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
-            })
-            .collect();
+        let names: Vec<String> = arguments.iter().map(sql_type_name).collect();
         to_datafusion(
             Error::user(
                 "42883",
@@ -666,13 +660,16 @@ impl Argument {
     }
 }
 
+/// The SQL name of an argument type, for messages (the Arrow name where there is no SQL one).
+fn sql_type_name(data_type: &ArrowType) -> String {
+    crate::sql::convert::sql_type_of_arrow(data_type)
+        .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
+}
+
 /// The argument types of a subscript assignment, checked for what PostgreSQL would say of them: the
 /// target must be jsonb and the value jsonb (or text read as jsonb).
 fn check_assignment_types(arguments: &[ArrowType]) -> DataFusionResult<()> {
-    let name = |data_type: &ArrowType| {
-        crate::sql::convert::sql_type_of_arrow(data_type)
-            .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
-    };
+    let name = sql_type_name;
     let is_jsonb = |data_type: &ArrowType| {
         matches!(data_type, ArrowType::LargeBinary | ArrowType::Null) || is_text(data_type)
     };

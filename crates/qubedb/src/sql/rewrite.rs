@@ -1100,11 +1100,7 @@ impl VisitorMut for ViewExpander<'_> {
             Ok(Some(Object::Table(table))) => {
                 // A temporary table: DataFusion resolves unqualified names to `public`, so name its
                 // schema, keeping the name the query refers to it by.
-                if let Some(schema) = self.catalog.object(table.schema)
-                    && table.schema != qubedb_model::catalog::PUBLIC_SCHEMA_ID
-                    && schema.qualified_name().1 == self.temp_schema
-                    && name.0.len() <= 2
-                {
+                if self.catalog.schema_id(self.temp_schema) == Some(table.schema) {
                     if alias.is_none() {
                         *alias = Some(TableAlias {
                             explicit: true,

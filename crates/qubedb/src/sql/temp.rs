@@ -7,8 +7,8 @@
 //! takes it back), and dropped with everything in it when the session ends. Its tables are ordinary
 //! tables in every other respect — transactional, indexed, stored through the same write path — so
 //! nothing else in the engine needs to know about them; only name resolution does
-//! ([`crate::sql::rewrite::resolve`], the `public` schema provider and the fast path consult the session's
-//! temporary schema first).
+//! ([`crate::sql::rewrite::resolve`] for DDL and DML targets and the fast path, the view expander for
+//! queries, `regclass` and `pg_table_is_visible` consult the session's temporary schema first).
 //!
 //! A process that stops without ending its sessions leaves their schemas behind: opening the database
 //! drops every `pg_temp_*` schema ([`drop_leftover_schemas`]), since no session of the new process owns
@@ -53,21 +53,23 @@ impl Session {
     /// The session's temporary schema, created in the current transaction if it does not exist yet.
     pub(crate) fn ensure_temp_schema(&self) -> Result<u64> {
         let name = self.shared.temp_schema.clone();
-        let mut state = self.shared.state.lock();
-        if let Some(id) = state.catalog.schema_id(&name) {
+        if let Some(id) = self.shared.state.lock().catalog.schema_id(&name) {
             return Ok(id);
         }
-        let mut catalog = (*state.catalog).clone();
-        let transaction = state.transaction()?;
-        let id = Catalog::allocate_id(transaction)?;
-        catalog.put(transaction, Object::Schema(SchemaDef { id, name }))?;
-        state.catalog = std::sync::Arc::new(catalog);
-        Ok(id)
+        self.shared
+            .temp_schema_made
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.change_catalog(|catalog, transaction| {
+            let id = Catalog::allocate_id(transaction)?;
+            catalog.put(transaction, Object::Schema(SchemaDef { id, name }))?;
+            Ok(id)
+        })
     }
 }
 
 /// Drops schema `name` and its contents in a transaction of its own, if it exists; retries while other
 /// transactions hold the catalog, and gives up (leaving the schema to the next open) after a while.
+/// (Called when a session that made its temporary schema ends: `Shared::temp_schema_made`.)
 pub(crate) fn drop_schema_now(database: &DatabaseInner, name: &str) -> Result<()> {
     let mut attempt = 0;
     loop {
@@ -87,18 +89,6 @@ pub(crate) fn drop_leftover_schemas(database: &DatabaseInner) -> Result<()> {
 }
 
 fn try_drop_schemas(database: &DatabaseInner, doomed: impl Fn(&str) -> bool) -> Result<()> {
-    let latest = database.cached_catalog();
-    let any = latest
-        .objects()
-        .any(|object| matches!(object, Object::Schema(schema) if doomed(&schema.name)));
-    // The cached catalog may be older than the store's; it is only a shortcut for the common case of
-    // a session that never made a temporary table, whose schema no catalog version ever held.
-    if !any && latest.version > 0 {
-        let reader = database.store.begin()?;
-        if Catalog::read_version(&reader)? == latest.version {
-            return Ok(());
-        }
-    }
     let mut transaction = database.store.begin()?;
     let mut catalog = (*database.catalog_for(&transaction)?).clone();
     let schemas: Vec<u64> = catalog
