@@ -35,6 +35,7 @@ pub enum Object {
     View(ViewDef),
     Index(IndexDef),
     Sequence(SequenceDef),
+    Type(TypeDef),
 }
 
 impl Object {
@@ -45,6 +46,7 @@ impl Object {
             Object::View(view) => view.id,
             Object::Index(index) => index.id,
             Object::Sequence(sequence) => sequence.id,
+            Object::Type(type_def) => type_def.id,
         }
     }
 
@@ -56,6 +58,7 @@ impl Object {
             Object::View(view) => (view.schema, &view.name),
             Object::Index(index) => (index.schema, &index.name),
             Object::Sequence(sequence) => (sequence.schema, &sequence.name),
+            Object::Type(type_def) => (type_def.schema, &type_def.name),
         }
     }
 
@@ -67,6 +70,7 @@ impl Object {
             Object::View(_) => "view",
             Object::Index(_) => "index",
             Object::Sequence(_) => "sequence",
+            Object::Type(_) => "type",
         }
     }
 }
@@ -146,6 +150,41 @@ pub struct CheckDef {
     pub name: String,
     /// The boolean expression, as SQL text.
     pub expression: String,
+}
+
+/// A user-defined type: a composite (`CREATE TYPE name AS (...)`) or a domain (`CREATE DOMAIN`).
+/// Types share the namespace of relations, as in PostgreSQL, where every table is also a row type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeDef {
+    pub id: u64,
+    pub schema: u64,
+    pub name: String,
+    pub kind: TypeKind,
+}
+
+/// What a [`TypeDef`] is. Types it is built from are kept as SQL type text (`integer[]`, `jbpop`),
+/// resolved when the type is used; `DROP TYPE` refuses to drop a type another type names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TypeKind {
+    /// A row type: named, typed fields.
+    Composite { fields: Vec<TypeFieldDef> },
+    /// A base type with constraints: values that are NULL (when `not_null`) or fail a check are refused.
+    Domain {
+        base: String,
+        not_null: bool,
+        /// The DEFAULT expression, as SQL text.
+        default: Option<String>,
+        /// Checks, each over the keyword `VALUE`.
+        checks: Vec<CheckDef>,
+    },
+}
+
+/// A field of a composite type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeFieldDef {
+    pub name: String,
+    /// The field's type, as SQL text.
+    pub type_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,9 +425,23 @@ impl Catalog {
 
     /// The table, view, index or sequence called `name` in schema `schema`.
     pub fn relation(&self, schema: u64, name: &str) -> Option<&Object> {
+        self.named(schema, name)
+            .filter(|object| !matches!(object, Object::Type(_)))
+    }
+
+    /// Any object called `name` in schema `schema`: a relation or a type (they share one namespace).
+    pub fn named(&self, schema: u64, name: &str) -> Option<&Object> {
         self.names
             .get(&(schema, name.to_string()))
             .and_then(|id| self.objects.get(id))
+    }
+
+    /// The user-defined type called `name` in schema `schema`.
+    pub fn type_named(&self, schema: u64, name: &str) -> Option<&TypeDef> {
+        match self.named(schema, name) {
+            Some(Object::Type(type_def)) => Some(type_def),
+            _ => None,
+        }
     }
 
     /// The table with id `id`.

@@ -1260,7 +1260,10 @@ impl Session {
             | Statement::Drop { .. }
             | Statement::AlterTable(_)
             | Statement::Truncate(_)
-            | Statement::CreateExtension(_)) => self.ddl(statement).await,
+            | Statement::CreateExtension(_)
+            | Statement::CreateType { .. }
+            | Statement::CreateDomain(_)
+            | Statement::DropDomain(_)) => self.ddl(statement).await,
             other => Err(Error::not_supported(format!(
                 "statement {}",
                 statement_kind(&other)

@@ -33,11 +33,11 @@ use crate::sql::dml::{parse_query, quote};
 use crate::sql::rewrite::{lookup, normalize, qualify};
 use crate::sql::write::{TableWriter, scan_table};
 
-fn done(tag: &str) -> Result<QueryResult> {
+pub(crate) fn done(tag: &str) -> Result<QueryResult> {
     Ok(QueryResult::command(StatementOutcome::command(tag, 0)))
 }
 
-fn already_exists(kind: &str, name: &str) -> Error {
+pub(crate) fn already_exists(kind: &str, name: &str) -> Error {
     let code = if kind == "schema" { "42P06" } else { "42P07" };
     Error::user(code, format!("{kind} \"{name}\" already exists"))
 }
@@ -216,13 +216,13 @@ fn skip_existing(shared: &Shared, kind: &str, name: &str) {
 }
 
 /// A SERIAL pseudo-type: the integer type and that it draws from a sequence.
-struct ColumnType {
-    data_type: DataType,
-    serial: bool,
+pub(crate) struct ColumnType {
+    pub(crate) data_type: DataType,
+    pub(crate) serial: bool,
 }
 
 /// The stored type of a SQL type name.
-fn column_type(sql: &SqlType) -> Result<ColumnType> {
+pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
     let plain = |data_type| {
         Ok(ColumnType {
             data_type,
@@ -686,6 +686,17 @@ impl Session {
             } => self.drop(object_type, if_exists, &names, cascade),
             Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::Truncate(truncate) => self.truncate(truncate),
+            Statement::CreateType {
+                name,
+                representation,
+            } => self.create_type(&name, representation.as_ref()),
+            Statement::CreateDomain(create) => self.create_domain(&create),
+            Statement::DropDomain(drop) => self.drop_types(
+                true,
+                std::slice::from_ref(&drop.name),
+                drop.if_exists,
+                matches!(drop.drop_behavior, Some(ast::DropBehavior::Cascade)),
+            ),
             other => Err(Error::not_supported(format!("statement {other}"))),
         }
     }
@@ -1375,6 +1386,9 @@ impl Session {
     ) -> Result<QueryResult> {
         let database = self.shared.database.clone();
         let shared = self.shared.clone();
+        if kind == ObjectType::Type {
+            return self.drop_types(false, names, if_exists, cascade);
+        }
         let tag = match kind {
             ObjectType::Table => "DROP TABLE",
             ObjectType::View => "DROP VIEW",
@@ -2311,6 +2325,9 @@ fn drop_object(
                 )));
             }
             database.forget_sequence(sequence.id);
+        }
+        Object::Type(_) => {
+            return crate::sql::user_types::drop_type(transaction, catalog, id, cascade);
         }
         Object::Schema(_) => {}
     }

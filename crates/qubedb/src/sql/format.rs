@@ -161,6 +161,7 @@ fn format_value(array: &ArrayRef, row: usize, trim_numeric: bool) -> String {
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
             format_list(array, row, trim_numeric)
         }
+        ArrowType::Struct(_) => format_record(array, row),
         _ => ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
             .map(|formatter| formatter.value(row).to_string())
             .unwrap_or_else(|error| format!("<{error}>")),
@@ -208,16 +209,61 @@ fn timestamp_value(array: &ArrayRef, row: usize) -> i64 {
     }
 }
 
+/// A record as PostgreSQL's `record_out` prints it: `(a,,"b c")` (NULL fields empty; fields that are
+/// empty or hold quotes, backslashes, parentheses, commas or spaces quoted, `"` and `\` doubled).
+fn format_record(array: &ArrayRef, row: usize) -> String {
+    let record = array.as_struct();
+    let fields: Vec<String> = record
+        .columns()
+        .iter()
+        .map(|column| {
+            if column.is_null(row) {
+                return String::new();
+            }
+            let text = format_value(column, row, false);
+            let needs_quotes = text.is_empty()
+                || text
+                    .chars()
+                    .any(|c| matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_whitespace());
+            if needs_quotes {
+                format!("\"{}\"", text.replace('"', "\"\"").replace('\\', "\\\\"))
+            } else {
+                text
+            }
+        })
+        .collect();
+    format!("({})", fields.join(","))
+}
+
+/// True if a list's elements hold no values at any depth (`[[], []]` prints as `{}`, as PostgreSQL
+/// has no empty sub-arrays).
+fn list_is_empty(values: &ArrayRef) -> bool {
+    match values.data_type() {
+        ArrowType::List(_) => {
+            let lists = values.as_list::<i32>();
+            (0..lists.len()).all(|index| lists.is_null(index) || list_is_empty(&lists.value(index)))
+        }
+        _ => values.is_empty(),
+    }
+}
+
 fn format_list(array: &ArrayRef, row: usize, trim_numeric: bool) -> String {
     let values = match array.data_type() {
         ArrowType::LargeList(_) => array.as_list::<i64>().value(row),
         ArrowType::FixedSizeList(..) => array.as_fixed_size_list().value(row),
         _ => array.as_list::<i32>().value(row),
     };
+    let nested = matches!(values.data_type(), ArrowType::List(_));
+    if nested && list_is_empty(&values) {
+        return "{}".to_string();
+    }
     let items: Vec<String> = (0..values.len())
         .map(|index| {
             if values.is_null(index) {
                 "NULL".to_string()
+            } else if nested {
+                // A sub-array of a multidimensional array: its braces are part of the syntax.
+                format_value(&values, index, trim_numeric)
             } else {
                 let text = format_value(&values, index, trim_numeric);
                 let needs_quotes = text.is_empty()

@@ -109,6 +109,7 @@ pub(crate) fn register_immutable(context: &SessionContext) {
     crate::sql::jsonb::register(context);
     crate::sql::json_values::register(context);
     crate::sql::expand_array::register(context);
+    crate::sql::records::register(context);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

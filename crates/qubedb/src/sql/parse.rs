@@ -41,6 +41,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = reindexed.as_deref().unwrap_or(sql);
     let assignments = subscript_assignments(sql, &upper);
     let sql = assignments.as_deref().unwrap_or(sql);
+    let domains = domain_not_null(sql, &upper);
+    let sql = domains.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -602,6 +604,58 @@ fn subscript_assignments(sql: &str, upper: &str) -> Option<String> {
             _ => {}
         }
         position += 1;
+    }
+    with_replacements(&tokens, replaced)
+}
+
+/// PostgreSQL's `CREATE DOMAIN d AS int NOT NULL` (and `NULL`, which says nothing); sqlparser 0.62 takes
+/// only table constraints after a domain's type. Rewrites `NOT NULL` into a CHECK named
+/// [`NOT_NULL_MARKER`](crate::sql::user_types::NOT_NULL_MARKER), which `CREATE DOMAIN` turns back into
+/// the domain's NOT NULL, and drops a bare `NULL`. Returns `None` when there is nothing to rewrite.
+fn domain_not_null(sql: &str, upper: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    if !upper.contains("DOMAIN") || !upper.contains("NULL") {
+        return None;
+    }
+    let (tokens, significant) = significant_tokens(sql)?;
+    let keyword = |at: usize| keyword_at(&tokens, at);
+    let mut in_domain = false;
+    let mut depth = 0usize;
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
+    for (position, &at) in significant.iter().enumerate() {
+        let previous = position
+            .checked_sub(1)
+            .map(|before| significant[before]);
+        match &tokens[at] {
+            Token::SemiColon => in_domain = false,
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            _ if previous.is_none_or(|before| matches!(tokens[before], Token::SemiColon)) => {
+                in_domain = keyword(at) == Some(Keyword::CREATE)
+                    && significant
+                        .get(position + 1)
+                        .is_some_and(|&next| keyword(next) == Some(Keyword::DOMAIN));
+                depth = 0;
+            }
+            _ if in_domain && depth == 0 && keyword(at) == Some(Keyword::NULL) => {
+                let after = previous.and_then(keyword);
+                if after == Some(Keyword::NOT) {
+                    let not = previous.expect("NOT precedes");
+                    replaced.insert(
+                        not,
+                        format!(
+                            "CONSTRAINT {} CHECK (VALUE IS NOT NULL)",
+                            crate::sql::user_types::NOT_NULL_MARKER
+                        ),
+                    );
+                    replaced.insert(at, String::new());
+                } else if after != Some(Keyword::DEFAULT) {
+                    replaced.insert(at, String::new());
+                }
+            }
+            _ => {}
+        }
     }
     with_replacements(&tokens, replaced)
 }

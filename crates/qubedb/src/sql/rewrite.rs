@@ -151,6 +151,7 @@ pub fn rewrite_query(
     expand_views(query, catalog, temp_schema, locals, 0)?;
     remove_unary_plus(query);
     let _ = query.visit(&mut ColumnNamer);
+    crate::sql::user_types::rewrite(query, catalog)?;
     rewrite_pg_compat(query)?;
     rewrite_casts(query)?;
     rewrite_literals(query)
@@ -976,7 +977,7 @@ fn array_subquery(subquery: &Query) -> Result<Expr> {
     Ok(Expr::Subquery(Box::new(aggregated)))
 }
 
-fn parse_expression(sql: &str) -> Result<Expr> {
+pub(crate) fn parse_expression(sql: &str) -> Result<Expr> {
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(sql)

@@ -956,7 +956,7 @@ fn relation_kind(object: &Object) -> Option<&'static str> {
         Object::View(_) => Some("v"),
         Object::Index(_) => Some("i"),
         Object::Sequence(_) => Some("S"),
-        Object::Schema(_) => None,
+        Object::Schema(_) | Object::Type(_) => None,
     }
 }
 
