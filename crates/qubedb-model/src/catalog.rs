@@ -1,4 +1,4 @@
-//! The catalog: schemas, tables, views, indexes and sequences.
+//! The catalog: schemas, tables, views, indexes, sequences and user-defined types.
 //!
 //! Every schema object has a numeric id, handed out from the `NextObjectId` meta key, and is stored as one
 //! `Object(id)` key holding its definition as JSON. Names map to ids only in memory (rebuilt on load), so a

@@ -240,6 +240,18 @@ fn from_datafusion(error: DataFusionError) -> Error {
             crate::sql::parse::parser_error(&parser_error.to_string())
         }
         DataFusionError::ArrowError(arrow, _) => classify_arrow(&arrow.to_string()),
+        // A type name nothing knows (user types are rewritten before DataFusion sees them).
+        DataFusionError::NotImplemented(message)
+            if message.starts_with("Unsupported SQL type ")
+                && !message
+                    .trim_start_matches("Unsupported SQL type ")
+                    .contains([' ', '(']) =>
+        {
+            let name = message
+                .trim_start_matches("Unsupported SQL type ")
+                .to_lowercase();
+            Error::user("42704", format!("type \"{name}\" does not exist"))
+        }
         DataFusionError::NotImplemented(message) => Error::user(
             "0A000",
             format!("{} is not supported", message.trim_end_matches('.')),

@@ -518,7 +518,12 @@ fn string_at(any: &dyn std::any::Any, row: usize) -> Option<&str> {
 
 /// `VARCHAR(n)` and `CHAR(n)` input rules: too long is an error unless the excess is spaces (which are cut);
 /// `CHAR(n)` is padded with spaces to `n`.
-pub(crate) fn check_length(text: &str, length: Option<u32>, pad: bool, data_type: DataType) -> Result<String> {
+pub(crate) fn check_length(
+    text: &str,
+    length: Option<u32>,
+    pad: bool,
+    data_type: DataType,
+) -> Result<String> {
     let Some(length) = length else {
         return Ok(text.to_string());
     };

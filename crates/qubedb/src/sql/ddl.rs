@@ -38,7 +38,11 @@ pub(crate) fn done(tag: &str) -> Result<QueryResult> {
 }
 
 pub(crate) fn already_exists(kind: &str, name: &str) -> Error {
-    let code = if kind == "schema" { "42P06" } else { "42P07" };
+    let code = match kind {
+        "schema" => "42P06",
+        "type" => "42710",
+        _ => "42P07",
+    };
     Error::user(code, format!("{kind} \"{name}\" already exists"))
 }
 
@@ -78,7 +82,7 @@ fn add_primary_key(
     let slots = slots_of(&table, columns)?;
     let name = match name {
         Some(name) => {
-            if catalog.relation(table.schema, &name).is_some() {
+            if catalog.named(table.schema, &name).is_some() {
                 return Err(already_exists("relation", &name));
             }
             name
@@ -648,10 +652,7 @@ impl Session {
                 let shared = self.shared.clone();
                 self.change_catalog(|catalog, transaction| {
                     let qualified = qualify(catalog, &name)?;
-                    if catalog
-                        .relation(qualified.schema, &qualified.name)
-                        .is_some()
-                    {
+                    if catalog.named(qualified.schema, &qualified.name).is_some() {
                         return if if_not_exists {
                             skip_existing(&shared, "relation", &qualified.name);
                             Ok(())
@@ -739,7 +740,7 @@ impl Session {
             Some(schema) => temp_name(&catalog, &self.shared.temp_schema, schema, &create.name)?,
             None => qualify(&catalog, &create.name)?,
         };
-        if let Some(existing) = catalog.relation(qualified.schema, &qualified.name) {
+        if let Some(existing) = catalog.named(qualified.schema, &qualified.name) {
             if create.if_not_exists {
                 skip_existing(&self.shared, "relation", &qualified.name);
                 return done("CREATE TABLE");
@@ -789,7 +790,7 @@ impl Session {
             for column in &create.columns {
                 column_specs.push((
                     normalize(&column.name),
-                    column_type(&column.data_type)?,
+                    crate::sql::user_types::table_column_type(&catalog, &column.data_type)?,
                     column
                         .options
                         .iter()
@@ -1019,7 +1020,7 @@ impl Session {
                 let name = name.clone().unwrap_or_else(|| {
                     unique_name(catalog, schema, &format!("{table_name}_{}_key", columns.join("_")), &taken)
                 });
-                if catalog.relation(schema, &name).is_some() || !taken.insert(name.clone()) {
+                if catalog.named(schema, &name).is_some() || !taken.insert(name.clone()) {
                     return Err(already_exists("relation", &name));
                 }
                 indexes.push(IndexDef {
@@ -1153,7 +1154,7 @@ impl Session {
         let query = create.query.to_string();
         self.change_catalog(|catalog, transaction| {
             let qualified = qualify(catalog, &create.name)?;
-            let id = match catalog.relation(qualified.schema, &qualified.name) {
+            let id = match catalog.named(qualified.schema, &qualified.name) {
                 Some(Object::View(view)) if create.or_replace => view.id,
                 Some(_) if create.if_not_exists => return Ok(()),
                 Some(existing) => return Err(already_exists(existing.kind(), &qualified.name)),
@@ -1253,7 +1254,7 @@ impl Session {
                     &HashSet::new(),
                 ),
             };
-            if catalog.relation(table.schema, &name).is_some() {
+            if catalog.named(table.schema, &name).is_some() {
                 return if create.if_not_exists {
                     skip_existing(&shared, "relation", &name);
                     Ok(())
@@ -1608,7 +1609,10 @@ impl Session {
                         ))
                     };
                 }
-                let column_type = column_type(&column_def.data_type)?;
+                let column_type = {
+                    let catalog = self.shared.state.lock().catalog.clone();
+                    crate::sql::user_types::table_column_type(&catalog, &column_def.data_type)?
+                };
                 if column_type.serial {
                     return Err(Error::not_supported("ADD COLUMN of a SERIAL column"));
                 }
@@ -1789,7 +1793,7 @@ impl Session {
                 };
                 self.change_catalog(|catalog, transaction| {
                     let new = qualify(catalog, &target)?.name;
-                    if catalog.relation(table.schema, &new).is_some() {
+                    if catalog.named(table.schema, &new).is_some() {
                         return Err(already_exists("relation", &new));
                     }
                     let mut table = table.clone();
@@ -1921,7 +1925,7 @@ impl Session {
                                 &HashSet::new(),
                             )
                         });
-                        if catalog.relation(table.schema, &name).is_some() {
+                        if catalog.named(table.schema, &name).is_some() {
                             return Err(already_exists("relation", &name));
                         }
                         let index = IndexDef {

@@ -10,9 +10,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeBinaryBuilder, StringBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, LargeBinaryBuilder, StringBuilder, new_empty_array,
+};
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
-use datafusion::common::Result as DataFusionResult;
+use datafusion::common::{Result as DataFusionResult, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
@@ -26,6 +28,9 @@ use crate::sql::jsonb::json_of;
 
 /// Registers the four builders.
 pub(crate) fn register(context: &SessionContext) {
+    context.register_udf(ScalarUDF::new_from_impl(Variadic {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
     for (name, binary, object) in [
         ("json_build_object", false, true),
         ("json_build_array", false, false),
@@ -89,20 +94,13 @@ impl ScalarUDFImpl for JsonBuild {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
         let rows = args.number_rows;
-        if self.object && !args.args.len().is_multiple_of(2) {
-            return Err(to_datafusion(
-                Error::user("22023", "argument list must have even number of elements").with_hint(
-                    format!(
-                        "The arguments of {}() must consist of alternating keys and values.",
-                        self.name
-                    ),
-                ),
-            ));
+        if let [field] = args.arg_fields.as_slice()
+            && field.metadata().contains_key(VARIADIC_METADATA_KEY)
+        {
+            let list = args.args[0].to_array(rows)?;
+            return self.invoke_variadic(&list, rows);
         }
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        if self.binary {
-            return self.build_binary(&arrays, rows);
-        }
         let json_typed: Vec<bool> = args
             .arg_fields
             .iter()
@@ -114,14 +112,77 @@ impl ScalarUDFImpl for JsonBuild {
                     || field.data_type() == &ArrowType::LargeBinary
             })
             .collect();
+        self.build(&arrays, &json_typed, rows)
+    }
+}
+
+impl JsonBuild {
+    /// `f(VARIADIC array)`: each row's array elements (of every dimension, in order) as the arguments.
+    fn invoke_variadic(&self, list: &ArrayRef, rows: usize) -> DataFusionResult<ColumnarValue> {
+        let output = if self.binary {
+            ArrowType::LargeBinary
+        } else {
+            ArrowType::Utf8
+        };
+        let mut values = Vec::with_capacity(rows);
+        for row in 0..rows {
+            if list.data_type() == &ArrowType::Null || list.is_null(row) {
+                values.push(ScalarValue::try_from(&output)?);
+                continue;
+            }
+            let elements = match list.data_type() {
+                ArrowType::List(_) => flatten(&list.as_list::<i32>().value(row))?,
+                ArrowType::LargeList(_) => flatten(&list.as_list::<i64>().value(row))?,
+                _ => {
+                    return Err(to_datafusion(Error::user(
+                        "42804",
+                        "VARIADIC argument must be an array",
+                    )));
+                }
+            };
+            let arguments: Vec<ArrayRef> = (0..elements.len())
+                .map(|index| elements.slice(index, 1))
+                .collect();
+            let typed = vec![elements.data_type() == &ArrowType::LargeBinary; arguments.len()];
+            let ColumnarValue::Array(built) = self.build(&arguments, &typed, 1)? else {
+                return Err(to_datafusion(Error::internal("build returns an array")));
+            };
+            values.push(ScalarValue::try_from_array(&built, 0)?);
+        }
+        if values.is_empty() {
+            return Ok(ColumnarValue::Array(new_empty_array(&output)));
+        }
+        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
+    }
+
+    /// The JSON value of each row, from one array per argument.
+    fn build(
+        &self,
+        arrays: &[ArrayRef],
+        json_typed: &[bool],
+        rows: usize,
+    ) -> DataFusionResult<ColumnarValue> {
+        if self.object && !arrays.len().is_multiple_of(2) {
+            return Err(to_datafusion(
+                Error::user("22023", "argument list must have even number of elements").with_hint(
+                    format!(
+                        "The arguments of {}() must consist of alternating keys and values.",
+                        self.name
+                    ),
+                ),
+            ));
+        }
+        if self.binary {
+            return self.build_binary(arrays, rows);
+        }
         let mut builder = StringBuilder::with_capacity(rows, rows * 16);
         for row in 0..rows {
             let text = if self.object {
-                self.object_at(&arrays, &json_typed, row)?
+                self.object_at(arrays, json_typed, row)?
             } else {
                 let values: Vec<String> = arrays
                     .iter()
-                    .zip(&json_typed)
+                    .zip(json_typed)
                     .map(|(array, &json)| json_value(array, row, json))
                     .collect();
                 format!("[{}]", values.join(", "))
@@ -130,9 +191,7 @@ impl ScalarUDFImpl for JsonBuild {
         }
         Ok(ColumnarValue::Array(Arc::new(builder.finish())))
     }
-}
 
-impl JsonBuild {
     /// `jsonb_build_object` / `jsonb_build_array`: the binary form.
     fn build_binary(&self, arrays: &[ArrayRef], rows: usize) -> DataFusionResult<ColumnarValue> {
         let mut builder = LargeBinaryBuilder::with_capacity(rows, rows * 32);
@@ -209,6 +268,69 @@ impl JsonBuild {
             .map(|(key, value)| format!("{}{separator}{value}", json_string(&key)))
             .collect();
         Ok(format!("{{{}}}", members.join(", ")))
+    }
+}
+
+/// The elements of an array of any number of dimensions, in order.
+fn flatten(values: &ArrayRef) -> DataFusionResult<ArrayRef> {
+    let parts: Vec<ArrayRef> = match values.data_type() {
+        ArrowType::List(_) => {
+            let lists = values.as_list::<i32>();
+            (0..lists.len())
+                .filter(|&index| !lists.is_null(index))
+                .map(|index| flatten(&lists.value(index)))
+                .collect::<DataFusionResult<_>>()?
+        }
+        _ => return Ok(values.clone()),
+    };
+    match parts.as_slice() {
+        [] => Ok(new_empty_array(&ArrowType::Null)),
+        _ => {
+            let references: Vec<&dyn Array> = parts.iter().map(AsRef::as_ref).collect();
+            Ok(datafusion::arrow::compute::concat(&references)?)
+        }
+    }
+}
+
+/// Field metadata key marking an argument written `VARIADIC array` (see [`register`]).
+pub(crate) const VARIADIC_METADATA_KEY: &str = "qubedb.variadic";
+
+/// `qubedb_variadic(array)`: the array itself, its field marked as a VARIADIC argument
+/// (`sql/parse.rs` writes it for `f(VARIADIC array)`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Variadic {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Variadic {
+    fn name(&self) -> &str {
+        "qubedb_variadic"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        Ok(arguments.first().cloned().unwrap_or(ArrowType::Null))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DataFusionResult<FieldRef> {
+        let data_type = args
+            .arg_fields
+            .first()
+            .map(|field| field.data_type().clone())
+            .unwrap_or(ArrowType::Null);
+        Ok(Arc::new(
+            Field::new(self.name(), data_type, true).with_metadata(HashMap::from([(
+                VARIADIC_METADATA_KEY.to_string(),
+                "true".to_string(),
+            )])),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+        Ok(args.args[0].clone())
     }
 }
 

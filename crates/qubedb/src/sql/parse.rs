@@ -43,6 +43,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = assignments.as_deref().unwrap_or(sql);
     let domains = domain_not_null(sql, &upper);
     let sql = domains.as_deref().unwrap_or(sql);
+    let variadic = variadic_arguments(sql, &upper);
+    let sql = variadic.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -624,9 +626,7 @@ fn domain_not_null(sql: &str, upper: &str) -> Option<String> {
     let mut depth = 0usize;
     let mut replaced: std::collections::HashMap<usize, String> = Default::default();
     for (position, &at) in significant.iter().enumerate() {
-        let previous = position
-            .checked_sub(1)
-            .map(|before| significant[before]);
+        let previous = position.checked_sub(1).map(|before| significant[before]);
         match &tokens[at] {
             Token::SemiColon => in_domain = false,
             Token::LParen => depth += 1,
@@ -655,6 +655,49 @@ fn domain_not_null(sql: &str, upper: &str) -> Option<String> {
                 }
             }
             _ => {}
+        }
+    }
+    with_replacements(&tokens, replaced)
+}
+
+/// PostgreSQL passes an array as a variadic function's arguments with `f(VARIADIC array)`; sqlparser
+/// 0.62 has no VARIADIC. Rewrites `VARIADIC expr)` into `qubedb_variadic(expr))`, a marker the
+/// functions that accept it expand (`sql/json_build.rs`). Returns `None` when there is nothing to do.
+fn variadic_arguments(sql: &str, upper: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    if !upper.contains("VARIADIC") {
+        return None;
+    }
+    let (tokens, significant) = significant_tokens(sql)?;
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
+    for (position, &at) in significant.iter().enumerate() {
+        let Token::Word(word) = &tokens[at] else {
+            continue;
+        };
+        if word.quote_style.is_some() || !word.value.eq_ignore_ascii_case("variadic") {
+            continue;
+        }
+        let opens_argument = position.checked_sub(1).is_some_and(|before| {
+            matches!(tokens[significant[before]], Token::LParen | Token::Comma)
+        });
+        if !opens_argument {
+            continue;
+        }
+        // The argument runs to the parenthesis that closes the call.
+        let mut depth = 0usize;
+        for &next in &significant[position + 1..] {
+            match &tokens[next] {
+                Token::LParen | Token::LBracket => depth += 1,
+                Token::RBracket => depth = depth.saturating_sub(1),
+                Token::RParen if depth == 0 => {
+                    replaced.insert(at, "qubedb_variadic(".to_string());
+                    replaced.insert(next, "))".to_string());
+                    break;
+                }
+                Token::RParen => depth -= 1,
+                Token::SemiColon => break,
+                _ => {}
+            }
         }
     }
     with_replacements(&tokens, replaced)

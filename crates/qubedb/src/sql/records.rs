@@ -8,7 +8,8 @@
 //!   (`'(abc,42,)'`: PostgreSQL's `record_in` syntax) or NULL, as a record of the shape.
 //! - `qubedb_domain_check(value, domain, not_null, constraint, ok, ...)`: the value itself, or
 //!   PostgreSQL's error for a NULL in a NOT NULL domain (23502) or a false CHECK (23514). The checks
-//!   are computed by the caller's SQL (the domain's expressions over the value).
+//!   are computed by the caller's SQL (the domain's expressions over the value);
+//!   `qubedb_domain_ok(checked, ...)` is a filter that makes such checks run for every row.
 //! - `qubedb_jsonb_populate_record(base, json, shape)` and `..._recordset`: PostgreSQL's
 //!   `populate_record`: each field from the JSON object's key of the same name (JSON null is SQL NULL,
 //!   a missing key keeps the base record's value), converted as PostgreSQL converts it: strings by the
@@ -46,6 +47,9 @@ pub(crate) fn register(context: &SessionContext) {
     context.register_udf(ScalarUDF::new_from_impl(DomainCheck {
         signature: Signature::variadic_any(Volatility::Immutable),
     }));
+    context.register_udf(ScalarUDF::new_from_impl(DomainOk {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    }));
     for (name, set) in [
         ("qubedb_jsonb_populate_record", false),
         ("qubedb_jsonb_populate_recordset", true),
@@ -61,9 +65,13 @@ pub(crate) fn register(context: &SessionContext) {
 /// The shape a literal argument spells.
 fn literal_shape(args: &ReturnFieldArgs, position: usize) -> Result<Option<Shape>> {
     match args.scalar_arguments.get(position).copied().flatten() {
-        Some(ScalarValue::Utf8(Some(text))) if !text.is_empty() => Ok(Some(Shape::from_spec(text)?)),
+        Some(ScalarValue::Utf8(Some(text))) if !text.is_empty() => {
+            Ok(Some(Shape::from_spec(text)?))
+        }
         Some(ScalarValue::Utf8(_)) => Ok(None),
-        _ => Err(Error::internal("a record function's shape argument is not a literal")),
+        _ => Err(Error::internal(
+            "a record function's shape argument is not a literal",
+        )),
     }
 }
 
@@ -73,7 +81,9 @@ fn shape_argument(args: &ScalarFunctionArgs, position: usize) -> Result<Option<S
             Ok(Some(Shape::from_spec(text)?))
         }
         Some(ColumnarValue::Scalar(ScalarValue::Utf8(_))) => Ok(None),
-        _ => Err(Error::internal("a record function's shape argument is not a literal")),
+        _ => Err(Error::internal(
+            "a record function's shape argument is not a literal",
+        )),
     }
 }
 
@@ -157,11 +167,8 @@ fn cast_array(array: &ArrayRef, shape: &Shape) -> Result<ArrayRef> {
                 .zip(fields)
                 .map(|(column, (_, field))| cast_array(column, field))
                 .collect::<Result<Vec<_>>>()?;
-            let record = StructArray::try_new(
-                record_fields(fields),
-                columns,
-                source.nulls().cloned(),
-            )?;
+            let record =
+                StructArray::try_new(record_fields(fields), columns, source.nulls().cloned())?;
             Ok(Arc::new(record))
         }
         Shape::Array(_) => {
@@ -169,18 +176,16 @@ fn cast_array(array: &ArrayRef, shape: &Shape) -> Result<ArrayRef> {
                 safe: false,
                 ..Default::default()
             };
-            datafusion::arrow::compute::cast_with_options(array, &target, &options).map_err(
-                |_| {
-                    Error::user(
-                        "42846",
-                        format!(
-                            "cannot cast type {} to {}",
-                            arrow_name(array.data_type()),
-                            shape.sql_name()
-                        ),
-                    )
-                },
-            )
+            datafusion::arrow::compute::cast_with_options(array, &target, &options).map_err(|_| {
+                Error::user(
+                    "42846",
+                    format!(
+                        "cannot cast type {} to {}",
+                        arrow_name(array.data_type()),
+                        shape.sql_name()
+                    ),
+                )
+            })
         }
         Shape::Domain(_) => unreachable!("base() strips domains"),
     }
@@ -223,10 +228,7 @@ fn text_value(text: &str, shape: &Shape) -> Result<ScalarValue> {
         Shape::Base(data_type) => base_value(text, *data_type),
         Shape::Array(element) => {
             let elements = parse_array(text).ok_or_else(|| {
-                Error::user(
-                    "22P02",
-                    format!("malformed array literal: \"{text}\""),
-                )
+                Error::user("22P02", format!("malformed array literal: \"{text}\""))
             })?;
             let values = elements
                 .into_iter()
@@ -392,11 +394,16 @@ impl ScalarUDFImpl for DomainCheck {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DataFusionResult<FieldRef> {
-        let first = args.arg_fields.first().ok_or_else(|| {
-            to_datafusion(Error::internal("qubedb_domain_check without a value"))
-        })?;
+        let first = args
+            .arg_fields
+            .first()
+            .ok_or_else(|| to_datafusion(Error::internal("qubedb_domain_check without a value")))?;
         Ok(Arc::new(
-            first.as_ref().clone().with_name(self.name()).with_nullable(true),
+            first
+                .as_ref()
+                .clone()
+                .with_name(self.name())
+                .with_nullable(true),
         ))
     }
 
@@ -442,6 +449,34 @@ impl ScalarUDFImpl for DomainCheck {
             position += 2;
         }
         Ok(ColumnarValue::Array(value))
+    }
+}
+
+/// `qubedb_domain_ok(checked, ...)`: true. Its arguments are `qubedb_domain_check` calls; as a filter
+/// it makes them run for every row (a projection of unread columns would be pruned).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DomainOk {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for DomainOk {
+    fn name(&self) -> &str {
+        "qubedb_domain_ok"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        Ok(ArrowType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+        Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![
+            true;
+            args.number_rows
+        ]))))
     }
 }
 
@@ -557,10 +592,7 @@ impl ScalarUDFImpl for Populate {
         let Shape::Record { fields, .. } = shape.base() else {
             return Err(to_datafusion(Error::user(
                 "42804",
-                format!(
-                    "first argument of {} must be a row type",
-                    self.shown_name()
-                ),
+                format!("first argument of {} must be a row type", self.shown_name()),
             )));
         };
         let base = cast_array(&base, &shape).map_err(to_datafusion)?;
@@ -584,8 +616,9 @@ impl ScalarUDFImpl for Populate {
                     Some(bytes) => {
                         let document = Jsonb::new(bytes);
                         match document.kind() {
-                            Kind::Object => populate(fields, &base_value, document)
-                                .map_err(to_datafusion)?,
+                            Kind::Object => {
+                                populate(fields, &base_value, document).map_err(to_datafusion)?
+                            }
                             kind => {
                                 return Err(to_datafusion(Error::user(
                                     "22023",
@@ -748,9 +781,9 @@ fn json_value(
         return Ok(ScalarValue::try_from(&shape.arrow_type())?);
     }
     match shape.base() {
-        Shape::Base(DataType::Jsonb) => Ok(ScalarValue::LargeBinary(Some(
-            value.to_json().encode(),
-        ))),
+        Shape::Base(DataType::Jsonb) => {
+            Ok(ScalarValue::LargeBinary(Some(value.to_json().encode())))
+        }
         Shape::Base(data_type) => {
             let text = match value.as_str() {
                 Some(text) => text.to_string(),
@@ -841,7 +874,11 @@ mod tests {
         );
         assert_eq!(
             parse_record(r#"("a,b","say ""hi""",\))"#).expect("valid"),
-            vec![Some("a,b".into()), Some("say \"hi\"".into()), Some(")".into())]
+            vec![
+                Some("a,b".into()),
+                Some("say \"hi\"".into()),
+                Some(")".into())
+            ]
         );
         assert_eq!(
             parse_record("(\"\")").expect("valid"),

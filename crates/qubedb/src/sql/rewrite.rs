@@ -535,6 +535,10 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
                 let Some((_, array_function, _)) = json_set_function(&function.name) else {
                     return ControlFlow::Continue(());
                 };
+                if let Err(error) = positional_arguments(function) {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
                 let arguments = match &function.args {
                     datafusion::sql::sqlparser::ast::FunctionArguments::List(list) => list
                         .args
@@ -557,6 +561,12 @@ fn rewrite_pg_compat(query: &mut Query) -> Result<()> {
             Expr::Function(function) => {
                 unqualify_pg_catalog(&mut function.name);
                 rename_array_bounds(function);
+                if let Err(error) =
+                    positional_arguments(function).and_then(|()| check_variadic(function))
+                {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
                 if let Some(replacement) = array_subscripts(function) {
                     match replacement {
                         Ok(replacement) => *expr = replacement,
@@ -877,6 +887,168 @@ fn unqualify_type(data_type: &mut SqlType) -> Result<()> {
             | ArrayElemTypeDef::Parenthesis(element),
         ) => unqualify_type(element)?,
         _ => {}
+    }
+    Ok(())
+}
+
+/// A function's parameters: each name, with the SQL text of its default if it has one.
+type Parameters = &'static [(&'static str, Option<&'static str>)];
+
+/// The parameters of the built-in functions that take named arguments (`name => value`), in order,
+/// with the default of each optional one (SQL text).
+const NAMED_PARAMETERS: &[(&str, Parameters)] = &[
+    (
+        "jsonb_set_lax",
+        &[
+            ("jsonb_in", None),
+            ("path", None),
+            ("replacement", None),
+            ("create_if_missing", Some("true")),
+            ("null_value_treatment", Some("'use_json_null'")),
+        ],
+    ),
+    (
+        "jsonb_set",
+        &[
+            ("jsonb_in", None),
+            ("path", None),
+            ("replacement", None),
+            ("create_if_missing", Some("true")),
+        ],
+    ),
+    (
+        "jsonb_insert",
+        &[
+            ("jsonb_in", None),
+            ("path", None),
+            ("replacement", None),
+            ("insert_after", Some("false")),
+        ],
+    ),
+];
+
+/// The path functions share one parameter list.
+const PATH_PARAMETERS: Parameters = &[
+    ("target", None),
+    ("path", None),
+    ("vars", Some("'{}'")),
+    ("silent", Some("false")),
+];
+
+/// Named arguments (`f(a, name => v)`) put in their parameter's position, with the defaults of the
+/// parameters skipped before them, for the functions of [`NAMED_PARAMETERS`] (DataFusion's functions
+/// have no parameter names). A name the function does not have is 42883, as in PostgreSQL.
+fn positional_arguments(function: &mut datafusion::sql::sqlparser::ast::Function) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgOperator, FunctionArguments};
+    let FunctionArguments::List(list) = &mut function.args else {
+        return Ok(());
+    };
+    if !list.args.iter().any(|argument| {
+        matches!(
+            argument,
+            FunctionArg::Named { .. } | FunctionArg::ExprNamed { .. }
+        )
+    }) {
+        return Ok(());
+    }
+    let name = function.name.to_string().to_lowercase();
+    let parameters = NAMED_PARAMETERS
+        .iter()
+        .find(|(function, _)| *function == name)
+        .map(|(_, parameters)| *parameters)
+        .or_else(|| {
+            let unprefixed = name.strip_prefix("qubedb_").unwrap_or(&name);
+            unprefixed
+                .starts_with("jsonb_path_")
+                .then_some(PATH_PARAMETERS)
+        });
+    let no_function = || {
+        Error::user(
+            "42883",
+            format!("function {name} with these named arguments does not exist"),
+        )
+        .with_hint(
+            "No function matches the given name and argument types. You might need to add explicit type casts.",
+        )
+    };
+    let Some(parameters) = parameters else {
+        return Err(no_function());
+    };
+    let mut slots: Vec<Option<Expr>> = vec![None; parameters.len()];
+    let mut positional = 0;
+    for argument in &list.args {
+        match argument {
+            FunctionArg::Unnamed(datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(expr)) => {
+                let slot = slots.get_mut(positional).ok_or_else(no_function)?;
+                *slot = Some(expr.clone());
+                positional += 1;
+            }
+            FunctionArg::Named {
+                name: argument_name,
+                arg: datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(expr),
+                operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
+            }
+            | FunctionArg::ExprNamed {
+                name: Expr::Identifier(argument_name),
+                arg: datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(expr),
+                operator: FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment,
+            } => {
+                let wanted = normalize(argument_name);
+                let position = parameters
+                    .iter()
+                    .position(|(parameter, _)| *parameter == wanted)
+                    .ok_or_else(no_function)?;
+                if slots[position].is_some() {
+                    return Err(Error::user(
+                        "42601",
+                        format!("argument name \"{wanted}\" used more than once"),
+                    ));
+                }
+                slots[position] = Some(expr.clone());
+            }
+            _ => return Err(no_function()),
+        }
+    }
+    let last = slots.iter().rposition(Option::is_some).unwrap_or(0);
+    let mut arguments = Vec::with_capacity(last + 1);
+    for (slot, (_, default)) in slots.into_iter().zip(parameters).take(last + 1) {
+        let expr = match (slot, default) {
+            (Some(expr), _) => expr,
+            (None, Some(default)) => parse_expression(default)?,
+            (None, None) => return Err(no_function()),
+        };
+        arguments.push(FunctionArg::Unnamed(
+            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(expr),
+        ));
+    }
+    list.args = arguments;
+    Ok(())
+}
+
+/// `f(VARIADIC array)` (which `sql/parse.rs` spells `f(qubedb_variadic(array))`) is accepted by the JSON
+/// builders; any other function would take the array as one argument, so it is refused.
+fn check_variadic(function: &datafusion::sql::sqlparser::ast::Function) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let name = function.name.to_string().to_lowercase();
+    if name == "qubedb_variadic"
+        || matches!(
+            name.as_str(),
+            "json_build_object" | "json_build_array" | "jsonb_build_object" | "jsonb_build_array"
+        )
+    {
+        return Ok(());
+    }
+    let FunctionArguments::List(list) = &function.args else {
+        return Ok(());
+    };
+    let variadic = list.args.iter().any(|argument| {
+        matches!(argument, FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(inner)))
+            if inner.name.to_string().eq_ignore_ascii_case("qubedb_variadic"))
+    });
+    if variadic {
+        return Err(Error::not_supported(format!(
+            "VARIADIC arguments of {name}"
+        )));
     }
     Ok(())
 }
