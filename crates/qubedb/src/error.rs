@@ -225,6 +225,15 @@ pub(crate) fn to_datafusion(error: Error) -> DataFusionError {
 }
 
 fn from_datafusion(error: DataFusionError) -> Error {
+    // One of ours, however deep DataFusion and Arrow wrapped it (a shared error of a repartitioned
+    // stream, an Arrow external error from a filter or a stream adapter).
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(layer) = current {
+        if let Some(ours) = layer.downcast_ref::<Error>() {
+            return ours.clone();
+        }
+        current = layer.source();
+    }
     match error {
         DataFusionError::External(inner) => match inner.downcast::<Error>() {
             Ok(ours) => *ours,

@@ -1689,3 +1689,53 @@ fn temporary_tables_belong_to_their_session_and_end_with_it() {
         "0"
     );
 }
+
+#[test]
+fn record_errors_keep_their_code_hint_and_detail_through_filters() {
+    let database = qubedb::Database::open_in_memory().expect("open");
+    let mut session = database.session();
+    session
+        .run(
+            "CREATE DOMAIN small AS int CHECK (VALUE < 10);
+             CREATE TYPE holder AS (n small, list int[], grid int[][])",
+        )
+        .expect("types");
+    // The record's domain checks run in a filter: errors raised under it keep what they carry.
+    let cases = [
+        (
+            r#"SELECT list FROM jsonb_populate_record(NULL::holder, '{"list": 5}') q"#,
+            "22023",
+            "expected JSON array",
+            None,
+            Some("See the value of key \"list\"."),
+        ),
+        (
+            r#"SELECT grid FROM jsonb_populate_record(NULL::holder, '{"grid": [[1], 2]}') q"#,
+            "22023",
+            "expected JSON array",
+            None,
+            Some("See the array element [1] of key \"grid\"."),
+        ),
+        (
+            r#"SELECT grid FROM jsonb_populate_record(NULL::holder, '{"grid": [[1], [2, 3]]}') q"#,
+            "22P02",
+            "malformed JSON array",
+            Some("Multidimensional arrays must have sub-arrays with matching dimensions."),
+            None,
+        ),
+        (
+            r#"SELECT list FROM jsonb_populate_record(NULL::holder, '{"n": 12}') q"#,
+            "23514",
+            "value for domain small violates check constraint \"small_check\"",
+            None,
+            None,
+        ),
+    ];
+    for (sql, code, message, detail, hint) in cases {
+        let error = session.run(sql).expect_err(sql);
+        assert_eq!(error.code, code, "{sql}");
+        assert_eq!(error.message, message, "{sql}");
+        assert_eq!(error.detail.as_deref(), detail, "{sql}");
+        assert_eq!(error.hint.as_deref(), hint, "{sql}");
+    }
+}
