@@ -127,9 +127,117 @@ pub(crate) fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
     }
 }
 
+/// An element of an array literal of any number of dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Element {
+    /// A value (`None` for an unquoted NULL).
+    Value(Option<String>),
+    /// A sub-array.
+    Array(Vec<Element>),
+}
+
+/// The elements of a PostgreSQL array literal of any number of dimensions (`{{1,2},{3,4}}`); `None`
+/// when `text` is not one.
+pub(crate) fn parse_nested_array(text: &str) -> Option<Vec<Element>> {
+    let characters: Vec<char> = text.trim().chars().collect();
+    let mut position = 0;
+    let elements = nested_items(&characters, &mut position)?;
+    (position == characters.len()).then_some(elements)
+}
+
+/// The items of the braces starting at `position`, which it moves past the closing brace.
+fn nested_items(characters: &[char], position: &mut usize) -> Option<Vec<Element>> {
+    let skip_spaces = |position: &mut usize| {
+        while characters.get(*position).is_some_and(|c| c.is_whitespace()) {
+            *position += 1;
+        }
+    };
+    if characters.get(*position) != Some(&'{') {
+        return None;
+    }
+    *position += 1;
+    let mut items = Vec::new();
+    skip_spaces(position);
+    if characters.get(*position) == Some(&'}') {
+        *position += 1;
+        return Some(items);
+    }
+    loop {
+        skip_spaces(position);
+        match characters.get(*position)? {
+            '{' => items.push(Element::Array(nested_items(characters, position)?)),
+            '"' => {
+                *position += 1;
+                let mut value = String::new();
+                loop {
+                    match characters.get(*position)? {
+                        '\\' => {
+                            *position += 1;
+                            value.push(*characters.get(*position)?);
+                        }
+                        '"' => break,
+                        other => value.push(*other),
+                    }
+                    *position += 1;
+                }
+                *position += 1;
+                items.push(Element::Value(Some(value)));
+            }
+            _ => {
+                let mut value = String::new();
+                while let Some(&character) = characters.get(*position) {
+                    if matches!(character, ',' | '}' | '{' | '"') {
+                        break;
+                    }
+                    if character == '\\' {
+                        *position += 1;
+                        value.push(*characters.get(*position)?);
+                    } else {
+                        value.push(character);
+                    }
+                    *position += 1;
+                }
+                let value = value.trim().to_string();
+                if value.is_empty() {
+                    return None;
+                }
+                items.push(Element::Value(
+                    (!value.eq_ignore_ascii_case("null")).then_some(value),
+                ));
+            }
+        }
+        skip_spaces(position);
+        match characters.get(*position)? {
+            ',' => *position += 1,
+            '}' => {
+                *position += 1;
+                return Some(items);
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_array;
+    use super::{Element, parse_array, parse_nested_array};
+
+    #[test]
+    fn nested_array_literals_keep_their_dimensions() {
+        let value = |text: &str| Element::Value(Some(text.to_string()));
+        assert_eq!(
+            parse_nested_array(r#"{{1,"a b"},{NULL, 4}}"#),
+            Some(vec![
+                Element::Array(vec![value("1"), value("a b")]),
+                Element::Array(vec![Element::Value(None), value("4")]),
+            ])
+        );
+        assert_eq!(parse_nested_array("{}"), Some(vec![]));
+        assert_eq!(parse_nested_array("{1,2}"), Some(vec![value("1"), value("2")]));
+        assert_eq!(parse_nested_array("{{1},2"), None);
+        assert_eq!(parse_nested_array("{1,,2}"), None);
+        assert_eq!(parse_nested_array("{1} x"), None);
+    }
 
     #[test]
     fn array_literals_split_as_postgresql_reads_them() {

@@ -660,6 +660,46 @@ impl Argument {
     }
 }
 
+/// `jsonb_object('{{k,v},...}')`: the pairs of a two-dimensional text array literal (each row a key and a
+/// value), or PostgreSQL's error for other shapes; `None` when the argument is not such a literal.
+fn two_dimensional_pairs(
+    argument: &Argument,
+    arguments: usize,
+    row: usize,
+) -> Result<Option<Vec<(Option<String>, Option<String>)>>> {
+    use crate::sql::array_literals::{Element, parse_array, parse_nested_array};
+    let Some(text) = argument.text(row) else {
+        return Ok(None);
+    };
+    if parse_array(text).is_some() {
+        return Ok(None);
+    }
+    let Some(rows) = parse_nested_array(text) else {
+        return Ok(None);
+    };
+    let subscripts = || Error::user("2202E", "wrong number of array subscripts");
+    if arguments != 1 {
+        return Err(subscripts());
+    }
+    rows.into_iter()
+        .map(|pair| match pair {
+            Element::Array(items) => {
+                if items.iter().any(|item| matches!(item, Element::Array(_))) {
+                    return Err(subscripts());
+                }
+                match items.as_slice() {
+                    [Element::Value(key), Element::Value(value)] => {
+                        Ok((key.clone(), value.clone()))
+                    }
+                    _ => Err(Error::user("2202E", "array must have two columns")),
+                }
+            }
+            Element::Value(_) => Err(subscripts()),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// The SQL name of an argument type, for messages (the Arrow name where there is no SQL one).
 fn sql_type_name(data_type: &ArrowType) -> String {
     crate::sql::convert::sql_type_of_arrow(data_type)
@@ -921,6 +961,17 @@ impl JsonbFunction {
             Operation::Object => {
                 let mut out = JsonbColumn::new(rows);
                 for row in 0..rows {
+                    if let Some(pairs) = two_dimensional_pairs(first, arguments.len(), row)? {
+                        let mut members = Vec::with_capacity(pairs.len());
+                        for (key, value) in pairs {
+                            let key = key.ok_or_else(|| {
+                                Error::user("22004", "null value not allowed for object key")
+                            })?;
+                            members.push((key, value.map_or(Json::Null, Json::String)));
+                        }
+                        out.push_json(&Json::object(members));
+                        continue;
+                    }
                     let Some(first_array) = first.path(row)? else {
                         out.push(None);
                         continue;

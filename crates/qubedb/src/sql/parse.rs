@@ -45,6 +45,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = domains.as_deref().unwrap_or(sql);
     let variadic = variadic_arguments(sql, &upper);
     let sql = variadic.as_deref().unwrap_or(sql);
+    let definitions = unnamed_column_definitions(sql, &upper);
+    let sql = definitions.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -698,6 +700,68 @@ fn variadic_arguments(sql: &str, upper: &str) -> Option<String> {
                 Token::SemiColon => break,
                 _ => {}
             }
+        }
+    }
+    with_replacements(&tokens, replaced)
+}
+
+/// PostgreSQL names a function's result columns without naming the FROM item:
+/// `FROM f(...) AS (x int, y text)`; sqlparser 0.62 wants an alias before the list. Gives the item the
+/// function's name as alias (what PostgreSQL calls it). Returns `None` when there is nothing to do.
+fn unnamed_column_definitions(sql: &str, upper: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    if !upper.contains("AS") || !upper.contains("FROM") {
+        return None;
+    }
+    let (tokens, significant) = significant_tokens(sql)?;
+    let keyword = |at: usize| keyword_at(&tokens, at);
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
+    for (position, &at) in significant.iter().enumerate() {
+        if keyword(at) != Some(Keyword::AS) || position == 0 {
+            continue;
+        }
+        let before = significant[position - 1];
+        let (Some(&open), Some(&first), Some(&second)) = (
+            significant.get(position + 1),
+            significant.get(position + 2),
+            significant.get(position + 3),
+        ) else {
+            continue;
+        };
+        // `) AS (name type`: a column definition list (not `AS (SELECT ...`).
+        let is_definition = matches!(tokens[before], Token::RParen)
+            && matches!(tokens[open], Token::LParen)
+            && matches!(&tokens[first], Token::Word(word)
+                if !matches!(word.keyword, Keyword::SELECT | Keyword::VALUES | Keyword::WITH | Keyword::TABLE))
+            && matches!(tokens[second], Token::Word(_));
+        if !is_definition {
+            continue;
+        }
+        // The function's name: the word before the parenthesis that `before` closes.
+        let mut depth = 0usize;
+        let mut name = None;
+        for back in (0..position).rev() {
+            match tokens[significant[back]] {
+                Token::RParen => depth += 1,
+                Token::LParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        name = back
+                            .checked_sub(1)
+                            .map(|word| significant[word])
+                            .and_then(|word| match &tokens[word] {
+                                Token::Word(word) => Some(word.value.to_lowercase()),
+                                _ => None,
+                            });
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(name) = name {
+            replaced.insert(at, format!("AS \"{name}\""));
         }
     }
     with_replacements(&tokens, replaced)

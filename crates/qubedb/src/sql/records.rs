@@ -35,7 +35,7 @@ use qubedb_model::jsonb::{Jsonb, Kind};
 use qubedb_model::types::DataType;
 
 use crate::error::{Error, Result, to_datafusion};
-use crate::sql::array_literals::parse_array;
+use crate::sql::array_literals::{Element, parse_nested_array};
 use crate::sql::convert::{cast_to, check_length};
 use crate::sql::user_types::{Shape, record_fields};
 
@@ -226,22 +226,16 @@ fn scalars_to_array(values: Vec<ScalarValue>, target: &ArrowType) -> Result<Arra
 fn text_value(text: &str, shape: &Shape) -> Result<ScalarValue> {
     match shape.base() {
         Shape::Base(data_type) => base_value(text, *data_type),
-        Shape::Array(element) => {
-            let elements = parse_array(text).ok_or_else(|| {
-                Error::user("22P02", format!("malformed array literal: \"{text}\""))
-            })?;
-            let values = elements
-                .into_iter()
-                .map(|element_text| match element_text {
-                    None => Ok(ScalarValue::try_from(&element.arrow_type())?),
-                    Some(element_text) => text_value(&element_text, element),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(ScalarValue::List(ScalarValue::new_list(
-                &values,
-                &element.arrow_type(),
-                true,
-            )))
+        Shape::Array(_) => {
+            let malformed =
+                || Error::user("22P02", format!("malformed array literal: \"{text}\""));
+            let elements = parse_nested_array(text).ok_or_else(malformed)?;
+            if !rectangular(&elements, 0, &mut Vec::new()) {
+                return Err(malformed().with_detail(
+                    "Multidimensional arrays must have sub-arrays with matching dimensions.",
+                ));
+            }
+            array_value(&elements, shape.base()).ok_or_else(malformed)?
         }
         Shape::Record { fields, .. } => {
             let parsed = parse_record(text)?;
@@ -267,6 +261,50 @@ fn text_value(text: &str, shape: &Shape) -> Result<ScalarValue> {
         }
         Shape::Domain(_) => unreachable!("base() strips domains"),
     }
+}
+
+/// True if every sub-array at one depth has one length (`lengths[depth]`, set by the first seen).
+fn rectangular(elements: &[Element], depth: usize, lengths: &mut Vec<usize>) -> bool {
+    match lengths.get(depth) {
+        Some(&length) if length != elements.len() => return false,
+        Some(_) => {}
+        None => lengths.push(elements.len()),
+    }
+    elements.iter().all(|element| match element {
+        Element::Array(items) => rectangular(items, depth + 1, lengths),
+        Element::Value(_) => true,
+    })
+}
+
+/// An array of `shape` (an `Array` shape) from an array literal's elements; `None` when their
+/// dimensions are not the shape's.
+fn array_value(elements: &[Element], shape: &Shape) -> Option<Result<ScalarValue>> {
+    let Shape::Array(element) = shape else {
+        return None;
+    };
+    let element_type = element.arrow_type();
+    let mut values = Vec::with_capacity(elements.len());
+    for item in elements {
+        let value = match (item, element.base()) {
+            (Element::Array(items), Shape::Array(_)) => array_value(items, element.base())?,
+            (Element::Value(None), inner) if !matches!(inner, Shape::Array(_)) => {
+                ScalarValue::try_from(&element_type).map_err(Error::from)
+            }
+            (Element::Value(Some(text)), inner) if !matches!(inner, Shape::Array(_)) => {
+                text_value(text, element)
+            }
+            _ => return None,
+        };
+        match value {
+            Ok(value) => values.push(value),
+            Err(error) => return Some(Err(error)),
+        }
+    }
+    Some(Ok(ScalarValue::List(ScalarValue::new_list(
+        &values,
+        &element_type,
+        true,
+    ))))
 }
 
 /// A base type's value from its text, with `CHAR(n)` / `VARCHAR(n)` length rules.

@@ -937,7 +937,7 @@ impl Rewriter<'_> {
                 {
                     return Ok(None);
                 }
-                if !names_custom_type(data_type) {
+                if !names_custom_type(data_type) && !is_nested_array(data_type) {
                     return Ok(None);
                 }
                 let shape = match resolve(self.catalog, data_type) {
@@ -948,6 +948,16 @@ impl Rewriter<'_> {
                     }
                     Err(error) => return Err(error),
                 };
+                // Plain shapes are DataFusion's casts, except arrays of arrays, whose text form
+                // (`'{{1,2},{3,4}}'`) only `qubedb_record` reads.
+                let nested = matches!(&shape, Shape::Array(element) if matches!(element.as_ref(), Shape::Array(_)));
+                if nested {
+                    let sql = format!(
+                        "qubedb_record(({inner}), {})",
+                        literal(&shape.to_spec())
+                    );
+                    return Ok(Some(parse_expression(&sql)?));
+                }
                 if shape.is_plain() {
                     return Ok(None);
                 }
@@ -957,6 +967,18 @@ impl Rewriter<'_> {
             _ => Ok(None),
         }
     }
+}
+
+/// True for an array of arrays (`int[][]`).
+fn is_nested_array(data_type: &SqlType) -> bool {
+    matches!(
+        data_type,
+        SqlType::Array(
+            ArrayElemTypeDef::SquareBracket(element, _)
+                | ArrayElemTypeDef::AngleBracket(element)
+                | ArrayElemTypeDef::Parenthesis(element),
+        ) if matches!(element.as_ref(), SqlType::Array(_))
+    )
 }
 
 /// True if a SQL type names a type by name (a possible user-defined type), also as an array's element.
