@@ -233,7 +233,10 @@ mod tests {
             ])
         );
         assert_eq!(parse_nested_array("{}"), Some(vec![]));
-        assert_eq!(parse_nested_array("{1,2}"), Some(vec![value("1"), value("2")]));
+        assert_eq!(
+            parse_nested_array("{1,2}"),
+            Some(vec![value("1"), value("2")])
+        );
         assert_eq!(parse_nested_array("{{1},2"), None);
         assert_eq!(parse_nested_array("{1,,2}"), None);
         assert_eq!(parse_nested_array("{1} x"), None);

@@ -3,11 +3,13 @@
 //! line into a jsonb column, or an object's fields into the columns of their names.
 //!
 //! The data is split into rows of fields here ([`parse_rows`], PostgreSQL's rules: backslash escapes
-//! and `\N` in text, quoting in CSV, `\.` ends the data), then inserted through the ordinary INSERT
-//! path in chunks, each field an untyped string literal. That gives COPY exactly INSERT's semantics —
-//! each type's input function, defaults for the columns not listed, NOT NULL / CHECK / UNIQUE /
-//! foreign keys, index maintenance — at the price of planning one INSERT per chunk. A direct bulk
-//! writer is the faster road when bulk loading is measured.
+//! and `\N` in text, quoting in CSV, `\.` ends the data), then written by
+//! [`Session::copy_rows`](crate::Session): each column's fields read by the type's input rules, as an
+//! INSERT of string literals reads them, then NOT NULL, CHECK, uniqueness, foreign keys and index
+//! maintenance as for any INSERT, without SQL text or a plan. When the table needs what only an
+//! INSERT computes (a default or identity for a column the COPY does not list, or a GENERATED ALWAYS
+//! column in the list), the rows go through the ordinary INSERT path in chunks, each field an untyped
+//! string literal.
 //!
 //! `FROM STDIN` reads what the client sent: [`crate::Session::copy_in`] (the wire protocol's
 //! CopyData) hands it over. A server-side file is read with the process's permissions, as an
@@ -606,6 +608,13 @@ impl Session {
         } else {
             parse_rows(&text, &format)?
         };
+        let names: Vec<ObjectName> = columns
+            .iter()
+            .map(|column| ObjectName::from(vec![column.clone()]))
+            .collect();
+        if let Some(count) = self.copy_rows(&table_name, &names, &rows).await? {
+            return Ok(StatementOutcome::command(format!("COPY {count}"), count));
+        }
         let column_list = if columns.is_empty() {
             String::new()
         } else {

@@ -40,6 +40,9 @@ const EXCLUDED: &str = "excluded";
 const ORDINAL_COLUMN: &str = "__qubedb_ordinal";
 
 /// A double-quoted identifier.
+/// Rows COPY converts and writes at a time.
+const COPY_ROWS_PER_BATCH: usize = 8192;
+
 pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -444,6 +447,95 @@ impl Session {
         let tag = format!("INSERT 0 {}", written.len());
         self.finish_dml(&table, &alias, insert.returning, written, tag)
             .await
+    }
+
+    /// COPY's rows inserted without SQL: each field read by its column type's input rules (as an
+    /// INSERT of string literals reads it), then NOT NULL, CHECK, uniqueness and foreign keys as for
+    /// any INSERT. `None` when the table needs what only an INSERT computes: a default (or identity) for
+    /// a column the COPY does not list, or a value for a GENERATED ALWAYS column.
+    pub(crate) async fn copy_rows(
+        &mut self,
+        table_name: &ObjectName,
+        columns: &[ObjectName],
+        rows: &[Vec<Option<String>>],
+    ) -> Result<Option<u64>> {
+        let catalog = self.catalog();
+        let table = target_table(&catalog, &self.shared.temp_schema, table_name)?;
+        let targets = insert_targets(&table, columns)?;
+        let computed_elsewhere = table.live_columns().any(|(slot, column)| {
+            !targets.contains(&slot) && (column.default.is_some() || column.identity.is_some())
+        });
+        let always = targets
+            .iter()
+            .any(|&slot| table.columns[slot].identity == Some(Identity::Always));
+        if computed_elsewhere || always {
+            return Ok(None);
+        }
+        self.with_state(|state| {
+            state
+                .transaction()?
+                .validate_key(&Key::Object(table.id).encode());
+            Ok(())
+        })?;
+        let schema = Arc::new(Schema::new(
+            targets
+                .iter()
+                .map(|&slot| Field::new(&table.columns[slot].name, ArrowType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut count = 0u64;
+        for chunk in rows.chunks(COPY_ROWS_PER_BATCH) {
+            for row in chunk {
+                if row.len() > targets.len() {
+                    return Err(Error::user(
+                        "22P04",
+                        "extra data after last expected column",
+                    ));
+                }
+                if let Some(&slot) = targets.get(row.len()) {
+                    return Err(Error::user(
+                        "22P04",
+                        format!("missing data for column \"{}\"", table.columns[slot].name),
+                    ));
+                }
+            }
+            let arrays: Vec<ArrayRef> = (0..targets.len())
+                .map(|position| {
+                    Arc::new(datafusion::arrow::array::StringArray::from_iter(
+                        chunk.iter().map(|row| row[position].as_deref()),
+                    )) as ArrayRef
+                })
+                .collect();
+            let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+            let computed = Self::batch_values(&table, &[batch], &targets, 0)?;
+            let full: Vec<Vec<Value>> = computed
+                .into_iter()
+                .map(|values| {
+                    let mut row: Vec<Value> = table.columns.iter().map(|_| Value::Null).collect();
+                    for (&slot, value) in targets.iter().zip(values) {
+                        row[slot] = value;
+                    }
+                    row
+                })
+                .collect();
+            for row in &full {
+                Self::check_not_null(&table, row)?;
+            }
+            self.check_constraints(&table, &full).await?;
+            let database = self.shared.database.clone();
+            self.with_state(|state| {
+                let transaction = state.transaction()?;
+                let writer = TableWriter::new(&catalog, &table, &database)?;
+                for row in &full {
+                    writer.check_references(transaction, row)?;
+                    let key = writer.new_row_key(row)?;
+                    writer.insert(transaction, key, row)?;
+                }
+                Ok(())
+            })?;
+            count += full.len() as u64;
+        }
+        Ok(Some(count))
     }
 
     /// The unique constraint an ON CONFLICT clause names: `None` for the primary key, `Some(index)`.

@@ -227,8 +227,7 @@ fn text_value(text: &str, shape: &Shape) -> Result<ScalarValue> {
     match shape.base() {
         Shape::Base(data_type) => base_value(text, *data_type),
         Shape::Array(_) => {
-            let malformed =
-                || Error::user("22P02", format!("malformed array literal: \"{text}\""));
+            let malformed = || Error::user("22P02", format!("malformed array literal: \"{text}\""));
             let elements = parse_nested_array(text).ok_or_else(malformed)?;
             if !rectangular(&elements, 0, &mut Vec::new()) {
                 return Err(malformed().with_detail(

@@ -952,10 +952,7 @@ impl Rewriter<'_> {
                 // (`'{{1,2},{3,4}}'`) only `qubedb_record` reads.
                 let nested = matches!(&shape, Shape::Array(element) if matches!(element.as_ref(), Shape::Array(_)));
                 if nested {
-                    let sql = format!(
-                        "qubedb_record(({inner}), {})",
-                        literal(&shape.to_spec())
-                    );
+                    let sql = format!("qubedb_record(({inner}), {})", literal(&shape.to_spec()));
                     return Ok(Some(parse_expression(&sql)?));
                 }
                 if shape.is_plain() {
