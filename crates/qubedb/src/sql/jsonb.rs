@@ -660,13 +660,16 @@ impl Argument {
     }
 }
 
+/// A key and a value of `jsonb_object`'s arrays (`None`: NULL).
+type KeyValue = (Option<String>, Option<String>);
+
 /// `jsonb_object('{{k,v},...}')`: the pairs of a two-dimensional text array literal (each row a key and a
 /// value), or PostgreSQL's error for other shapes; `None` when the argument is not such a literal.
 fn two_dimensional_pairs(
     argument: &Argument,
     arguments: usize,
     row: usize,
-) -> Result<Option<Vec<(Option<String>, Option<String>)>>> {
+) -> Result<Option<Vec<KeyValue>>> {
     use crate::sql::array_literals::{Element, parse_array, parse_nested_array};
     let Some(text) = argument.text(row) else {
         return Ok(None);
