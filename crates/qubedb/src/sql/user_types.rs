@@ -119,10 +119,50 @@ impl Shape {
         serde_json::to_string(self).expect("a shape always serializes")
     }
 
-    /// The shape a function's literal argument spells.
+    /// The shape a function's literal argument spells. The functions are callable by name, so a shape
+    /// that no type resolves to (a `char(4000000000)`, nesting past [`TYPE_DEPTH_MAX`]) is refused
+    /// rather than trusted.
     pub fn from_spec(text: &str) -> Result<Shape> {
-        serde_json::from_str(text)
-            .map_err(|error| Error::internal(format!("type shape {text} does not read: {error}")))
+        let shape: Shape = serde_json::from_str(text)
+            .map_err(|error| Error::user("22023", format!("invalid type shape {text}: {error}")))?;
+        shape.check(0)?;
+        Ok(shape)
+    }
+
+    /// Checks the limits [`resolve`] keeps.
+    fn check(&self, depth: usize) -> Result<()> {
+        let invalid = || Error::user("22023", "invalid type shape");
+        if depth > TYPE_DEPTH_MAX {
+            return Err(invalid());
+        }
+        match self {
+            Shape::Base(DataType::Char(length) | DataType::Varchar(Some(length))) => {
+                if *length == 0 || *length > qubedb_model::types::CHARACTER_LENGTH_MAX {
+                    return Err(invalid());
+                }
+            }
+            Shape::Base(DataType::Numeric {
+                precision: Some(precision),
+                scale,
+            }) => {
+                if *precision == 0
+                    || *precision > qubedb_model::types::NUMERIC_PRECISION_MAX
+                    || *scale < 0
+                    || *scale as u8 > *precision
+                {
+                    return Err(invalid());
+                }
+            }
+            Shape::Base(_) => {}
+            Shape::Array(element) => element.check(depth + 1)?,
+            Shape::Record { fields, .. } => {
+                for (_, field) in fields {
+                    field.check(depth + 1)?;
+                }
+            }
+            Shape::Domain(domain) => domain.base.check(depth + 1)?,
+        }
+        Ok(())
     }
 
     /// The shape of values DataFusion computed in `arrow` (for anonymous records: `ROW(1, 2)`).
