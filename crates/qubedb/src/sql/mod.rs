@@ -30,4 +30,5 @@ pub mod scan_order;
 pub mod system;
 pub mod temp;
 pub mod user_types;
+pub mod whole_row;
 pub mod write;

@@ -151,6 +151,7 @@ pub fn rewrite_query(
     expand_views(query, catalog, temp_schema, locals, 0)?;
     remove_unary_plus(query);
     let _ = query.visit(&mut ColumnNamer);
+    crate::sql::whole_row::rewrite(query, catalog, temp_schema)?;
     crate::sql::user_types::rewrite(query, catalog)?;
     rewrite_pg_compat(query)?;
     rewrite_casts(query)?;
