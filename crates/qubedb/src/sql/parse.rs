@@ -711,7 +711,7 @@ fn variadic_arguments(sql: &str, upper: &str) -> Option<String> {
 fn unnamed_column_definitions(sql: &str, upper: &str) -> Option<String> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::Token;
-    if !upper.contains("AS") || !upper.contains("FROM") {
+    if !closes_then_opens_after_as(upper) {
         return None;
     }
     let (tokens, significant) = significant_tokens(sql)?;
@@ -765,6 +765,28 @@ fn unnamed_column_definitions(sql: &str, upper: &str) -> Option<String> {
         }
     }
     with_replacements(&tokens, replaced)
+}
+
+/// True if the text has `) AS (` (any spacing): the cheap test before tokenizing for
+/// [`unnamed_column_definitions`], which every statement meets.
+fn closes_then_opens_after_as(upper: &str) -> bool {
+    let bytes = upper.as_bytes();
+    let mut from = 0;
+    while let Some(found) = upper[from..].find("AS") {
+        let at = from + found;
+        let before = bytes[..at]
+            .iter()
+            .rev()
+            .find(|byte| !byte.is_ascii_whitespace());
+        let after = bytes[at + 2..]
+            .iter()
+            .find(|byte| !byte.is_ascii_whitespace());
+        if before == Some(&b')') && after == Some(&b'(') {
+            return true;
+        }
+        from = at + 2;
+    }
+    false
 }
 
 /// The tokens of `sql` and the positions of those that are not whitespace; `None` when it does not
