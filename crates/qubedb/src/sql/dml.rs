@@ -404,6 +404,35 @@ impl Session {
         let mut slots = supplied.clone();
         slots.extend(defaulted.iter().copied());
         let computed = Self::batch_values(&table, &batches, &slots, 0)?;
+        let rows = self.complete_rows(&table, &slots, computed).await?;
+        let conflict = match insert.on {
+            None => None,
+            Some(OnInsert::OnConflict(on_conflict)) => Some(on_conflict),
+            Some(_) => return Err(Error::not_supported("ON DUPLICATE KEY UPDATE")),
+        };
+        let written = match conflict {
+            None => {
+                self.write_new_rows(&table, &rows)?;
+                rows
+            }
+            Some(on_conflict) => {
+                self.insert_on_conflict(&table, &alias, rows, on_conflict)
+                    .await?
+            }
+        };
+        let tag = format!("INSERT 0 {}", written.len());
+        self.finish_dml(&table, &alias, insert.returning, written, tag)
+            .await
+    }
+
+    /// Values computed for `slots` placed in whole rows of `table` (NULL in the other slots), checked
+    /// for NOT NULL and the table's CHECK constraints.
+    async fn complete_rows(
+        &mut self,
+        table: &TableDef,
+        slots: &[usize],
+        computed: Vec<Vec<Value>>,
+    ) -> Result<Vec<Vec<Value>>> {
         let rows: Vec<Vec<Value>> = computed
             .into_iter()
             .map(|values| {
@@ -415,38 +444,26 @@ impl Session {
             })
             .collect();
         for row in &rows {
-            Self::check_not_null(&table, row)?;
+            Self::check_not_null(table, row)?;
         }
-        self.check_constraints(&table, &rows).await?;
-        let conflict = match insert.on {
-            None => None,
-            Some(OnInsert::OnConflict(on_conflict)) => Some(on_conflict),
-            Some(_) => return Err(Error::not_supported("ON DUPLICATE KEY UPDATE")),
-        };
-        let written = match conflict {
-            None => {
-                let catalog = self.catalog();
-                let database = self.shared.database.clone();
-                self.with_state(|state| {
-                    let transaction = state.transaction()?;
-                    let writer = TableWriter::new(&catalog, &table, &database)?;
-                    for row in &rows {
-                        writer.check_references(transaction, row)?;
-                        let key = writer.new_row_key(row)?;
-                        writer.insert(transaction, key, row)?;
-                    }
-                    Ok(())
-                })?;
-                rows
+        self.check_constraints(table, &rows).await?;
+        Ok(rows)
+    }
+
+    /// Writes new rows of `table` with their index entries, checking uniqueness and foreign keys.
+    fn write_new_rows(&self, table: &TableDef, rows: &[Vec<Value>]) -> Result<()> {
+        let catalog = self.catalog();
+        let database = self.shared.database.clone();
+        self.with_state(|state| {
+            let transaction = state.transaction()?;
+            let writer = TableWriter::new(&catalog, table, &database)?;
+            for row in rows {
+                writer.check_references(transaction, row)?;
+                let key = writer.new_row_key(row)?;
+                writer.insert(transaction, key, row)?;
             }
-            Some(on_conflict) => {
-                self.insert_on_conflict(&table, &alias, rows, on_conflict)
-                    .await?
-            }
-        };
-        let tag = format!("INSERT 0 {}", written.len());
-        self.finish_dml(&table, &alias, insert.returning, written, tag)
-            .await
+            Ok(())
+        })
     }
 
     /// COPY's rows inserted without SQL: each field read by its column type's input rules (as an
@@ -508,31 +525,8 @@ impl Session {
                 .collect();
             let batch = RecordBatch::try_new(schema.clone(), arrays)?;
             let computed = Self::batch_values(&table, &[batch], &targets, 0)?;
-            let full: Vec<Vec<Value>> = computed
-                .into_iter()
-                .map(|values| {
-                    let mut row: Vec<Value> = table.columns.iter().map(|_| Value::Null).collect();
-                    for (&slot, value) in targets.iter().zip(values) {
-                        row[slot] = value;
-                    }
-                    row
-                })
-                .collect();
-            for row in &full {
-                Self::check_not_null(&table, row)?;
-            }
-            self.check_constraints(&table, &full).await?;
-            let database = self.shared.database.clone();
-            self.with_state(|state| {
-                let transaction = state.transaction()?;
-                let writer = TableWriter::new(&catalog, &table, &database)?;
-                for row in &full {
-                    writer.check_references(transaction, row)?;
-                    let key = writer.new_row_key(row)?;
-                    writer.insert(transaction, key, row)?;
-                }
-                Ok(())
-            })?;
+            let full = self.complete_rows(&table, &targets, computed).await?;
+            self.write_new_rows(&table, &full)?;
             count += full.len() as u64;
         }
         Ok(Some(count))

@@ -663,6 +663,17 @@ impl Argument {
 /// A key and a value of `jsonb_object`'s arrays (`None`: NULL).
 type KeyValue = (Option<String>, Option<String>);
 
+/// `jsonb_object`'s object of keys and text values (a NULL value is JSON null, a NULL key an error).
+fn object_of_pairs(pairs: Vec<KeyValue>) -> Result<Json> {
+    let mut members = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        let key =
+            key.ok_or_else(|| Error::user("22004", "null value not allowed for object key"))?;
+        members.push((key, value.map_or(Json::Null, Json::String)));
+    }
+    Ok(Json::object(members))
+}
+
 /// `jsonb_object('{{k,v},...}')`: the pairs of a two-dimensional text array literal (each row a key and a
 /// value), or PostgreSQL's error for other shapes; `None` when the argument is not such a literal.
 fn two_dimensional_pairs(
@@ -965,21 +976,14 @@ impl JsonbFunction {
                 let mut out = JsonbColumn::new(rows);
                 for row in 0..rows {
                     if let Some(pairs) = two_dimensional_pairs(first, arguments.len(), row)? {
-                        let mut members = Vec::with_capacity(pairs.len());
-                        for (key, value) in pairs {
-                            let key = key.ok_or_else(|| {
-                                Error::user("22004", "null value not allowed for object key")
-                            })?;
-                            members.push((key, value.map_or(Json::Null, Json::String)));
-                        }
-                        out.push_json(&Json::object(members));
+                        out.push_json(&object_of_pairs(pairs)?);
                         continue;
                     }
                     let Some(first_array) = first.path(row)? else {
                         out.push(None);
                         continue;
                     };
-                    let pairs: Vec<(Option<String>, Option<String>)> = match arguments.get(1) {
+                    let pairs: Vec<KeyValue> = match arguments.get(1) {
                         None => {
                             if first_array.len() % 2 != 0 {
                                 return Err(Error::user(
@@ -1003,14 +1007,7 @@ impl JsonbFunction {
                             first_array.into_iter().zip(values).collect()
                         }
                     };
-                    let mut members = Vec::with_capacity(pairs.len());
-                    for (key, value) in pairs {
-                        let key = key.ok_or_else(|| {
-                            Error::user("22004", "null value not allowed for object key")
-                        })?;
-                        members.push((key, value.map_or(Json::Null, Json::String)));
-                    }
-                    out.push_json(&Json::object(members));
+                    out.push_json(&object_of_pairs(pairs)?);
                 }
                 Ok(out.finish())
             }

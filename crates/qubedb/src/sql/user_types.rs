@@ -1031,19 +1031,29 @@ fn names_custom_type(data_type: &SqlType) -> bool {
     }
 }
 
+/// Puts a rewrite's replacement in place, or keeps its error and stops the walk.
+fn replace<T>(
+    target: &mut T,
+    outcome: Result<Option<T>>,
+    failure: &mut Option<Error>,
+) -> ControlFlow<()> {
+    match outcome {
+        Ok(Some(replacement)) => *target = replacement,
+        Ok(None) => {}
+        Err(error) => {
+            *failure = Some(error);
+            return ControlFlow::Break(());
+        }
+    }
+    ControlFlow::Continue(())
+}
+
 impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        match record_function_as_subquery(self.catalog, factor) {
-            Ok(Some(replacement)) => *factor = replacement,
-            Ok(None) => {}
-            Err(error) => {
-                self.failure = Some(error);
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
+        let outcome = record_function_as_subquery(self.catalog, factor);
+        replace(factor, outcome, &mut self.failure)
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
@@ -1051,28 +1061,13 @@ impl VisitorMut for Rewriter<'_> {
         let Expr::Function(call) = expr else {
             return ControlFlow::Continue(());
         };
-        match record_function_call(self.catalog, call)
-            .and_then(|sql| sql.map(|sql| parse_expression(&sql)).transpose())
-        {
-            Ok(Some(replacement)) => *expr = replacement,
-            Ok(None) => {}
-            Err(error) => {
-                self.failure = Some(error);
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
+        let outcome = record_function_call(self.catalog, call)
+            .and_then(|sql| sql.map(|sql| parse_expression(&sql)).transpose());
+        replace(expr, outcome, &mut self.failure)
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        match self.expression(expr) {
-            Ok(Some(replacement)) => *expr = replacement,
-            Ok(None) => {}
-            Err(error) => {
-                self.failure = Some(error);
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
+        let outcome = self.expression(expr);
+        replace(expr, outcome, &mut self.failure)
     }
 }
