@@ -213,6 +213,23 @@ fn only_column_of(expression: &str, table: &TableDef) -> Option<String> {
     }
 }
 
+/// A foreign key joins tables of one persistence: a permanent table outlives a temporary one, and
+/// another session cannot see a temporary one (PostgreSQL's rule).
+fn same_persistence(catalog: &Catalog, child_schema: u64, parent_schema: u64) -> Result<()> {
+    let temporary = |schema: u64| crate::sql::temp::is_temp_schema(catalog.schema_name(schema));
+    match (temporary(child_schema), temporary(parent_schema)) {
+        (false, true) => Err(Error::user(
+            "42P16",
+            "constraints on permanent tables may reference only permanent tables",
+        )),
+        (true, false) => Err(Error::user(
+            "42P16",
+            "constraints on temporary tables may reference only temporary tables",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `IF NOT EXISTS` met an existing object: PostgreSQL's notice, and nothing else.
 fn skip_existing(shared: &Shared, kind: &str, name: &str) {
     let error = already_exists(kind, name);
@@ -979,6 +996,7 @@ impl Session {
                         "number of referencing and referenced columns for foreign key disagree",
                     ));
                 }
+                same_persistence(catalog, table.schema, referenced_table.schema)?;
                 let unique_target = crate::sql::write::same_columns(&referenced_table.primary_key, &referenced_slots)
                     || catalog.indexes_of(referenced_table.id).any(|index| {
                         index.unique && index.is_plain() && crate::sql::write::same_columns(&index.columns, &referenced_slots)
@@ -1953,6 +1971,7 @@ impl Session {
                             Some(Object::Table(parent)) => parent.clone(),
                             _ => return Err(Error::user("42P01", format!("relation \"{referenced}\" does not exist"))),
                         };
+                        same_persistence(catalog, table.schema, parent.schema)?;
                         let slots = slots_of(&table, &columns)?;
                         let referenced_slots = if referenced_columns.is_empty() {
                             parent.primary_key.clone()
