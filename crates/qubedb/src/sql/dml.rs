@@ -277,12 +277,7 @@ impl Session {
             ));
         }
         let table = target_table(&catalog, &self.shared.temp_schema, name)?;
-        self.with_state(|state| {
-            state
-                .transaction()?
-                .validate_key(&Key::Object(table.id).encode());
-            Ok(())
-        })?;
+        self.validate_table(&table)?;
         let alias = insert_alias(&table, &insert);
         let mut targets = insert_targets(&table, &insert.columns)?;
         // Without a column list, VALUES fill the first columns and the rest take their defaults.
@@ -425,6 +420,16 @@ impl Session {
             .await
     }
 
+    /// Makes the transaction's commit fail if `table`'s definition changed under it (concurrent DDL).
+    fn validate_table(&self, table: &TableDef) -> Result<()> {
+        self.with_state(|state| {
+            state
+                .transaction()?
+                .validate_key(&Key::Object(table.id).encode());
+            Ok(())
+        })
+    }
+
     /// Values computed for `slots` placed in whole rows of `table` (NULL in the other slots), checked
     /// for NOT NULL and the table's CHECK constraints.
     async fn complete_rows(
@@ -488,12 +493,7 @@ impl Session {
         if computed_elsewhere || always {
             return Ok(None);
         }
-        self.with_state(|state| {
-            state
-                .transaction()?
-                .validate_key(&Key::Object(table.id).encode());
-            Ok(())
-        })?;
+        self.validate_table(&table)?;
         let schema = Arc::new(Schema::new(
             targets
                 .iter()
@@ -787,12 +787,7 @@ impl Session {
         }
         let catalog = self.catalog();
         let (table, alias) = dml_target(&catalog, &self.shared.temp_schema, &update.table)?;
-        self.with_state(|state| {
-            state
-                .transaction()?
-                .validate_key(&Key::Object(table.id).encode());
-            Ok(())
-        })?;
+        self.validate_table(&table)?;
         let (assigned_slots, sql) = update_source_sql(&catalog, &table, &alias, &update)?;
         let (_, batches) = self.collect_query(parse_query(&sql)?).await?;
         let live: Vec<usize> = table.live_columns().map(|(slot, _)| slot).collect();
@@ -864,12 +859,7 @@ impl Session {
             return Err(Error::not_supported("DELETE from several tables"));
         };
         let (table, alias) = dml_target(&catalog, &self.shared.temp_schema, target)?;
-        self.with_state(|state| {
-            state
-                .transaction()?
-                .validate_key(&Key::Object(table.id).encode());
-            Ok(())
-        })?;
+        self.validate_table(&table)?;
         let sql = delete_source_sql(&catalog, &table, &alias, &delete);
         let (_, batches) = self.collect_query(parse_query(&sql)?).await?;
         let rows = Self::stored_rows(&table, &batches)?;

@@ -833,20 +833,30 @@ fn json_set_function_as_subquery(
             fields.join(", ")
         )
     };
-    let Ok(mut statements) = crate::sql::parse::parse(&sql) else {
-        return None;
-    };
+    derived_table(&sql, alias.as_ref(), function).ok()
+}
+
+/// A FROM item that is the query `sql`, named `alias` (its column list dropped: `sql` names its
+/// columns) or `default_name`: how a function in FROM becomes a query DataFusion plans.
+pub(crate) fn derived_table(
+    sql: &str,
+    alias: Option<&TableAlias>,
+    default_name: &str,
+) -> Result<TableFactor> {
+    let mut statements = parse(sql)?;
     let Some(Statement::Query(subquery)) = statements.pop() else {
-        return None;
+        return Err(Error::internal(format!(
+            "generated query {sql} is not a query"
+        )));
     };
-    let mut alias = alias.clone().unwrap_or_else(|| TableAlias {
+    let mut alias = alias.cloned().unwrap_or_else(|| TableAlias {
         explicit: true,
-        name: Ident::new(function),
+        name: Ident::new(default_name),
         columns: Vec::new(),
         at: None,
     });
     alias.columns.clear();
-    Some(TableFactor::Derived {
+    Ok(TableFactor::Derived {
         lateral: true,
         subquery,
         alias: Some(alias),

@@ -29,8 +29,8 @@ use std::ops::ControlFlow;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Fields};
 use datafusion::sql::sqlparser::ast::{
     self, ArrayElemTypeDef, DataType as SqlType, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Ident, ObjectName, Query, Statement, TableAlias, TableFactor,
-    UserDefinedTypeRepresentation, VisitMut, VisitorMut, visit_expressions_mut,
+    FunctionArguments, ObjectName, Query, TableAlias, TableFactor, UserDefinedTypeRepresentation,
+    VisitMut, VisitorMut, visit_expressions_mut,
 };
 use qubedb_model::catalog::{Catalog, CheckDef, Object, TypeDef, TypeFieldDef, TypeKind};
 use qubedb_model::types::DataType;
@@ -441,10 +441,6 @@ impl Session {
             }
         };
         self.change_catalog(|catalog, transaction| {
-            let qualified = qualify(catalog, name)?;
-            if catalog.named(qualified.schema, &qualified.name).is_some() {
-                return Err(type_exists(&qualified.name));
-            }
             let mut fields: Vec<TypeFieldDef> = Vec::with_capacity(attributes.len());
             for attribute in attributes {
                 let field_name = normalize(&attribute.name);
@@ -460,17 +456,7 @@ impl Session {
                     type_name: attribute.data_type.to_string(),
                 });
             }
-            let id = Catalog::allocate_id(transaction)?;
-            catalog.put(
-                transaction,
-                Object::Type(TypeDef {
-                    id,
-                    schema: qualified.schema,
-                    name: qualified.name,
-                    kind: TypeKind::Composite { fields },
-                }),
-            )?;
-            Ok(())
+            put_new_type(catalog, transaction, name, TypeKind::Composite { fields })
         })?;
         done("CREATE TYPE")
     }
@@ -478,10 +464,7 @@ impl Session {
     /// `CREATE DOMAIN name AS type [DEFAULT expr] [NOT NULL] [CONSTRAINT c] CHECK (expr) ...`.
     pub(crate) fn create_domain(&mut self, create: &ast::CreateDomain) -> Result<QueryResult> {
         self.change_catalog(|catalog, transaction| {
-            let qualified = qualify(catalog, &create.name)?;
-            if catalog.named(qualified.schema, &qualified.name).is_some() {
-                return Err(type_exists(&qualified.name));
-            }
+            let type_name = qualify(catalog, &create.name)?.name;
             resolve(catalog, &create.data_type)?;
             let mut not_null = false;
             let mut checks: Vec<CheckDef> = Vec::new();
@@ -494,7 +477,7 @@ impl Session {
                             continue;
                         }
                         let name = given.unwrap_or_else(|| {
-                            let base = format!("{}_check", qualified.name);
+                            let base = format!("{type_name}_check");
                             let mut name = base.clone();
                             let mut number = 0;
                             while checks.iter().any(|existing| existing.name == name) {
@@ -513,22 +496,17 @@ impl Session {
                     }
                 }
             }
-            let id = Catalog::allocate_id(transaction)?;
-            catalog.put(
+            put_new_type(
+                catalog,
                 transaction,
-                Object::Type(TypeDef {
-                    id,
-                    schema: qualified.schema,
-                    name: qualified.name,
-                    kind: TypeKind::Domain {
-                        base: create.data_type.to_string(),
-                        not_null,
-                        default: create.default.as_ref().map(ToString::to_string),
-                        checks,
-                    },
-                }),
-            )?;
-            Ok(())
+                &create.name,
+                TypeKind::Domain {
+                    base: create.data_type.to_string(),
+                    not_null,
+                    default: create.default.as_ref().map(ToString::to_string),
+                    checks,
+                },
+            )
         })?;
         done("CREATE DOMAIN")
     }
@@ -577,8 +555,31 @@ impl Session {
     }
 }
 
-fn type_exists(name: &str) -> Error {
-    Error::user("42710", format!("type \"{name}\" already exists"))
+/// Stores a new type named `name` (42710 if a type or relation has the name).
+fn put_new_type(
+    catalog: &mut Catalog,
+    transaction: &mut qubedb_kv::Transaction,
+    name: &ObjectName,
+    kind: TypeKind,
+) -> Result<()> {
+    let qualified = qualify(catalog, name)?;
+    if catalog.named(qualified.schema, &qualified.name).is_some() {
+        return Err(Error::user(
+            "42710",
+            format!("type \"{}\" already exists", qualified.name),
+        ));
+    }
+    let id = Catalog::allocate_id(transaction)?;
+    catalog.put(
+        transaction,
+        Object::Type(TypeDef {
+            id,
+            schema: qualified.schema,
+            name: qualified.name,
+            kind,
+        }),
+    )?;
+    Ok(())
 }
 
 /// The set-returning and record functions this module rewrites: (name, populates from a base record,
@@ -844,25 +845,7 @@ fn record_function_as_subquery(
         })
         .collect();
     let sql = format!("SELECT {} FROM {source}{filter}", columns.join(", "));
-    let mut statements = crate::sql::parse::parse(&sql)?;
-    let Some(Statement::Query(subquery)) = statements.pop() else {
-        return Err(Error::internal(format!(
-            "generated query {sql} is not a query"
-        )));
-    };
-    let mut alias = alias.clone().unwrap_or_else(|| TableAlias {
-        explicit: true,
-        name: Ident::new(function),
-        columns: Vec::new(),
-        at: None,
-    });
-    alias.columns.clear();
-    Ok(Some(TableFactor::Derived {
-        lateral: true,
-        subquery,
-        alias: Some(alias),
-        sample: None,
-    }))
+    crate::sql::rewrite::derived_table(&sql, alias.as_ref(), function).map(Some)
 }
 
 /// A base record and a column definition list must agree (PostgreSQL's check).
