@@ -26,6 +26,7 @@ pub mod provider;
 pub mod records;
 pub mod rewrite;
 pub mod row_locks;
+pub mod scan_filter;
 pub mod scan_order;
 pub mod system;
 pub mod temp;

@@ -8,7 +8,9 @@
 //! Primary-key predicates become key ranges: `id = 5` is one key, `id IN (1, 5)` two, `id BETWEEN 3 AND 9`
 //! or `id > 3` a range, equality on a leading part of a composite key a prefix. The predicates are reported
 //! to DataFusion as `Inexact`, so it still applies them to the rows the ranges return; a range is therefore
-//! only ever a superset of the answer. EXPLAIN shows the ranges in `KvScanExec`.
+//! only ever a superset of the answer. The exception is equality on an expression index's key part,
+//! reported `Exact`: the scan guarantees it by that index's ranges or evaluates it itself
+//! (`sql/scan_filter.rs`). EXPLAIN shows the ranges in `KvScanExec`.
 
 use std::fmt;
 use std::ops::Bound;
@@ -50,6 +52,7 @@ use qubedb_model::{DataType, Value};
 use super::convert::{ColumnBuilder, field};
 use crate::error::{Error, to_datafusion};
 use crate::session::Shared;
+use crate::sql::scan_filter::{ExactFilters, equality_part, exact_key_type};
 use crate::sql::system::{SystemSchema, SystemSchemaKind, system_table};
 
 /// Rows per Arrow batch produced by scans.
@@ -237,6 +240,27 @@ impl KvTable {
         key_slots.iter().position(|&key_slot| key_slot == slot)
     }
 
+    /// True when the scan applies `filter` itself, exactly (`sql/scan_filter.rs`): an equality between
+    /// an expression index's key part and a constant or a parameter, for a key type whose equality is
+    /// the key's.
+    fn exact_filter(&self, filter: &Expr) -> bool {
+        self.indexes
+            .iter()
+            .filter(|index| !index.expressions.is_empty())
+            .any(|index| {
+                let Ok(Some(compiled)) = self
+                    .shared
+                    .database
+                    .index_compiler
+                    .compile(&self.table, index)
+                else {
+                    return false;
+                };
+                equality_part(filter, &|expr| compiled.part_position(expr))
+                    .is_some_and(|position| exact_key_type(compiled.part_types[position]))
+            })
+    }
+
     /// The GIN indexes `filters` can use, each with the lookups they ask of it.
     fn gin_lookups<'s>(
         &'s self,
@@ -254,9 +278,12 @@ impl KvTable {
 
     /// The ways to read the rows `filters` may select: the primary key's ranges and each index's,
     /// cheapest first. A partial index is a way only when the filters imply its predicate.
+    ///
+    /// Each path records which of the `exact` filters its ranges guarantee (`AccessPath::covers`).
     fn access_paths(
         &self,
         filters: &[Expr],
+        exact: &[Expr],
         statistics: Option<&TableStatistics>,
     ) -> Result<Vec<AccessPath>, Error> {
         let types_of = |key_slots: &[usize]| -> Vec<DataType> {
@@ -283,6 +310,7 @@ impl KvTable {
             shape: RangeShape::Full,
             condition: String::new(),
             label: None,
+            covers: Vec::new(),
         };
         if !self.table.primary_key.is_empty() {
             let key_slots = &self.table.primary_key;
@@ -296,6 +324,7 @@ impl KvTable {
                 shape,
                 condition: condition(&constraints, &types, &names_of(key_slots), shape),
                 label: None,
+                covers: Vec::new(),
             };
         }
         let mut paths = vec![best];
@@ -324,12 +353,23 @@ impl KvTable {
             };
             let (ranges, shape) =
                 key_ranges(Key::index_prefix(index.id), &types, &constraints, false);
+            let covers = match &compiled {
+                Some(compiled) if !index.expressions.is_empty() => exact
+                    .iter()
+                    .map(|filter| {
+                        key_constraint(filter, &|expr| compiled.part_position(expr))
+                            .is_some_and(|constraint| guaranteed(&constraint, &types, shape))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             paths.push(AccessPath {
                 index: Some(index.clone()),
                 ranges,
                 shape,
                 condition: condition(&constraints, &types, &names, shape),
                 label: None,
+                covers,
             });
         }
         // Stable: at equal rank the primary key (first) stays first.
@@ -359,6 +399,9 @@ struct AccessPath {
     condition: String,
     /// What found the keys, when not the ranges' own index (a GIN index's candidate rows).
     label: Option<String>,
+    /// For each exact filter of the scan (`sql/scan_filter.rs`), true when the ranges return only rows
+    /// it keeps (missing: false).
+    covers: Vec<bool>,
 }
 
 impl AccessPath {
@@ -489,6 +532,9 @@ impl TableProvider for KvTable {
         Ok(filters
             .iter()
             .map(|filter| {
+                if self.exact_filter(filter) {
+                    return TableProviderFilterPushDown::Exact;
+                }
                 let usable = |key_slots: &[usize]| {
                     key_constraint(filter, &|expr| self.position_in(key_slots, expr)).is_some()
                 };
@@ -545,8 +591,13 @@ impl TableProvider for KvTable {
             }
             None => None,
         };
+        let exact: Vec<Expr> = filters
+            .iter()
+            .filter(|filter| self.exact_filter(filter))
+            .cloned()
+            .collect();
         let mut paths = self
-            .access_paths(filters, statistics.as_deref())
+            .access_paths(filters, &exact, statistics.as_deref())
             .map_err(to_datafusion)?;
         for (index, lookups) in self.gin_lookups(filters) {
             let rows =
@@ -570,6 +621,7 @@ impl TableProvider for KvTable {
                     .collect(),
                 condition: String::new(),
                 label: Some(format!("gin index {}", index.name)),
+                covers: Vec::new(),
             };
             // Before the paths that read ranges without a fixed key column, or everything.
             let at = paths
@@ -578,10 +630,22 @@ impl TableProvider for KvTable {
                 .unwrap_or(paths.len());
             paths.insert(at, path);
         }
+        let slots: Vec<Option<usize>> = projection.iter().map(|&index| self.slots[index]).collect();
+        let exact = if exact.is_empty() {
+            None
+        } else {
+            Some(Arc::new(ExactFilters::new(
+                state,
+                &self.table,
+                &slots,
+                &schema,
+                exact,
+            )?))
+        };
         Ok(Arc::new(KvScanExec::new(
             self.table.clone(),
             view,
-            projection.iter().map(|&index| self.slots[index]).collect(),
+            slots,
             schema,
             ScanWay {
                 paths: Arc::new(paths),
@@ -590,6 +654,7 @@ impl TableProvider for KvTable {
             },
             limit,
             statistics,
+            exact,
         )))
     }
 }
@@ -979,6 +1044,28 @@ fn key_ranges(
     (ranges, shape)
 }
 
+/// True when ranges of `shape` made from constraints including `constraint` return only keys that
+/// satisfy it: an equality or IN list on a key part the ranges fix, every value of which [`key_ranges`]
+/// could encode (it ignores a constraint with a value it cannot), on a part whose key equality is SQL's.
+fn guaranteed(constraint: &KeyConstraint, types: &[DataType], shape: RangeShape) -> bool {
+    let fixed = match shape {
+        RangeShape::Empty => return true,
+        RangeShape::Full => 0,
+        RangeShape::Points { columns, .. } => columns,
+        RangeShape::Ranges { fixed_columns, .. } => fixed_columns,
+    };
+    let (position, values) = match constraint {
+        KeyConstraint::Equal(position, value) => (*position, std::slice::from_ref(value)),
+        KeyConstraint::In(position, values) => (*position, values.as_slice()),
+        _ => return false,
+    };
+    position < fixed
+        && exact_key_type(types[position])
+        && values
+            .iter()
+            .all(|value| key_value(value, types[position]).is_some())
+}
+
 fn bound_key(bound: &Bound<Vec<u8>>) -> Vec<u8> {
     match bound {
         Bound::Included(key) | Bound::Excluded(key) => key.clone(),
@@ -1004,6 +1091,9 @@ pub struct KvScanExec {
     /// The estimate given to DataFusion's cost-based choices (join order and sides).
     statistics: Arc<Statistics>,
     properties: Arc<PlanProperties>,
+    /// Filters DataFusion left to the scan (`sql/scan_filter.rs`): those the access path does not
+    /// guarantee are evaluated over the rows read.
+    exact: Option<Arc<ExactFilters>>,
 }
 
 /// Which access path a scan reads, and in which direction.
@@ -1053,6 +1143,7 @@ impl KvScanExec {
         way: ScanWay,
         limit: Option<usize>,
         table_statistics: Option<Arc<TableStatistics>>,
+        exact: Option<Arc<ExactFilters>>,
     ) -> KvScanExec {
         let statistics = Arc::new(estimate(
             &table,
@@ -1080,24 +1171,47 @@ impl KvScanExec {
             table_statistics,
             statistics,
             properties,
+            exact,
+        }
+    }
+
+    /// The exact filters (positions in [`ExactFilters::filters`]) the chosen access path does not
+    /// guarantee: the scan evaluates them.
+    fn unguaranteed(&self) -> Vec<usize> {
+        let Some(exact) = &self.exact else {
+            return Vec::new();
+        };
+        let covers = &self.way.access().covers;
+        (0..exact.filters.len())
+            .filter(|&filter| !covers.get(filter).copied().unwrap_or(false))
+            .collect()
+    }
+
+    /// The slots the scan reads: its output's, plus the columns of the filters it evaluates.
+    fn read_slots(&self) -> &[Option<usize>] {
+        match &self.exact {
+            Some(exact) if !self.unguaranteed().is_empty() => &exact.read_slots,
+            _ => &self.slots,
         }
     }
 
     /// True when the scan reads an index that holds every column it outputs (the index's columns and
     /// the primary key's): it decodes the index entries and never reads the rows (an index-only scan).
+    /// With no column to output (`count(*)`), any index will do.
     fn index_only(&self) -> bool {
         let Some(index) = &self.way.access().index else {
             return false;
         };
-        !self.table.primary_key.is_empty()
-            && index.expressions.is_empty()
-            && self.slots.iter().all(|slot| {
-                slot.is_some_and(|slot| {
-                    index.columns.contains(&slot)
-                        || index.include.contains(&slot)
-                        || self.table.primary_key.contains(&slot)
-                })
-            })
+        let slots = self.read_slots();
+        slots.is_empty()
+            || (!self.table.primary_key.is_empty()
+                && slots.iter().all(|slot| {
+                    slot.is_some_and(|slot| {
+                        (index.expressions.is_empty() && index.columns.contains(&slot))
+                            || index.include.contains(&slot)
+                            || self.table.primary_key.contains(&slot)
+                    })
+                }))
     }
 
     /// This scan reading another way, so that its rows come ordered by `requested` (output column
@@ -1151,6 +1265,7 @@ impl KvScanExec {
                         },
                         self.limit,
                         self.table_statistics.clone(),
+                        self.exact.clone(),
                     ));
                 }
             }
@@ -1445,6 +1560,16 @@ impl DisplayAs for KvScanExec {
         if !condition.is_empty() {
             write!(formatter, ", key=({condition})")?;
         }
+        if let Some(exact) = &self.exact {
+            let evaluated: Vec<String> = self
+                .unguaranteed()
+                .into_iter()
+                .map(|filter| exact.describe(filter))
+                .collect();
+            if !evaluated.is_empty() {
+                write!(formatter, ", filter=({})", evaluated.join(" AND "))?;
+            }
+        }
         Ok(())
     }
 }
@@ -1499,6 +1624,7 @@ impl ExecutionPlan for KvScanExec {
             self.way.clone(),
             limit,
             self.table_statistics.clone(),
+            self.exact.clone(),
         )))
     }
 
@@ -1512,11 +1638,18 @@ impl ExecutionPlan for KvScanExec {
         if self.way.reverse {
             ranges.reverse();
         }
+        let unguaranteed = self.unguaranteed();
+        let (slots, schema) = match &self.exact {
+            Some(exact) if !unguaranteed.is_empty() => {
+                (exact.read_slots.clone(), exact.read_schema.clone())
+            }
+            _ => (self.slots.clone(), self.schema.clone()),
+        };
         let batches = RowBatches {
             table: self.table.clone(),
             view: self.view.clone(),
-            slots: self.slots.clone(),
-            schema: self.schema.clone(),
+            slots,
+            schema,
             ranges: ranges.into_iter(),
             reverse: self.way.reverse,
             through_index: access.index.clone(),
@@ -1532,13 +1665,69 @@ impl ExecutionPlan for KvScanExec {
                 }
             }),
             rows: None,
-            remaining: self.limit.unwrap_or(usize::MAX),
+            // With filters to evaluate, the limit counts the rows that pass them.
+            remaining: match unguaranteed.is_empty() {
+                true => self.limit.unwrap_or(usize::MAX),
+                false => usize::MAX,
+            },
             done: false,
         };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            futures::stream::iter(batches),
-        )))
+        match &self.exact {
+            Some(exact) if !unguaranteed.is_empty() => {
+                let filtered = FilteredBatches {
+                    batches,
+                    exact: exact.clone(),
+                    filters: unguaranteed,
+                    output_columns: self.slots.len(),
+                    remaining: self.limit.unwrap_or(usize::MAX),
+                };
+                Ok(Box::pin(RecordBatchStreamAdapter::new(
+                    self.schema.clone(),
+                    futures::stream::iter(filtered),
+                )))
+            }
+            _ => Ok(Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                futures::stream::iter(batches),
+            ))),
+        }
+    }
+}
+
+/// A scan's batches with the filters its access path does not guarantee applied, cut to its output
+/// columns and its limit.
+struct FilteredBatches {
+    batches: RowBatches,
+    exact: Arc<ExactFilters>,
+    filters: Vec<usize>,
+    output_columns: usize,
+    remaining: usize,
+}
+
+impl Iterator for FilteredBatches {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.remaining > 0 {
+            let batch = match self.batches.next()? {
+                Ok(batch) => batch,
+                Err(error) => return Some(Err(error)),
+            };
+            let batch = match self
+                .exact
+                .filtered(&self.filters, &batch, self.output_columns)
+            {
+                Ok(batch) => batch,
+                Err(error) => return Some(Err(error)),
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = batch.slice(0, batch.num_rows().min(self.remaining));
+            self.remaining -= batch.num_rows();
+            return Some(Ok(batch));
+        }
+        None
     }
 }
 
@@ -1622,6 +1811,14 @@ impl RowBatches {
             }
             match self.ranges.next() {
                 None => return Ok(None),
+                // A one-key range (a point lookup, a GIN candidate) is a `get`: a range iterator over
+                // the store and the write buffer costs several times more.
+                Some((Bound::Included(start), Bound::Included(end))) if start == end => {
+                    self.rows = None;
+                    if let Some(value) = self.view.get(&start)? {
+                        return Ok(Some((start, value)));
+                    }
+                }
                 Some(range) => self.rows = Some(self.view.scan(range, self.reverse)?),
             }
         }
@@ -1672,6 +1869,10 @@ impl RowBatches {
             let Some((key, value)) = self.next_entry()? else {
                 break;
             };
+            count += 1;
+            if self.slots.is_empty() {
+                continue;
+            }
             let index_only = self.index_only.as_ref().expect("checked by the loop");
             let values = entry_values(&self.table, index_only, &key, &value)?;
             for (builder, slot) in builders.iter_mut().zip(&self.slots) {
@@ -1680,7 +1881,6 @@ impl RowBatches {
                 };
                 builder.append_value(&values[*slot])?;
             }
-            count += 1;
         }
         while self.index_only.is_none() && count < capacity {
             let Some((key, value)) = self.next_row()? else {
