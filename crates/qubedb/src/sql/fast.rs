@@ -73,12 +73,15 @@ pub(crate) enum Assigned {
 pub(crate) enum FastPlan {
     Select {
         table: TableDef,
-        /// The unique-or-not index whose columns the WHERE clause fixes; `None`: the primary key.
+        /// The unique-or-not index whose columns (or key expressions) the WHERE clause fixes; `None`:
+        /// the primary key.
         index: Option<IndexDef>,
-        /// One operand per key column (primary key or index), in key order.
+        /// One operand per key column or key expression (primary key or index), in key order.
         key: Vec<Operand>,
-        /// The slot of each output column.
+        /// The slot of each output column (none for a count).
         slots: Vec<usize>,
+        /// `SELECT count(*)`: the number of rows the key finds, counted from the index entries.
+        count: bool,
         schema: SchemaRef,
     },
     Insert {
@@ -266,12 +269,48 @@ fn operand(expr: &Expr) -> Option<Operand> {
     }
 }
 
-/// The equalities `column = x AND ...` of a WHERE clause, one per column, if that is all it holds.
+/// What one side of a WHERE clause's equality is: a column, or an expression over the table's columns
+/// (for an expression index's key part), held in [`comparable`] form.
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    Column(usize),
+    Expression(Expr),
+}
+
+/// `expr` as an expression index's key part is compared with a query's: parentheses dropped,
+/// identifiers folded as PostgreSQL folds them, the table's name or alias dropped from columns.
+fn comparable(expr: &Expr, table: &TableDef, alias: Option<&str>) -> Option<Expr> {
+    let mut expr = expr.clone();
+    let visible = alias.unwrap_or(&table.name).to_string();
+    let mut foreign = false;
+    let _ = ast::visit_expressions_mut(&mut expr, |expr| {
+        while let Expr::Nested(inner) = expr {
+            *expr = std::mem::replace(inner.as_mut(), Expr::value(SqlValue::Null));
+        }
+        match expr {
+            Expr::Identifier(ident) => *ident = ast::Ident::new(normalize(ident)),
+            Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                if normalize(&parts[0]) == visible {
+                    *expr = Expr::Identifier(ast::Ident::new(normalize(&parts[1])));
+                } else {
+                    foreign = true;
+                }
+            }
+            Expr::CompoundIdentifier(_) | Expr::Subquery(_) | Expr::Exists { .. } => foreign = true,
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    (!foreign).then_some(expr)
+}
+
+/// The equalities `column = x AND expr = y ...` of a WHERE clause, one per column or expression, if
+/// that is all it holds.
 fn equalities(
     selection: Option<&Expr>,
     table: &TableDef,
     alias: Option<&str>,
-) -> Option<Vec<(usize, Operand)>> {
+) -> Option<Vec<(Target, Operand)>> {
     let mut conjuncts = Vec::new();
     let mut pending = vec![selection?];
     while let Some(expr) = pending.pop() {
@@ -288,7 +327,7 @@ fn equalities(
             other => conjuncts.push(other),
         }
     }
-    let mut found: Vec<(usize, Operand)> = Vec::new();
+    let mut found: Vec<(Target, Operand)> = Vec::new();
     for conjunct in conjuncts {
         let Expr::BinaryOp {
             left,
@@ -298,18 +337,19 @@ fn equalities(
         else {
             return None;
         };
-        let (slot, value) = match (
-            column_of(left, table, alias),
-            column_of(right, table, alias),
-        ) {
-            (Some(slot), None) => (slot, operand(right)?),
-            (None, Some(slot)) => (slot, operand(left)?),
+        let target = |expr: &Expr| match column_of(expr, table, alias) {
+            Some(slot) => Some(Target::Column(slot)),
+            None => comparable(expr, table, alias).map(Target::Expression),
+        };
+        let (target, value) = match (operand(left), operand(right)) {
+            (None, Some(value)) => (target(left)?, value),
+            (Some(value), None) => (target(right)?, value),
             _ => return None,
         };
-        if found.iter().any(|(seen, _)| *seen == slot) {
+        if found.iter().any(|(seen, _)| *seen == target) {
             return None;
         }
-        found.push((slot, value));
+        found.push((target, value));
     }
     Some(found)
 }
@@ -317,7 +357,7 @@ fn equalities(
 /// The operands for the columns `key_slots`, in that order, when the equalities name exactly those
 /// columns and each is of a type the fast path looks up by its keycode.
 fn key_for(
-    equalities: &[(usize, Operand)],
+    equalities: &[(Target, Operand)],
     key_slots: &[usize],
     table: &TableDef,
 ) -> Option<Vec<Operand>> {
@@ -327,13 +367,65 @@ fn key_for(
     }
     key_slots
         .iter()
-        .map(|slot| {
+        .map(|&slot| {
             equalities
                 .iter()
-                .find(|(column, _)| column == slot)
+                .find(|(target, _)| *target == Target::Column(slot))
                 .map(|(_, operand)| operand.clone())
         })
         .collect()
+}
+
+/// The operands for the key parts of expression index `index` (not partial), in key order, when the
+/// equalities fix exactly those parts. (Whether each part's type is looked up by keycode is checked
+/// when the plan runs: the parts' types come from the compiled index.)
+fn expression_key_for(
+    equalities: &[(Target, Operand)],
+    index: &IndexDef,
+    table: &TableDef,
+) -> Option<Vec<Operand>> {
+    if index.expressions.is_empty()
+        || index.predicate.is_some()
+        || index.expressions.len() != equalities.len()
+    {
+        return None;
+    }
+    index
+        .expressions
+        .iter()
+        .map(|text| {
+            let part = crate::sql::rewrite::parse_expression(text).ok()?;
+            let part = match column_of(&part, table, None) {
+                Some(slot) => Target::Column(slot),
+                None => Target::Expression(comparable(&part, table, None)?),
+            };
+            equalities
+                .iter()
+                .find(|(target, _)| *target == part)
+                .map(|(_, operand)| operand.clone())
+        })
+        .collect()
+}
+
+/// True for `count(*)`.
+fn is_count_star(expr: &Expr) -> bool {
+    let Expr::Function(function) = expr else {
+        return false;
+    };
+    let FunctionArguments::List(list) = &function.args else {
+        return false;
+    };
+    function.name.to_string().eq_ignore_ascii_case("count")
+        && function.filter.is_none()
+        && function.over.is_none()
+        && function.within_group.is_empty()
+        && function.null_treatment.is_none()
+        && list.duplicate_treatment.is_none()
+        && list.clauses.is_empty()
+        && matches!(
+            list.args.as_slice(),
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]
+        )
 }
 
 /// `pk = x AND pk2 = y`: one operand per primary-key column, each named exactly once, nothing else.
@@ -397,7 +489,17 @@ fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
     let alias = alias.as_deref();
     let mut slots = Vec::new();
     let mut names: Vec<String> = Vec::new();
+    let count = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(expr)] if is_count_star(expr) => Some("count".to_string()),
+        [SelectItem::ExprWithAlias { expr, alias }] if is_count_star(expr) => {
+            Some(normalize(alias))
+        }
+        _ => None,
+    };
     for item in &select.projection {
+        if count.is_some() {
+            break;
+        }
         match item {
             SelectItem::UnnamedExpr(expr) => {
                 let slot = column_of(expr, table, alias)?;
@@ -433,7 +535,7 @@ fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
     let mut sorted = names.clone();
     sorted.sort();
     sorted.dedup();
-    if sorted.len() != names.len() || slots.is_empty() {
+    if sorted.len() != names.len() || (slots.is_empty() && count.is_none()) {
         return None;
     }
     let equalities = equalities(select.selection.as_ref(), table, alias)?;
@@ -441,26 +543,30 @@ fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
         Some(key) => (None, key),
         None => catalog
             .indexes_of(table.id)
-            .filter(|index| index.is_plain())
+            .filter(|index| index.method.is_btree())
             .find_map(|index| {
-                Some((
-                    Some(index.clone()),
-                    key_for(&equalities, &index.columns, table)?,
-                ))
+                let key = if index.is_plain() {
+                    key_for(&equalities, &index.columns, table)?
+                } else {
+                    expression_key_for(&equalities, index, table)?
+                };
+                Some((Some(index.clone()), key))
             })?,
     };
-    let schema = Arc::new(Schema::new(
-        slots
+    let schema = Arc::new(Schema::new(match &count {
+        Some(name) => vec![field(name, DataType::BigInt, true)],
+        None => slots
             .iter()
             .zip(&names)
             .map(|(&slot, name)| field(name, table.columns[slot].data_type, true))
             .collect::<Vec<_>>(),
-    ));
+    }));
     Some(FastPlan::Select {
         table: table.clone(),
         index,
         key,
         slots,
+        count: count.is_some(),
         schema,
     })
 }
@@ -768,13 +874,17 @@ pub(crate) fn execute(
             index: None,
             key,
             slots,
+            count,
             schema,
         } => {
             let Some(row_key) = row_key(table, key, params) else {
                 return Ok(None);
             };
             let row = transaction.get(&row_key)?;
-            let batch = rows_batch(table, slots, schema, row.as_slice())?;
+            let batch = match count {
+                true => count_batch(schema, row.iter().count())?,
+                false => rows_batch(table, slots, schema, row.as_slice())?,
+            };
             Ok(Some(FastOutcome::Rows(schema.clone(), vec![batch])))
         }
         FastPlan::Select {
@@ -782,14 +892,39 @@ pub(crate) fn execute(
             index: Some(index),
             key,
             slots,
+            count,
             schema,
         } => {
+            let types: Vec<DataType> = if index.expressions.is_empty() {
+                index
+                    .columns
+                    .iter()
+                    .map(|&slot| table.columns[slot].data_type)
+                    .collect()
+            } else {
+                match database.index_compiler.compile(table, index)? {
+                    Some(compiled) => compiled.part_types.clone(),
+                    None => return Ok(None),
+                }
+            };
             let mut prefix = Key::index_prefix(index.id);
-            for (operand, &slot) in key.iter().zip(&index.columns) {
-                match evaluate(operand, params, table.columns[slot].data_type, 0) {
+            for (operand, &data_type) in key.iter().zip(&types) {
+                if !crate::sql::scan_filter::exact_key_type(data_type) {
+                    return Ok(None);
+                }
+                match evaluate(operand, params, data_type, 0) {
                     Some(value) if !value.is_null() => encode_value(&value, &mut prefix),
                     _ => return Ok(None),
                 }
+            }
+            if *count {
+                let mut entries = 0;
+                for entry in transaction.scan_prefix(&prefix, false)? {
+                    entry?;
+                    entries += 1;
+                }
+                let batch = count_batch(schema, entries)?;
+                return Ok(Some(FastOutcome::Rows(schema.clone(), vec![batch])));
             }
             let mut rows = Vec::new();
             for entry in transaction.scan_prefix(&prefix, false)? {
@@ -929,6 +1064,18 @@ fn add(current: &Value, change: &Value, negate: bool, data_type: DataType) -> Op
         }
         _ => None,
     }
+}
+
+/// The one-row batch of a count.
+fn count_batch(schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
+    let count = i64::try_from(rows).map_err(|_| Error::internal("row count beyond i64"))?;
+    RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+            count,
+        ]))],
+    )
+    .map_err(|error| Error::internal(format!("fast path batch: {error}")))
 }
 
 /// One batch holding `rows` (stored row values) with the output columns `slots`.

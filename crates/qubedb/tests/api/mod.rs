@@ -1626,8 +1626,11 @@ fn jsonb_indexes_are_read_and_answer_like_the_table() {
             session,
             "SELECT count(*) FROM plain WHERE doc -> 'user' ->> 'city' = 'Paris'",
         );
+        let before = session.fast_path_statements();
         let (_, rows) = prepared_text(session, &prepared, &[Param::Text("Paris".into())]);
         assert_eq!(rows, expected);
+        // Counted from the index entries by the fast path.
+        assert_eq!(session.fast_path_statements(), before + 1);
     };
     check(&mut session);
     // Through writes, inside a block, and after a rollback.
