@@ -66,6 +66,13 @@ pub const KEYED_PREFIX: &str = "__qubedb_keyed_";
 pub const ROW_FETCH_COST: f64 = 4.0;
 /// Most key ranges one scan may carry (an `IN` list longer than this scans the whole range instead).
 pub const SCAN_RANGES_MAX: usize = 10_000;
+/// Rows (as ANALYZE last counted them) from which a full scan of a table reads it as
+/// [`SCAN_PARTITIONS`] key ranges in parallel.
+pub const PARALLEL_SCAN_ROWS_MIN: u64 = 50_000;
+/// Point lookups (GIN candidates, long `IN` lists) from which a scan splits them between partitions.
+pub const PARALLEL_POINTS_MIN: usize = 2_048;
+/// Partitions of a parallel scan: the session's target partitions, one per core.
+const SCAN_PARTITIONS: usize = 2;
 
 /// The DataFusion catalog: one per session, reading the session's transaction catalog.
 pub struct QubeCatalog {
@@ -1094,6 +1101,8 @@ pub struct KvScanExec {
     /// Filters DataFusion left to the scan (`sql/scan_filter.rs`): those the access path does not
     /// guarantee are evaluated over the rows read.
     exact: Option<Arc<ExactFilters>>,
+    /// The ranges each output partition reads, in order (see [`partition_ranges`]).
+    partitions: Vec<Vec<KeyRange>>,
 }
 
 /// Which access path a scan reads, and in which direction.
@@ -1155,9 +1164,16 @@ impl KvScanExec {
         ));
         let orderings = output_orderings(&table, &slots, &schema, way.access(), way.reverse);
         let equivalence = EquivalenceProperties::new_with_orderings(schema.clone(), orderings);
+        let partitions = partition_ranges(
+            &table,
+            way.access(),
+            way.reverse,
+            limit,
+            table_statistics.as_deref(),
+        );
         let properties = Arc::new(PlanProperties::new(
             equivalence,
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(partitions.len()),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
@@ -1172,6 +1188,7 @@ impl KvScanExec {
             statistics,
             properties,
             exact,
+            partitions,
         }
     }
 
@@ -1271,6 +1288,66 @@ impl KvScanExec {
             }
         }
         None
+    }
+}
+
+/// The ranges of `access` each partition of its scan reads, in read order. One partition, except
+/// without a LIMIT and read forwards: a full scan of a table ANALYZE counted at least
+/// [`PARALLEL_SCAN_ROWS_MIN`] rows is cut at the median of its first key column's histogram, and many
+/// point lookups are shared out in two runs of consecutive keys. Each partition's rows keep the
+/// key order the scan declares.
+fn partition_ranges(
+    table: &TableDef,
+    access: &AccessPath,
+    reverse: bool,
+    limit: Option<usize>,
+    statistics: Option<&TableStatistics>,
+) -> Vec<Vec<KeyRange>> {
+    let mut ranges = access.ranges.clone();
+    if reverse {
+        ranges.reverse();
+        return vec![ranges];
+    }
+    if limit.is_some() {
+        return vec![ranges];
+    }
+    if ranges.len() >= PARALLEL_POINTS_MIN {
+        let half = ranges.len().div_ceil(SCAN_PARTITIONS);
+        return ranges.chunks(half).map(<[KeyRange]>::to_vec).collect();
+    }
+    let split = (|| {
+        if access.index.is_some() || access.shape != RangeShape::Full || ranges.len() != 1 {
+            return None;
+        }
+        let statistics = statistics.filter(|found| found.rows >= PARALLEL_SCAN_ROWS_MIN)?;
+        let first = *table.primary_key.first()?;
+        let column = statistics
+            .columns
+            .iter()
+            .find(|column| column.slot == first)?;
+        let middle = column.histogram.get(column.histogram.len() / 2)?;
+        let mut split = Key::row_prefix(table.id);
+        split.extend_from_slice(middle);
+        let (start, end) = &ranges[0];
+        let after_start = match start {
+            Bound::Included(start) | Bound::Excluded(start) => split > *start,
+            Bound::Unbounded => true,
+        };
+        let before_end = match end {
+            Bound::Included(end) | Bound::Excluded(end) => split < *end,
+            Bound::Unbounded => true,
+        };
+        (after_start && before_end).then_some(split)
+    })();
+    match split {
+        Some(split) => {
+            let (start, end) = ranges.swap_remove(0);
+            vec![
+                vec![(start, Bound::Excluded(split.clone()))],
+                vec![(Bound::Included(split), end)],
+            ]
+        }
+        None => vec![ranges],
     }
 }
 
@@ -1556,6 +1633,9 @@ impl DisplayAs for KvScanExec {
         if let Some(limit) = self.limit {
             write!(formatter, ", limit={limit}")?;
         }
+        if self.partitions.len() > 1 {
+            write!(formatter, ", {} partitions", self.partitions.len())?;
+        }
         let condition = &self.way.access().condition;
         if !condition.is_empty() {
             write!(formatter, ", key=({condition})")?;
@@ -1630,14 +1710,16 @@ impl ExecutionPlan for KvScanExec {
 
     fn execute(
         &self,
-        _partition: usize,
+        partition: usize,
         _context: Arc<TaskContext>,
     ) -> datafusion::error::Result<SendableRecordBatchStream> {
         let access = self.way.access();
-        let mut ranges = access.ranges.clone();
-        if self.way.reverse {
-            ranges.reverse();
-        }
+        let ranges = self.partitions.get(partition).cloned().ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!(
+                "scan of {} has no partition {partition}",
+                self.table.name
+            ))
+        })?;
         let unguaranteed = self.unguaranteed();
         let (slots, schema) = match &self.exact {
             Some(exact) if !unguaranteed.is_empty() => {
@@ -1864,6 +1946,11 @@ impl RowBatches {
             }
         }
         let wants_row_id = self.slots.iter().any(Option::is_none);
+        // Values after the last projected slot are not decoded (none at all for `count(*)`).
+        let decoded_slots = position_of_slot
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |last| last + 1);
         let mut count = 0;
         while self.index_only.is_some() && count < capacity {
             let Some((key, value)) = self.next_entry()? else {
@@ -1886,8 +1973,14 @@ impl RowBatches {
             let Some((key, value)) = self.next_row()? else {
                 break;
             };
-            let mut reader = RowReader::new(&value)?;
-            for (slot, position) in position_of_slot.iter().enumerate() {
+            let mut reader = match decoded_slots {
+                0 => None,
+                _ => Some(RowReader::new(&value)?),
+            };
+            for (slot, position) in position_of_slot[..decoded_slots].iter().enumerate() {
+                let reader = reader
+                    .as_mut()
+                    .expect("a row is read when a slot is decoded");
                 let raw = if slot < reader.slots {
                     reader.next_value()?
                 } else {

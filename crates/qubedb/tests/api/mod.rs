@@ -1781,3 +1781,77 @@ fn record_errors_keep_their_code_hint_and_detail_through_filters() {
         assert_eq!(error.hint.as_deref(), hint, "{sql}");
     }
 }
+
+#[test]
+fn large_tables_are_scanned_in_two_partitions_with_the_same_answers() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    // 60,000 rows (PARALLEL_SCAN_ROWS_MIN is 50,000) and a GIN index with many candidates.
+    session
+        .run(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER, doc JSONB);
+             INSERT INTO big SELECT g, g % 100, jsonb_build_object('a', g % 7)
+               FROM generate_series(1, 60000) g;
+             CREATE INDEX big_doc ON big USING gin (doc)",
+        )
+        .expect("create");
+    let before = plan(&mut session, "SELECT count(*) FROM big WHERE v = 3");
+    assert!(!before.contains("2 partitions"), "{before}");
+    session.run("ANALYZE big").expect("analyze");
+    assert_plans(
+        &mut session,
+        &[
+            (
+                "SELECT count(*) FROM big WHERE v = 3",
+                "KvScanExec: table=big, full scan, projection=[v], 2 partitions",
+            ),
+            (
+                "SELECT count(*) FROM big WHERE doc @> '{\"a\": 3}'",
+                "gin index big_doc: point lookup (8572 keys), projection=[doc], 2 partitions",
+            ),
+            // In key order across the partitions.
+            ("SELECT id FROM big ORDER BY id", "SortPreservingMergeExec"),
+        ],
+    );
+    // A LIMIT reads one partition.
+    let limited = plan(&mut session, "SELECT id FROM big LIMIT 5");
+    assert!(!limited.contains("2 partitions"), "{limited}");
+    let answers = |session: &mut qubedb::Session| {
+        [
+            "SELECT count(*), sum(id), min(id), max(id) FROM big WHERE v = 3",
+            "SELECT count(*), sum(id) FROM big WHERE doc @> '{\"a\": 3}'",
+            "SELECT sum(step), count(*) FROM \
+               (SELECT id - lag(id) OVER (ORDER BY id) AS step FROM big) AS steps",
+            "SELECT string_agg(id::text, ',') FROM (SELECT id FROM big ORDER BY id LIMIT 3) AS first",
+        ]
+        .map(|sql| text_rows(session, sql))
+    };
+    let text = |values: &[&str]| -> Vec<Vec<Option<String>>> {
+        vec![values.iter().map(|value| Some(value.to_string())).collect()]
+    };
+    assert_eq!(
+        answers(&mut session),
+        [
+            text(&["600", "17971800", "3", "59903"]),
+            text(&["8572", "257172858"]),
+            text(&["59999", "60000"]),
+            text(&["1,2,3"]),
+        ]
+    );
+    // The transaction's own writes are seen in both partitions.
+    session
+        .run("BEGIN; DELETE FROM big WHERE id % 2 = 0; UPDATE big SET v = 3 WHERE id > 59990")
+        .expect("writes");
+    assert_eq!(
+        text_rows(
+            &mut session,
+            "SELECT count(*), sum(id) FROM big WHERE v = 3"
+        ),
+        text(&["605", "18271775"])
+    );
+    session.run("ROLLBACK").expect("rollback");
+    assert_eq!(
+        text_rows(&mut session, "SELECT count(*), sum(id) FROM big"),
+        text(&["60000", "1800030000"])
+    );
+}
