@@ -9,8 +9,6 @@
 //! element from another, so the filter itself stays on the scan (DataFusion rechecks it, the filter
 //! being pushed down as inexact), as PostgreSQL rechecks a GIN index's candidates.
 
-use std::collections::BTreeSet;
-
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Expr;
 use qubedb_kv::ReadView;
@@ -95,10 +93,12 @@ pub(crate) fn candidates(
     view: &ReadView,
     index: &IndexDef,
     lookups: &[GinLookup],
-) -> Result<BTreeSet<Vec<u8>>> {
-    let mut result: Option<BTreeSet<Vec<u8>>> = None;
+) -> Result<Vec<Vec<u8>>> {
+    // Every set is a sorted run of primary keys without duplicates (a token's entries come in key
+    // order), so intersections and unions are merges.
+    let mut result: Option<Vec<Vec<u8>>> = None;
     for lookup in lookups {
-        let mut found: Option<BTreeSet<Vec<u8>>> = None;
+        let mut found: Option<Vec<Vec<u8>>> = None;
         // Values before keys: a value is usually rarer than the key it sits under, so the first
         // set is small and the later tokens are probed per candidate rather than read whole.
         let mut tokens: Vec<&Vec<u8>> = lookup.tokens.iter().collect();
@@ -106,50 +106,64 @@ pub(crate) fn candidates(
         for token in tokens {
             found = Some(match found {
                 None => rows_with(view, index.id, token)?,
-                Some(previous) if lookup.all && previous.len() <= PROBE_ROWS_MAX => {
-                    let mut kept = BTreeSet::new();
-                    for primary_key in previous {
+                Some(mut previous) if lookup.all && previous.len() <= PROBE_ROWS_MAX => {
+                    let mut kept = Vec::with_capacity(previous.len());
+                    for primary_key in previous.drain(..) {
                         if view
                             .get(&gin_entry_key(index.id, token, &primary_key))?
                             .is_some()
                         {
-                            kept.insert(primary_key);
+                            kept.push(primary_key);
                         }
                     }
                     kept
                 }
                 Some(previous) if lookup.all => {
-                    let rows = rows_with(view, index.id, token)?;
-                    previous.intersection(&rows).cloned().collect()
+                    intersection(previous, &rows_with(view, index.id, token)?)
                 }
                 Some(mut previous) => {
                     previous.extend(rows_with(view, index.id, token)?);
+                    previous.sort_unstable();
+                    previous.dedup();
                     previous
                 }
             });
-            if lookup.all && found.as_ref().is_some_and(BTreeSet::is_empty) {
+            if lookup.all && found.as_ref().is_some_and(Vec::is_empty) {
                 break;
             }
         }
         let found = found.unwrap_or_default();
         result = Some(match result {
             None => found,
-            Some(previous) => previous.intersection(&found).cloned().collect(),
+            Some(previous) => intersection(previous, &found),
         });
-        if result.as_ref().is_some_and(BTreeSet::is_empty) {
+        if result.as_ref().is_some_and(Vec::is_empty) {
             break;
         }
     }
     Ok(result.unwrap_or_default())
 }
 
-/// The primary keys under one token.
-fn rows_with(view: &ReadView, index: u64, token: &[u8]) -> Result<BTreeSet<Vec<u8>>> {
+/// The keys of sorted run `left` also in sorted run `right`.
+fn intersection(left: Vec<Vec<u8>>, right: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut at = 0;
+    left.into_iter()
+        .filter(|key| {
+            while at < right.len() && right[at] < *key {
+                at += 1;
+            }
+            at < right.len() && right[at] == *key
+        })
+        .collect()
+}
+
+/// The primary keys under one token, in key order.
+fn rows_with(view: &ReadView, index: u64, token: &[u8]) -> Result<Vec<Vec<u8>>> {
     let prefix = gin_token_prefix(index, token);
-    let mut rows = BTreeSet::new();
+    let mut rows = Vec::new();
     for entry in view.scan(qubedb_kv::prefix_range(&prefix), false)? {
         let (_, primary_key) = entry?;
-        rows.insert(primary_key);
+        rows.push(primary_key);
     }
     Ok(rows)
 }

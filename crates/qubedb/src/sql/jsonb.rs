@@ -436,6 +436,15 @@ impl JsonbFunction {
     }
 }
 
+/// `find` as the member lookup [`JsonbFunction::extract`] takes: the member found borrows from the
+/// document it is found in (a closure's signature alone does not say so).
+fn member_finder<F>(find: F) -> F
+where
+    F: for<'b> Fn(Jsonb<'b>, usize) -> Option<Jsonb<'b>>,
+{
+    find
+}
+
 impl ScalarUDFImpl for JsonbFunction {
     fn name(&self) -> &str {
         self.name
@@ -846,22 +855,20 @@ impl JsonbFunction {
             }
             Operation::Field { text } => {
                 let key = &arguments[1];
-                let found = |value: Jsonb<'_>, row: usize| -> Option<Vec<u8>> {
-                    let child = match key.array.data_type() {
-                        ArrowType::Int64 => value.element_signed(key.integer(row)?),
-                        _ => value.get(key.text(row)?),
-                    };
-                    child.map(|child| child.bytes().to_vec())
-                };
+                let by_index = key.array.data_type() == &ArrowType::Int64;
+                let found = member_finder(|value, row| match by_index {
+                    true => value.element_signed(key.integer(row)?),
+                    false => value.get(key.text(row)?),
+                });
                 self.extract(first, rows, text, found)
             }
             Operation::Path { text } => {
                 let steps = &arguments[1..];
-                let found = |value: Jsonb<'_>, row: usize| -> Option<Vec<u8>> {
+                let found = member_finder(|value, row| {
                     let path = path_of(steps, row).ok()??;
                     let path: Option<Vec<String>> = path.into_iter().collect();
-                    value.at_path(&path?).map(|child| child.bytes().to_vec())
-                };
+                    value.at_path(&path?)
+                });
                 // Path errors (a malformed literal) surface before the rows.
                 for row in 0..rows.min(1) {
                     path_of(steps, row)?;
@@ -870,13 +877,13 @@ impl JsonbFunction {
             }
             Operation::Keys { text } => {
                 let keys = &arguments[1..];
-                let found = |value: Jsonb<'_>, row: usize| -> Option<Vec<u8>> {
+                let found = member_finder(|value, row| {
                     let mut current = value;
                     for key in keys {
                         current = current.get(key.text(row)?)?;
                     }
-                    Some(current.bytes().to_vec())
-                };
+                    Some(current)
+                });
                 self.extract(first, rows, text, found)
             }
             Operation::Contains | Operation::Contained | Operation::Compare => {
@@ -1217,26 +1224,35 @@ impl JsonbFunction {
         document: &Argument,
         rows: usize,
         text: bool,
-        found: impl Fn(Jsonb<'_>, usize) -> Option<Vec<u8>>,
+        found: impl for<'b> Fn(Jsonb<'b>, usize) -> Option<Jsonb<'b>>,
     ) -> Result<ArrayRef> {
+        // The member is read in place and copied once, into the output (the hot path of a filter or
+        // GROUP BY on a document field).
         if text {
             let mut out = StringBuilder::with_capacity(rows, rows * 8);
             for row in 0..rows {
-                let child = match document.jsonb(row)? {
-                    Some(bytes) => found(Jsonb::new(&bytes), row),
-                    None => None,
+                let Some(bytes) = document.jsonb(row)? else {
+                    out.append_null();
+                    continue;
                 };
-                out.append_option(child.and_then(|child| Jsonb::new(&child).to_unquoted_text()));
+                match found(Jsonb::new(&bytes), row) {
+                    None => out.append_null(),
+                    Some(child) => match child.kind() {
+                        jsonb::Kind::String => out.append_value(child.as_str().unwrap_or_default()),
+                        jsonb::Kind::Null => out.append_null(),
+                        _ => out.append_value(child.to_text()),
+                    },
+                }
             }
             return Ok(Arc::new(out.finish()));
         }
         let mut out = JsonbColumn::new(rows);
         for row in 0..rows {
-            let child = match document.jsonb(row)? {
-                Some(bytes) => found(Jsonb::new(&bytes), row),
-                None => None,
+            let Some(bytes) = document.jsonb(row)? else {
+                out.push(None);
+                continue;
             };
-            out.push(child.as_deref());
+            out.push(found(Jsonb::new(&bytes), row).map(|child| child.bytes()));
         }
         Ok(out.finish())
     }
