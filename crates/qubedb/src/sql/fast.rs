@@ -5,7 +5,9 @@
 //! OLTP application sends most often are recognised here from their syntax tree and run directly:
 //!
 //! - `SELECT columns FROM t WHERE pk = x [AND pk2 = y]`: one `get` of the row key; with the columns of
-//!   a secondary index fixed instead, a scan of that index's entries for those values and a `get` per row;
+//!   a secondary index (or the key parts of an expression index, `WHERE lower(email) = $1`) fixed
+//!   instead, a scan of that index's entries for those values and a `get` per row;
+//! - `SELECT count(*)` with the same WHERE clauses: the row key or the index entries counted;
 //! - `UPDATE t SET c = x, d = d + y WHERE pk = z`: read, change, write one row;
 //! - `DELETE FROM t WHERE pk = x`;
 //! - `INSERT INTO t [(columns)] VALUES (...), ...`.

@@ -557,10 +557,12 @@ impl ScalarUDFImpl for JsonbFunction {
                 ColumnarValue::Array(array) => Ok(Argument {
                     array: array.clone(),
                     constant: false,
+                    parsed: std::cell::OnceCell::new(),
                 }),
                 ColumnarValue::Scalar(scalar) => Ok(Argument {
                     array: scalar.to_array_of_size(1)?,
                     constant: true,
+                    parsed: std::cell::OnceCell::new(),
                 }),
             })
             .collect::<DataFusionResult<_>>()?;
@@ -580,6 +582,8 @@ impl ScalarUDFImpl for JsonbFunction {
 struct Argument {
     array: ArrayRef,
     constant: bool,
+    /// A constant text argument read as jsonb, parsed once for all rows (`doc @> '{"a": 1}'`).
+    parsed: std::cell::OnceCell<Vec<u8>>,
 }
 
 impl Argument {
@@ -601,6 +605,16 @@ impl Argument {
             ArrowType::LargeBinary => Ok(Some(Cow::Borrowed(
                 self.array.as_binary::<i64>().value(row),
             ))),
+            ArrowType::Utf8 if self.constant => {
+                if self.parsed.get().is_none() {
+                    let parsed = parse_jsonb(self.array.as_string::<i32>().value(row))?;
+                    let _ = self.parsed.set(parsed);
+                }
+                Ok(self
+                    .parsed
+                    .get()
+                    .map(|parsed| Cow::Borrowed(parsed.as_slice())))
+            }
             ArrowType::Utf8 => Ok(Some(Cow::Owned(parse_jsonb(
                 self.array.as_string::<i32>().value(row),
             )?))),
