@@ -306,6 +306,34 @@ impl ReadView {
         self.snapshot.get(key)
     }
 
+    /// Calls `visit` with each pair in `range`, in key order (or reverse), until it returns false:
+    /// borrowed from the store when no buffered write falls in the range (see [`Snapshot::visit`]).
+    pub fn visit(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        if is_empty_range(range) {
+            return Ok(());
+        }
+        if self
+            .writes
+            .range((range.0.clone(), range.1.clone()))
+            .next()
+            .is_none()
+        {
+            return self.snapshot.visit(range, reverse, visit);
+        }
+        for item in self.scan(range.clone(), reverse)? {
+            let (key, value) = item?;
+            if !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The pairs in `range`, in key order (or reverse).
     pub fn scan(&self, range: KeyRange, reverse: bool) -> Result<ScanIterator> {
         if is_empty_range(&range) {

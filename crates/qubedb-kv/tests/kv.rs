@@ -75,6 +75,39 @@ fn read_your_own_writes_and_merged_scans() {
         .expect("scan")
         .count();
     assert_eq!(empty, 0);
+    // Visiting in place gives the scans' pairs, merged with the buffered writes or straight from the
+    // snapshot (no write in range), forwards and backwards, and stops when asked.
+    let visited = |view: &qubedb_kv::ReadView, range: qubedb_kv::KeyRange, reverse, stop_after| {
+        let mut pairs = Vec::new();
+        view.visit(&range, reverse, &mut |key, value| {
+            pairs.push((key.to_vec(), value.to_vec()));
+            pairs.len() < stop_after
+        })
+        .expect("visit");
+        pairs
+    };
+    let view = txn.read_view();
+    assert_eq!(
+        visited(&view, prefix_range(b"a"), false, usize::MAX),
+        vec![kv("a1", "x"), kv("a2", "new"), kv("a3", "changed")]
+    );
+    assert_eq!(
+        visited(&view, prefix_range(b"a"), true, 2),
+        vec![kv("a3", "changed"), kv("a2", "new")]
+    );
+    assert_eq!(
+        visited(&view, prefix_range(b"b"), true, usize::MAX),
+        vec![kv("b1", "w")]
+    );
+    let reader = store.begin().expect("begin").read_view();
+    assert_eq!(
+        visited(&reader, prefix_range(b"a"), true, usize::MAX),
+        vec![kv("a5", "z"), kv("a3", "y"), kv("a1", "x")]
+    );
+    assert_eq!(
+        visited(&reader, prefix_range(b"a"), false, 1),
+        vec![kv("a1", "x")]
+    );
 }
 
 #[test]

@@ -1733,6 +1733,7 @@ impl ExecutionPlan for KvScanExec {
             slots,
             schema,
             ranges: ranges.into_iter(),
+            pending: None,
             reverse: self.way.reverse,
             through_index: access.index.clone(),
             index_only: self.index_only().then(|| {
@@ -1843,6 +1844,8 @@ struct RowBatches {
     slots: Vec<Option<usize>>,
     schema: SchemaRef,
     ranges: std::vec::IntoIter<KeyRange>,
+    /// What is left of a range a full batch interrupted.
+    pending: Option<KeyRange>,
     /// Each range is read backwards (and the ranges come last first).
     reverse: bool,
     /// The index whose entries the ranges are over (their values hold the rows' primary keys).
@@ -1880,6 +1883,36 @@ fn entry_values(
         values[slot] = decode_value(value, &mut at, table.columns[slot].data_type)?;
     }
     Ok(values)
+}
+
+/// Decodes stored row `value` into the builders of the projected slots: `position_of_slot` holds the
+/// output position of each slot up to the last projected one (later values are not read).
+fn decode_row(
+    table: &TableDef,
+    position_of_slot: &[Option<usize>],
+    value: &[u8],
+    builders: &mut [Option<ColumnBuilder>],
+) -> Result<(), Error> {
+    if position_of_slot.is_empty() {
+        return Ok(());
+    }
+    let mut reader = RowReader::new(value)?;
+    for (slot, position) in position_of_slot.iter().enumerate() {
+        let raw = if slot < reader.slots {
+            reader.next_value()?
+        } else {
+            None
+        };
+        let Some(position) = position else { continue };
+        let builder = builders[*position]
+            .as_mut()
+            .expect("projected slots have builders");
+        match raw {
+            Some(raw) => builder.append_raw(raw)?,
+            None => builder.append_value(&table.columns[slot].missing)?,
+        }
+    }
+    Ok(())
 }
 
 impl RowBatches {
@@ -1969,40 +2002,74 @@ impl RowBatches {
                 builder.append_value(&values[*slot])?;
             }
         }
-        while self.index_only.is_none() && count < capacity {
-            let Some((key, value)) = self.next_row()? else {
-                break;
-            };
-            let mut reader = match decoded_slots {
-                0 => None,
-                _ => Some(RowReader::new(&value)?),
-            };
-            for (slot, position) in position_of_slot[..decoded_slots].iter().enumerate() {
-                let reader = reader
-                    .as_mut()
-                    .expect("a row is read when a slot is decoded");
-                let raw = if slot < reader.slots {
-                    reader.next_value()?
-                } else {
-                    None
-                };
-                let Some(position) = position else { continue };
-                let builder = builders[*position]
-                    .as_mut()
-                    .expect("projected slots have builders");
-                match raw {
-                    Some(raw) => builder.append_raw(raw)?,
-                    None => builder.append_value(&self.table.columns[slot].missing)?,
-                }
-            }
+        let row_prefix_bytes = Key::row_prefix(self.table.id).len();
+        let table = self.table.clone();
+        let decode = |key: &[u8],
+                      value: &[u8],
+                      builders: &mut [Option<ColumnBuilder>],
+                      row_ids: &mut Int64Builder|
+         -> Result<(), Error> {
+            decode_row(&table, &position_of_slot[..decoded_slots], value, builders)?;
             if wants_row_id {
-                let mut at = Key::row_prefix(self.table.id).len();
-                match decode_value(&key, &mut at, DataType::BigInt)? {
+                let mut at = row_prefix_bytes;
+                match decode_value(key, &mut at, DataType::BigInt)? {
                     Value::Integer(id) => row_ids.append_value(id),
                     other => return Err(Error::internal(format!("row id {other:?}"))),
                 }
             }
+            Ok(())
+        };
+        // Rows through an index: an index entry, then the row it points to.
+        while self.index_only.is_none() && self.through_index.is_some() && count < capacity {
+            let Some((key, value)) = self.next_row()? else {
+                break;
+            };
+            decode(&key, &value, &mut builders, &mut row_ids)?;
             count += 1;
+        }
+        // Rows read in place (`ReadView::visit`), a range at a time; a range a full batch interrupts
+        // is resumed after its last key.
+        while self.index_only.is_none() && self.through_index.is_none() && count < capacity {
+            let range = match self.pending.take() {
+                Some(range) => range,
+                None => match self.ranges.next() {
+                    Some(range) => range,
+                    None => break,
+                },
+            };
+            if let (Bound::Included(start), Bound::Included(end)) = &range
+                && start == end
+            {
+                if let Some(value) = self.view.get(start)? {
+                    decode(start, &value, &mut builders, &mut row_ids)?;
+                    count += 1;
+                }
+                continue;
+            }
+            let mut failure: Option<Error> = None;
+            let mut stopped_after: Option<Vec<u8>> = None;
+            self.view.visit(&range, self.reverse, &mut |key, value| {
+                if let Err(error) = decode(key, value, &mut builders, &mut row_ids) {
+                    failure = Some(error);
+                    return false;
+                }
+                count += 1;
+                if count == capacity {
+                    stopped_after = Some(key.to_vec());
+                    return false;
+                }
+                true
+            })?;
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            if let Some(last) = stopped_after {
+                let (start, end) = range;
+                self.pending = Some(match self.reverse {
+                    false => (Bound::Excluded(last), end),
+                    true => (start, Bound::Excluded(last)),
+                });
+            }
         }
         if count == 0 {
             return Ok(None);

@@ -1823,6 +1823,9 @@ fn large_tables_are_scanned_in_two_partitions_with_the_same_answers() {
             "SELECT sum(step), count(*) FROM \
                (SELECT id - lag(id) OVER (ORDER BY id) AS step FROM big) AS steps",
             "SELECT string_agg(id::text, ',') FROM (SELECT id FROM big ORDER BY id LIMIT 3) AS first",
+            // Read backwards across batches.
+            "SELECT sum(step), count(*) FROM \
+               (SELECT id - lag(id) OVER (ORDER BY id DESC) AS step FROM big) AS steps",
         ]
         .map(|sql| text_rows(session, sql))
     };
@@ -1836,6 +1839,7 @@ fn large_tables_are_scanned_in_two_partitions_with_the_same_answers() {
             text(&["8572", "257172858"]),
             text(&["59999", "60000"]),
             text(&["1,2,3"]),
+            text(&["-59999", "60000"]),
         ]
     );
     // The transaction's own writes are seen in both partitions.
