@@ -161,9 +161,13 @@ fn intersection(left: Vec<Vec<u8>>, right: &[Vec<u8>]) -> Vec<Vec<u8>> {
 fn rows_with(view: &ReadView, index: u64, token: &[u8]) -> Result<Vec<Vec<u8>>> {
     let prefix = gin_token_prefix(index, token);
     let mut rows = Vec::new();
-    for entry in view.scan(qubedb_kv::prefix_range(&prefix), false)? {
-        let (_, primary_key) = entry?;
-        rows.push(primary_key);
-    }
+    view.visit(
+        &qubedb_kv::prefix_range(&prefix),
+        false,
+        &mut |_, primary_key| {
+            rows.push(primary_key.to_vec());
+            true
+        },
+    )?;
     Ok(rows)
 }
