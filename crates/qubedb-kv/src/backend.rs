@@ -170,11 +170,7 @@ impl Snapshot for RedbSnapshot {
         let iterator = self
             .table
             .range::<&[u8]>((as_slice_bound(&range.0), as_slice_bound(&range.1)))?;
-        let mut each = |item: std::result::Result<
-            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-            redb::StorageError,
-        >|
-         -> Result<bool> {
+        let mut each = |item: RedbItem<'_>| -> Result<bool> {
             let (key, value) = item?;
             Ok(visit(key.value(), value.value()))
         };
@@ -194,6 +190,15 @@ impl Snapshot for RedbSnapshot {
         Ok(())
     }
 }
+
+/// One pair of a redb range, borrowed from its pages.
+type RedbItem<'a> = std::result::Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
 
 fn as_slice_bound(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match bound {

@@ -276,7 +276,7 @@ fn operand(expr: &Expr) -> Option<Operand> {
 #[derive(Debug, Clone, PartialEq)]
 enum Target {
     Column(usize),
-    Expression(Expr),
+    Expression(Box<Expr>),
 }
 
 /// `expr` as an expression index's key part is compared with a query's: parentheses dropped,
@@ -341,7 +341,7 @@ fn equalities(
         };
         let target = |expr: &Expr| match column_of(expr, table, alias) {
             Some(slot) => Some(Target::Column(slot)),
-            None => comparable(expr, table, alias).map(Target::Expression),
+            None => comparable(expr, table, alias).map(|expr| Target::Expression(Box::new(expr))),
         };
         let (target, value) = match (operand(left), operand(right)) {
             (None, Some(value)) => (target(left)?, value),
@@ -399,7 +399,7 @@ fn expression_key_for(
             let part = crate::sql::rewrite::parse_expression(text).ok()?;
             let part = match column_of(&part, table, None) {
                 Some(slot) => Target::Column(slot),
-                None => Target::Expression(comparable(&part, table, None)?),
+                None => Target::Expression(Box::new(comparable(&part, table, None)?)),
             };
             equalities
                 .iter()

@@ -650,18 +650,20 @@ impl TableProvider for KvTable {
             )?))
         };
         Ok(Arc::new(KvScanExec::new(
-            self.table.clone(),
-            view,
-            slots,
-            schema,
+            ScanSource {
+                table: self.table.clone(),
+                view,
+                slots,
+                schema,
+                table_statistics: statistics,
+                exact,
+            },
             ScanWay {
                 paths: Arc::new(paths),
                 chosen: 0,
                 reverse: false,
             },
             limit,
-            statistics,
-            exact,
         )))
     }
 }
@@ -1143,17 +1145,26 @@ impl fmt::Debug for KvScanExec {
     }
 }
 
+/// What a scan reads, whichever way it reads it: fixed when the scan is planned.
+struct ScanSource {
+    table: Arc<TableDef>,
+    view: ReadView,
+    slots: Vec<Option<usize>>,
+    schema: SchemaRef,
+    table_statistics: Option<Arc<TableStatistics>>,
+    exact: Option<Arc<ExactFilters>>,
+}
+
 impl KvScanExec {
-    fn new(
-        table: Arc<TableDef>,
-        view: ReadView,
-        slots: Vec<Option<usize>>,
-        schema: SchemaRef,
-        way: ScanWay,
-        limit: Option<usize>,
-        table_statistics: Option<Arc<TableStatistics>>,
-        exact: Option<Arc<ExactFilters>>,
-    ) -> KvScanExec {
+    fn new(source: ScanSource, way: ScanWay, limit: Option<usize>) -> KvScanExec {
+        let ScanSource {
+            table,
+            view,
+            slots,
+            schema,
+            table_statistics,
+            exact,
+        } = source;
         let statistics = Arc::new(estimate(
             &table,
             &slots,
@@ -1189,6 +1200,18 @@ impl KvScanExec {
             properties,
             exact,
             partitions,
+        }
+    }
+
+    /// This scan's source, to read it another way.
+    fn source(&self) -> ScanSource {
+        ScanSource {
+            table: self.table.clone(),
+            view: self.view.clone(),
+            slots: self.slots.clone(),
+            schema: self.schema.clone(),
+            table_statistics: self.table_statistics.clone(),
+            exact: self.exact.clone(),
         }
     }
 
@@ -1271,18 +1294,13 @@ impl KvScanExec {
             for reverse in [false, true] {
                 if satisfies(access, reverse) {
                     return Some(KvScanExec::new(
-                        self.table.clone(),
-                        self.view.clone(),
-                        self.slots.clone(),
-                        self.schema.clone(),
+                        self.source(),
                         ScanWay {
                             paths: self.way.paths.clone(),
                             chosen,
                             reverse,
                         },
                         self.limit,
-                        self.table_statistics.clone(),
-                        self.exact.clone(),
                     ));
                 }
             }
@@ -1697,14 +1715,9 @@ impl ExecutionPlan for KvScanExec {
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
         Some(Arc::new(KvScanExec::new(
-            self.table.clone(),
-            self.view.clone(),
-            self.slots.clone(),
-            self.schema.clone(),
+            self.source(),
             self.way.clone(),
             limit,
-            self.table_statistics.clone(),
-            self.exact.clone(),
         )))
     }
 
