@@ -41,14 +41,22 @@ pub trait Snapshot: Send + Sync {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
-        for item in self.scan(range.clone(), reverse)? {
-            let (key, value) = item?;
-            if !visit(&key, &value) {
-                break;
-            }
-        }
-        Ok(())
+        visit_pairs(self.scan(range.clone(), reverse)?, visit)
     }
+}
+
+/// Calls `visit` with each owned pair of `pairs` until it returns false.
+pub(crate) fn visit_pairs(
+    pairs: ScanIterator,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<()> {
+    for item in pairs {
+        let (key, value) = item?;
+        if !visit(&key, &value) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A storage engine underneath the transaction layer.

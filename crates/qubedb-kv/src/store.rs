@@ -325,13 +325,7 @@ impl ReadView {
         {
             return self.snapshot.visit(range, reverse, visit);
         }
-        for item in self.scan(range.clone(), reverse)? {
-            let (key, value) = item?;
-            if !visit(&key, &value) {
-                break;
-            }
-        }
-        Ok(())
+        crate::backend::visit_pairs(self.scan(range.clone(), reverse)?, visit)
     }
 
     /// The pairs in `range`, in key order (or reverse).
