@@ -255,12 +255,8 @@ fn operand(expr: &Expr) -> Option<Operand> {
                 FunctionArguments::List(list) => list.args.is_empty() && list.clauses.is_empty(),
                 FunctionArguments::Subquery(_) => false,
             };
-            let plain = no_arguments
-                && function.filter.is_none()
-                && function.over.is_none()
-                && function.within_group.is_empty()
-                && function.null_treatment.is_none();
-            (plain
+            (no_arguments
+                && plain_call(function)
                 && matches!(
                     name.as_str(),
                     "now" | "current_timestamp" | "localtimestamp" | "pg_catalog.now"
@@ -386,9 +382,13 @@ fn expression_key_for(
     index: &IndexDef,
     table: &TableDef,
 ) -> Option<Vec<Operand>> {
+    // Parsing the key parts is skipped unless the WHERE clause compares an expression.
     if index.expressions.is_empty()
         || index.predicate.is_some()
         || index.expressions.len() != equalities.len()
+        || !equalities
+            .iter()
+            .any(|(target, _)| matches!(target, Target::Expression(_)))
     {
         return None;
     }
@@ -409,6 +409,14 @@ fn expression_key_for(
         .collect()
 }
 
+/// A function call without `FILTER`, `OVER`, `WITHIN GROUP` or a NULL treatment.
+fn plain_call(function: &ast::Function) -> bool {
+    function.filter.is_none()
+        && function.over.is_none()
+        && function.within_group.is_empty()
+        && function.null_treatment.is_none()
+}
+
 /// True for `count(*)`.
 fn is_count_star(expr: &Expr) -> bool {
     let Expr::Function(function) = expr else {
@@ -418,10 +426,7 @@ fn is_count_star(expr: &Expr) -> bool {
         return false;
     };
     function.name.to_string().eq_ignore_ascii_case("count")
-        && function.filter.is_none()
-        && function.over.is_none()
-        && function.within_group.is_empty()
-        && function.null_treatment.is_none()
+        && plain_call(function)
         && list.duplicate_treatment.is_none()
         && list.clauses.is_empty()
         && matches!(

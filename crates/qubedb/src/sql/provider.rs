@@ -52,6 +52,7 @@ use qubedb_model::{DataType, Value};
 use super::convert::{ColumnBuilder, field};
 use crate::error::{Error, to_datafusion};
 use crate::session::Shared;
+use crate::sql::index_keys::CompiledIndex;
 use crate::sql::scan_filter::{ExactFilters, equality_part, exact_key_type};
 use crate::sql::system::{SystemSchema, SystemSchemaKind, system_table};
 
@@ -247,24 +248,33 @@ impl KvTable {
         key_slots.iter().position(|&key_slot| key_slot == slot)
     }
 
-    /// True when the scan applies `filter` itself, exactly (`sql/scan_filter.rs`): an equality between
-    /// an expression index's key part and a constant or a parameter, for a key type whose equality is
-    /// the key's.
-    fn exact_filter(&self, filter: &Expr) -> bool {
+    /// Each B-tree index's compiled form (`None` for a plain index), in `self.indexes`' order: compiled
+    /// once per planning call, for the exact filters and the access paths alike.
+    fn compiled_indexes(&self) -> Result<Vec<Option<Arc<CompiledIndex>>>, Error> {
         self.indexes
             .iter()
-            .filter(|index| !index.expressions.is_empty())
-            .any(|index| {
-                let Ok(Some(compiled)) = self
-                    .shared
+            .map(|index| {
+                self.shared
                     .database
                     .index_compiler
                     .compile(&self.table, index)
-                else {
-                    return false;
-                };
-                equality_part(filter, &|expr| compiled.part_position(expr))
-                    .is_some_and(|position| exact_key_type(compiled.part_types[position]))
+            })
+            .collect()
+    }
+
+    /// True when the scan applies `filter` itself, exactly (`sql/scan_filter.rs`): an equality between
+    /// an expression index's key part and a constant or a parameter, for a key type whose equality is
+    /// the key's. (`compiled`: [`KvTable::compiled_indexes`].)
+    fn exact_filter(&self, compiled: &[Option<Arc<CompiledIndex>>], filter: &Expr) -> bool {
+        self.indexes
+            .iter()
+            .zip(compiled)
+            .filter(|(index, _)| !index.expressions.is_empty())
+            .any(|(_, compiled)| {
+                compiled.as_ref().is_some_and(|compiled| {
+                    equality_part(filter, &|expr| compiled.part_position(expr))
+                        .is_some_and(|position| exact_key_type(compiled.part_types[position]))
+                })
             })
     }
 
@@ -291,6 +301,7 @@ impl KvTable {
         &self,
         filters: &[Expr],
         exact: &[Expr],
+        compiled_indexes: &[Option<Arc<CompiledIndex>>],
         statistics: Option<&TableStatistics>,
     ) -> Result<Vec<AccessPath>, Error> {
         let types_of = |key_slots: &[usize]| -> Vec<DataType> {
@@ -335,13 +346,8 @@ impl KvTable {
             };
         }
         let mut paths = vec![best];
-        for index in &self.indexes {
-            let compiled = self
-                .shared
-                .database
-                .index_compiler
-                .compile(&self.table, index)?;
-            if let Some(compiled) = &compiled
+        for (index, compiled) in self.indexes.iter().zip(compiled_indexes) {
+            if let Some(compiled) = compiled
                 && !compiled.predicate_implied_by(filters)
             {
                 continue;
@@ -536,10 +542,11 @@ impl TableProvider for KvTable {
         // With an expression or partial index, every filter may matter (to match a key expression or
         // imply a predicate), so every filter reaches `scan`; DataFusion still applies them all.
         let any_compiled = self.indexes.iter().any(|index| !index.is_plain());
+        let compiled = self.compiled_indexes().map_err(to_datafusion)?;
         Ok(filters
             .iter()
             .map(|filter| {
-                if self.exact_filter(filter) {
+                if self.exact_filter(&compiled, filter) {
                     return TableProviderFilterPushDown::Exact;
                 }
                 let usable = |key_slots: &[usize]| {
@@ -598,13 +605,14 @@ impl TableProvider for KvTable {
             }
             None => None,
         };
+        let compiled = self.compiled_indexes().map_err(to_datafusion)?;
         let exact: Vec<Expr> = filters
             .iter()
-            .filter(|filter| self.exact_filter(filter))
+            .filter(|filter| self.exact_filter(&compiled, filter))
             .cloned()
             .collect();
         let mut paths = self
-            .access_paths(filters, &exact, statistics.as_deref())
+            .access_paths(filters, &exact, &compiled, statistics.as_deref())
             .map_err(to_datafusion)?;
         for (index, lookups) in self.gin_lookups(filters) {
             let rows =
@@ -1898,6 +1906,15 @@ fn entry_values(
     Ok(values)
 }
 
+/// The one key of a one-key range (a point lookup, a GIN candidate): read with `get`, since a range
+/// iterator over the store and the write buffer costs several times more.
+fn point_key(range: &KeyRange) -> Option<&[u8]> {
+    match range {
+        (Bound::Included(start), Bound::Included(end)) if start == end => Some(start),
+        _ => None,
+    }
+}
+
 /// Decodes stored row `value` into the builders of the projected slots: `position_of_slot` holds the
 /// output position of each slot up to the last projected one (later values are not read).
 fn decode_row(
@@ -1939,15 +1956,15 @@ impl RowBatches {
             }
             match self.ranges.next() {
                 None => return Ok(None),
-                // A one-key range (a point lookup, a GIN candidate) is a `get`: a range iterator over
-                // the store and the write buffer costs several times more.
-                Some((Bound::Included(start), Bound::Included(end))) if start == end => {
-                    self.rows = None;
-                    if let Some(value) = self.view.get(&start)? {
-                        return Ok(Some((start, value)));
+                Some(range) => match point_key(&range) {
+                    Some(key) => {
+                        self.rows = None;
+                        if let Some(value) = self.view.get(key)? {
+                            return Ok(Some((key.to_vec(), value)));
+                        }
                     }
-                }
-                Some(range) => self.rows = Some(self.view.scan(range, self.reverse)?),
+                    None => self.rows = Some(self.view.scan(range, self.reverse)?),
+                },
             }
         }
     }
@@ -2050,11 +2067,9 @@ impl RowBatches {
                     None => break,
                 },
             };
-            if let (Bound::Included(start), Bound::Included(end)) = &range
-                && start == end
-            {
-                if let Some(value) = self.view.get(start)? {
-                    decode(start, &value, &mut builders, &mut row_ids)?;
+            if let Some(key) = point_key(&range) {
+                if let Some(value) = self.view.get(key)? {
+                    decode(key, &value, &mut builders, &mut row_ids)?;
                     count += 1;
                 }
                 continue;
