@@ -85,7 +85,8 @@ pub(crate) fn equality_part(
 /// The filters a scan was handed as exact, ready to be evaluated over the rows it reads when its
 /// access path does not guarantee them.
 pub(crate) struct ExactFilters {
-    /// The filters, as given (EXPLAIN shows the ones evaluated).
+    /// The filters, as given (their positions are the ones `AccessPath::covers` refers to; EXPLAIN
+    /// shows the evaluated ones by their planned form, [`ExactFilters::describe`]).
     pub(crate) filters: Vec<Expr>,
     /// Each filter planned over [`ExactFilters::read_schema`].
     physical: Vec<Arc<dyn PhysicalExpr>>,
