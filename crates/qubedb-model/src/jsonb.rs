@@ -875,6 +875,8 @@ pub fn validate_text(text: &str) -> JsonResult<()> {
 /// The kinds of token of PostgreSQL's JSON lexer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
+    /// No token read yet (PostgreSQL's `JSON_TOKEN_INVALID`).
+    Invalid,
     ObjectStart,
     ObjectEnd,
     ArrayStart,
@@ -908,7 +910,7 @@ impl<'a> Lexer<'a> {
             input,
             token_start: 0,
             token_end: 0,
-            token: Token::End,
+            token: Token::Invalid,
             string: String::new(),
             line_number: 1,
             line_start: 0,
@@ -999,8 +1001,9 @@ impl<'a> Lexer<'a> {
                 if end == at {
                     // One character, whole.
                     let width = self.input[at..].chars().next().map_or(1, char::len_utf8);
+                    // The token type stays the previous token's, as in PostgreSQL's lexer
+                    // (it decides whether the context line ends in "...").
                     self.token_end = at + width;
-                    self.token = Token::End;
                     return Err(self.invalid_token());
                 }
                 let word = &self.input[at..end];

@@ -124,7 +124,11 @@ pub fn decode_value(bytes: &[u8], position: &mut usize, data_type: DataType) -> 
                 scale,
             }
         }
-        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Jsonb => {
+        DataType::Text
+        | DataType::Varchar(_)
+        | DataType::Char(_)
+        | DataType::Jsonb
+        | DataType::Json => {
             let raw = decode_bytes(bytes, position)?;
             Value::Text(
                 String::from_utf8(raw).map_err(|_| Error::corruption("key text is not UTF-8"))?,

@@ -11,6 +11,7 @@
 
 pub mod catalog;
 mod error;
+pub mod json_text;
 pub mod jsonb;
 pub mod jsonpath;
 pub mod keycode;

@@ -2,7 +2,7 @@
 //!
 //! Values are kept in their storage form: integers of every width, dates (days since 1970-01-01), times
 //! (microseconds since midnight) and timestamps (microseconds since 1970-01-01 00:00:00 UTC) as integers;
-//! `NUMERIC(p,s)` as an `i128` count of units of `10^-s`; `UUID` as 16 bytes; `JSONB` as normalized JSON text.
+//! `NUMERIC(p,s)` as an `i128` count of units of `10^-s`; `UUID` as 16 bytes; `JSONB` in its binary form (`crate::jsonb`); `JSON` as the text written.
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,8 @@ pub enum DataType {
     Interval,
     Uuid,
     Jsonb,
+    /// `JSON`: the text as written, checked to be JSON (`crate::json_text`).
+    Json,
 }
 
 impl DataType {
@@ -69,6 +71,7 @@ impl DataType {
             DataType::Interval => "interval".into(),
             DataType::Uuid => "uuid".into(),
             DataType::Jsonb => "jsonb".into(),
+            DataType::Json => "json".into(),
         }
     }
 
@@ -96,9 +99,9 @@ pub enum Value {
         units: i128,
         scale: i8,
     },
-    /// TEXT, VARCHAR, CHAR, JSONB (normalized JSON text), UUID (canonical text is not stored: see `Bytes`).
+    /// TEXT, VARCHAR, CHAR, JSON (the text written).
     Text(String),
-    /// BYTEA and UUID (16 bytes).
+    /// BYTEA, UUID (16 bytes) and JSONB (the binary form).
     Bytes(Vec<u8>),
     Interval {
         months: i32,

@@ -89,7 +89,9 @@ fn type_of_arrow(data_type: &ArrowType) -> Type {
         ArrowType::UInt64 | ArrowType::Decimal128(..) | ArrowType::Decimal256(..) => Type::NUMERIC,
         ArrowType::Float16 | ArrowType::Float32 => Type::FLOAT4,
         ArrowType::Float64 => Type::FLOAT8,
-        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => Type::TEXT,
+        ArrowType::Utf8 | ArrowType::Utf8View => Type::TEXT,
+        // json computes as its text in LargeUtf8, which no other type uses.
+        ArrowType::LargeUtf8 => Type::JSON,
         ArrowType::Binary | ArrowType::BinaryView => Type::BYTEA,
         // jsonb computes in its binary form, the only LargeBinary values.
         ArrowType::LargeBinary => Type::JSONB,
@@ -112,6 +114,7 @@ fn type_of_arrow(data_type: &ArrowType) -> Type {
                 Type::FLOAT8 => Type::FLOAT8_ARRAY,
                 Type::NUMERIC => Type::NUMERIC_ARRAY,
                 Type::JSONB => Type::JSONB_ARRAY,
+                Type::JSON => Type::JSON_ARRAY,
                 _ => Type::TEXT_ARRAY,
             }
         }

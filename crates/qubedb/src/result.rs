@@ -112,7 +112,7 @@ impl StatementOutcome {
                         value
                             .unwrap_or_default()
                             .split('\n')
-                            .map(str::to_string)
+                            .map(expand_tabs)
                             .collect()
                     })
                     .collect()
@@ -189,6 +189,31 @@ impl StatementOutcome {
             })
             .unwrap_or_default()
     }
+}
+
+/// One line of a value as psql shows it: a tab becomes the spaces up to the next multiple of 8
+/// columns (psql's `pg_wcsformat`).
+fn expand_tabs(line: &str) -> String {
+    if !line.contains('\t') {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut width = 0usize;
+    for character in line.chars() {
+        if character == '\t' {
+            loop {
+                out.push(' ');
+                width += 1;
+                if width.is_multiple_of(8) {
+                    break;
+                }
+            }
+        } else {
+            out.push(character);
+            width += 1;
+        }
+    }
+    out
 }
 
 /// A text formatter for each column of `batch`, following each field's SQL type.

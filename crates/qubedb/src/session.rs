@@ -423,7 +423,13 @@ impl Session {
                 .execute_statement(statement, params)
                 .await
                 .map_err(|error| error.locate_input(sql))?;
-            outcomes.push(result.collect().await?);
+            // Constant input is read as the plan runs: its errors point at the literal too.
+            outcomes.push(
+                result
+                    .collect()
+                    .await
+                    .map_err(|error| error.locate_input(sql))?,
+            );
         }
         Ok(outcomes)
     }
@@ -442,7 +448,12 @@ impl Session {
                     .execute_statement(statement, &[])
                     .await
                     .map_err(|error| error.locate_input(sql))?;
-                on_outcome(result.collect().await?);
+                on_outcome(
+                    result
+                        .collect()
+                        .await
+                        .map_err(|error| error.locate_input(sql))?,
+                );
             }
             Ok(())
         })

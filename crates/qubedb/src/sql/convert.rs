@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array,
-    Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder, Float64Array,
-    Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
-    IntervalMonthDayNanoArray, IntervalMonthDayNanoBuilder, LargeBinaryArray, LargeBinaryBuilder,
-    StringArray, StringBuilder, Time64MicrosecondArray, Time64MicrosecondBuilder,
-    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder,
+    Date32Array, Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder,
+    Float64Array, Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array,
+    Int64Builder, IntervalMonthDayNanoArray, IntervalMonthDayNanoBuilder, LargeBinaryArray,
+    LargeBinaryBuilder, LargeStringArray, LargeStringBuilder, StringArray, StringBuilder,
+    Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{
@@ -46,6 +47,9 @@ pub fn arrow_type(data_type: DataType) -> ArrowType {
         // jsonb's binary form (`qubedb_model::jsonb`): no other SQL type computes in LargeBinary, so
         // the Arrow type alone says a value is jsonb wherever it flows.
         DataType::Jsonb => ArrowType::LargeBinary,
+        // json's text as written: no other SQL type computes in LargeUtf8 either, so the Arrow type
+        // marks json values as LargeBinary marks jsonb.
+        DataType::Json => ArrowType::LargeUtf8,
         DataType::Bytea => ArrowType::Binary,
         DataType::Date => ArrowType::Date32,
         DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
@@ -78,7 +82,8 @@ pub fn sql_type_of_arrow(arrow: &ArrowType) -> Option<DataType> {
                 scale: *scale,
             }
         }
-        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::Text,
+        ArrowType::Utf8 | ArrowType::Utf8View => DataType::Text,
+        ArrowType::LargeUtf8 => DataType::Json,
         ArrowType::LargeBinary => DataType::Jsonb,
         ArrowType::Binary | ArrowType::BinaryView | ArrowType::FixedSizeBinary(_) => {
             DataType::Bytea
@@ -106,6 +111,7 @@ pub enum ColumnBuilder {
     Uuid(StringBuilder),
     Binary(BinaryBuilder),
     Jsonb(LargeBinaryBuilder),
+    Json(LargeStringBuilder),
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, bool),
@@ -132,6 +138,9 @@ impl ColumnBuilder {
             }
             DataType::Jsonb => {
                 ColumnBuilder::Jsonb(LargeBinaryBuilder::with_capacity(capacity, capacity * 64))
+            }
+            DataType::Json => {
+                ColumnBuilder::Json(LargeStringBuilder::with_capacity(capacity, capacity * 64))
             }
             DataType::Uuid => {
                 ColumnBuilder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36))
@@ -185,6 +194,9 @@ impl ColumnBuilder {
                 builder.append_value(value)
             }
             (ColumnBuilder::Text(builder), RawValue::Bytes(bytes)) => {
+                builder.append_value(std::str::from_utf8(bytes).map_err(|_| mismatch())?)
+            }
+            (ColumnBuilder::Json(builder), RawValue::Bytes(bytes)) => {
                 builder.append_value(std::str::from_utf8(bytes).map_err(|_| mismatch())?)
             }
             (ColumnBuilder::Uuid(builder), RawValue::Bytes(bytes)) => {
@@ -250,6 +262,7 @@ impl ColumnBuilder {
             ColumnBuilder::Text(builder) | ColumnBuilder::Uuid(builder) => builder.append_null(),
             ColumnBuilder::Binary(builder) => builder.append_null(),
             ColumnBuilder::Jsonb(builder) => builder.append_null(),
+            ColumnBuilder::Json(builder) => builder.append_null(),
             ColumnBuilder::Date(builder) => builder.append_null(),
             ColumnBuilder::Time(builder) => builder.append_null(),
             ColumnBuilder::Timestamp(builder, _) => builder.append_null(),
@@ -276,6 +289,7 @@ impl ColumnBuilder {
             }
             ColumnBuilder::Binary(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Jsonb(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Json(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Date(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Time(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Timestamp(builder, with_zone) => {
@@ -297,6 +311,9 @@ pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
     let target = arrow_type(data_type);
     if array.data_type() == &target {
         return Ok(array.clone());
+    }
+    if data_type == DataType::Json {
+        return json_array(array);
     }
     if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
         match data_type {
@@ -472,6 +489,12 @@ pub fn value_at(array: &ArrayRef, row: usize, data_type: DataType) -> Result<Val
         DataType::Uuid => {
             Value::Bytes(parse_uuid(string_at(any, row).ok_or_else(wrong)?)?.to_vec())
         }
+        DataType::Json => Value::Text(
+            any.downcast_ref::<LargeStringArray>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_string(),
+        ),
         DataType::Jsonb => Value::Bytes(match any.downcast_ref::<LargeBinaryArray>() {
             Some(binary) => binary.value(row).to_vec(),
             None => parse_jsonb(string_at(any, row).ok_or_else(wrong)?)?,
@@ -577,6 +600,55 @@ pub fn parse_jsonb(text: &str) -> Result<Vec<u8>> {
             Err(error)
         }
     }
+}
+
+/// `json` input: the text itself, once it is checked to be JSON.
+pub fn check_json(text: &str) -> Result<()> {
+    qubedb_model::jsonb::validate_text(text).map_err(|error| {
+        let mut error = json_error(error);
+        error.set_input(text);
+        error
+    })
+}
+
+/// `array` as `json` values: text checked to be JSON, jsonb printed as its text (a `jsonb::json`
+/// cast), anything else as its text form checked.
+pub fn json_array(array: &ArrayRef) -> Result<ArrayRef> {
+    let rows = array.len();
+    let mut builder = LargeStringBuilder::with_capacity(rows, rows * 32);
+    match array.data_type() {
+        ArrowType::LargeUtf8 => return Ok(array.clone()),
+        ArrowType::LargeBinary => {
+            let binary = array.as_binary::<i64>();
+            for row in 0..rows {
+                if binary.is_null(row) {
+                    builder.append_null();
+                } else {
+                    builder.append_value(Jsonb::new(binary.value(row)).to_text());
+                }
+            }
+        }
+        ArrowType::Null => builder.append_nulls(rows),
+        _ => {
+            let options = CastOptions {
+                safe: false,
+                ..CastOptions::default()
+            };
+            let text = cast_with_options(array, &ArrowType::Utf8, &options)
+                .map_err(|error| Error::user("42846", error.to_string()))?;
+            let strings = text.as_string::<i32>();
+            for value in strings.iter() {
+                match value {
+                    None => builder.append_null(),
+                    Some(text) => {
+                        check_json(text)?;
+                        builder.append_value(text);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Arc::new(builder.finish()))
 }
 
 /// A JSON error as a SQL error (message, detail, hint and context as PostgreSQL reports them).

@@ -306,7 +306,8 @@ pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
         SqlType::Timestamp(_, _) => plain(DataType::TimestampTz),
         SqlType::Interval { .. } => plain(DataType::Interval),
         SqlType::Uuid => plain(DataType::Uuid),
-        SqlType::JSONB | SqlType::JSON => plain(DataType::Jsonb),
+        SqlType::JSONB => plain(DataType::Jsonb),
+        SqlType::JSON => plain(DataType::Json),
         SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
             let name = name.to_string().to_lowercase();
             match name.as_str() {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, LargeBinaryBuilder, StringBuilder, new_empty_array,
+    Array, ArrayRef, AsArray, LargeBinaryBuilder, LargeStringBuilder, new_empty_array,
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
 use datafusion::common::{Result as DataFusionResult, ScalarValue};
@@ -72,7 +72,7 @@ impl ScalarUDFImpl for JsonBuild {
         Ok(if self.binary {
             ArrowType::LargeBinary
         } else {
-            ArrowType::Utf8
+            ArrowType::LargeUtf8
         })
     }
 
@@ -85,7 +85,7 @@ impl ScalarUDFImpl for JsonBuild {
             )));
         }
         Ok(Arc::new(
-            Field::new(self.name, ArrowType::Utf8, true).with_metadata(HashMap::from([(
+            Field::new(self.name, ArrowType::LargeUtf8, true).with_metadata(HashMap::from([(
                 TYPE_METADATA_KEY.to_string(),
                 "json".to_string(),
             )])),
@@ -109,7 +109,10 @@ impl ScalarUDFImpl for JsonBuild {
                     .metadata()
                     .get(TYPE_METADATA_KEY)
                     .is_some_and(|name| name == "json" || name == "jsonb")
-                    || field.data_type() == &ArrowType::LargeBinary
+                    || matches!(
+                        field.data_type(),
+                        ArrowType::LargeBinary | ArrowType::LargeUtf8
+                    )
             })
             .collect();
         self.build(&arrays, &json_typed, rows)
@@ -122,7 +125,7 @@ impl JsonBuild {
         let output = if self.binary {
             ArrowType::LargeBinary
         } else {
-            ArrowType::Utf8
+            ArrowType::LargeUtf8
         };
         let mut values = Vec::with_capacity(rows);
         for row in 0..rows {
@@ -143,7 +146,13 @@ impl JsonBuild {
             let arguments: Vec<ArrayRef> = (0..elements.len())
                 .map(|index| elements.slice(index, 1))
                 .collect();
-            let typed = vec![elements.data_type() == &ArrowType::LargeBinary; arguments.len()];
+            let typed = vec![
+                matches!(
+                    elements.data_type(),
+                    ArrowType::LargeBinary | ArrowType::LargeUtf8
+                );
+                arguments.len()
+            ];
             let ColumnarValue::Array(built) = self.build(&arguments, &typed, 1)? else {
                 return Err(to_datafusion(Error::internal("build returns an array")));
             };
@@ -175,7 +184,7 @@ impl JsonBuild {
         if self.binary {
             return self.build_binary(arrays, rows);
         }
-        let mut builder = StringBuilder::with_capacity(rows, rows * 16);
+        let mut builder = LargeStringBuilder::with_capacity(rows, rows * 16);
         for row in 0..rows {
             let text = if self.object {
                 self.object_at(arrays, json_typed, row)?
@@ -234,16 +243,36 @@ impl JsonBuild {
     ) -> DataFusionResult<String> {
         let mut pairs: Vec<(String, String)> = Vec::with_capacity(arrays.len() / 2);
         for (position, pair) in arrays.chunks(2).enumerate() {
+            if matches!(
+                pair[0].data_type(),
+                ArrowType::List(_)
+                    | ArrowType::LargeList(_)
+                    | ArrowType::Struct(_)
+                    | ArrowType::LargeUtf8
+                    | ArrowType::LargeBinary
+            ) {
+                return Err(to_datafusion(Error::user(
+                    "22023",
+                    "key value must be scalar, not array, composite, or json",
+                )));
+            }
             let key = if pair[0].data_type() == &ArrowType::Null {
                 None
             } else {
                 crate::result::batch_text_value(&pair[0], row)
             };
             let Some(key) = key else {
-                return Err(to_datafusion(Error::user(
-                    "22004",
-                    format!("argument {}: key must not be null", position * 2 + 1),
-                )));
+                // PostgreSQL words this differently for json and jsonb.
+                let argument = position * 2 + 1;
+                return Err(to_datafusion(if self.binary {
+                    Error::user(
+                        "22004",
+                        format!("argument {argument}: key must not be null"),
+                    )
+                } else {
+                    Error::user("22004", format!("argument {argument} cannot be null"))
+                        .with_hint("Object keys should be text.")
+                }));
             };
             let value = json_value(&pair[1], row, json_typed[position * 2 + 1]);
             if self.binary

@@ -15,14 +15,14 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeBinaryBuilder, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeBinaryBuilder, LargeStringBuilder};
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
 use datafusion::common::{Result as DataFusionResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ReturnFieldArgs,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 use qubedb_model::jsonb::{self, Json, Jsonb};
@@ -39,10 +39,20 @@ pub(crate) fn register(context: &SessionContext) {
         ("row_to_json", false),
         ("array_to_json", false),
     ] {
+        // `row_to_json(record, pretty)` and `array_to_json(array, pretty)` take a line-feed flag.
+        let pretty = matches!(name, "row_to_json" | "array_to_json");
+        let signature = if pretty {
+            Signature::one_of(
+                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+                Volatility::Stable,
+            )
+        } else {
+            Signature::any(1, Volatility::Stable)
+        };
         context.register_udf(ScalarUDF::new_from_impl(ToJson {
             name,
             binary,
-            signature: Signature::any(1, Volatility::Stable),
+            signature,
         }));
     }
     for (name, binary, object) in [
@@ -60,10 +70,10 @@ pub(crate) fn register(context: &SessionContext) {
     }
 }
 
-/// A `json` result field: text carrying the type name.
+/// A `json` result field (json computes as `LargeUtf8`, see `sql/convert.rs`).
 fn json_field(name: &str) -> FieldRef {
     Arc::new(
-        Field::new(name, ArrowType::Utf8, true).with_metadata(HashMap::from([(
+        Field::new(name, ArrowType::LargeUtf8, true).with_metadata(HashMap::from([(
             TYPE_METADATA_KEY.to_string(),
             "json".to_string(),
         )])),
@@ -102,15 +112,68 @@ fn compact(value: &Json, out: &mut String) {
     }
 }
 
-/// The `json` text of value `row` of `array`: a jsonb value prints as jsonb does, anything else
-/// compactly.
+/// The `json` text of value `row` of `array`: a json value as written, a jsonb value as jsonb prints,
+/// arrays and records compactly around them, anything else compactly.
 fn json_text_of(array: &ArrayRef, row: usize) -> String {
-    if array.data_type() == &ArrowType::LargeBinary && !array.is_null(row) {
-        return Jsonb::new(array.as_binary::<i64>().value(row)).to_text();
-    }
     let mut out = String::new();
-    compact(&json_of_keyed(array, row, false), &mut out);
+    write_json_text(array, row, &mut out);
     out
+}
+
+fn write_json_text(array: &ArrayRef, row: usize, out: &mut String) {
+    write_json_text_top(array, row, false, out)
+}
+
+/// [`write_json_text`]; with `line_feeds` (`row_to_json(r, true)`), the members of the outermost
+/// array or record are separated by a line feed and a space.
+fn write_json_text_top(array: &ArrayRef, row: usize, line_feeds: bool, out: &mut String) {
+    let separator = if line_feeds { ",\n " } else { "," };
+    if array.data_type() == &ArrowType::Null || array.is_null(row) {
+        out.push_str("null");
+        return;
+    }
+    match array.data_type() {
+        ArrowType::LargeBinary => {
+            Jsonb::new(array.as_binary::<i64>().value(row)).write_text(out);
+        }
+        ArrowType::LargeUtf8 => out.push_str(array.as_string::<i64>().value(row)),
+        ArrowType::List(_) | ArrowType::LargeList(_) => {
+            let items = match array.data_type() {
+                ArrowType::List(_) => array.as_list::<i32>().value(row),
+                _ => array.as_list::<i64>().value(row),
+            };
+            out.push('[');
+            for item in 0..items.len() {
+                if item > 0 {
+                    out.push_str(separator);
+                }
+                write_json_text(&items, item, out);
+            }
+            out.push(']');
+        }
+        ArrowType::Struct(fields) => {
+            let record = array.as_struct();
+            out.push('{');
+            for (index, (field, column)) in fields.iter().zip(record.columns()).enumerate() {
+                if index > 0 {
+                    out.push_str(separator);
+                }
+                jsonb::escape_string(field.name(), out);
+                out.push(':');
+                write_json_text(column, row, out);
+            }
+            out.push('}');
+        }
+        _ => compact(&json_of_keyed(array, row, false), out),
+    }
+}
+
+/// True for the values `json_agg` puts on a line of their own (arrays and records).
+fn is_structured(data_type: &ArrowType) -> bool {
+    matches!(
+        data_type,
+        ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::Struct(_)
+    )
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -133,7 +196,7 @@ impl ScalarUDFImpl for ToJson {
         Ok(if self.binary {
             ArrowType::LargeBinary
         } else {
-            ArrowType::Utf8
+            ArrowType::LargeUtf8
         })
     }
 
@@ -151,6 +214,24 @@ impl ScalarUDFImpl for ToJson {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
         let rows = args.number_rows;
         let array = args.args[0].to_array(rows)?;
+        let pretty = match args.args.get(1) {
+            None => None,
+            Some(flag) => {
+                let flag = flag.to_array(rows)?;
+                if !matches!(flag.data_type(), ArrowType::Boolean | ArrowType::Null) {
+                    return Err(to_datafusion(Error::user(
+                        "42883",
+                        format!(
+                            "function {}(record, {}) does not exist",
+                            self.name,
+                            crate::sql::convert::sql_type_of_arrow(flag.data_type())
+                                .map_or_else(|| flag.data_type().to_string(), |t| t.sql_name())
+                        ),
+                    )));
+                }
+                Some(flag)
+            }
+        };
         match (self.name, array.data_type()) {
             ("row_to_json", ArrowType::Struct(_) | ArrowType::Null) => {}
             ("row_to_json", _) => {
@@ -179,12 +260,19 @@ impl ScalarUDFImpl for ToJson {
             }
             return Ok(ColumnarValue::Array(Arc::new(out.finish())));
         }
-        let mut out = StringBuilder::with_capacity(rows, rows * 16);
+        let mut out = LargeStringBuilder::with_capacity(rows, rows * 16);
         for row in 0..rows {
             if array.is_null(row) || array.data_type() == &ArrowType::Null {
                 out.append_null();
             } else {
-                out.append_value(json_text_of(&array, row));
+                let line_feeds = pretty.as_ref().is_some_and(|flag| {
+                    flag.data_type() == &ArrowType::Boolean
+                        && !flag.is_null(row)
+                        && flag.as_boolean().value(row)
+                });
+                let mut text = String::new();
+                write_json_text_top(&array, row, line_feeds, &mut text);
+                out.append_value(text);
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
@@ -212,7 +300,7 @@ impl AggregateUDFImpl for JsonAggregate {
         Ok(if self.binary {
             ArrowType::LargeBinary
         } else {
-            ArrowType::Utf8
+            ArrowType::LargeUtf8
         })
     }
 
@@ -227,10 +315,12 @@ impl AggregateUDFImpl for JsonAggregate {
         Ok(json_field(self.name))
     }
 
-    fn accumulator(&self, _args: AccumulatorArgs) -> DataFusionResult<Box<dyn Accumulator>> {
+    fn accumulator(&self, args: AccumulatorArgs) -> DataFusionResult<Box<dyn Accumulator>> {
+        let value_field = args.expr_fields.get(usize::from(self.object));
         Ok(Box::new(JsonAccumulator {
             binary: self.binary,
             object: self.object,
+            structured: value_field.is_some_and(|field| is_structured(field.data_type())),
             items: Vec::new(),
             texts: Vec::new(),
             size: 0,
@@ -255,6 +345,8 @@ impl AggregateUDFImpl for JsonAggregate {
 struct JsonAccumulator {
     binary: bool,
     object: bool,
+    /// `json_agg` of arrays or records: PostgreSQL starts each element after the first on a new line.
+    structured: bool,
     items: Vec<Json>,
     /// json: each element's text (and key, for the object aggregate).
     texts: Vec<(Option<String>, String)>,
@@ -328,7 +420,7 @@ impl Accumulator for JsonAccumulator {
             return Ok(ScalarValue::LargeBinary(Some(json.encode())));
         }
         if self.texts.is_empty() {
-            return Ok(ScalarValue::Utf8(None));
+            return Ok(ScalarValue::LargeUtf8(None));
         }
         let mut out = String::new();
         if self.object {
@@ -345,13 +437,13 @@ impl Accumulator for JsonAccumulator {
             out.push('[');
             for (index, (_, value)) in self.texts.iter().enumerate() {
                 if index > 0 {
-                    out.push_str(", ");
+                    out.push_str(if self.structured { ", \n " } else { ", " });
                 }
                 out.push_str(value);
             }
             out.push(']');
         }
-        Ok(ScalarValue::Utf8(Some(out)))
+        Ok(ScalarValue::LargeUtf8(Some(out)))
     }
 
     fn size(&self) -> usize {

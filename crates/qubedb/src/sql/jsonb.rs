@@ -9,7 +9,8 @@
 //!
 //! The operators are planned into these functions by [`crate::sql::jsonb_planner`], under the names
 //! PostgreSQL gives them (`jsonb_object_field` for `->`, `jsonb_contains` for `@>`, ...), so both
-//! spellings work. The set-returning functions (`jsonb_each`, `jsonb_array_elements`, ...) are array
+//! spellings work. The `json_` functions are the same operations over json's text as written
+//! (`json_text`, a child module). The set-returning functions (`jsonb_each`, `jsonb_array_elements`, ...) are array
 //! functions here (`qubedb_jsonb_each`) that the SQL rewrite unnests.
 
 use std::borrow::Cow;
@@ -31,6 +32,8 @@ use qubedb_model::jsonpath::JsonPath;
 
 use crate::error::{Error, Result, to_datafusion};
 use crate::sql::convert::{json_error, parse_jsonb};
+
+mod json_text;
 
 /// What a function computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -224,7 +227,9 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("jsonb_path_query_array", Operation::PathQueryArray),
     ("jsonb_path_query_first", Operation::PathQueryFirst),
     ("qubedb_jsonb_assign", Operation::Assign),
-    // `json` values are kept as jsonb (see docs/architecture.md): the json_ functions are the same.
+    // The json forms (`json_text`): the same operations over json's text.
+    ("qubedb_json", Operation::Input),
+    ("json_object", Operation::Object),
     ("json_object_field", Operation::Field { text: false }),
     ("json_array_element", Operation::Field { text: false }),
     ("json_object_field_text", Operation::Field { text: true }),
@@ -311,6 +316,9 @@ pub(crate) fn udf(name: &'static str) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::new_from_impl(JsonbFunction {
         name,
         operation,
+        json: name == "qubedb_json"
+            || name.starts_with("json_")
+            || name.starts_with("qubedb_json_"),
         signature: Signature::user_defined(Volatility::Immutable),
     }))
 }
@@ -319,6 +327,8 @@ pub(crate) fn udf(name: &'static str) -> Arc<ScalarUDF> {
 struct JsonbFunction {
     name: &'static str,
     operation: Operation,
+    /// The json form: over json's text, returning json where the jsonb form returns jsonb.
+    json: bool,
     signature: Signature,
 }
 
@@ -455,6 +465,10 @@ impl ScalarUDFImpl for JsonbFunction {
     }
 
     fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
+        if self.json && self.operation == Operation::Input {
+            // `::json` of anything: json and jsonb as they are, other values by their text.
+            return Ok(arguments.to_vec());
+        }
         if self.operation == Operation::Assign {
             check_assignment_types(arguments)?;
         }
@@ -470,6 +484,7 @@ impl ScalarUDFImpl for JsonbFunction {
                     _ => ArrowType::Utf8,
                 },
                 (Parameter::Jsonb, ArrowType::LargeBinary) => ArrowType::LargeBinary,
+                (Parameter::Jsonb, ArrowType::LargeUtf8) if self.json => ArrowType::LargeUtf8,
                 (Parameter::Jsonb | Parameter::Text | Parameter::Variadic, text)
                     if is_text(text) =>
                 {
@@ -492,7 +507,23 @@ impl ScalarUDFImpl for JsonbFunction {
         Ok(coerced)
     }
 
-    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+    fn return_type(&self, arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        let jsonb = self.jsonb_return_type(arguments)?;
+        Ok(if self.json {
+            json_text::json_result_type(jsonb)
+        } else {
+            jsonb
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+        self.invoke(args)
+    }
+}
+
+impl JsonbFunction {
+    /// The result type of the jsonb form.
+    fn jsonb_return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
         Ok(match self.operation {
             Operation::Input
             | Operation::Field { text: false }
@@ -548,7 +579,7 @@ impl ScalarUDFImpl for JsonbFunction {
         })
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+    fn invoke(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
         let rows = args.number_rows;
         let arguments: Vec<Argument> = args
             .args
@@ -568,7 +599,12 @@ impl ScalarUDFImpl for JsonbFunction {
             .collect::<DataFusionResult<_>>()?;
         let all_constant = arguments.iter().all(|argument| argument.constant);
         let rows = if all_constant { 1 } else { rows };
-        let result = self.evaluate(&arguments, rows).map_err(to_datafusion)?;
+        let result = if self.json {
+            self.evaluate_json(&arguments, rows)
+        } else {
+            self.evaluate(&arguments, rows)
+        }
+        .map_err(to_datafusion)?;
         if all_constant {
             return Ok(ColumnarValue::Scalar(
                 datafusion::common::ScalarValue::try_from_array(&result, 0)?,
@@ -695,6 +731,41 @@ fn object_of_pairs(pairs: Vec<KeyValue>) -> Result<Json> {
         members.push((key, value.map_or(Json::Null, Json::String)));
     }
     Ok(Json::object(members))
+}
+
+/// The key/value pairs of `jsonb_object` / `json_object` at `row`: one array of alternating keys and
+/// values, a two-dimensional array of pairs, or an array of keys and one of values; `None` for NULL.
+fn object_pairs(arguments: &[Argument], row: usize) -> Result<Option<Vec<KeyValue>>> {
+    let first = &arguments[0];
+    if let Some(pairs) = two_dimensional_pairs(first, arguments.len(), row)? {
+        return Ok(Some(pairs));
+    }
+    let Some(first_array) = first.path(row)? else {
+        return Ok(None);
+    };
+    Ok(Some(match arguments.get(1) {
+        None => {
+            if first_array.len() % 2 != 0 {
+                return Err(Error::user(
+                    "2202E",
+                    "array must have even number of elements",
+                ));
+            }
+            first_array
+                .chunks(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect()
+        }
+        Some(values) => {
+            let Some(values) = values.path(row)? else {
+                return Ok(None);
+            };
+            if values.len() != first_array.len() {
+                return Err(Error::user("2202E", "mismatched array dimensions"));
+            }
+            first_array.into_iter().zip(values).collect()
+        }
+    }))
 }
 
 /// `jsonb_object('{{k,v},...}')`: the pairs of a two-dimensional text array literal (each row a key and a
@@ -996,39 +1067,10 @@ impl JsonbFunction {
             Operation::Object => {
                 let mut out = JsonbColumn::new(rows);
                 for row in 0..rows {
-                    if let Some(pairs) = two_dimensional_pairs(first, arguments.len(), row)? {
-                        out.push_json(&object_of_pairs(pairs)?);
-                        continue;
+                    match object_pairs(arguments, row)? {
+                        Some(pairs) => out.push_json(&object_of_pairs(pairs)?),
+                        None => out.push(None),
                     }
-                    let Some(first_array) = first.path(row)? else {
-                        out.push(None);
-                        continue;
-                    };
-                    let pairs: Vec<KeyValue> = match arguments.get(1) {
-                        None => {
-                            if first_array.len() % 2 != 0 {
-                                return Err(Error::user(
-                                    "2202E",
-                                    "array must have even number of elements",
-                                ));
-                            }
-                            first_array
-                                .chunks(2)
-                                .map(|pair| (pair[0].clone(), pair[1].clone()))
-                                .collect()
-                        }
-                        Some(values) => {
-                            let Some(values) = values.path(row)? else {
-                                out.push(None);
-                                continue;
-                            };
-                            if values.len() != first_array.len() {
-                                return Err(Error::user("2202E", "mismatched array dimensions"));
-                            }
-                            first_array.into_iter().zip(values).collect()
-                        }
-                    };
-                    out.push_json(&object_of_pairs(pairs)?);
                 }
                 Ok(out.finish())
             }
@@ -1593,7 +1635,12 @@ pub(crate) fn json_of_keyed(array: &ArrayRef, row: usize, sorted: bool) -> Json 
     match array.data_type() {
         ArrowType::Boolean => Json::Bool(array.as_boolean().value(row)),
         ArrowType::LargeBinary => Jsonb::new(array.as_binary::<i64>().value(row)).to_json(),
-        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => Json::String(text()),
+        // json: its text read as jsonb (checked when it became json).
+        ArrowType::LargeUtf8 => {
+            let text = array.as_string::<i64>().value(row);
+            jsonb::parse(text).unwrap_or_else(|_| Json::String(text.to_string()))
+        }
+        ArrowType::Utf8 | ArrowType::Utf8View => Json::String(text()),
         data_type if data_type.is_integer() => Json::Number(text()),
         ArrowType::Decimal128(..) | ArrowType::Decimal256(..) => {
             let text = text();

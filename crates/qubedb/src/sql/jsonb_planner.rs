@@ -63,6 +63,11 @@ fn is_jsonb(expr: &Expr, schema: &DFSchema) -> bool {
     matches!(expr.get_type(schema), Ok(ArrowType::LargeBinary))
 }
 
+/// True for json values (`LargeUtf8`, see `sql/convert.rs`).
+fn is_json(expr: &Expr, schema: &DFSchema) -> bool {
+    matches!(expr.get_type(schema), Ok(ArrowType::LargeUtf8))
+}
+
 fn is_text_literal(expr: &Expr) -> bool {
     matches!(
         expr,
@@ -149,6 +154,21 @@ impl ExprPlanner for JsonbOperators {
     ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
         let RawBinaryExpr { op, left, right } = expr;
         let planned = match &op {
+            // On json the path operators read the text as written (`sql/jsonb/json_text.rs`).
+            BinaryOperator::Arrow
+            | BinaryOperator::LongArrow
+            | BinaryOperator::HashArrow
+            | BinaryOperator::HashLongArrow
+                if is_json(&left, schema) =>
+            {
+                let name = match op {
+                    BinaryOperator::Arrow => "json_object_field",
+                    BinaryOperator::LongArrow => "json_object_field_text",
+                    BinaryOperator::HashArrow => "json_extract_path",
+                    _ => "json_extract_path_text",
+                };
+                Some(call(name, vec![left.clone(), right.clone()]))
+            }
             BinaryOperator::Arrow | BinaryOperator::LongArrow => {
                 let text = op == BinaryOperator::LongArrow;
                 // A chain of constant keys becomes one lookup of all of them.
@@ -334,6 +354,10 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
             Some(name) => call(name, vec![inner.clone()]),
             None => return Ok(Transformed::no(expr)),
         },
+        // Text becoming json is checked to be JSON.
+        (ArrowType::Utf8 | ArrowType::Utf8View, ArrowType::LargeUtf8) => {
+            call("qubedb_json", vec![inner.clone()])
+        }
         (ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View, ArrowType::LargeBinary) => {
             let text = if source == ArrowType::Utf8 {
                 inner.clone()

@@ -821,6 +821,7 @@ fn json_value(
         Shape::Base(DataType::Jsonb) => {
             Ok(ScalarValue::LargeBinary(Some(value.to_json().encode())))
         }
+        Shape::Base(DataType::Json) => Ok(ScalarValue::LargeUtf8(Some(value.to_text()))),
         Shape::Base(data_type) => {
             let text = match value.as_str() {
                 Some(text) => text.to_string(),

@@ -281,7 +281,7 @@ fn pg_type_name(data_type: &SqlType) -> String {
 }
 
 /// Casts to types DataFusion lacks or reads differently become QubeDB functions with PostgreSQL's input
-/// rules: `::uuid`, `::jsonb` / `::json`, `::bytea` (the `\\x` hex and escape formats), `::interval`.
+/// rules: `::uuid`, `::jsonb`, `::json`, `::bytea` (the `\\x` hex and escape formats), `::interval`.
 fn rewrite_casts(query: &mut Query) -> Result<()> {
     let mut failure = None;
     let _ = visit_expressions_mut(query, |expr| {
@@ -289,7 +289,12 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
         if let Expr::TypedString(typed) = expr
             && matches!(typed.data_type, SqlType::JSONB | SqlType::JSON)
         {
-            match parse_expression(&format!("qubedb_jsonb({})", typed.value)) {
+            let function = if typed.data_type == SqlType::JSON {
+                "qubedb_json"
+            } else {
+                "qubedb_jsonb"
+            };
+            match parse_expression(&format!("{function}({})", typed.value)) {
                 Ok(replacement) => *expr = replacement,
                 Err(error) => {
                     failure = Some(error);
@@ -321,7 +326,8 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
                 "qubedb_jsonpath"
             }
             SqlType::Uuid => "qubedb_uuid",
-            SqlType::JSONB | SqlType::JSON => "qubedb_jsonb",
+            SqlType::JSONB => "qubedb_jsonb",
+            SqlType::JSON => "qubedb_json",
             SqlType::Bytea => "qubedb_bytea",
             SqlType::Interval { .. } => {
                 if let Expr::Value(ValueWithSpan {

@@ -229,6 +229,7 @@ pub fn type_oid(data_type: DataType) -> (i64, i32) {
         DataType::Interval => (1186, -1),
         DataType::Uuid => (2950, -1),
         DataType::Jsonb => (3802, -1),
+        DataType::Json => (114, -1),
     }
 }
 
