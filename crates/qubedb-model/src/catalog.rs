@@ -17,6 +17,7 @@ use qubedb_kv::Transaction;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::jsonb::GinMode;
 use crate::keys::{Key, Meta};
 use crate::types::{DataType, Value};
 
@@ -244,15 +245,43 @@ pub enum IndexMethod {
     #[default]
     BTree,
     /// An inverted index of a jsonb column: one entry per key and value of the document
-    /// (`jsonb_ops`), or per path-and-value hash (`jsonb_path_ops`), each pointing at the row
-    /// (`crate::jsonb::gin_tokens`).
-    Gin { path_ops: bool },
+    /// (`jsonb_ops`), or per path and value (`jsonb_path_ops`), each pointing at the row
+    /// (`crate::jsonb::gin_tokens`). `exact_paths`: the paths are spelled out
+    /// ([`GinMode::Paths`]); `jsonb_path_ops` indexes made before that hash them.
+    Gin {
+        path_ops: bool,
+        #[serde(default)]
+        exact_paths: bool,
+    },
 }
 
 impl IndexMethod {
     /// True for B-tree.
     pub fn is_btree(&self) -> bool {
         *self == IndexMethod::BTree
+    }
+
+    /// How a GIN index tokenizes documents; `None` for B-tree.
+    pub fn gin_mode(&self) -> Option<GinMode> {
+        match *self {
+            IndexMethod::BTree => None,
+            IndexMethod::Gin {
+                path_ops: false, ..
+            } => Some(GinMode::Keys),
+            IndexMethod::Gin {
+                path_ops: true,
+                exact_paths: false,
+            } => Some(GinMode::PathHashes),
+            IndexMethod::Gin {
+                path_ops: true,
+                exact_paths: true,
+            } => Some(GinMode::Paths),
+        }
+    }
+
+    /// True for a GIN index of `jsonb_path_ops`.
+    pub fn is_path_ops(&self) -> bool {
+        matches!(self, IndexMethod::Gin { path_ops: true, .. })
     }
 }
 

@@ -676,6 +676,9 @@ impl<'a> Jsonb<'a> {
                 })
             }),
             (Kind::Array, Kind::Array) => other.elements().all(|wanted| self.has_element(&wanted)),
+            // An array contains a bare scalar (PostgreSQL's one exception to matching structure),
+            // never a bare object.
+            (Kind::Array, Kind::Object) => false,
             (Kind::Array, _) => self.has_element(other),
             (Kind::Object, _) | (_, Kind::Object) | (_, Kind::Array) => false,
             _ => self.equals(other),
@@ -1688,19 +1691,89 @@ pub fn strip_nulls(document: Jsonb<'_>) -> Json {
 /// key token, so `?` finds them. `jsonb_path_ops`: one 8-byte hash per scalar of the keys on the
 /// way to it and its value (arrays add nothing to the path), as PostgreSQL's operator class does.
 /// Tokens are sorted and unique.
-pub fn gin_tokens(document: Jsonb<'_>, path_ops: bool) -> Vec<Vec<u8>> {
+pub fn gin_tokens(document: Jsonb<'_>, mode: GinMode) -> Vec<Vec<u8>> {
     let mut tokens = Vec::new();
-    if path_ops {
-        path_tokens(document, FNV_OFFSET, &mut tokens);
-    } else {
-        if let Some(text) = document.as_str() {
-            tokens.push(key_token(text));
+    match mode {
+        GinMode::Keys => {
+            if let Some(text) = document.as_str() {
+                tokens.push(key_token(text));
+            }
+            value_tokens(document, &mut tokens);
         }
-        value_tokens(document, &mut tokens);
+        GinMode::PathHashes => path_tokens(document, FNV_OFFSET, &mut tokens),
+        GinMode::Paths => exact_path_tokens(document, &mut vec![b'P'], &mut tokens),
     }
     tokens.sort();
     tokens.dedup();
     tokens
+}
+
+/// The tokens an index of `mode` looks up for `@> query`, and whether a containing document has all
+/// of them (`true`) or at least one. A bare scalar is contained in itself and in a top-level array
+/// holding it, whose [`GinMode::Paths`] tokens differ by the array step: either will do.
+pub fn gin_containment_tokens(query: Jsonb<'_>, mode: GinMode) -> (Vec<Vec<u8>>, bool) {
+    if mode == GinMode::Paths && query.is_scalar() {
+        let scalar = scalar_token(query);
+        let mut bare = vec![b'P'];
+        bare.extend_from_slice(&scalar);
+        let mut element = vec![b'P', 0x02];
+        element.extend_from_slice(&scalar);
+        let long = |token: &Vec<u8>| token.len() > PATH_TOKEN_BYTES_MAX;
+        if !long(&bare) && !long(&element) {
+            return (vec![bare, element], false);
+        }
+    }
+    (gin_tokens(query, mode), true)
+}
+
+/// How a GIN index turns a document into tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GinMode {
+    /// `jsonb_ops`: a token per key and per scalar, wherever they sit.
+    Keys,
+    /// `jsonb_path_ops` as first built: an 8-byte hash of each scalar's keys and value (array steps
+    /// left out, as PostgreSQL's does). Kept for the indexes made that way.
+    PathHashes,
+    /// `jsonb_path_ops`: each scalar's path spelled out (keys, array steps) with its value; a path
+    /// longer than [`PATH_TOKEN_BYTES_MAX`] is hashed instead.
+    Paths,
+}
+
+/// Longest spelled-out path token; longer paths are stored as a hash (which answers only with a
+/// recheck of the row).
+pub const PATH_TOKEN_BYTES_MAX: usize = 256;
+
+/// True when, in [`GinMode::Paths`], the documents holding every token of `query` are exactly the
+/// documents containing `query`, so that an `@>` answered by the index needs no recheck of the rows.
+///
+/// That holds for an object whose arrays hold only scalars, with no empty object or array inside it
+/// and no path too long to spell out: object keys are unique, so a path of keys leads to one value,
+/// and a path through an array step says that this value is an array holding the scalar, which is
+/// what containment asks of it (below the top level, an array never contains a bare scalar, nor an
+/// object an array). Two scalars under one array element of objects (`[{"a":1,"b":2}]`) could sit in
+/// different elements, and an empty container asks for a value no token records: neither is exact.
+pub fn gin_query_is_exact(query: Jsonb<'_>) -> bool {
+    #[recursive::recursive]
+    fn exact_below(value: Jsonb<'_>, in_array: bool) -> bool {
+        match value.kind() {
+            Kind::Object => {
+                !in_array
+                    && !value.is_empty()
+                    && value.entries().all(|(_, item)| exact_below(item, false))
+            }
+            Kind::Array => {
+                !in_array
+                    && !value.is_empty()
+                    && value.elements().all(|item| exact_below(item, true))
+            }
+            _ => true,
+        }
+    }
+    query.kind() == Kind::Object
+        && exact_below(query, false)
+        && gin_tokens(query, GinMode::Paths)
+            .iter()
+            .all(|token| token.first() == Some(&b'P'))
 }
 
 /// The `jsonb_ops` token of a key (what `?` looks up).
@@ -1773,6 +1846,42 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(FNV_PRIME);
     }
     hash
+}
+
+/// The [`GinMode::Paths`] tokens under `value`, whose path so far is `path`: `P`, then per step
+/// `0x01`, the key's length (4 bytes) and the key, or `0x02` for an array element, then the scalar's
+/// token.
+#[recursive::recursive]
+fn exact_path_tokens(value: Jsonb<'_>, path: &mut Vec<u8>, tokens: &mut Vec<Vec<u8>>) {
+    let depth = path.len();
+    match value.kind() {
+        Kind::Object => {
+            for (key, item) in value.entries() {
+                path.push(0x01);
+                path.extend_from_slice(&(key.len() as u32).to_be_bytes());
+                path.extend_from_slice(key.as_bytes());
+                exact_path_tokens(item, path, tokens);
+                path.truncate(depth);
+            }
+        }
+        Kind::Array => {
+            path.push(0x02);
+            for item in value.elements() {
+                exact_path_tokens(item, path, tokens);
+            }
+            path.truncate(depth);
+        }
+        _ => {
+            let mut token = path.clone();
+            token.extend_from_slice(&scalar_token(value));
+            if token.len() > PATH_TOKEN_BYTES_MAX {
+                let mut hashed = vec![b'H'];
+                hashed.extend_from_slice(&fnv(FNV_OFFSET, &token).to_be_bytes());
+                token = hashed;
+            }
+            tokens.push(token);
+        }
+    }
 }
 
 #[recursive::recursive]
@@ -2031,22 +2140,99 @@ mod tests {
         ] {
             let query = value(query);
             assert!(Jsonb::new(&document).contains(&Jsonb::new(&query)));
-            for path_ops in [false, true] {
-                let have = gin_tokens(Jsonb::new(&document), path_ops);
-                for token in gin_tokens(Jsonb::new(&query), path_ops) {
-                    assert!(have.contains(&token), "{path_ops}");
+            for mode in [GinMode::Keys, GinMode::PathHashes, GinMode::Paths] {
+                let have = gin_tokens(Jsonb::new(&document), mode);
+                for token in gin_tokens(Jsonb::new(&query), mode) {
+                    assert!(have.contains(&token), "{mode:?}");
                 }
             }
         }
-        let have = gin_tokens(Jsonb::new(&document), false);
+        let have = gin_tokens(Jsonb::new(&document), GinMode::Keys);
         assert!(have.contains(&key_token("x")) && have.contains(&key_token("b")));
         let other = value(r#"{"a":{"c":[1.5]}}"#);
-        let missing = gin_tokens(Jsonb::new(&other), true);
-        assert!(
-            missing
-                .iter()
-                .any(|token| !gin_tokens(Jsonb::new(&document), true).contains(token))
-        );
+        for mode in [GinMode::PathHashes, GinMode::Paths] {
+            let missing = gin_tokens(Jsonb::new(&other), mode);
+            assert!(
+                missing
+                    .iter()
+                    .any(|token| !gin_tokens(Jsonb::new(&document), mode).contains(token))
+            );
+        }
+    }
+
+    /// For the queries [`gin_query_is_exact`] accepts, having every path token is containment, over
+    /// documents built to tell arrays, nesting and equal-valued numbers apart.
+    #[test]
+    fn exact_path_queries_match_containment() {
+        let value = |text: &str| parse(text).expect("valid").encode();
+        let documents = [
+            r#"{"a":{"b":1}}"#,
+            r#"{"a":[{"b":1}]}"#,
+            r#"{"a":{"b":[1]}}"#,
+            r#"{"a":{"b":1.0,"c":"x"}}"#,
+            r#"{"a":{"b":2},"c":"x"}"#,
+            r#"{"a":[1,2,"x"],"b":null}"#,
+            r#"{"a":[[1,2]],"b":false}"#,
+            r#"{"a":"x"}"#,
+            r#"[{"a":{"b":1}}]"#,
+            r#"{"a":{"b":{"c":1}}}"#,
+            r#"{"a":[1],"a2":[2]}"#,
+            r#"{"a":{}}"#,
+        ];
+        let queries = [
+            (r#"{"a":{"b":1}}"#, true),
+            (r#"{"a":{"b":1.00,"c":"x"}}"#, true),
+            (r#"{"a":[1,2]}"#, true),
+            (r#"{"a":[2],"b":null}"#, true),
+            (r#"{"c":"x"}"#, true),
+            (r#"{"a":"x"}"#, true),
+            (r#"{"b":false}"#, true),
+            (r#"{"a":{"b":{"c":1}}}"#, true),
+            (r#"{"a":[{"b":1}]}"#, false),
+            (r#"{"a":[[1,2]]}"#, false),
+            (r#"{"a":{}}"#, false),
+            (r#"{"a":[]}"#, false),
+            (r#"[1]"#, false),
+            (r#"1"#, false),
+        ];
+        for (query, exact) in queries {
+            let query = value(query);
+            let query = Jsonb::new(&query);
+            assert_eq!(gin_query_is_exact(query), exact, "{}", query.to_text());
+            if !exact {
+                continue;
+            }
+            let wanted = gin_tokens(query, GinMode::Paths);
+            for document in documents {
+                let document = value(document);
+                let document = Jsonb::new(&document);
+                let have = gin_tokens(document, GinMode::Paths);
+                assert_eq!(
+                    wanted.iter().all(|token| have.contains(token)),
+                    document.contains(&query),
+                    "{} @> {}",
+                    document.to_text(),
+                    query.to_text()
+                );
+            }
+        }
+        // A bare scalar is found as itself or as a top-level array's element.
+        let scalar = value(r#""x""#);
+        let (tokens, all) = gin_containment_tokens(Jsonb::new(&scalar), GinMode::Paths);
+        assert!(!all);
+        for document in [r#""x""#, r#"[1, "x"]"#] {
+            let document = value(document);
+            let have = gin_tokens(Jsonb::new(&document), GinMode::Paths);
+            assert!(tokens.iter().any(|token| have.contains(token)));
+        }
+        // A path too long to spell out is hashed, and a query holding one is not exact.
+        let long = value(&format!(
+            r#"{{"a":"{}"}}"#,
+            "x".repeat(PATH_TOKEN_BYTES_MAX)
+        ));
+        let long = Jsonb::new(&long);
+        assert_eq!(gin_tokens(long, GinMode::Paths)[0][0], b'H');
+        assert!(!gin_query_is_exact(long));
     }
 
     #[test]
@@ -2071,7 +2257,7 @@ mod tests {
                 assert!(value.contains(&value));
                 assert_eq!(value.compare(&value), Ordering::Equal);
                 let _ = value.to_pretty();
-                let _ = gin_tokens(value, true);
+                let _ = gin_tokens(value, GinMode::Paths);
                 let _ = strip_nulls(value);
             })
             .expect("thread");

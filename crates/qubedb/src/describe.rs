@@ -115,8 +115,10 @@ impl Session {
             };
             let (method, key) = match index.method {
                 qubedb_model::catalog::IndexMethod::BTree => ("btree", key),
-                qubedb_model::catalog::IndexMethod::Gin { path_ops: false } => ("gin", key),
-                qubedb_model::catalog::IndexMethod::Gin { path_ops: true } => {
+                qubedb_model::catalog::IndexMethod::Gin {
+                    path_ops: false, ..
+                } => ("gin", key),
+                qubedb_model::catalog::IndexMethod::Gin { path_ops: true, .. } => {
                     ("gin", format!("{key} jsonb_path_ops"))
                 }
             };

@@ -405,8 +405,14 @@ fn index_method(create: &CreateIndex) -> Result<IndexMethod> {
                 .as_ref()
                 .map(|class| class.to_string().to_lowercase());
             match class.as_deref() {
-                None | Some("jsonb_ops") => Ok(IndexMethod::Gin { path_ops: false }),
-                Some("jsonb_path_ops") => Ok(IndexMethod::Gin { path_ops: true }),
+                None | Some("jsonb_ops") => Ok(IndexMethod::Gin {
+                    path_ops: false,
+                    exact_paths: false,
+                }),
+                Some("jsonb_path_ops") => Ok(IndexMethod::Gin {
+                    path_ops: true,
+                    exact_paths: true,
+                }),
                 Some(other) => Err(Error::user(
                     "42704",
                     format!("operator class \"{other}\" does not exist for access method \"gin\""),

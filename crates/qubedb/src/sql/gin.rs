@@ -5,15 +5,21 @@
 //! key. A filter `doc @> constant` needs every token of the constant (a containing document has them
 //! all), `doc ? 'k'` and `doc ?& keys` the key tokens, `doc ?| keys` any of them. The scan collects the
 //! primary keys under each token's prefix, intersects (or unites) them, and reads those rows by key:
-//! the candidates. The index cannot tell a key at the top level from a nested one, nor one array
-//! element from another, so the filter itself stays on the scan (DataFusion rechecks it, the filter
-//! being pushed down as inexact), as PostgreSQL rechecks a GIN index's candidates.
+//! the candidates. A `jsonb_ops` index cannot tell a key at the top level from a nested one, nor one
+//! array element from another, so the filter itself stays on the scan (DataFusion rechecks it, the
+//! filter being pushed down as inexact), as PostgreSQL rechecks a GIN index's candidates.
+//!
+//! A `jsonb_path_ops` index spells each scalar's path out ([`GinMode::Paths`]), so for the constants
+//! [`gin_query_is_exact`] accepts (objects whose arrays hold only scalars) the candidates are exactly
+//! the containing rows: the filter is then reported exact, the scan reading this index applies it by
+//! reading the candidates alone, and `count(*)` counts them without reading a row. This departs from
+//! PostgreSQL, whose `jsonb_path_ops` hashes paths and always rechecks.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Expr;
 use qubedb_kv::ReadView;
-use qubedb_model::catalog::{IndexDef, IndexMethod};
-use qubedb_model::jsonb::{Jsonb, gin_tokens, key_token};
+use qubedb_model::catalog::IndexDef;
+use qubedb_model::jsonb::{GinMode, Jsonb, gin_containment_tokens, gin_query_is_exact, key_token};
 
 use crate::error::Result;
 use crate::sql::write::{gin_entry_key, gin_token_prefix};
@@ -27,13 +33,14 @@ const PROBE_ROWS_MAX: usize = 4096;
 pub(crate) struct GinLookup {
     pub tokens: Vec<Vec<u8>>,
     pub all: bool,
+    /// The rows with the tokens are exactly the rows the filter keeps (no recheck needed).
+    pub exact: bool,
 }
 
 /// The lookup `filter` asks of GIN index `index` on column `column`, if it is one the index serves.
 pub(crate) fn lookup(filter: &Expr, index: &IndexDef, column: &str) -> Option<GinLookup> {
-    let IndexMethod::Gin { path_ops } = index.method else {
-        return None;
-    };
+    let mode = index.method.gin_mode()?;
+    let path_ops = mode != GinMode::Keys;
     let Expr::ScalarFunction(call) = filter else {
         return None;
     };
@@ -62,25 +69,31 @@ pub(crate) fn lookup(filter: &Expr, index: &IndexDef, column: &str) -> Option<Gi
                 ScalarValue::Utf8(Some(text)) => crate::sql::convert::parse_jsonb(text).ok()?,
                 _ => return None,
             };
+            let document = Jsonb::new(&document);
+            let (tokens, all) = gin_containment_tokens(document, mode);
             GinLookup {
-                tokens: gin_tokens(Jsonb::new(&document), path_ops),
-                all: true,
+                tokens,
+                all,
+                exact: mode == GinMode::Paths && gin_query_is_exact(document),
             }
         }
         "jsonb_exists" if !path_ops => match constant {
             ScalarValue::Utf8(Some(key)) => GinLookup {
                 tokens: vec![key_token(key)],
                 all: true,
+                exact: false,
             },
             _ => return None,
         },
         "jsonb_exists_all" if !path_ops => GinLookup {
             tokens: keys(constant)?.iter().map(|key| key_token(key)).collect(),
             all: true,
+            exact: false,
         },
         "jsonb_exists_any" if !path_ops => GinLookup {
             tokens: keys(constant)?.iter().map(|key| key_token(key)).collect(),
             all: false,
+            exact: false,
         },
         _ => return None,
     };

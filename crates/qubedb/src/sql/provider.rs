@@ -264,18 +264,25 @@ impl KvTable {
 
     /// True when the scan applies `filter` itself, exactly (`sql/scan_filter.rs`): an equality between
     /// an expression index's key part and a constant or a parameter, for a key type whose equality is
-    /// the key's. (`compiled`: [`KvTable::compiled_indexes`].)
+    /// the key's, or a containment a `jsonb_path_ops` index answers without a recheck.
+    /// (`compiled`: [`KvTable::compiled_indexes`].)
     fn exact_filter(&self, compiled: &[Option<Arc<CompiledIndex>>], filter: &Expr) -> bool {
-        self.indexes
-            .iter()
-            .zip(compiled)
-            .filter(|(index, _)| !index.expressions.is_empty())
-            .any(|(_, compiled)| {
-                compiled.as_ref().is_some_and(|compiled| {
-                    equality_part(filter, &|expr| compiled.part_position(expr))
-                        .is_some_and(|position| exact_key_type(compiled.part_types[position]))
+        // A containment a `jsonb_path_ops` index answers exactly (`sql/gin.rs`).
+        let gin_exact = self
+            .gin_lookups(std::slice::from_ref(filter))
+            .any(|(_, lookups)| lookups.iter().any(|lookup| lookup.exact));
+        gin_exact
+            || self
+                .indexes
+                .iter()
+                .zip(compiled)
+                .filter(|(index, _)| !index.expressions.is_empty())
+                .any(|(_, compiled)| {
+                    compiled.as_ref().is_some_and(|compiled| {
+                        equality_part(filter, &|expr| compiled.part_position(expr))
+                            .is_some_and(|position| exact_key_type(compiled.part_types[position]))
+                    })
                 })
-            })
     }
 
     /// The GIN indexes `filters` can use, each with the lookups they ask of it.
@@ -329,6 +336,7 @@ impl KvTable {
             condition: String::new(),
             label: None,
             covers: Vec::new(),
+            known_rows: false,
         };
         if !self.table.primary_key.is_empty() {
             let key_slots = &self.table.primary_key;
@@ -343,6 +351,7 @@ impl KvTable {
                 condition: condition(&constraints, &types, &names_of(key_slots), shape),
                 label: None,
                 covers: Vec::new(),
+                known_rows: false,
             };
         }
         let mut paths = vec![best];
@@ -383,6 +392,7 @@ impl KvTable {
                 condition: condition(&constraints, &types, &names, shape),
                 label: None,
                 covers,
+                known_rows: false,
             });
         }
         // Stable: at equal rank the primary key (first) stays first.
@@ -415,6 +425,9 @@ struct AccessPath {
     /// For each exact filter of the scan (`sql/scan_filter.rs`), true when the ranges return only rows
     /// it keeps (missing: false).
     covers: Vec<bool>,
+    /// Every range is one key of a row that exists in the scan's view (GIN candidates, found in index
+    /// entries of the same snapshot): counting the ranges counts the rows.
+    known_rows: bool,
 }
 
 impl AccessPath {
@@ -614,6 +627,14 @@ impl TableProvider for KvTable {
         let mut paths = self
             .access_paths(filters, &exact, &compiled, statistics.as_deref())
             .map_err(to_datafusion)?;
+        let column_of = |index: &IndexDef| -> &str {
+            index
+                .columns
+                .first()
+                .map_or("", |&slot| self.table.columns[slot].name.as_str())
+        };
+        let mut gin_paths = Vec::new();
+        let row_prefix = Key::row_prefix(self.table.id);
         for (index, lookups) in self.gin_lookups(filters) {
             let rows =
                 crate::sql::gin::candidates(&view, index, &lookups).map_err(to_datafusion)?;
@@ -628,23 +649,40 @@ impl TableProvider for KvTable {
                     }
                 },
                 ranges: rows
-                    .into_iter()
+                    .iter()
                     .map(|primary_key| {
-                        let key = Key::Row(self.table.id, primary_key).encode();
+                        // `Key::Row(table, primary_key)`, encoded without a copy of the key.
+                        let mut key = Vec::with_capacity(row_prefix.len() + primary_key.len());
+                        key.extend_from_slice(&row_prefix);
+                        key.extend_from_slice(primary_key);
                         (Bound::Included(key.clone()), Bound::Included(key))
                     })
                     .collect(),
                 condition: String::new(),
                 label: Some(format!("gin index {}", index.name)),
-                covers: Vec::new(),
+                // The exact filters whose lookup this index answers without a recheck.
+                covers: exact
+                    .iter()
+                    .map(|filter| {
+                        crate::sql::gin::lookup(filter, index, column_of(index))
+                            .is_some_and(|lookup| lookup.exact)
+                    })
+                    .collect(),
+                known_rows: true,
             };
-            // Before the paths that read ranges without a fixed key column, or everything.
-            let at = paths
-                .iter()
-                .position(|other| other.rank().0 <= 2)
-                .unwrap_or(paths.len());
-            paths.insert(at, path);
+            gin_paths.push(path);
         }
+        // Of several GIN indexes, the one answering the most filters exactly, then the fewest
+        // candidates; all before the paths that read ranges without a fixed key column.
+        gin_paths.sort_by_key(|path| {
+            let exact_filters = path.covers.iter().filter(|&&covered| covered).count();
+            (std::cmp::Reverse(exact_filters), path.ranges.len())
+        });
+        let at = paths
+            .iter()
+            .position(|other| other.rank().0 <= 2)
+            .unwrap_or(paths.len());
+        paths.splice(at..at, gin_paths);
         let slots: Vec<Option<usize>> = projection.iter().map(|&index| self.slots[index]).collect();
         let exact = if exact.is_empty() {
             None
@@ -1112,7 +1150,9 @@ pub struct KvScanExec {
     /// guarantee are evaluated over the rows read.
     exact: Option<Arc<ExactFilters>>,
     /// The ranges each output partition reads, in order (see [`partition_ranges`]).
-    partitions: Vec<Vec<KeyRange>>,
+    /// Each partition's ranges, shared with the streams reading them (thousands of GIN candidates are
+    /// not copied per execution).
+    partitions: Vec<Arc<[KeyRange]>>,
 }
 
 /// Which access path a scan reads, and in which direction.
@@ -1183,13 +1223,16 @@ impl KvScanExec {
         ));
         let orderings = output_orderings(&table, &slots, &schema, way.access(), way.reverse);
         let equivalence = EquivalenceProperties::new_with_orderings(schema.clone(), orderings);
-        let partitions = partition_ranges(
+        let partitions: Vec<Arc<[KeyRange]>> = partition_ranges(
             &table,
             way.access(),
             way.reverse,
             limit,
             table_statistics.as_deref(),
-        );
+        )
+        .into_iter()
+        .map(Arc::from)
+        .collect();
         let properties = Arc::new(PlanProperties::new(
             equivalence,
             Partitioning::UnknownPartitioning(partitions.len()),
@@ -1247,10 +1290,15 @@ impl KvScanExec {
     /// the primary key's): it decodes the index entries and never reads the rows (an index-only scan).
     /// With no column to output (`count(*)`), any index will do.
     fn index_only(&self) -> bool {
-        let Some(index) = &self.way.access().index else {
+        let access = self.way.access();
+        let slots = self.read_slots();
+        if access.known_rows && slots.is_empty() {
+            // GIN candidates the index found exactly: counted, not read.
+            return true;
+        }
+        let Some(index) = &access.index else {
             return false;
         };
-        let slots = self.read_slots();
         slots.is_empty()
             || (!self.table.primary_key.is_empty()
                 && slots.iter().all(|slot| {
@@ -1329,6 +1377,14 @@ fn partition_ranges(
     limit: Option<usize>,
     statistics: Option<&TableStatistics>,
 ) -> Vec<Vec<KeyRange>> {
+    if !reverse && limit.is_none() && access.ranges.len() >= PARALLEL_POINTS_MIN {
+        let half = access.ranges.len().div_ceil(SCAN_PARTITIONS);
+        return access
+            .ranges
+            .chunks(half)
+            .map(<[KeyRange]>::to_vec)
+            .collect();
+    }
     let mut ranges = access.ranges.clone();
     if reverse {
         ranges.reverse();
@@ -1336,10 +1392,6 @@ fn partition_ranges(
     }
     if limit.is_some() {
         return vec![ranges];
-    }
-    if ranges.len() >= PARALLEL_POINTS_MIN {
-        let half = ranges.len().div_ceil(SCAN_PARTITIONS);
-        return ranges.chunks(half).map(<[KeyRange]>::to_vec).collect();
     }
     let split = (|| {
         if access.index.is_some() || access.shape != RangeShape::Full || ranges.len() != 1 {
@@ -1753,21 +1805,19 @@ impl ExecutionPlan for KvScanExec {
             view: self.view.clone(),
             slots,
             schema,
-            ranges: ranges.into_iter(),
+            ranges: RangeCursor { ranges, next: 0 },
             pending: None,
             reverse: self.way.reverse,
             through_index: access.index.clone(),
-            index_only: self.index_only().then(|| {
-                let index = access
-                    .index
-                    .as_ref()
-                    .expect("an index-only scan reads an index");
-                IndexOnly {
+            index_only: match &access.index {
+                Some(index) if self.index_only() => Some(IndexOnly {
                     prefix_bytes: Key::index_prefix(index.id).len(),
                     index_columns: index.columns.clone(),
                     include: index.include.clone(),
-                }
-            }),
+                }),
+                _ => None,
+            },
+            count_only: access.index.is_none() && self.index_only(),
             rows: None,
             // With filters to evaluate, the limit counts the rows that pass them.
             remaining: match unguaranteed.is_empty() {
@@ -1859,12 +1909,26 @@ pub(crate) fn current_view(
 /// A stored key and its value.
 type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// The ranges of one partition, shared, and how many of them were taken.
+struct RangeCursor {
+    ranges: Arc<[KeyRange]>,
+    next: usize,
+}
+
+impl RangeCursor {
+    fn next(&mut self) -> Option<&KeyRange> {
+        let range = self.ranges.get(self.next)?;
+        self.next += 1;
+        Some(range)
+    }
+}
+
 struct RowBatches {
     table: Arc<TableDef>,
     view: ReadView,
     slots: Vec<Option<usize>>,
     schema: SchemaRef,
-    ranges: std::vec::IntoIter<KeyRange>,
+    ranges: RangeCursor,
     /// What is left of a range a full batch interrupted.
     pending: Option<KeyRange>,
     /// Each range is read backwards (and the ranges come last first).
@@ -1873,6 +1937,8 @@ struct RowBatches {
     through_index: Option<IndexDef>,
     /// The output comes from the index entries alone.
     index_only: Option<IndexOnly>,
+    /// Each range is a row known to exist and no column is output: the ranges are counted, not read.
+    count_only: bool,
     rows: Option<qubedb_kv::ScanIterator>,
     remaining: usize,
     done: bool,
@@ -1956,14 +2022,14 @@ impl RowBatches {
             }
             match self.ranges.next() {
                 None => return Ok(None),
-                Some(range) => match point_key(&range) {
+                Some(range) => match point_key(range) {
                     Some(key) => {
                         self.rows = None;
                         if let Some(value) = self.view.get(key)? {
                             return Ok(Some((key.to_vec(), value)));
                         }
                     }
-                    None => self.rows = Some(self.view.scan(range, self.reverse)?),
+                    None => self.rows = Some(self.view.scan(range.clone(), self.reverse)?),
                 },
             }
         }
@@ -2015,6 +2081,13 @@ impl RowBatches {
             .rposition(Option::is_some)
             .map_or(0, |last| last + 1);
         let mut count = 0;
+        // Ranges that are each a row known to exist, none of it wanted: counted.
+        while self.count_only && count < capacity {
+            if self.ranges.next().is_none() {
+                break;
+            }
+            count += 1;
+        }
         while self.index_only.is_some() && count < capacity {
             let Some((key, value)) = self.next_entry()? else {
                 break;
@@ -2059,21 +2132,28 @@ impl RowBatches {
         }
         // Rows read in place (`ReadView::visit`), a range at a time; a range a full batch interrupts
         // is resumed after its last key.
-        while self.index_only.is_none() && self.through_index.is_none() && count < capacity {
+        while !self.count_only
+            && self.index_only.is_none()
+            && self.through_index.is_none()
+            && count < capacity
+        {
             let range = match self.pending.take() {
                 Some(range) => range,
                 None => match self.ranges.next() {
-                    Some(range) => range,
+                    // A one-key range is read with `get`, the range borrowed.
+                    Some(range) => match point_key(range) {
+                        Some(key) => {
+                            if let Some(value) = self.view.get(key)? {
+                                decode(key, &value, &mut builders, &mut row_ids)?;
+                                count += 1;
+                            }
+                            continue;
+                        }
+                        None => range.clone(),
+                    },
                     None => break,
                 },
             };
-            if let Some(key) = point_key(&range) {
-                if let Some(value) = self.view.get(key)? {
-                    decode(key, &value, &mut builders, &mut row_ids)?;
-                    count += 1;
-                }
-                continue;
-            }
             let mut failure: Option<Error> = None;
             let mut stopped_after: Option<Vec<u8>> = None;
             self.view.visit(&range, self.reverse, &mut |key, value| {

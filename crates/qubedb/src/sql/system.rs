@@ -743,7 +743,7 @@ pub fn index_definition(catalog: &Catalog, oid: i64, column: i64) -> Option<Stri
         return key_part(usize::try_from(column - 1).ok()?);
     }
     let mut key: Vec<String> = (0..index.key_len()).filter_map(key_part).collect();
-    if index.method == (IndexMethod::Gin { path_ops: true }) {
+    if index.method.is_path_ops() {
         for part in &mut key {
             part.push_str(" jsonb_path_ops");
         }

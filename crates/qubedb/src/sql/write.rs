@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use qubedb_kv::Transaction;
-use qubedb_model::catalog::{
-    Catalog, IndexDef, IndexMethod, ReferentialAction, SequenceDef, TableDef,
-};
+use qubedb_model::catalog::{Catalog, IndexDef, ReferentialAction, SequenceDef, TableDef};
 use qubedb_model::jsonb::{Jsonb, gin_tokens};
 use qubedb_model::keycode::{decode_value, encode_value};
 use qubedb_model::keys::Key;
@@ -267,7 +265,7 @@ impl<'a> IndexEntries<'a> {
     /// The entries of a row of `values` whose primary-key keycode is `primary_key`: one for a B-tree
     /// index (none when a partial index leaves the row out), one per token for a GIN index.
     pub(crate) fn entries(&self, values: &[Value], primary_key: &[u8]) -> Result<Vec<Entry>> {
-        let IndexMethod::Gin { path_ops } = self.def.method else {
+        let Some(mode) = self.def.method.gin_mode() else {
             return Ok(self.entry(values, primary_key)?.into_iter().collect());
         };
         let bytes = match &values[self.def.columns[0]] {
@@ -276,7 +274,7 @@ impl<'a> IndexEntries<'a> {
             }
             _ => return Ok(Vec::new()),
         };
-        Ok(gin_tokens(Jsonb::new(&bytes), path_ops)
+        Ok(gin_tokens(Jsonb::new(&bytes), mode)
             .into_iter()
             .map(|token| Entry {
                 key: gin_entry_key(self.def.id, &token, primary_key),

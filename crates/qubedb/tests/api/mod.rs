@@ -1535,7 +1535,10 @@ fn jsonb_indexes_are_read_and_answer_like_the_table() {
                  'tags', jsonb_build_array('t' || (g % 7), 't' || (g % 3)),
                  'amount', g % 100)
                FROM generate_series(1, 600) g;
-             INSERT INTO docs VALUES (601, '[1, \"Paris\"]'), (602, '\"Paris\"'), (603, NULL), (604, '{}');
+             INSERT INTO docs VALUES (601, '[1, \"Paris\"]'), (602, '\"Paris\"'), (603, NULL), (604, '{}'),
+               (605, '{\"user\": [{\"city\": \"Paris\"}]}'), (606, '[{\"user\": {\"city\": \"Paris\"}}]'),
+               (607, '{\"user\": {\"city\": [\"Paris\"]}}'), (608, '{\"tags\": [[\"t3\", \"t0\"]]}'),
+               (609, '{\"user\": {\"city\": \"Paris\", \"zip\": 1.50}, \"tags\": \"t3\"}');
              INSERT INTO plain SELECT * FROM docs;
              CREATE INDEX docs_gin ON docs USING gin (doc);
              CREATE INDEX docs_path ON docs USING gin (doc jsonb_path_ops);
@@ -1553,6 +1556,21 @@ fn jsonb_indexes_are_read_and_answer_like_the_table() {
             (
                 "SELECT id FROM docs WHERE doc ? 'tags'",
                 "gin index docs_gin",
+            ),
+            // jsonb_path_ops spells paths out: a containment of an object whose arrays hold
+            // scalars needs no recheck, and a count reads no row.
+            (
+                "SELECT count(*) FROM docs WHERE doc @> '{\"user\": {\"city\": \"Paris\"}}'",
+                "gin index docs_path: point lookup (61 keys), index only, projection=[]",
+            ),
+            (
+                "SELECT id FROM docs WHERE doc @> '{\"tags\": [\"t3\", \"t0\"]}'",
+                "gin index docs_path: point lookup (29 keys), projection=[id]",
+            ),
+            // An array of objects may match in different elements: rechecked.
+            (
+                "SELECT count(*) FROM docs WHERE doc @> '{\"user\": [{\"city\": \"Paris\"}]}'",
+                "gin index docs_path: point lookup (1 key), projection=[doc]",
             ),
             (
                 "SELECT id FROM docs WHERE doc -> 'user' ->> 'city' = 'Paris'",
@@ -1587,6 +1605,12 @@ fn jsonb_indexes_are_read_and_answer_like_the_table() {
         "doc @> '\"Paris\"'",
         "doc @> '{}'",
         "doc @> '{\"amount\": 7.0}'",
+        "doc @> '{\"user\": {\"city\": \"Paris\", \"zip\": 1.5}}'",
+        "doc @> '{\"user\": [{\"city\": \"Paris\"}]}'",
+        "doc @> '{\"user\": {\"city\": [\"Paris\"]}}'",
+        "doc @> '{\"tags\": [[\"t3\"]]}'",
+        "doc @> '{\"tags\": \"t3\"}'",
+        "doc @> '{\"tags\": [\"t3\"]}' AND id > 590",
         "doc ? 'tags'",
         "doc ? 'Paris'",
         "doc ?| '{amount,nope}'",
