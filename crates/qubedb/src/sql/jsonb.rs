@@ -1470,31 +1470,58 @@ impl JsonbFunction {
             }
             offsets.push(count);
         }
-        let (field, elements): (Arc<Field>, ArrayRef) = match self.operation {
+        let members = SetMembers {
+            keys: Arc::new(keys.finish()),
+            texts: Arc::new(texts.finish()),
+            values: values.finish(),
+        };
+        members.into_lists(self.operation, offsets, nulls)
+    }
+}
+
+/// The members the set-returning functions found in a batch, one column per kind.
+struct SetMembers {
+    /// Object keys (`_object_keys`, `_each`).
+    keys: ArrayRef,
+    /// Values as text (`_text` forms).
+    texts: ArrayRef,
+    /// Values as jsonb, or as json for the json forms.
+    values: ArrayRef,
+}
+
+impl SetMembers {
+    /// One list per row (`offsets` into the members; `valid`: false for a NULL document) of what
+    /// `operation` returns: keys, values, or `{key, value}` records.
+    fn into_lists(
+        self,
+        operation: Operation,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+    ) -> Result<ArrayRef> {
+        let text = matches!(
+            operation,
+            Operation::Elements { text: true } | Operation::Each { text: true }
+        );
+        let (field, elements): (Arc<Field>, ArrayRef) = match operation {
             Operation::ObjectKeys => (
                 Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
-                Arc::new(keys.finish()),
+                self.keys,
             ),
-            Operation::Elements { text: true } => (
-                Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
-                Arc::new(texts.finish()),
-            ),
-            Operation::Elements { text: false } => (
-                Arc::new(Field::new_list_field(ArrowType::LargeBinary, true)),
-                values.finish(),
-            ),
+            Operation::Elements { .. } => {
+                let elements = if text { self.texts } else { self.values };
+                (
+                    Arc::new(Field::new_list_field(elements.data_type().clone(), true)),
+                    elements,
+                )
+            }
             _ => {
-                let value_column: ArrayRef = if text {
-                    Arc::new(texts.finish())
-                } else {
-                    values.finish()
-                };
-                let fields = each_fields(text);
-                let records = StructArray::try_new(
-                    fields.clone(),
-                    vec![Arc::new(keys.finish()), value_column],
-                    None,
-                )?;
+                let value_column = if text { self.texts } else { self.values };
+                let fields = Fields::from(vec![
+                    Field::new("key", ArrowType::Utf8, false),
+                    Field::new("value", value_column.data_type().clone(), true),
+                ]);
+                let records =
+                    StructArray::try_new(fields.clone(), vec![self.keys, value_column], None)?;
                 (
                     Arc::new(Field::new_list_field(ArrowType::Struct(fields), true)),
                     Arc::new(records),
@@ -1505,7 +1532,7 @@ impl JsonbFunction {
             field,
             OffsetBuffer::new(offsets.into()),
             elements,
-            Some(nulls.into()),
+            Some(valid.into()),
         )?))
     }
 }

@@ -11,15 +11,15 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Builder, LargeStringBuilder, ListArray, StringBuilder,
-    StructArray,
+    Array, ArrayRef, AsArray, Int32Builder, LargeStringBuilder, StringBuilder,
 };
-use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Fields};
 use qubedb_model::json_text::{self, JsonText};
 use qubedb_model::jsonb::{self, Jsonb, Kind};
 
-use super::{Argument, JsonbFunction, Operation, invalid_parameter, object_pairs, path_of};
+use super::{
+    Argument, JsonbFunction, Operation, SetMembers, invalid_parameter, object_pairs, path_of,
+};
 use crate::error::{Error, Result};
 use crate::sql::convert::{check_json, json_array, json_error};
 
@@ -289,42 +289,11 @@ impl JsonbFunction {
             }
             offsets.push(count);
         }
-        let (field, elements): (Arc<Field>, ArrayRef) = match self.operation {
-            Operation::ObjectKeys => (
-                Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
-                Arc::new(keys.finish()),
-            ),
-            Operation::Elements { text: true } => (
-                Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
-                Arc::new(texts.finish()),
-            ),
-            Operation::Elements { text: false } => (
-                Arc::new(Field::new_list_field(ArrowType::LargeUtf8, true)),
-                Arc::new(values.finish()),
-            ),
-            _ => {
-                let value_column: ArrayRef = if text {
-                    Arc::new(texts.finish())
-                } else {
-                    Arc::new(values.finish())
-                };
-                let fields = json_fields(&super::each_fields(text));
-                let records = StructArray::try_new(
-                    fields.clone(),
-                    vec![Arc::new(keys.finish()), value_column],
-                    None,
-                )?;
-                (
-                    Arc::new(Field::new_list_field(ArrowType::Struct(fields), true)),
-                    Arc::new(records),
-                )
-            }
+        let members = SetMembers {
+            keys: Arc::new(keys.finish()),
+            texts: Arc::new(texts.finish()),
+            values: Arc::new(values.finish()),
         };
-        Ok(Arc::new(ListArray::try_new(
-            field,
-            OffsetBuffer::new(offsets.into()),
-            elements,
-            Some(nulls.into()),
-        )?))
+        members.into_lists(self.operation, offsets, nulls)
     }
 }
