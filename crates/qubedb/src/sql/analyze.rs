@@ -202,14 +202,16 @@ impl Session {
                 width.value(0).round() as i64
             };
             let total = rows as f64;
-            // A jsonb column keeps no value distribution: its values are whole documents, no
-            // scan compares ranges of them, and they would make the statistics wide.
-            let (most_common, histogram) =
-                if table.columns[slot].data_type == qubedb_model::DataType::Jsonb {
-                    (Vec::new(), Vec::new())
-                } else {
-                    distribution(&mut samples[position], sampled_rows, distinct)
-                };
+            // A jsonb or json column keeps no value distribution: its values are whole documents,
+            // no scan compares ranges of them, and they would make the statistics wide.
+            let (most_common, histogram) = if matches!(
+                table.columns[slot].data_type,
+                qubedb_model::DataType::Jsonb | qubedb_model::DataType::Json
+            ) {
+                (Vec::new(), Vec::new())
+            } else {
+                distribution(&mut samples[position], sampled_rows, distinct)
+            };
             columns.push(ColumnStatistics {
                 most_common,
                 histogram,
