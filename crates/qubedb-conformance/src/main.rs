@@ -59,7 +59,13 @@ fn main() -> ExitCode {
                 .cloned()
                 .unwrap_or_else(|| "../shared/conformance/postgres-regress".to_string()),
         );
-        return match qubedb_conformance::postgres::run_corpus(&corpus) {
+        // pgvector's folder holds pgvector's files, run in their own schedule.
+        let schedule = if corpus.file_name().is_some_and(|name| name == "pgvector") {
+            qubedb_conformance::postgres::PGVECTOR_SCHEDULE
+        } else {
+            qubedb_conformance::postgres::SCHEDULE
+        };
+        return match qubedb_conformance::postgres::run_schedule(&corpus, schedule) {
             Ok(summary) => {
                 println!("{}", summary.report_titled(POSTGRES_TITLE));
                 ExitCode::SUCCESS

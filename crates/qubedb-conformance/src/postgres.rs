@@ -45,6 +45,18 @@ pub const SCHEDULE: &[&str] = &[
     "jsonb",
 ];
 
+/// pgvector's regression files, in its Makefile's order.
+pub const PGVECTOR_SCHEDULE: &[&str] = &[
+    "btree",
+    "cast",
+    "copy",
+    "halfvec",
+    "hnsw_halfvec",
+    "hnsw_vector",
+    "ivfflat_vector",
+    "vector_type",
+];
+
 /// One unit of a psql script.
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
@@ -706,6 +718,12 @@ fn score(expected: &[&str], output: &[OutputLine], statements: &[Counted]) -> Ve
 
 /// Runs the schedule from `corpus` (the `postgres-regress` folder) in one fresh in-memory database.
 pub fn run_corpus(corpus: &Path) -> Result<Summary, String> {
+    run_schedule(corpus, SCHEDULE)
+}
+
+/// Runs the files `schedule` names from `corpus` (a folder with `sql/` and `expected/`, as
+/// pg_regress reads them) in one fresh in-memory database.
+pub fn run_schedule(corpus: &Path, schedule: &[&str]) -> Result<Summary, String> {
     let database =
         Database::open_in_memory().map_err(|error| format!("cannot open a database: {error}"))?;
     let mut psql = Psql {
@@ -732,7 +750,7 @@ pub fn run_corpus(corpus: &Path) -> Result<Summary, String> {
         .map_err(|error| format!("cannot set statement_timeout: {error}"))?;
     let mut summary = Summary::default();
     let only = std::env::var("QUBEDB_PG_REGRESS_ONLY").ok();
-    for name in SCHEDULE {
+    for name in schedule {
         if only
             .as_deref()
             .is_some_and(|only| !only.split(',').any(|file| file == *name))

@@ -1,4 +1,4 @@
-//! Runs the SQLite sqllogictest corpus, DuckDB's `.test` files and PostgreSQL's regression files
+//! Runs the SQLite sqllogictest corpus, DuckDB's `.test` files, PostgreSQL's and pgvector's regression files
 //! (`shared/conformance/`, beside the repository) against embedded QubeDB, writes
 //! `conformance/RESULTS.md`, and fails if fewer records (statements, for PostgreSQL) pass than
 //! `conformance/baseline.json` records for any suite. Every failing record, with its SQL, the expected
@@ -25,13 +25,18 @@ fn conformance_does_not_regress() {
         duckdb::run_corpus(&shared.join("duckdb-slt")).expect("DuckDB corpus runs");
     let postgres_summary = postgres::run_corpus(&shared.join("postgres-regress"))
         .expect("PostgreSQL regression files run");
+    let pgvector_summary =
+        postgres::run_schedule(&shared.join("pgvector"), postgres::PGVECTOR_SCHEDULE)
+            .expect("pgvector's regression files run");
     let results = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         sqlite_summary.report(),
         duckdb_summary.report_titled("DuckDB sqllogictest files (duckdb-slt)"),
         postgres_summary.report_titled(
             "PostgreSQL regression files (postgres-regress, statement by statement)"
-        )
+        ),
+        pgvector_summary
+            .report_titled("pgvector regression files (pgvector, statement by statement)")
     );
     std::fs::write(repository.join("conformance/RESULTS.md"), results)
         .expect("write conformance/RESULTS.md");
@@ -46,6 +51,11 @@ fn conformance_does_not_regress() {
             &postgres_summary,
             "PostgreSQL regression files",
         ),
+        (
+            "pgvector.md",
+            &pgvector_summary,
+            "pgvector regression files",
+        ),
     ] {
         std::fs::write(failures.join(file), summary.failures_report(title))
             .expect("write a failures report");
@@ -54,6 +64,7 @@ fn conformance_does_not_regress() {
         ("duckdb_passed".to_string(), duckdb_summary.total.passed),
         ("sqlite_passed".to_string(), sqlite_summary.total.passed),
         ("postgres_passed".to_string(), postgres_summary.total.passed),
+        ("pgvector_passed".to_string(), pgvector_summary.total.passed),
     ]);
     let baseline_path = repository.join("conformance/baseline.json");
     if std::env::var_os("QUBEDB_UPDATE_BASELINE").is_some() {
@@ -61,7 +72,7 @@ fn conformance_does_not_regress() {
         // rows in PostgreSQL's plan order where a query has no ORDER BY; QubeDB's order varies between
         // parallel runs, so those floors keep a margin of 1% and the ratchet does not flap.
         let mut floors = counts.clone();
-        for suite in ["duckdb_passed", "postgres_passed"] {
+        for suite in ["duckdb_passed", "postgres_passed", "pgvector_passed"] {
             if let Some(passed) = floors.get_mut(suite) {
                 *passed -= *passed / 100;
             }

@@ -253,6 +253,14 @@ pub enum IndexMethod {
         #[serde(default)]
         exact_paths: bool,
     },
+    /// An HNSW graph over a vector column (`crate::hnsw`): `m` links per node (twice that on layer
+    /// 0), a candidate list of `ef_construction` while linking, distances by `metric` (the operator
+    /// class).
+    Hnsw {
+        m: u16,
+        ef_construction: u16,
+        metric: crate::vector::Metric,
+    },
 }
 
 impl IndexMethod {
@@ -264,7 +272,7 @@ impl IndexMethod {
     /// How a GIN index tokenizes documents; `None` for B-tree.
     pub fn gin_mode(&self) -> Option<GinMode> {
         match *self {
-            IndexMethod::BTree => None,
+            IndexMethod::BTree | IndexMethod::Hnsw { .. } => None,
             IndexMethod::Gin {
                 path_ops: false, ..
             } => Some(GinMode::Keys),
@@ -276,6 +284,41 @@ impl IndexMethod {
                 path_ops: true,
                 exact_paths: true,
             } => Some(GinMode::Paths),
+        }
+    }
+
+    /// The HNSW configuration of an HNSW index.
+    pub fn hnsw(&self) -> Option<crate::hnsw::HnswConfig> {
+        match *self {
+            IndexMethod::Hnsw {
+                m,
+                ef_construction,
+                metric,
+            } => Some(crate::hnsw::HnswConfig {
+                m: usize::from(m),
+                ef_construction: usize::from(ef_construction),
+                metric,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The access method's name (`pg_am.amname`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            IndexMethod::BTree => "btree",
+            IndexMethod::Gin { .. } => "gin",
+            IndexMethod::Hnsw { .. } => "hnsw",
+        }
+    }
+
+    /// The operator class named after each key column, as `pg_get_indexdef` prints it (`None` for the
+    /// default).
+    pub fn operator_class(&self) -> Option<&'static str> {
+        match self {
+            IndexMethod::Gin { path_ops: true, .. } => Some("jsonb_path_ops"),
+            IndexMethod::Hnsw { metric, .. } => Some(metric.operator_class()),
+            _ => None,
         }
     }
 

@@ -6,11 +6,13 @@
 //! - [`keycode`]: the order-preserving ("memcomparable") encoding of values inside keys;
 //! - [`keys`]: every kind of key in the store, in one place (`docs/keyspace.md` lists their bytes);
 //! - [`row`]: the compact row encoding, with a schema version so `ALTER TABLE ADD COLUMN` needs no rewrite;
+//! - [`vector`]: vectors' limits, storage form and distance kernels;
 //! - [`catalog`]: schemas, tables, columns, indexes, views and sequences, stored as catalog keys and changed
 //!   transactionally with the data (a rolled-back `CREATE TABLE` leaves nothing behind).
 
 pub mod catalog;
 mod error;
+pub mod hnsw;
 pub mod json_text;
 pub mod jsonb;
 pub mod jsonpath;
@@ -18,6 +20,7 @@ pub mod keycode;
 pub mod keys;
 pub mod row;
 pub mod types;
+pub mod vector;
 
 pub use error::{Error, Result};
 pub use types::{DataType, Value};

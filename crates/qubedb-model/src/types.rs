@@ -2,7 +2,8 @@
 //!
 //! Values are kept in their storage form: integers of every width, dates (days since 1970-01-01), times
 //! (microseconds since midnight) and timestamps (microseconds since 1970-01-01 00:00:00 UTC) as integers;
-//! `NUMERIC(p,s)` as an `i128` count of units of `10^-s`; `UUID` as 16 bytes; `JSONB` in its binary form (`crate::jsonb`); `JSON` as the text written.
+//! `NUMERIC(p,s)` as an `i128` count of units of `10^-s`; `UUID` as 16 bytes; `JSONB` in its binary form (`crate::jsonb`); `JSON` as the text written;
+//! `VECTOR` as its `f32` elements.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,8 @@ pub enum DataType {
     Jsonb,
     /// `JSON`: the text as written, checked to be JSON (`crate::json_text`).
     Json,
+    /// `VECTOR(n)` (pgvector's type, `crate::vector`): `None` when declared without dimensions.
+    Vector(Option<u32>),
 }
 
 impl DataType {
@@ -72,6 +75,8 @@ impl DataType {
             DataType::Uuid => "uuid".into(),
             DataType::Jsonb => "jsonb".into(),
             DataType::Json => "json".into(),
+            DataType::Vector(Some(dimensions)) => format!("vector({dimensions})"),
+            DataType::Vector(None) => "vector".into(),
         }
     }
 
@@ -108,6 +113,8 @@ pub enum Value {
         days: i32,
         microseconds: i64,
     },
+    /// VECTOR: its elements.
+    Vector(Vec<f32>),
 }
 
 impl Value {

@@ -139,6 +139,17 @@ pub fn encode_binary(
                 None => return Err(unexpected(array)),
             }
         }
+        // pgvector's vector_send: dimensions (u16), an unused u16, then the elements.
+        data_type if qubedb::sql::vector::is_vector(data_type) => {
+            let vectors =
+                qubedb::sql::vector::Vectors::new(array.as_ref()).map_err(|_| unexpected(array))?;
+            let elements = vectors.get(row).ok_or_else(|| unexpected(array))?;
+            out.put_u16(elements.len() as u16);
+            out.put_u16(0);
+            for element in elements {
+                out.put_f32(*element);
+            }
+        }
         ArrowType::List(_) | ArrowType::LargeList(_) => encode_array(array, row, pg_type, out)?,
         _ => encode_text_as_binary(pg_type, text, out)?,
     }
@@ -386,6 +397,7 @@ pub fn parameter_type_name(pg_type: &Type) -> Option<&'static str> {
         Type::INTERVAL => "interval",
         Type::UUID => "uuid",
         Type::JSONB => "jsonb",
+        _ if is_vector_type(pg_type) => "vector",
         _ => return None,
     })
 }
@@ -429,7 +441,34 @@ fn typed(text: String, type_name: &str) -> Param {
     }
 }
 
+fn is_vector_type(pg_type: &Type) -> bool {
+    i64::from(pg_type.oid()) == qubedb::sql::system::VECTOR_OID
+}
+
+/// pgvector's binary vector (`vector_recv`): dimensions (u16), an unused u16, the elements.
+fn decode_vector(bytes: &[u8]) -> Result<Param, CodecError> {
+    let invalid = || invalid_binary("vector");
+    let header: [u8; 4] = bytes
+        .get(..4)
+        .ok_or_else(invalid)?
+        .try_into()
+        .map_err(|_| invalid())?;
+    let dimensions = usize::from(u16::from_be_bytes([header[0], header[1]]));
+    let body = &bytes[4..];
+    if body.len() != dimensions * 4 {
+        return Err(invalid());
+    }
+    let elements: Vec<f32> = body
+        .chunks_exact(4)
+        .map(|chunk| f32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+        .collect();
+    Ok(typed(qubedb::sql::vector::format(&elements), "vector"))
+}
+
 fn decode_binary(bytes: &[u8], pg_type: &Type) -> Result<Param, CodecError> {
+    if is_vector_type(pg_type) {
+        return decode_vector(bytes);
+    }
     let utf8 = |bytes: &[u8]| {
         String::from_utf8(bytes.to_vec())
             .map_err(|_| CodecError::new("22021", "invalid byte sequence for encoding \"UTF8\""))

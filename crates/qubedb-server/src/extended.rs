@@ -222,7 +222,7 @@ impl ConnectionHandlers {
             .iter()
             .map(|&oid| match oid {
                 0 => Ok(None),
-                oid => Type::from_oid(oid).map(Some).ok_or_else(|| {
+                oid => crate::types::type_of_oid(oid).map(Some).ok_or_else(|| {
                     user_error(
                         "ERROR",
                         "42704",

@@ -17,6 +17,24 @@ pub fn pg_type(field: &Field) -> Type {
     type_of_arrow(field.data_type())
 }
 
+/// pgvector's `vector`, with QubeDB's fixed OID (`qubedb::sql::system::VECTOR_OID`).
+pub fn vector_type() -> Type {
+    Type::new(
+        "vector".into(),
+        qubedb::sql::system::VECTOR_OID as u32,
+        postgres_types::Kind::Simple,
+        "public".into(),
+    )
+}
+
+/// The type of a parameter OID a client declares: PostgreSQL's built-in types, and `vector`.
+pub fn type_of_oid(oid: u32) -> Option<Type> {
+    if i64::from(oid) == qubedb::sql::system::VECTOR_OID {
+        return Some(vector_type());
+    }
+    Type::from_oid(oid)
+}
+
 /// `typlen` of a type for RowDescription: its fixed size in bytes, -1 for variable-length types.
 pub fn type_size(pg_type: &Type) -> i16 {
     match *pg_type {
@@ -76,11 +94,15 @@ fn type_of_sql_name(name: &str) -> Option<Type> {
         "oid" => Type::OID,
         "int2vector" => Type::INT2_VECTOR,
         "oidvector" => Type::OID_VECTOR,
+        "vector" => vector_type(),
         _ => return None,
     })
 }
 
 fn type_of_arrow(data_type: &ArrowType) -> Type {
+    if qubedb::sql::vector::is_vector(data_type) {
+        return vector_type();
+    }
     match data_type {
         ArrowType::Boolean => Type::BOOL,
         ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => Type::INT2,

@@ -113,14 +113,10 @@ impl Session {
             } else {
                 index.expressions.join(", ")
             };
-            let (method, key) = match index.method {
-                qubedb_model::catalog::IndexMethod::BTree => ("btree", key),
-                qubedb_model::catalog::IndexMethod::Gin {
-                    path_ops: false, ..
-                } => ("gin", key),
-                qubedb_model::catalog::IndexMethod::Gin { path_ops: true, .. } => {
-                    ("gin", format!("{key} jsonb_path_ops"))
-                }
+            let method = index.method.name();
+            let key = match index.method.operator_class() {
+                Some(class) => format!("{key} {class}"),
+                None => key,
             };
             let mut line = format!("\"{}\" {kind}{method} ({key})", index.name);
             if !index.include.is_empty() {

@@ -228,7 +228,14 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
     ("datestyle", "ISO, MDY"),
     ("default_transaction_isolation", "read committed"),
+    ("enable_seqscan", "on"),
     ("extra_float_digits", "1"),
+    ("hnsw.ef_search", "40"),
+    // QubeDB keeps searching until a filtered query has its LIMIT of rows (pgvector's default is
+    // `off`, which can return fewer).
+    ("hnsw.iterative_scan", "relaxed_order"),
+    ("hnsw.max_scan_tuples", "20000"),
+    ("hnsw.scan_mem_multiplier", "1"),
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
@@ -1433,6 +1440,56 @@ impl Session {
 
     fn set_variable(&mut self, name: &str, value: String) -> Result<()> {
         match name {
+            "hnsw.ef_search" | "hnsw.max_scan_tuples" | "hnsw.scan_mem_multiplier" => {
+                let (low, high) = match name {
+                    "hnsw.ef_search" => (1, 1000),
+                    "hnsw.max_scan_tuples" => (1, i64::from(i32::MAX)),
+                    _ => (1, 1000),
+                };
+                let trimmed = value.trim().trim_matches('\'');
+                let parsed: i64 = trimmed.parse().map_err(|_| {
+                    Error::user(
+                        "22023",
+                        format!("invalid value for parameter \"{name}\": \"{value}\""),
+                    )
+                })?;
+                if !(low..=high).contains(&parsed) {
+                    return Err(Error::user(
+                        "22023",
+                        format!(
+                            "{parsed} is outside the valid range for parameter \"{name}\" ({low} .. {high})"
+                        ),
+                    ));
+                }
+                self.shared
+                    .settings
+                    .lock()
+                    .insert(name.into(), parsed.to_string());
+            }
+            "hnsw.iterative_scan" => {
+                let mode = value.trim().trim_matches('\'').to_lowercase();
+                if !["off", "relaxed_order", "strict_order"].contains(&mode.as_str()) {
+                    return Err(Error::user(
+                        "22023",
+                        format!("invalid value for parameter \"{name}\": \"{value}\""),
+                    )
+                    .with_hint("Available values: off, relaxed_order, strict_order."));
+                }
+                self.shared.settings.lock().insert(name.into(), mode);
+            }
+            "enable_seqscan" => {
+                let flag = match value.trim().trim_matches('\'').to_lowercase().as_str() {
+                    "on" | "true" | "1" | "yes" => "on",
+                    "off" | "false" | "0" | "no" => "off",
+                    _ => {
+                        return Err(Error::user(
+                            "22023",
+                            format!("parameter \"{name}\" requires a Boolean value"),
+                        ));
+                    }
+                };
+                self.shared.settings.lock().insert(name.into(), flag.into());
+            }
             "timezone" | "time zone" => {
                 let upper = value.to_uppercase();
                 if !["UTC", "GMT", "Z", "+00", "+00:00", "ETC/UTC", "0"].contains(&upper.as_str()) {
@@ -1738,7 +1795,13 @@ pub(crate) fn shown_setting(variable: &[ast::Ident]) -> String {
     match name.as_str() {
         "time zone" => "timezone".to_string(),
         "transaction isolation level" => "transaction_isolation".to_string(),
-        _ => name,
+        "session authorization" | "all" => name,
+        // A dotted name (`hnsw.ef_search`, `qubedb.fast_path`) arrives in parts.
+        _ => variable
+            .iter()
+            .map(|part| part.value.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("."),
     }
 }
 

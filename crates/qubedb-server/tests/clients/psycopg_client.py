@@ -4,6 +4,7 @@ SQLSTATE names. Run by the server tests with the port as the argument; prints `o
 
 import datetime
 import decimal
+import struct
 import sys
 import uuid
 
@@ -71,6 +72,22 @@ with psycopg.connect(conninfo, autocommit=True) as conn:
                 (VALUES[10], VALUES[12], VALUES[14], VALUES[5], "sh%"),
             )
             check(cursor.fetchall() == [(1,)], f"binary={binary}: typed comparisons")
+
+    # Vectors (pgvector's type): the text form, and pgvector's binary form (dimensions, an unused
+    # u16, the float4s); the type's OID is the one pg_type lists.
+    conn.execute("CREATE TABLE embeddings (id INTEGER PRIMARY KEY, v vector(3))")
+    conn.execute("CREATE INDEX ON embeddings USING hnsw (v vector_l2_ops)")
+    conn.execute("INSERT INTO embeddings VALUES (1, %s), (2, %s)", ("[1,2,3]", "[0,0,1]"))
+    row = conn.execute(
+        "SELECT id, v FROM embeddings ORDER BY v <-> %s LIMIT 1", ("[0,0,0.9]",)
+    ).fetchone()
+    check(row == (2, "[0,0,1]"), f"nearest vector: {row!r}")
+    vector_oid = conn.execute("SELECT oid FROM pg_type WHERE typname = 'vector'").fetchone()[0]
+    with conn.cursor(binary=True) as cursor:
+        cursor.execute("SELECT v FROM embeddings WHERE id = 1")
+        raw = bytes(cursor.fetchone()[0])
+        check(raw == struct.pack(">HHfff", 3, 0, 1.0, 2.0, 3.0), f"binary vector: {raw!r}")
+        check(cursor.description[0].type_code == vector_oid, f"vector oid {vector_oid}")
 
     # Server-side prepared statements: prepared once, executed many times.
     for attempt in range(5):

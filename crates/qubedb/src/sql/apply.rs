@@ -879,6 +879,7 @@ pub(crate) fn install(
     let mut physical_rules =
         datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     physical_rules.insert(0, Arc::new(crate::sql::scan_order::ScanOrder));
+    physical_rules.insert(0, Arc::new(crate::sql::vector_scan::VectorOrder));
     builder
         .with_physical_optimizer_rules(physical_rules)
         .with_analyzer_rule(Arc::new(ApplyRejectedSubqueries))

@@ -50,6 +50,8 @@ pub fn arrow_type(data_type: DataType) -> ArrowType {
         // json's text as written: no other SQL type computes in LargeUtf8 either, so the Arrow type
         // marks json values as LargeBinary marks jsonb.
         DataType::Json => ArrowType::LargeUtf8,
+        // vectors as lists of real in LargeList, which no other type uses (`sql/vector.rs`).
+        DataType::Vector(_) => crate::sql::vector::arrow_type(),
         DataType::Bytea => ArrowType::Binary,
         DataType::Date => ArrowType::Date32,
         DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
@@ -94,6 +96,7 @@ pub fn sql_type_of_arrow(arrow: &ArrowType) -> Option<DataType> {
         ArrowType::Timestamp(_, Some(_)) => DataType::TimestampTz,
         ArrowType::Interval(_) | ArrowType::Duration(_) => DataType::Interval,
         ArrowType::Null => DataType::Text,
+        data_type if crate::sql::vector::is_vector(data_type) => DataType::Vector(None),
         _ => return None,
     })
 }
@@ -112,6 +115,7 @@ pub enum ColumnBuilder {
     Binary(BinaryBuilder),
     Jsonb(LargeBinaryBuilder),
     Json(LargeStringBuilder),
+    Vector(crate::sql::vector::VectorBuilder),
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, bool),
@@ -141,6 +145,12 @@ impl ColumnBuilder {
             }
             DataType::Json => {
                 ColumnBuilder::Json(LargeStringBuilder::with_capacity(capacity, capacity * 64))
+            }
+            DataType::Vector(dimensions) => {
+                ColumnBuilder::Vector(crate::sql::vector::VectorBuilder::with_capacity(
+                    capacity,
+                    capacity * dimensions.unwrap_or(16) as usize,
+                ))
             }
             DataType::Uuid => {
                 ColumnBuilder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36))
@@ -199,6 +209,9 @@ impl ColumnBuilder {
             (ColumnBuilder::Json(builder), RawValue::Bytes(bytes)) => {
                 builder.append_value(std::str::from_utf8(bytes).map_err(|_| mismatch())?)
             }
+            (ColumnBuilder::Vector(builder), RawValue::Bytes(bytes)) => {
+                builder.append(&qubedb_model::vector::from_bytes(bytes).ok_or_else(mismatch)?)
+            }
             (ColumnBuilder::Uuid(builder), RawValue::Bytes(bytes)) => {
                 let uuid = uuid::Uuid::from_slice(bytes).map_err(|_| mismatch())?;
                 builder.append_value(uuid.hyphenated().to_string())
@@ -247,6 +260,13 @@ impl ColumnBuilder {
                 days,
                 microseconds,
             } => self.append_raw(RawValue::Interval(*months, *days, *microseconds)),
+            Value::Vector(elements) => match self {
+                ColumnBuilder::Vector(builder) => {
+                    builder.append(elements);
+                    Ok(())
+                }
+                _ => Err(Error::internal("vector value for a column of another type")),
+            },
         }
     }
 
@@ -263,6 +283,7 @@ impl ColumnBuilder {
             ColumnBuilder::Binary(builder) => builder.append_null(),
             ColumnBuilder::Jsonb(builder) => builder.append_null(),
             ColumnBuilder::Json(builder) => builder.append_null(),
+            ColumnBuilder::Vector(builder) => builder.append_null(),
             ColumnBuilder::Date(builder) => builder.append_null(),
             ColumnBuilder::Time(builder) => builder.append_null(),
             ColumnBuilder::Timestamp(builder, _) => builder.append_null(),
@@ -290,6 +311,7 @@ impl ColumnBuilder {
             ColumnBuilder::Binary(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Jsonb(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Json(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::Vector(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Date(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Time(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Timestamp(builder, with_zone) => {
@@ -308,6 +330,9 @@ impl ColumnBuilder {
 /// Casts `array` to the Arrow type of `data_type`, failing (not nulling) on values that do not fit.
 /// Text is read with PostgreSQL's input syntax where Arrow's differs (`BYTEA`, `INTERVAL`).
 pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
+    if let DataType::Vector(dimensions) = data_type {
+        return crate::sql::vector::cast_array(array, dimensions);
+    }
     let target = arrow_type(data_type);
     if array.data_type() == &target {
         return Ok(array.clone());
@@ -489,6 +514,7 @@ pub fn value_at(array: &ArrayRef, row: usize, data_type: DataType) -> Result<Val
         DataType::Uuid => {
             Value::Bytes(parse_uuid(string_at(any, row).ok_or_else(wrong)?)?.to_vec())
         }
+        DataType::Vector(_) => Value::Vector(crate::sql::vector::value_at(array, row)?),
         DataType::Json => Value::Text(
             any.downcast_ref::<LargeStringArray>()
                 .ok_or_else(wrong)?

@@ -308,6 +308,9 @@ pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
         SqlType::Uuid => plain(DataType::Uuid),
         SqlType::JSONB => plain(DataType::Jsonb),
         SqlType::JSON => plain(DataType::Json),
+        SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("vector") => {
+            plain(DataType::Vector(vector_dimensions(modifiers)?))
+        }
         SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
             let name = name.to_string().to_lowercase();
             match name.as_str() {
@@ -334,6 +337,24 @@ pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
             }
         }
         other => Err(Error::not_supported(format!("type {other}"))),
+    }
+}
+
+/// The dimensions `vector(n)` declares (`None` for plain `vector`), checked as pgvector checks them.
+pub(crate) fn vector_dimensions(modifiers: &[String]) -> Result<Option<u32>> {
+    match modifiers {
+        [] => Ok(None),
+        [dimensions] => {
+            let dimensions = dimensions.trim().trim_matches('\'');
+            let parsed = dimensions.parse::<i64>().map_err(|_| {
+                Error::user(
+                    "22P02",
+                    format!("invalid input syntax for type integer: \"{dimensions}\""),
+                )
+            })?;
+            crate::sql::vector::check_type_modifier(parsed).map(Some)
+        }
+        _ => Err(Error::user("22023", "invalid type modifier")),
     }
 }
 
@@ -419,8 +440,93 @@ fn index_method(create: &CreateIndex) -> Result<IndexMethod> {
                 )),
             }
         }
+        "hnsw" => hnsw_method(create),
         other => Err(Error::not_supported(format!("index method {other}"))),
     }
+}
+
+/// An HNSW index: one vector column with its operator class (the distance), and the options `m`
+/// and `ef_construction`, checked as pgvector checks them.
+fn hnsw_method(create: &CreateIndex) -> Result<IndexMethod> {
+    use qubedb_model::hnsw::{EF_CONSTRUCTION_DEFAULT, M_DEFAULT};
+    if create.unique {
+        return Err(Error::user(
+            "0A000",
+            "access method \"hnsw\" does not support unique indexes",
+        ));
+    }
+    if create.columns.len() != 1 {
+        return Err(Error::user(
+            "0A000",
+            "access method \"hnsw\" does not support multicolumn indexes",
+        ));
+    }
+    let class = create.columns[0]
+        .operator_class
+        .as_ref()
+        .map(|class| class.to_string().to_lowercase());
+    let metric = match class.as_deref() {
+        None => {
+            return Err(Error::user(
+                "42704",
+                "data type vector has no default operator class for access method \"hnsw\"",
+            )
+            .with_hint("You must specify an operator class for the index or define a default operator class for the data type."));
+        }
+        Some(class) => qubedb_model::vector::Metric::of_operator_class(class).ok_or_else(|| {
+            Error::user(
+                "42704",
+                format!("operator class \"{class}\" does not exist for access method \"hnsw\""),
+            )
+        })?,
+    };
+    let mut m = M_DEFAULT as i64;
+    let mut ef_construction = EF_CONSTRUCTION_DEFAULT as i64;
+    for option in &create.with {
+        let (name, value) = match option {
+            ast::Expr::BinaryOp { left, right, .. } => {
+                (left.to_string().to_lowercase(), right.to_string())
+            }
+            other => (other.to_string().to_lowercase(), String::new()),
+        };
+        let (target, low, high) = match name.as_str() {
+            "m" => (&mut m, 2, 100),
+            "ef_construction" => (&mut ef_construction, 4, 1000),
+            _ => {
+                return Err(Error::user(
+                    "22023",
+                    format!("unrecognized parameter \"{name}\""),
+                ));
+            }
+        };
+        let parsed: i64 = value.trim_matches('\'').parse().map_err(|_| {
+            Error::user(
+                "22023",
+                format!("invalid value for integer option \"{name}\": {value}"),
+            )
+        })?;
+        if !(low..=high).contains(&parsed) {
+            return Err(Error::user(
+                "22023",
+                format!("value {parsed} out of bounds for option \"{name}\""),
+            )
+            .with_detail(format!(
+                "Valid values are between \"{low}\" and \"{high}\"."
+            )));
+        }
+        *target = parsed;
+    }
+    if ef_construction < 2 * m {
+        return Err(Error::user(
+            "22023",
+            "ef_construction must be greater than or equal to 2 * m",
+        ));
+    }
+    Ok(IndexMethod::Hnsw {
+        m: m as u16,
+        ef_construction: ef_construction as u16,
+        metric,
+    })
 }
 
 /// The key of a `CREATE INDEX`: the names it gives the index's default name (a column's name, a
@@ -1203,10 +1309,11 @@ impl Session {
     fn create_index(&mut self, create: CreateIndex) -> Result<QueryResult> {
         let method = index_method(&create)?;
         let gin = !method.is_btree();
+        let hnsw = method.hnsw().is_some();
         if create.nulls_distinct == Some(false) {
             return Err(Error::not_supported("NULLS NOT DISTINCT"));
         }
-        for option in &create.with {
+        for option in create.with.iter().filter(|_| !hnsw) {
             let name = match option {
                 ast::Expr::BinaryOp { left, .. } => left.to_string().to_lowercase(),
                 other => other.to_string().to_lowercase(),
@@ -1224,9 +1331,10 @@ impl Session {
                 || create.predicate.is_some()
                 || !create.include.is_empty())
         {
-            return Err(Error::not_supported(
-                "a GIN index on an expression, with a WHERE clause or with INCLUDE",
-            ));
+            return Err(Error::not_supported(format!(
+                "a {} index on an expression, with a WHERE clause or with INCLUDE",
+                method.name()
+            )));
         }
         let include: Vec<String> = create.include.iter().map(normalize).collect();
         let predicate = create.predicate.as_ref().map(ToString::to_string);
@@ -1249,7 +1357,34 @@ impl Session {
                 None => slots_of(&table, &key.names)?,
                 Some(_) => Vec::new(),
             };
-            if gin {
+            if hnsw {
+                match table.columns[columns[0]].data_type {
+                    DataType::Vector(Some(dimensions)) => {
+                        if dimensions as usize > qubedb_model::hnsw::HNSW_DIMENSIONS_MAX {
+                            return Err(Error::user(
+                                "54000",
+                                format!(
+                                    "column cannot have more than {} dimensions for hnsw index",
+                                    qubedb_model::hnsw::HNSW_DIMENSIONS_MAX
+                                ),
+                            ));
+                        }
+                    }
+                    DataType::Vector(None) => {
+                        return Err(Error::user("22000", "column does not have dimensions"));
+                    }
+                    other => {
+                        return Err(Error::user(
+                            "42804",
+                            format!(
+                                "operator class \"{}\" does not accept data type {}",
+                                method.operator_class().unwrap_or_default(),
+                                other.sql_name()
+                            ),
+                        ));
+                    }
+                }
+            } else if gin {
                 let data_type = table.columns[columns[0]].data_type;
                 if data_type != DataType::Jsonb {
                     return Err(Error::user(
@@ -2116,6 +2251,15 @@ fn build_index(
 ) -> Result<()> {
     let entries = crate::sql::write::IndexEntries::new(database, table, index)?;
     transaction.validate_range(Key::row_range(table.id));
+    if let Some(config) = index.method.hnsw() {
+        for row in scan_table(transaction, table)? {
+            let primary_key = &row.key[Key::row_prefix(table.id).len()..];
+            if let Value::Vector(elements) = &row.values[index.columns[0]] {
+                qubedb_model::hnsw::insert(transaction, index.id, &config, primary_key, elements)?;
+            }
+        }
+        return Ok(());
+    }
     for row in scan_table(transaction, table)? {
         let primary_key = &row.key[Key::row_prefix(table.id).len()..];
         for entry in entries.entries(&row.values, primary_key)? {

@@ -9,7 +9,7 @@ use datafusion::arrow::array::{
     IntervalDayTimeArray, IntervalMonthDayNanoArray, IntervalYearMonthArray, UInt8Array,
     UInt16Array, UInt32Array, UInt64Array,
 };
-use datafusion::arrow::datatypes::{DataType as ArrowType, IntervalUnit, TimeUnit};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Float32Type, IntervalUnit, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::convert::TYPE_METADATA_KEY;
@@ -157,6 +157,11 @@ fn format_value(array: &ArrayRef, row: usize, trim_numeric: bool) -> String {
         ArrowType::Interval(IntervalUnit::DayTime) => {
             let value = downcast::<IntervalDayTimeArray>(any).value(row);
             format_interval(0, value.days, i64::from(value.milliseconds) * 1000)
+        }
+        // vectors (see `sql/vector.rs`).
+        data_type if crate::sql::vector::is_vector(data_type) => {
+            let values = array.as_list::<i64>().value(row);
+            crate::sql::vector::format(values.as_primitive::<Float32Type>().values())
         }
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
             format_list(array, row, trim_numeric)
@@ -309,7 +314,8 @@ pub fn format_float(value: f64, precision: i32) -> String {
     }
 }
 
-fn format_f32(value: f32) -> String {
+/// A `real` as PostgreSQL prints it (shortest round-trip text, exponent form from 1e6 and below 1e-4).
+pub fn format_f32(value: f32) -> String {
     if value.is_nan() || value.is_infinite() || value == 0.0 {
         return format_float(f64::from(value), 6);
     }

@@ -42,6 +42,7 @@ pub(crate) fn install_planners(
 ) {
     if let Some(planners) = builder.expr_planners() {
         planners.insert(0, Arc::new(JsonbOperators));
+        crate::sql::vector_planner::install(planners);
         planners.insert(0, Arc::new(crate::sql::array_literals::ArrayLiterals));
     }
 }
@@ -335,6 +336,11 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
     let Ok(source) = inner.get_type(schema) else {
         return Ok(Transformed::no(expr));
     };
+    if let Some(replacement) =
+        crate::sql::vector_planner::rewrite_vector_cast(inner, &source, target)
+    {
+        return Ok(Transformed::yes(replacement));
+    }
     let replacement = match (&source, target) {
         (ArrowType::LargeBinary, ArrowType::LargeBinary) => inner.clone(),
         (ArrowType::LargeBinary, ArrowType::Utf8) => call("qubedb_jsonb_text", vec![inner.clone()]),

@@ -47,6 +47,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let sql = variadic.as_deref().unwrap_or(sql);
     let definitions = unnamed_column_definitions(sql, &upper);
     let sql = definitions.as_deref().unwrap_or(sql);
+    let vectors = vector_operators(sql);
+    let sql = vectors.as_deref().unwrap_or(sql);
+    let logged = unlogged_tables(sql, &upper);
+    let sql = logged.as_deref().unwrap_or(sql);
     Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
         .try_with_sql(sql)
@@ -700,6 +704,69 @@ fn variadic_arguments(sql: &str, upper: &str) -> Option<String> {
                 Token::SemiColon => break,
                 _ => {}
             }
+        }
+    }
+    with_replacements(&tokens, replaced)
+}
+
+/// `CREATE UNLOGGED TABLE`: every table is logged (and crash-safe) in QubeDB, so the word is dropped,
+/// as PostgreSQL would treat the table but for its crash safety. Returns `None` when there is
+/// nothing to do.
+fn unlogged_tables(sql: &str, upper: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    if !upper.contains("UNLOGGED") {
+        return None;
+    }
+    let (tokens, significant) = significant_tokens(sql)?;
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
+    for window in significant.windows(3) {
+        let [create, unlogged, table] = window else {
+            continue;
+        };
+        let is_unlogged = matches!(&tokens[*unlogged],
+            datafusion::sql::sqlparser::tokenizer::Token::Word(word)
+                if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("unlogged"));
+        if keyword_at(&tokens, *create) == Some(Keyword::CREATE)
+            && is_unlogged
+            && keyword_at(&tokens, *table) == Some(Keyword::TABLE)
+        {
+            replaced.insert(*unlogged, String::new());
+        }
+    }
+    with_replacements(&tokens, replaced)
+}
+
+/// How the vector operators sqlparser 0.62 does not read as PostgreSQL's user-defined operators are
+/// spelled for it: `<=>` (which it reads as MySQL's null-safe equality, at the precedence of `=`) and
+/// `<+>` (which it splits into `<`, `+`, `>`). Both spellings tokenize as custom operators, with the
+/// precedence PostgreSQL gives every operator it does not name; `sql/vector_planner.rs` maps them back.
+pub const COSINE_OPERATOR_SPELLING: &str = "<=#>";
+/// See [`COSINE_OPERATOR_SPELLING`].
+pub const L1_OPERATOR_SPELLING: &str = "<~+>";
+
+/// Respells `<=>` and `<+>` (see [`COSINE_OPERATOR_SPELLING`]). Returns `None` when there is nothing
+/// to do.
+fn vector_operators(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    if !sql.contains("<=>") && !sql.contains("<+>") {
+        return None;
+    }
+    let (tokens, _) = significant_tokens(sql)?;
+    let mut replaced: std::collections::HashMap<usize, String> = Default::default();
+    for at in 0..tokens.len() {
+        match &tokens[at] {
+            Token::Spaceship => {
+                replaced.insert(at, COSINE_OPERATOR_SPELLING.to_string());
+            }
+            Token::Lt
+                if matches!(tokens.get(at + 1), Some(Token::Plus))
+                    && matches!(tokens.get(at + 2), Some(Token::Gt)) =>
+            {
+                replaced.insert(at, L1_OPERATOR_SPELLING.to_string());
+                replaced.insert(at + 1, String::new());
+                replaced.insert(at + 2, String::new());
+            }
+            _ => {}
         }
     }
     with_replacements(&tokens, replaced)

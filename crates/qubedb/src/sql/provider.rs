@@ -195,6 +195,8 @@ pub struct KvTable {
     indexes: Vec<IndexDef>,
     /// Its GIN indexes (`sql/gin.rs`).
     gin_indexes: Vec<IndexDef>,
+    /// Its HNSW indexes, read by a scan in distance order (`sql/vector_scan.rs`).
+    hnsw_indexes: Arc<Vec<IndexDef>>,
     schema: SchemaRef,
     shared: Arc<Shared>,
     /// Slot of each schema column (`None` for the hidden row id).
@@ -226,13 +228,17 @@ impl KvTable {
             fields.push(Field::new(ROW_ID_COLUMN, ArrowType::Int64, false));
             slots.push(None);
         }
-        let (indexes, gin_indexes) = indexes
+        let (indexes, others): (Vec<IndexDef>, Vec<IndexDef>) = indexes
             .into_iter()
             .partition(|index| index.method.is_btree());
+        let (gin_indexes, hnsw_indexes) = others
+            .into_iter()
+            .partition(|index| index.method.gin_mode().is_some());
         KvTable {
             table,
             indexes,
             gin_indexes,
+            hnsw_indexes: Arc::new(hnsw_indexes),
             schema: Arc::new(Schema::new(fields)),
             shared,
             slots,
@@ -703,6 +709,9 @@ impl TableProvider for KvTable {
                 schema,
                 table_statistics: statistics,
                 exact,
+                hnsw_indexes: self.hnsw_indexes.clone(),
+                vector_settings: VectorSettings::of(&self.shared),
+                vector: None,
             },
             ScanWay {
                 paths: Arc::new(paths),
@@ -1153,6 +1162,58 @@ pub struct KvScanExec {
     /// Each partition's ranges, shared with the streams reading them (thousands of GIN candidates are
     /// not copied per execution).
     partitions: Vec<Arc<[KeyRange]>>,
+    hnsw_indexes: Arc<Vec<IndexDef>>,
+    vector_settings: VectorSettings,
+    /// Set when the scan reads an HNSW index in distance order instead of its access path.
+    vector: Option<Arc<VectorPath>>,
+}
+
+/// The HNSW settings a scan was planned under (`SET hnsw.*`, `enable_seqscan`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VectorSettings {
+    /// The candidate list of a search (`hnsw.ef_search`).
+    pub ef_search: usize,
+    /// Keep searching until enough rows pass the filters (`hnsw.iterative_scan` not `off`).
+    pub iterative: bool,
+    /// Most nodes an iterative search returns (`hnsw.max_scan_tuples`).
+    pub max_scan_tuples: usize,
+    /// `enable_seqscan = off`: an `ORDER BY` distance without `LIMIT` reads the index too.
+    pub index_preferred: bool,
+}
+
+impl VectorSettings {
+    fn of(shared: &Shared) -> VectorSettings {
+        let settings = shared.settings.lock();
+        let number = |name: &str, default: usize| {
+            settings
+                .get(name)
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .unwrap_or(default)
+        };
+        VectorSettings {
+            ef_search: number("hnsw.ef_search", qubedb_model::hnsw::EF_SEARCH_DEFAULT),
+            iterative: settings
+                .get("hnsw.iterative_scan")
+                .is_none_or(|value| value != "off"),
+            max_scan_tuples: number("hnsw.max_scan_tuples", 20_000),
+            index_preferred: settings
+                .get("enable_seqscan")
+                .is_some_and(|value| matches!(value.as_str(), "off" | "false" | "0" | "no")),
+        }
+    }
+}
+
+/// An HNSW index read in distance order from a query vector (see `sql/vector_scan.rs`).
+pub(crate) struct VectorPath {
+    index: IndexDef,
+    query: Vec<f32>,
+    /// Stop once this many rows passed the filters (the sort's `LIMIT`); `None`: read what the
+    /// search finds.
+    wanted: Option<usize>,
+    /// A filter above the scan, applied here too so the search knows when enough rows passed.
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    /// The column and operator, for EXPLAIN.
+    shown: String,
 }
 
 /// Which access path a scan reads, and in which direction.
@@ -1194,6 +1255,7 @@ impl fmt::Debug for KvScanExec {
 }
 
 /// What a scan reads, whichever way it reads it: fixed when the scan is planned.
+#[derive(Clone)]
 struct ScanSource {
     table: Arc<TableDef>,
     view: ReadView,
@@ -1201,6 +1263,9 @@ struct ScanSource {
     schema: SchemaRef,
     table_statistics: Option<Arc<TableStatistics>>,
     exact: Option<Arc<ExactFilters>>,
+    hnsw_indexes: Arc<Vec<IndexDef>>,
+    vector_settings: VectorSettings,
+    vector: Option<Arc<VectorPath>>,
 }
 
 impl KvScanExec {
@@ -1212,6 +1277,9 @@ impl KvScanExec {
             schema,
             table_statistics,
             exact,
+            hnsw_indexes,
+            vector_settings,
+            vector,
         } = source;
         let statistics = Arc::new(estimate(
             &table,
@@ -1221,18 +1289,25 @@ impl KvScanExec {
             limit,
             table_statistics.as_deref(),
         ));
-        let orderings = output_orderings(&table, &slots, &schema, way.access(), way.reverse);
+        let orderings = match vector {
+            // Rows come in the order the search finds them, nearest first only within a batch.
+            Some(_) => Vec::new(),
+            None => output_orderings(&table, &slots, &schema, way.access(), way.reverse),
+        };
         let equivalence = EquivalenceProperties::new_with_orderings(schema.clone(), orderings);
-        let partitions: Vec<Arc<[KeyRange]>> = partition_ranges(
-            &table,
-            way.access(),
-            way.reverse,
-            limit,
-            table_statistics.as_deref(),
-        )
-        .into_iter()
-        .map(Arc::from)
-        .collect();
+        let partitions: Vec<Arc<[KeyRange]>> = match vector {
+            Some(_) => vec![Arc::from(Vec::new())],
+            None => partition_ranges(
+                &table,
+                way.access(),
+                way.reverse,
+                limit,
+                table_statistics.as_deref(),
+            )
+            .into_iter()
+            .map(Arc::from)
+            .collect(),
+        };
         let properties = Arc::new(PlanProperties::new(
             equivalence,
             Partitioning::UnknownPartitioning(partitions.len()),
@@ -1251,6 +1326,9 @@ impl KvScanExec {
             properties,
             exact,
             partitions,
+            hnsw_indexes,
+            vector_settings,
+            vector,
         }
     }
 
@@ -1263,7 +1341,51 @@ impl KvScanExec {
             schema: self.schema.clone(),
             table_statistics: self.table_statistics.clone(),
             exact: self.exact.clone(),
+            hnsw_indexes: self.hnsw_indexes.clone(),
+            vector_settings: self.vector_settings,
+            vector: self.vector.clone(),
         }
+    }
+
+    /// This scan reading an HNSW index of output column `column` in order of `metric`'s distance
+    /// from `query`, until `wanted` rows pass its filters (and `predicate`, a filter above it);
+    /// `None` when no such index exists, or without `wanted` unless `enable_seqscan` is off.
+    pub(crate) fn with_vector_order(
+        &self,
+        column: usize,
+        metric: qubedb_model::vector::Metric,
+        query: &[f32],
+        wanted: Option<usize>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+    ) -> Option<KvScanExec> {
+        if self.vector.is_some() || self.limit.is_some() {
+            return None;
+        }
+        if wanted.is_none() && !self.vector_settings.index_preferred {
+            return None;
+        }
+        let slot = self.slots.get(column).copied().flatten()?;
+        let index = self.hnsw_indexes.iter().find(|index| {
+            index.columns.first() == Some(&slot)
+                && index
+                    .method
+                    .hnsw()
+                    .is_some_and(|config| config.metric == metric)
+        })?;
+        let mut source = self.source();
+        source.vector = Some(Arc::new(VectorPath {
+            index: index.clone(),
+            query: query.to_vec(),
+            wanted,
+            predicate,
+            shown: format!(
+                "{} {} {}",
+                self.table.columns[slot].name,
+                metric.operator(),
+                crate::sql::vector::format(query)
+            ),
+        }));
+        Some(KvScanExec::new(source, self.way.clone(), None))
     }
 
     /// The exact filters (positions in [`ExactFilters::filters`]) the chosen access path does not
@@ -1272,6 +1394,9 @@ impl KvScanExec {
         let Some(exact) = &self.exact else {
             return Vec::new();
         };
+        if self.vector.is_some() {
+            return (0..exact.filters.len()).collect();
+        }
         let covers = &self.way.access().covers;
         (0..exact.filters.len())
             .filter(|&filter| !covers.get(filter).copied().unwrap_or(false))
@@ -1701,13 +1826,30 @@ impl DisplayAs for KvScanExec {
             .iter()
             .map(|field| field.name().as_str())
             .collect();
+        let way = match &self.vector {
+            Some(vector) => format!(
+                "hnsw index {} ({}), ef_search={}{}",
+                vector.index.name,
+                vector.shown,
+                self.vector_settings.ef_search,
+                if self.vector_settings.iterative {
+                    ", iterative"
+                } else {
+                    ""
+                }
+            ),
+            None => self.way.describe(self.index_only()),
+        };
         write!(
             formatter,
             "KvScanExec: table={}, {}, projection=[{}]",
             self.table.name,
-            self.way.describe(self.index_only()),
+            way,
             columns.join(", ")
         )?;
+        if let Some(wanted) = self.vector.as_ref().and_then(|vector| vector.wanted) {
+            write!(formatter, ", until {wanted} rows")?;
+        }
         if let Some(limit) = self.limit {
             write!(formatter, ", limit={limit}")?;
         }
@@ -1715,7 +1857,7 @@ impl DisplayAs for KvScanExec {
             write!(formatter, ", {} partitions", self.partitions.len())?;
         }
         let condition = &self.way.access().condition;
-        if !condition.is_empty() {
+        if !condition.is_empty() && self.vector.is_none() {
             write!(formatter, ", key=({condition})")?;
         }
         if let Some(exact) = &self.exact {
@@ -1786,6 +1928,40 @@ impl ExecutionPlan for KvScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> datafusion::error::Result<SendableRecordBatchStream> {
+        if let Some(vector) = &self.vector {
+            let config = vector.index.method.hnsw().ok_or_else(|| {
+                to_datafusion(Error::internal(
+                    "a vector scan of an index that is not HNSW",
+                ))
+            })?;
+            let ef = self
+                .vector_settings
+                .ef_search
+                .max(vector.wanted.unwrap_or(0));
+            let batches = VectorBatches {
+                source: self.source(),
+                search: qubedb_model::hnsw::Search::new(
+                    self.view.clone(),
+                    vector.index.id,
+                    config.metric,
+                    &vector.query,
+                    ef,
+                ),
+                unguaranteed: self.unguaranteed(),
+                predicate: vector.predicate.clone(),
+                current: None,
+                wanted: vector.wanted,
+                produced: 0,
+                returned_nodes: 0,
+                searched: false,
+                iterative: self.vector_settings.iterative,
+                max_scan_tuples: self.vector_settings.max_scan_tuples,
+            };
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                futures::stream::iter(batches),
+            )));
+        }
         let access = self.way.access();
         let ranges = self.partitions.get(partition).cloned().ok_or_else(|| {
             datafusion::error::DataFusionError::Internal(format!(
@@ -1844,6 +2020,133 @@ impl ExecutionPlan for KvScanExec {
                 self.schema.clone(),
                 futures::stream::iter(batches),
             ))),
+        }
+    }
+}
+
+/// The rows of `ranges` (points of row keys) with the exact filters `unguaranteed` applied, cut to
+/// the scan's output columns.
+fn rows_of_points(
+    source: &ScanSource,
+    ranges: Arc<[KeyRange]>,
+    unguaranteed: &[usize],
+) -> Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send> {
+    let filtered = source.exact.as_ref().filter(|_| !unguaranteed.is_empty());
+    let (slots, schema) = match filtered {
+        Some(exact) => (exact.read_slots.clone(), exact.read_schema.clone()),
+        None => (source.slots.clone(), source.schema.clone()),
+    };
+    let batches = RowBatches {
+        table: source.table.clone(),
+        view: source.view.clone(),
+        slots,
+        schema,
+        ranges: RangeCursor { ranges, next: 0 },
+        pending: None,
+        reverse: false,
+        through_index: None,
+        index_only: None,
+        count_only: false,
+        rows: None,
+        remaining: usize::MAX,
+        done: false,
+    };
+    match filtered {
+        Some(exact) => Box::new(FilteredBatches {
+            batches,
+            exact: exact.clone(),
+            filters: unguaranteed.to_vec(),
+            output_columns: source.slots.len(),
+            remaining: usize::MAX,
+        }),
+        None => Box::new(batches),
+    }
+}
+
+/// The rows an HNSW search finds, batch after batch of candidates, until enough pass the filters
+/// (see `sql/vector_scan.rs`). A candidate whose row the snapshot does not hold (a deleted row's
+/// node) reads as nothing.
+struct VectorBatches {
+    source: ScanSource,
+    search: qubedb_model::hnsw::Search<ReadView>,
+    unguaranteed: Vec<usize>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    current: Option<Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send>>,
+    wanted: Option<usize>,
+    produced: usize,
+    returned_nodes: usize,
+    searched: bool,
+    iterative: bool,
+    max_scan_tuples: usize,
+}
+
+impl VectorBatches {
+    fn apply_predicate(&self, batch: RecordBatch) -> datafusion::error::Result<RecordBatch> {
+        let Some(predicate) = &self.predicate else {
+            return Ok(batch);
+        };
+        let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let mask = datafusion::arrow::array::AsArray::as_boolean_opt(mask.as_ref())
+            .ok_or_else(|| to_datafusion(Error::internal("a filter that is not boolean")))?
+            .clone();
+        Ok(datafusion::arrow::compute::filter_record_batch(
+            &batch, &mask,
+        )?)
+    }
+}
+
+impl Iterator for VectorBatches {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(current) = &mut self.current {
+                match current.next() {
+                    Some(Ok(batch)) => {
+                        let batch = match self.apply_predicate(batch) {
+                            Ok(batch) => batch,
+                            Err(error) => return Some(Err(error)),
+                        };
+                        if batch.num_rows() == 0 {
+                            continue;
+                        }
+                        self.produced += batch.num_rows();
+                        return Some(Ok(batch));
+                    }
+                    Some(Err(error)) => return Some(Err(error)),
+                    None => self.current = None,
+                }
+            }
+            if self.wanted.is_some_and(|wanted| self.produced >= wanted) {
+                return None;
+            }
+            if self.searched && (!self.iterative || self.returned_nodes >= self.max_scan_tuples) {
+                return None;
+            }
+            let keys = match self.search.next_batch() {
+                Ok(keys) => keys,
+                Err(error) => return Some(Err(to_datafusion(error.into()))),
+            };
+            self.searched = true;
+            if keys.is_empty() {
+                return None;
+            }
+            self.returned_nodes += keys.len();
+            let prefix = Key::row_prefix(self.source.table.id);
+            let ranges: Vec<KeyRange> = keys
+                .iter()
+                .map(|primary_key| {
+                    let mut key = Vec::with_capacity(prefix.len() + primary_key.len());
+                    key.extend_from_slice(&prefix);
+                    key.extend_from_slice(primary_key);
+                    (Bound::Included(key.clone()), Bound::Included(key))
+                })
+                .collect();
+            self.current = Some(rows_of_points(
+                &self.source,
+                Arc::from(ranges),
+                &self.unguaranteed,
+            ));
         }
     }
 }

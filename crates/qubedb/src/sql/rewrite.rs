@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo, UnaryOperator,
-    Value as SqlValue, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    ArrayElemTypeDef, DataType as SqlType, Expr, Ident, ObjectName, ObjectNamePart, Query, Select,
+    SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo,
+    UnaryOperator, Value as SqlValue, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use qubedb_model::catalog::{Catalog, Object};
 
@@ -223,9 +223,20 @@ fn pg_column_name(expr: &Expr) -> Option<String> {
             ObjectNamePart::Identifier(ident) => normalize(ident),
             other => other.to_string().to_lowercase(),
         }),
+        // A cast's own name is weaker than a column's or a function's: a cast of a cast is named
+        // after the outer type, as PostgreSQL's FigureColname does.
         Expr::Cast {
             expr, data_type, ..
-        } => pg_column_name(expr).or_else(|| Some(pg_type_name(data_type))),
+        } => {
+            let mut inner = expr.as_ref();
+            while let Expr::Cast { expr, .. } | Expr::Nested(expr) = inner {
+                inner = expr;
+            }
+            match inner {
+                Expr::TypedString(_) => Some(pg_type_name(data_type)),
+                inner => pg_column_name(inner).or_else(|| Some(pg_type_name(data_type))),
+            }
+        }
         Expr::Nested(inner) => pg_column_name(inner),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),
@@ -276,6 +287,16 @@ fn pg_type_name(data_type: &SqlType) -> String {
         SqlType::Time(..) => "time".into(),
         SqlType::JSONB => "jsonb".into(),
         SqlType::JSON => "json".into(),
+        // `vector(3)` names its column `vector`, `real[]` `float4`.
+        SqlType::Custom(name, _) => name
+            .0
+            .last()
+            .map_or_else(String::new, |part| part.to_string().to_lowercase()),
+        SqlType::Array(
+            ArrayElemTypeDef::SquareBracket(element, _)
+            | ArrayElemTypeDef::AngleBracket(element)
+            | ArrayElemTypeDef::Parenthesis(element),
+        ) => pg_type_name(element),
         other => other.to_string().to_lowercase(),
     }
 }
@@ -317,6 +338,38 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
             && name.to_string().eq_ignore_ascii_case("name")
         {
             *data_type = SqlType::Text;
+            return ControlFlow::Continue(());
+        }
+        // `::vector`, `::vector(n)`, `::vector[]`: pgvector's input, with the dimensions checked.
+        let vector = match data_type {
+            SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("vector") => {
+                Some(("qubedb_vector", modifiers.clone()))
+            }
+            SqlType::Array(
+                ArrayElemTypeDef::SquareBracket(element, _)
+                | ArrayElemTypeDef::AngleBracket(element),
+            ) => match element.as_ref() {
+                SqlType::Custom(name, modifiers)
+                    if name.to_string().eq_ignore_ascii_case("vector") =>
+                {
+                    Some(("qubedb_vector_array", modifiers.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((function, modifiers)) = vector {
+            let call = crate::sql::ddl::vector_dimensions(&modifiers).and_then(|dimensions| {
+                let dimensions = dimensions.map(|n| format!(", {n}")).unwrap_or_default();
+                parse_expression(&format!("{function}({inner}{dimensions})"))
+            });
+            match call {
+                Ok(replacement) => *expr = replacement,
+                Err(error) => {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
+            }
             return ControlFlow::Continue(());
         }
         let function = match data_type {
@@ -659,6 +712,18 @@ impl VisitorMut for TableFunctions {
             } => json_set_function(name),
             _ => None,
         };
+        // `FROM unnest(a) v` (sqlparser's own UNNEST item) names its one column `v` too.
+        if let TableFactor::UNNEST {
+            alias: Some(alias),
+            array_exprs,
+            with_offset: false,
+            ..
+        } = factor
+            && array_exprs.len() == 1
+            && alias.columns.is_empty()
+        {
+            alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+        }
         if let Some(set_function) = set_function
             && let Some(derived) = json_set_function_as_subquery(factor, set_function)
         {

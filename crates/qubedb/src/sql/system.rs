@@ -196,7 +196,24 @@ const BUILTIN_TYPES: &[BuiltinType] = &[
     builtin(1700, "numeric", "numeric", -1, "N", 1231, false),
     builtin(2950, "uuid", "uuid", 16, "U", 2951, false),
     builtin(3802, "jsonb", "jsonb", -1, "U", 3807, false),
+    builtin(
+        VECTOR_OID,
+        "vector",
+        "vector",
+        -1,
+        "U",
+        VECTOR_ARRAY_OID,
+        false,
+    ),
 ];
+
+/// The OID of the `hnsw` access method (pgvector's, created with the extension; fixed here).
+pub const HNSW_AM_OID: i64 = 16_387;
+/// The OID of `vector`. pgvector's type gets an OID when the extension is created; QubeDB's is fixed,
+/// the first OID PostgreSQL gives user objects (clients such as pgvector-python look it up by name).
+pub const VECTOR_OID: i64 = 16_385;
+/// The OID of `vector[]`.
+pub const VECTOR_ARRAY_OID: i64 = 16_386;
 
 /// The type OID and type modifier (`atttypmod`) of a column type.
 pub fn type_oid(data_type: DataType) -> (i64, i32) {
@@ -230,6 +247,10 @@ pub fn type_oid(data_type: DataType) -> (i64, i32) {
         DataType::Uuid => (2950, -1),
         DataType::Jsonb => (3802, -1),
         DataType::Json => (114, -1),
+        DataType::Vector(dimensions) => (
+            VECTOR_OID,
+            dimensions.map_or(-1, |dimensions| dimensions as i32),
+        ),
     }
 }
 
@@ -246,6 +267,7 @@ pub fn format_type(oid: i64, modifier: Option<i32>) -> Option<String> {
             format!("numeric({},{})", packed >> 16, packed & 0xffff)
         }
         (1043 | 1042, Some(modifier)) => format!("{}({})", builtin.display, modifier - 4),
+        (VECTOR_OID, Some(modifier)) => format!("vector({modifier})"),
         _ => builtin.display.to_string(),
     })
 }
@@ -743,9 +765,10 @@ pub fn index_definition(catalog: &Catalog, oid: i64, column: i64) -> Option<Stri
         return key_part(usize::try_from(column - 1).ok()?);
     }
     let mut key: Vec<String> = (0..index.key_len()).filter_map(key_part).collect();
-    if index.method.is_path_ops() {
+    if let Some(class) = index.method.operator_class() {
         for part in &mut key {
-            part.push_str(" jsonb_path_ops");
+            part.push(' ');
+            part.push_str(class);
         }
     }
     let mut definition = format!(
@@ -754,11 +777,7 @@ pub fn index_definition(catalog: &Catalog, oid: i64, column: i64) -> Option<Stri
         index.name,
         catalog.schema_name(index.schema),
         table.name,
-        if index.method.is_btree() {
-            "btree"
-        } else {
-            "gin"
-        },
+        index.method.name(),
         key.join(", ")
     );
     if !index.include.is_empty() {
@@ -2009,6 +2028,7 @@ fn pg_catalog_table(
                 row![2i64, "heap", "heap_tableam_handler", "t"],
                 row![BTREE_OID, "btree", "bthandler", "i"],
                 row![2742i64, "gin", "ginhandler", "i"],
+                row![HNSW_AM_OID, "hnsw", "hnswhandler", "i"],
             ],
         )?,
         "pg_collation" => build(

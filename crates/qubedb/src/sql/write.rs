@@ -64,6 +64,11 @@ fn raw_to_value(raw: RawValue<'_>, data_type: DataType) -> Result<Value> {
         },
         RawValue::Bytes(bytes) => match data_type {
             DataType::Bytea | DataType::Uuid => Value::Bytes(bytes.to_vec()),
+            DataType::Vector(_) => {
+                Value::Vector(qubedb_model::vector::from_bytes(bytes).ok_or_else(|| {
+                    Error::internal("stored vector is not a whole number of reals")
+                })?)
+            }
             // The binary form (JSON text stored by earlier versions is converted).
             DataType::Jsonb => Value::Bytes(
                 Jsonb::from_stored(bytes)
@@ -116,6 +121,7 @@ pub fn display_value(value: &Value, data_type: DataType) -> String {
             days,
             microseconds,
         } => format_interval(*months, *days, *microseconds),
+        Value::Vector(elements) => crate::sql::vector::format(elements),
     }
 }
 
@@ -265,6 +271,11 @@ impl<'a> IndexEntries<'a> {
     /// The entries of a row of `values` whose primary-key keycode is `primary_key`: one for a B-tree
     /// index (none when a partial index leaves the row out), one per token for a GIN index.
     pub(crate) fn entries(&self, values: &[Value], primary_key: &[u8]) -> Result<Vec<Entry>> {
+        if self.def.method.hnsw().is_some() {
+            // An HNSW graph's nodes are written by `qubedb_model::hnsw::insert`, and stay when their
+            // row goes (see that module's docs).
+            return Ok(Vec::new());
+        }
         let Some(mode) = self.def.method.gin_mode() else {
             return Ok(self.entry(values, primary_key)?.into_iter().collect());
         };
@@ -501,6 +512,19 @@ impl<'a> TableWriter<'a> {
         }
         let primary_key = self.primary_key_of(&key).to_vec();
         for index in &self.indexes {
+            if let Some(config) = index.def.method.hnsw() {
+                // The row's node in the graph (a NULL vector has none).
+                if let Value::Vector(elements) = &values[index.def.columns[0]] {
+                    qubedb_model::hnsw::insert(
+                        transaction,
+                        index.def.id,
+                        &config,
+                        &primary_key,
+                        elements,
+                    )?;
+                }
+                continue;
+            }
             for entry in index.entries(values, &primary_key)? {
                 if index.def.unique && transaction.contains(&entry.key)? {
                     return Err(index.duplicate(values)?);

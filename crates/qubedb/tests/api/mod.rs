@@ -2,6 +2,8 @@
 
 use qubedb::{Database, Param};
 
+mod vectors;
+
 #[test]
 fn parameters_prepared_statements_and_typed_rows() {
     let database = Database::open_in_memory().expect("database");

@@ -1,0 +1,983 @@
+//! The `vector` type in SQL (pgvector's): input and output, casts, functions and operators.
+//!
+//! A vector computes as an Arrow `LargeList<Float32>`, which no other SQL type uses (arrays are
+//! `List`), so the Arrow type alone marks a value as a vector wherever it flows, as `LargeBinary`
+//! marks jsonb. The elements of a whole column lie in one contiguous `f32` buffer, which the distance
+//! kernels (`qubedb_model::vector`) read in place.
+//!
+//! Text input and output, the errors and the arithmetic follow pgvector 0.8: `[1,2,3]`, elements as
+//! `real` prints them, NaN and infinities refused, 1 to 16,000 dimensions; `vector(n)` fixes the
+//! dimension. The operators `<->`, `<#>`, `<=>`, `<+>`, `+`, `-`, `*` and `||` become calls of the
+//! functions here in `sql/vector_planner.rs`; casts (`::vector`, `::vector(n)`, `::vector[]`) in
+//! `sql/rewrite.rs`; `avg` and `sum` of vectors in `sql/vector_aggregate.rs`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float32Array, Float64Array, Int32Array, LargeListArray, ListArray,
+    StringArray,
+};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
+use datafusion::error::Result as DataFusionResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use qubedb_model::vector::{self as kernels, Metric, VECTOR_DIMENSIONS_MAX};
+
+use crate::error::{Error, Result, to_datafusion};
+use crate::sql::format::format_f32;
+
+/// The Arrow type of vectors.
+pub fn arrow_type() -> ArrowType {
+    ArrowType::LargeList(Arc::new(Field::new_list_field(ArrowType::Float32, true)))
+}
+
+/// True for vectors' Arrow type.
+pub fn is_vector(data_type: &ArrowType) -> bool {
+    matches!(data_type, ArrowType::LargeList(field) if field.data_type() == &ArrowType::Float32)
+}
+
+/// The vectors of an array, read in place.
+pub struct Vectors<'a> {
+    offsets: &'a [i64],
+    values: &'a [f32],
+    nulls: Option<&'a NullBuffer>,
+}
+
+impl<'a> Vectors<'a> {
+    /// The vectors of `array`, which must be of [`arrow_type`].
+    pub fn new(array: &'a dyn Array) -> Result<Vectors<'a>> {
+        let list = array
+            .as_any()
+            .downcast_ref::<LargeListArray>()
+            .ok_or_else(|| Error::internal(format!("{:?} read as vector", array.data_type())))?;
+        let values = list
+            .values()
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .ok_or_else(|| Error::internal("vector elements are not real"))?;
+        Ok(Vectors {
+            offsets: list.value_offsets(),
+            values: values.values(),
+            nulls: list.nulls(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `row`'s elements, `None` for NULL.
+    pub fn get(&self, row: usize) -> Option<&'a [f32]> {
+        if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
+            return None;
+        }
+        let start = usize::try_from(self.offsets[row]).ok()?;
+        let end = usize::try_from(self.offsets[row + 1]).ok()?;
+        self.values.get(start..end)
+    }
+}
+
+/// Builds an array of vectors.
+#[derive(Default)]
+pub struct VectorBuilder {
+    offsets: Vec<i64>,
+    values: Vec<f32>,
+    valid: Vec<bool>,
+}
+
+impl VectorBuilder {
+    pub fn with_capacity(rows: usize, values: usize) -> VectorBuilder {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        VectorBuilder {
+            offsets,
+            values: Vec::with_capacity(values),
+            valid: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn append(&mut self, elements: &[f32]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.values.extend_from_slice(elements);
+        self.offsets.push(self.values.len() as i64);
+        self.valid.push(true);
+    }
+
+    pub fn append_option(&mut self, elements: Option<&[f32]>) {
+        match elements {
+            Some(elements) => self.append(elements),
+            None => self.append_null(),
+        }
+    }
+
+    pub fn append_null(&mut self) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.offsets.push(self.values.len() as i64);
+        self.valid.push(false);
+    }
+
+    /// The array of the vectors appended; the builder starts over empty.
+    pub fn finish(&mut self) -> LargeListArray {
+        let mut taken = std::mem::take(self);
+        if taken.offsets.is_empty() {
+            taken.offsets.push(0);
+        }
+        let nulls = if taken.valid.iter().all(|&valid| valid) {
+            None
+        } else {
+            Some(NullBuffer::from(taken.valid))
+        };
+        LargeListArray::new(
+            Arc::new(Field::new_list_field(ArrowType::Float32, true)),
+            OffsetBuffer::new(taken.offsets.into()),
+            Arc::new(Float32Array::from(taken.values)),
+            nulls,
+        )
+    }
+}
+
+/// Errors of vector values, as pgvector words them.
+fn data_error(message: impl Into<String>) -> Error {
+    Error::user("22000", message)
+}
+
+/// `different vector dimensions a and b`.
+pub fn different_dimensions(a: usize, b: usize) -> Error {
+    data_error(format!("different vector dimensions {a} and {b}"))
+}
+
+/// Checks a vector's dimension count: at least one, at most the limit, and `expected` when the type
+/// fixes it.
+pub fn check_dimensions(dimensions: usize, expected: Option<u32>) -> Result<()> {
+    if let Some(expected) = expected
+        && dimensions != expected as usize
+    {
+        return Err(data_error(format!(
+            "expected {expected} dimensions, not {dimensions}"
+        )));
+    }
+    if dimensions < 1 {
+        return Err(data_error("vector must have at least 1 dimension"));
+    }
+    if dimensions > VECTOR_DIMENSIONS_MAX {
+        return Err(Error::user(
+            "54000",
+            format!("vector cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one element: finite.
+fn check_element(value: f32) -> Result<()> {
+    if value.is_nan() {
+        return Err(data_error("NaN not allowed in vector"));
+    }
+    if value.is_infinite() {
+        return Err(data_error("infinite value not allowed in vector"));
+    }
+    Ok(())
+}
+
+/// Checks the dimension count a type modifier gives (`vector(n)`).
+pub fn check_type_modifier(dimensions: i64) -> Result<u32> {
+    if dimensions < 1 {
+        return Err(Error::user(
+            "22023",
+            "dimensions for type vector must be at least 1",
+        ));
+    }
+    if dimensions > VECTOR_DIMENSIONS_MAX as i64 {
+        return Err(Error::user(
+            "22023",
+            format!("dimensions for type vector cannot exceed {VECTOR_DIMENSIONS_MAX}"),
+        ));
+    }
+    Ok(dimensions as u32)
+}
+
+/// Reads a vector's text form (`[1,2,3]`), as pgvector's `vector_in`.
+pub fn parse(text: &str) -> Result<Vec<f32>> {
+    let syntax = || {
+        let mut error = Error::user(
+            "22P02",
+            format!("invalid input syntax for type vector: \"{text}\""),
+        );
+        error.set_input(text);
+        error
+    };
+    let located = |mut error: Error| {
+        error.set_input(text);
+        error
+    };
+    let bytes = text.as_bytes();
+    let mut at = skip_space(bytes, 0);
+    if bytes.get(at) != Some(&b'[') {
+        return Err(syntax().with_detail("Vector contents must start with \"[\"."));
+    }
+    at = skip_space(bytes, at + 1);
+    let mut elements = Vec::new();
+    if bytes.get(at) == Some(&b']') {
+        at += 1;
+    } else {
+        loop {
+            if elements.len() == VECTOR_DIMENSIONS_MAX {
+                return Err(located(Error::user(
+                    "54000",
+                    format!("vector cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"),
+                )));
+            }
+            at = skip_space(bytes, at);
+            let length = float_prefix(&bytes[at..]);
+            if length == 0 {
+                return Err(syntax());
+            }
+            let number = &text[at..at + length];
+            let value = parse_float(number).ok_or_else(syntax)?;
+            if value.is_infinite() && !is_infinity_word(number) {
+                return Err(located(Error::user(
+                    "22003",
+                    format!("\"{number}\" is out of range for type vector"),
+                )));
+            }
+            check_element(value).map_err(located)?;
+            elements.push(value);
+            at = skip_space(bytes, at + length);
+            match bytes.get(at) {
+                Some(b',') => at += 1,
+                Some(b']') => {
+                    at += 1;
+                    break;
+                }
+                _ => return Err(syntax()),
+            }
+        }
+    }
+    at = skip_space(bytes, at);
+    if at != bytes.len() {
+        return Err(syntax().with_detail("Junk after closing right brace."));
+    }
+    check_dimensions(elements.len(), None).map_err(located)?;
+    Ok(elements)
+}
+
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|byte| byte.is_ascii_whitespace()) {
+        at += 1;
+    }
+    at
+}
+
+/// The length of the number `strtof` would read at the start of `bytes` (0 for none).
+fn float_prefix(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    if matches!(bytes.first(), Some(b'+' | b'-')) {
+        at += 1;
+    }
+    let rest = &bytes[at..];
+    for word in ["infinity", "inf", "nan"] {
+        if rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word.as_bytes()) {
+            return at + word.len();
+        }
+    }
+    let digits_from = |mut at: usize| {
+        while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        at
+    };
+    let integer_end = digits_from(at);
+    let mut end = integer_end;
+    let mut digits = integer_end > at;
+    if bytes.get(end) == Some(&b'.') {
+        let fraction_end = digits_from(end + 1);
+        digits |= fraction_end > end + 1;
+        end = fraction_end;
+    }
+    if !digits {
+        return 0;
+    }
+    if matches!(bytes.get(end), Some(b'e' | b'E')) {
+        let mut exponent = end + 1;
+        if matches!(bytes.get(exponent), Some(b'+' | b'-')) {
+            exponent += 1;
+        }
+        let exponent_end = digits_from(exponent);
+        if exponent_end > exponent {
+            end = exponent_end;
+        }
+    }
+    end
+}
+
+fn is_infinity_word(number: &str) -> bool {
+    let word = number.trim_start_matches(['+', '-']);
+    word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity")
+}
+
+fn parse_float(number: &str) -> Option<f32> {
+    let unsigned = number.trim_start_matches(['+', '-']);
+    let negative = number.starts_with('-');
+    let value = if unsigned.eq_ignore_ascii_case("nan") {
+        f32::NAN
+    } else if is_infinity_word(number) {
+        f32::INFINITY
+    } else {
+        // Rust wants a digit before an exponent's `e` only; `1.` and `.5` read as strtof reads them.
+        unsigned.parse::<f32>().ok()?
+    };
+    Some(if negative { -value } else { value })
+}
+
+/// A vector's text form, as pgvector's `vector_out`: `[1,2.5,3e+38]`.
+pub fn format(elements: &[f32]) -> String {
+    let mut text = String::with_capacity(elements.len() * 8 + 2);
+    text.push('[');
+    for (position, element) in elements.iter().enumerate() {
+        if position > 0 {
+            text.push(',');
+        }
+        text.push_str(&format_f32(*element));
+    }
+    text.push(']');
+    text
+}
+
+/// `array` as vectors of `dimensions` (when the type fixes them): text read as vectors, vectors
+/// checked, arrays of numbers converted (pgvector's array casts).
+pub fn cast_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
+    let rows = array.len();
+    let mut builder = VectorBuilder::with_capacity(rows, rows * dimensions.unwrap_or(4) as usize);
+    match array.data_type() {
+        data_type if is_vector(data_type) => {
+            let vectors = Vectors::new(array.as_ref())?;
+            if dimensions.is_none() {
+                return Ok(array.clone());
+            }
+            for row in 0..rows {
+                if let Some(elements) = vectors.get(row) {
+                    check_dimensions(elements.len(), dimensions)?;
+                }
+                builder.append_option(vectors.get(row));
+            }
+        }
+        ArrowType::Null => {
+            for _ in 0..rows {
+                builder.append_null();
+            }
+        }
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => {
+            let text = cast_with_options(array, &ArrowType::Utf8, &CastOptions::default())?;
+            let strings = text.as_string::<i32>();
+            for value in strings.iter() {
+                match value {
+                    None => builder.append_null(),
+                    Some(text) => {
+                        let elements = parse(text)?;
+                        check_dimensions(elements.len(), dimensions)?;
+                        builder.append(&elements);
+                    }
+                }
+            }
+        }
+        ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
+            let list = cast_with_options(
+                array,
+                &ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Float64, true))),
+                &CastOptions::default(),
+            )
+            .map_err(|_| match array.data_type() {
+                ArrowType::List(field) | ArrowType::LargeList(field)
+                    if matches!(
+                        field.data_type(),
+                        ArrowType::List(_) | ArrowType::LargeList(_)
+                    ) =>
+                {
+                    data_error("array must be 1-D")
+                }
+                other => cannot_cast(other),
+            })?;
+            let list = list.as_list::<i32>();
+            for row in 0..rows {
+                if list.is_null(row) {
+                    builder.append_null();
+                    continue;
+                }
+                let values = list.value(row);
+                let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+                if values.null_count() > 0 {
+                    return Err(Error::user("22004", "array must not contain nulls"));
+                }
+                let elements: Vec<f32> = values.values().iter().map(|&x| x as f32).collect();
+                for &element in &elements {
+                    check_element(element)?;
+                }
+                check_dimensions(elements.len(), dimensions)?;
+                builder.append(&elements);
+            }
+        }
+        other => return Err(cannot_cast(other)),
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn cannot_cast(from: &ArrowType) -> Error {
+    Error::user(
+        "42846",
+        format!(
+            "cannot cast type {} to vector",
+            crate::sql::convert::sql_type_of_arrow(from)
+                .map_or_else(|| from.to_string(), |sql| sql.sql_name())
+        ),
+    )
+}
+
+/// What a vector function computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Operation {
+    /// `qubedb_vector(value [, dimensions])`: the cast to vector.
+    Input,
+    /// `qubedb_vector_array(text [, dimensions])`: `'{"[1,2]"}'::vector[]`.
+    InputArray,
+    /// `qubedb_vector_text(vector)`: the cast to text.
+    Output,
+    Dimensions,
+    Norm,
+    Distance(Metric),
+    /// `inner_product`: the inner product itself (`<#>` negates it).
+    InnerProduct,
+    L2Squared,
+    Normalize,
+    Subvector,
+    Add,
+    Subtract,
+    Multiply,
+    Concat,
+    Compare,
+}
+
+const FUNCTIONS: &[(&str, Operation)] = &[
+    ("qubedb_vector", Operation::Input),
+    ("qubedb_vector_array", Operation::InputArray),
+    ("qubedb_vector_text", Operation::Output),
+    ("vector_dims", Operation::Dimensions),
+    ("vector_norm", Operation::Norm),
+    ("l2_distance", Operation::Distance(Metric::L2)),
+    (
+        "vector_negative_inner_product",
+        Operation::Distance(Metric::InnerProduct),
+    ),
+    ("cosine_distance", Operation::Distance(Metric::Cosine)),
+    ("l1_distance", Operation::Distance(Metric::L1)),
+    ("inner_product", Operation::InnerProduct),
+    ("vector_l2_squared_distance", Operation::L2Squared),
+    ("l2_normalize", Operation::Normalize),
+    ("subvector", Operation::Subvector),
+    ("vector_add", Operation::Add),
+    ("vector_sub", Operation::Subtract),
+    ("vector_mul", Operation::Multiply),
+    ("vector_concat", Operation::Concat),
+    ("vector_cmp", Operation::Compare),
+];
+
+/// Registers the functions.
+pub(crate) fn register(context: &SessionContext) {
+    for (name, _) in FUNCTIONS {
+        context.register_udf(udf(name).as_ref().clone());
+    }
+}
+
+/// The function `name` (one of [`FUNCTIONS`]).
+pub(crate) fn udf(name: &'static str) -> Arc<ScalarUDF> {
+    let operation = FUNCTIONS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map_or(Operation::Input, |(_, operation)| *operation);
+    Arc::new(ScalarUDF::new_from_impl(VectorFunction {
+        name,
+        operation,
+        signature: Signature::user_defined(Volatility::Immutable),
+    }))
+}
+
+/// The distance function of a metric (what its operator becomes).
+pub(crate) fn distance_function(metric: Metric) -> &'static str {
+    match metric {
+        Metric::L2 => "l2_distance",
+        Metric::InnerProduct => "vector_negative_inner_product",
+        Metric::Cosine => "cosine_distance",
+        Metric::L1 => "l1_distance",
+    }
+}
+
+/// The metric a distance function measures, for the planner's index rule.
+pub(crate) fn metric_of_function(name: &str) -> Option<Metric> {
+    FUNCTIONS
+        .iter()
+        .find_map(|(known, operation)| match operation {
+            Operation::Distance(metric) if *known == name => Some(*metric),
+            _ => None,
+        })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct VectorFunction {
+    name: &'static str,
+    operation: Operation,
+    signature: Signature,
+}
+
+fn type_name(data_type: &ArrowType) -> String {
+    if is_vector(data_type) {
+        return "vector".into();
+    }
+    crate::sql::convert::sql_type_of_arrow(data_type)
+        .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
+}
+
+fn is_text(data_type: &ArrowType) -> bool {
+    matches!(
+        data_type,
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
+    )
+}
+
+impl VectorFunction {
+    fn no_such_function(&self, arguments: &[ArrowType]) -> datafusion::error::DataFusionError {
+        let names: Vec<String> = arguments.iter().map(type_name).collect();
+        to_datafusion(
+            Error::user(
+                "42883",
+                format!("function {}({}) does not exist", self.name, names.join(", ")),
+            )
+            .with_hint(
+                "No function matches the given name and argument types. You might need to add explicit type casts.",
+            ),
+        )
+    }
+
+    /// How many vector arguments the function takes, then how many integers.
+    fn arity(&self) -> (usize, usize) {
+        match self.operation {
+            Operation::Input | Operation::InputArray | Operation::Output => (1, 0),
+            Operation::Dimensions | Operation::Norm | Operation::Normalize => (1, 0),
+            Operation::Subvector => (1, 2),
+            _ => (2, 0),
+        }
+    }
+}
+
+impl ScalarUDFImpl for VectorFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
+        match self.operation {
+            // The casts take anything they can read; a second argument is the dimension count.
+            Operation::Input | Operation::InputArray => {
+                if arguments.is_empty() || arguments.len() > 2 {
+                    return Err(self.no_such_function(arguments));
+                }
+                let mut coerced = vec![arguments[0].clone()];
+                if arguments.len() == 2 {
+                    coerced.push(ArrowType::Int64);
+                }
+                return Ok(coerced);
+            }
+            Operation::Output => {
+                return match arguments {
+                    [argument] if is_vector(argument) || argument == &ArrowType::Null => {
+                        Ok(vec![arrow_type()])
+                    }
+                    _ => Err(self.no_such_function(arguments)),
+                };
+            }
+            _ => {}
+        }
+        let (vectors, integers) = self.arity();
+        if arguments.len() != vectors + integers {
+            return Err(self.no_such_function(arguments));
+        }
+        let mut coerced = Vec::with_capacity(arguments.len());
+        for (position, argument) in arguments.iter().enumerate() {
+            if position < vectors {
+                if is_vector(argument) || is_text(argument) || argument == &ArrowType::Null {
+                    coerced.push(arrow_type());
+                } else {
+                    return Err(self.no_such_function(arguments));
+                }
+            } else if argument.is_integer() || argument == &ArrowType::Null {
+                coerced.push(ArrowType::Int64);
+            } else {
+                return Err(self.no_such_function(arguments));
+            }
+        }
+        Ok(coerced)
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        Ok(match self.operation {
+            Operation::Input
+            | Operation::Normalize
+            | Operation::Subvector
+            | Operation::Add
+            | Operation::Subtract
+            | Operation::Multiply
+            | Operation::Concat => arrow_type(),
+            Operation::InputArray => {
+                ArrowType::List(Arc::new(Field::new_list_field(arrow_type(), true)))
+            }
+            Operation::Output => ArrowType::Utf8,
+            Operation::Dimensions | Operation::Compare => ArrowType::Int32,
+            Operation::Norm
+            | Operation::Distance(_)
+            | Operation::InnerProduct
+            | Operation::L2Squared => ArrowType::Float64,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|argument| matches!(argument, ColumnarValue::Scalar(_)));
+        let rows = if all_scalar { 1 } else { args.number_rows };
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|argument| argument.to_array(rows))
+            .collect::<DataFusionResult<_>>()?;
+        let result = self.compute(&arrays, rows).map_err(to_datafusion)?;
+        if all_scalar {
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&result, 0)?,
+            ))
+        } else {
+            Ok(ColumnarValue::Array(result))
+        }
+    }
+}
+
+/// A constant integer argument (`None` for NULL).
+fn integer_at(array: &ArrayRef, row: usize) -> Option<i64> {
+    let integers = array.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()?;
+    (!integers.is_null(row)).then(|| integers.value(row))
+}
+
+impl VectorFunction {
+    fn compute(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        match self.operation {
+            Operation::Input => {
+                let dimensions = match arrays.get(1) {
+                    Some(array) => match integer_at(array, 0) {
+                        Some(dimensions) => Some(check_type_modifier(dimensions)?),
+                        None => None,
+                    },
+                    None => None,
+                };
+                return cast_array(&arrays[0], dimensions);
+            }
+            Operation::InputArray => {
+                let dimensions = match arrays.get(1) {
+                    Some(array) => match integer_at(array, 0) {
+                        Some(dimensions) => Some(check_type_modifier(dimensions)?),
+                        None => None,
+                    },
+                    None => None,
+                };
+                return vector_array(&arrays[0], dimensions);
+            }
+            _ => {}
+        }
+        let first = Vectors::new(arrays[0].as_ref())?;
+        match self.operation {
+            Operation::Output => {
+                let strings: StringArray =
+                    (0..rows).map(|row| first.get(row).map(format)).collect();
+                Ok(Arc::new(strings))
+            }
+            Operation::Dimensions => {
+                let dims: Int32Array = (0..rows)
+                    .map(|row| first.get(row).map(|elements| elements.len() as i32))
+                    .collect();
+                Ok(Arc::new(dims))
+            }
+            Operation::Norm => {
+                let norms: Float64Array = (0..rows)
+                    .map(|row| first.get(row).map(kernels::norm))
+                    .collect();
+                Ok(Arc::new(norms))
+            }
+            Operation::Normalize => {
+                let mut builder = VectorBuilder::with_capacity(rows, first.values.len());
+                for row in 0..rows {
+                    match first.get(row) {
+                        None => builder.append_null(),
+                        Some(elements) => {
+                            let norm = kernels::norm(elements);
+                            if norm > 0.0 {
+                                let normalized: Vec<f32> = elements
+                                    .iter()
+                                    .map(|&x| (f64::from(x) / norm) as f32)
+                                    .collect();
+                                for &element in &normalized {
+                                    check_element(element)?;
+                                }
+                                builder.append(&normalized);
+                            } else {
+                                builder.append(elements);
+                            }
+                        }
+                    }
+                }
+                Ok(Arc::new(builder.finish()))
+            }
+            Operation::Subvector => {
+                let mut builder = VectorBuilder::with_capacity(rows, 0);
+                for row in 0..rows {
+                    let (Some(elements), Some(start), Some(count)) = (
+                        first.get(row),
+                        integer_at(&arrays[1], row),
+                        integer_at(&arrays[2], row),
+                    ) else {
+                        builder.append_null();
+                        continue;
+                    };
+                    builder.append(subvector(elements, start, count)?);
+                }
+                Ok(Arc::new(builder.finish()))
+            }
+            _ => {
+                let second = Vectors::new(arrays[1].as_ref())?;
+                self.binary(&first, &second, rows)
+            }
+        }
+    }
+
+    /// The two-vector operations.
+    fn binary(&self, first: &Vectors, second: &Vectors, rows: usize) -> Result<ArrayRef> {
+        let pairs = (0..rows).map(|row| match (first.get(row), second.get(row)) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        });
+        let same = |a: &[f32], b: &[f32]| {
+            if a.len() == b.len() {
+                Ok(())
+            } else {
+                Err(different_dimensions(a.len(), b.len()))
+            }
+        };
+        match self.operation {
+            Operation::Distance(_) | Operation::InnerProduct | Operation::L2Squared => {
+                let mut out = Vec::with_capacity(rows);
+                for pair in pairs {
+                    out.push(match pair {
+                        None => None,
+                        Some((a, b)) => {
+                            same(a, b)?;
+                            Some(match self.operation {
+                                Operation::Distance(metric) => metric.distance(a, b),
+                                Operation::InnerProduct => kernels::inner_product(a, b),
+                                _ => kernels::l2_squared(a, b),
+                            })
+                        }
+                    });
+                }
+                Ok(Arc::new(Float64Array::from(out)))
+            }
+            Operation::Compare => {
+                let out: Int32Array = pairs
+                    .map(|pair| pair.map(|(a, b)| kernels::compare(a, b) as i32))
+                    .collect();
+                Ok(Arc::new(out))
+            }
+            _ => {
+                let mut builder = VectorBuilder::with_capacity(rows, first.values.len());
+                for pair in pairs {
+                    let Some((a, b)) = pair else {
+                        builder.append_null();
+                        continue;
+                    };
+                    if self.operation == Operation::Concat {
+                        check_dimensions(a.len() + b.len(), None)?;
+                        let mut joined = a.to_vec();
+                        joined.extend_from_slice(b);
+                        builder.append(&joined);
+                        continue;
+                    }
+                    same(a, b)?;
+                    let mut result = Vec::with_capacity(a.len());
+                    for (&x, &y) in a.iter().zip(b) {
+                        let value = match self.operation {
+                            Operation::Add => x + y,
+                            Operation::Subtract => x - y,
+                            _ => x * y,
+                        };
+                        if value.is_infinite() {
+                            return Err(Error::user("22003", "value out of range: overflow"));
+                        }
+                        if self.operation == Operation::Multiply
+                            && value == 0.0
+                            && x != 0.0
+                            && y != 0.0
+                        {
+                            return Err(Error::user("22003", "value out of range: underflow"));
+                        }
+                        result.push(value);
+                    }
+                    builder.append(&result);
+                }
+                Ok(Arc::new(builder.finish()))
+            }
+        }
+    }
+}
+
+/// pgvector's `subvector(v, start, count)`: `count` elements from the 1-based `start`, cut to the
+/// vector.
+fn subvector(elements: &[f32], start: i64, count: i64) -> Result<&[f32]> {
+    let dimensions = elements.len() as i64;
+    if count < 1 {
+        return Err(data_error("vector must have at least 1 dimension"));
+    }
+    let end = if start > dimensions - count {
+        dimensions + 1
+    } else {
+        start + count
+    };
+    let start = if start < 1 {
+        1
+    } else if start > dimensions {
+        return Err(data_error("vector must have at least 1 dimension"));
+    } else {
+        start
+    };
+    let length = end - start;
+    check_dimensions(length.max(0) as usize, None)?;
+    Ok(&elements[(start - 1) as usize..(end - 1) as usize])
+}
+
+/// `'{"[1,2]","[3,4]"}'::vector[]`: PostgreSQL's array text of vectors; an array of anything else
+/// has each element cast.
+fn vector_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
+    if let ArrowType::List(_) = array.data_type() {
+        let list = array.as_list::<i32>();
+        let elements = cast_array(list.values(), dimensions)?;
+        return Ok(Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(arrow_type(), true)),
+            list.offsets().clone(),
+            elements,
+            list.nulls().cloned(),
+        )));
+    }
+    let text = cast_with_options(array, &ArrowType::Utf8, &CastOptions::default())?;
+    let strings = text.as_string::<i32>();
+    let mut offsets = vec![0i32];
+    let mut valid = Vec::with_capacity(strings.len());
+    let mut builder = VectorBuilder::with_capacity(strings.len(), 0);
+    for value in strings.iter() {
+        match value {
+            None => valid.push(false),
+            Some(text) => {
+                let items = crate::sql::array_literals::parse_array(text).ok_or_else(|| {
+                    let mut error =
+                        Error::user("22P02", format!("malformed array literal: \"{text}\""));
+                    error.set_input(text);
+                    error
+                })?;
+                for item in items {
+                    match item {
+                        None => builder.append_null(),
+                        Some(item) => {
+                            let elements = parse(&item)?;
+                            check_dimensions(elements.len(), dimensions)?;
+                            builder.append(&elements);
+                        }
+                    }
+                }
+                valid.push(true);
+            }
+        }
+        offsets.push(builder.valid.len() as i32);
+    }
+    let nulls = (!valid.iter().all(|&valid| valid)).then(|| NullBuffer::from(valid));
+    Ok(Arc::new(ListArray::new(
+        Arc::new(Field::new_list_field(arrow_type(), true)),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(builder.finish()),
+        nulls,
+    )))
+}
+
+/// The elements of row `row` of a vector array as a stored value.
+pub fn value_at(array: &ArrayRef, row: usize) -> Result<Vec<f32>> {
+    let vectors = Vectors::new(array.as_ref())?;
+    vectors
+        .get(row)
+        .map(<[f32]>::to_vec)
+        .ok_or_else(|| Error::internal("NULL vector read as a value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_reads_as_pgvector() {
+        assert_eq!(parse(" [ 1,  2 ,    3  ] ").unwrap(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(parse("[1.,-2.5e1,.5]").unwrap(), vec![1.0, -25.0, 0.5]);
+        assert_eq!(parse("[1e-46]").unwrap(), vec![0.0]);
+        for bad in [
+            "[1,2,3", "[1,2,3]9", "1,2,3", "", "[", "[,]", "[1,]", "[1a]", "[1, ,3]",
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code, "22P02", "{bad}");
+        }
+        assert_eq!(
+            parse("[]").unwrap_err().message,
+            "vector must have at least 1 dimension"
+        );
+        assert_eq!(
+            parse("[NaN]").unwrap_err().message,
+            "NaN not allowed in vector"
+        );
+        assert_eq!(
+            parse("[4e38]").unwrap_err().message,
+            "\"4e38\" is out of range for type vector"
+        );
+        assert_eq!(
+            format(&[1.0, -0.0, 1.5e38, 1.23456]),
+            "[1,-0,1.5e+38,1.23456]"
+        );
+    }
+
+    #[test]
+    fn subvector_cuts_as_pgvector() {
+        let elements = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(subvector(&elements, 1, 3).unwrap(), &[1.0, 2.0, 3.0]);
+        assert_eq!(subvector(&elements, -1, 3).unwrap(), &[1.0]);
+        assert_eq!(subvector(&elements, 3, 9).unwrap(), &[3.0, 4.0, 5.0]);
+        assert_eq!(
+            subvector(&elements, -2147483644, 2147483647).unwrap(),
+            &[1.0, 2.0]
+        );
+        assert!(subvector(&elements, -1, 2).is_err());
+        assert!(subvector(&elements, 2147483647, 10).is_err());
+    }
+}

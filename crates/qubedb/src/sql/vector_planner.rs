@@ -1,0 +1,195 @@
+//! Vectors in DataFusion's planner: the operators become the functions of [`crate::sql::vector`].
+//!
+//! `<->`, `<#>`, `<=>` and `<+>` exist only for vectors (`<=>` and `<+>` arrive respelled, see
+//! `sql/parse.rs`), so they map without looking at types. `+`, `-`, `*` and `||` map when an operand
+//! is a vector and both are shallow (a column, literal, cast or call: vector expressions are; long
+//! arithmetic chains are not, and their types are never computed here). A comparison of a vector with
+//! a text literal reads the literal as a vector, as PostgreSQL resolves an unknown-typed literal;
+//! vectors compare with each other as Arrow lists do, element by element and then by length, which is
+//! pgvector's order.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+use qubedb_model::vector::Metric;
+
+use crate::sql::parse::{COSINE_OPERATOR_SPELLING, L1_OPERATOR_SPELLING};
+use crate::sql::vector::{distance_function, is_vector, udf};
+
+/// A call of the vector function `name`.
+pub(crate) fn call(name: &'static str, arguments: Vec<Expr>) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(udf(name), arguments))
+}
+
+/// The expression planner for vector operators (see the module docs).
+#[derive(Debug, Default)]
+pub struct VectorOperators;
+
+fn is_vector_expr(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema)
+        .is_ok_and(|data_type| is_vector(&data_type))
+}
+
+fn is_text_literal(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Literal(
+            ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)),
+            _
+        )
+    )
+}
+
+fn shallow(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Column(_)
+            | Expr::Literal(..)
+            | Expr::ScalarFunction(_)
+            | Expr::Cast(_)
+            | Expr::TryCast(_)
+            | Expr::Placeholder(_)
+    )
+}
+
+/// The metric a distance operator measures.
+pub(crate) fn operator_metric(op: &BinaryOperator) -> Option<Metric> {
+    match op {
+        BinaryOperator::LtDashGt => Some(Metric::L2),
+        BinaryOperator::Spaceship => Some(Metric::Cosine),
+        BinaryOperator::Custom(spelling) => match spelling.as_str() {
+            "<#>" => Some(Metric::InnerProduct),
+            spelling if spelling == COSINE_OPERATOR_SPELLING => Some(Metric::Cosine),
+            spelling if spelling == L1_OPERATOR_SPELLING => Some(Metric::L1),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl ExprPlanner for VectorOperators {
+    /// `ARRAY['[1,2]'::vector, '[3,4]']`: text literals among vectors are vectors.
+    fn plan_array_literal(
+        &self,
+        exprs: Vec<Expr>,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<Vec<Expr>>> {
+        let has_text = exprs.iter().any(is_text_literal);
+        if !has_text
+            || !exprs
+                .iter()
+                .any(|expr| shallow(expr) && !is_text_literal(expr) && is_vector_expr(expr, schema))
+        {
+            return Ok(PlannerResult::Original(exprs));
+        }
+        Ok(PlannerResult::Original(
+            exprs
+                .into_iter()
+                .map(|expr| {
+                    if is_text_literal(&expr) {
+                        call("qubedb_vector", vec![expr])
+                    } else {
+                        expr
+                    }
+                })
+                .collect(),
+        ))
+    }
+
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
+        let RawBinaryExpr { op, left, right } = expr;
+        if let Some(metric) = operator_metric(&op) {
+            return Ok(PlannerResult::Planned(call(
+                distance_function(metric),
+                vec![left, right],
+            )));
+        }
+        let arithmetic = match op {
+            BinaryOperator::Plus => Some("vector_add"),
+            BinaryOperator::Minus => Some("vector_sub"),
+            BinaryOperator::Multiply => Some("vector_mul"),
+            BinaryOperator::StringConcat => Some("vector_concat"),
+            _ => None,
+        };
+        let comparison = matches!(
+            op,
+            BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::Eq
+                | BinaryOperator::NotEq
+        );
+        if (arithmetic.is_none() && !comparison) || !shallow(&left) || !shallow(&right) {
+            return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }));
+        }
+        let left_vector = is_vector_expr(&left, schema);
+        let right_vector = is_vector_expr(&right, schema);
+        let other_fits = |vector: bool, other: &Expr, other_vector: bool| {
+            vector && (other_vector || is_text_literal(other))
+        };
+        if !other_fits(left_vector, &right, right_vector)
+            && !other_fits(right_vector, &left, left_vector)
+        {
+            return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }));
+        }
+        if let Some(name) = arithmetic {
+            return Ok(PlannerResult::Planned(call(name, vec![left, right])));
+        }
+        // A comparison: the text literal read as a vector.
+        let as_vector = |expr: Expr| {
+            if is_text_literal(&expr) {
+                call("qubedb_vector", vec![expr])
+            } else {
+                expr
+            }
+        };
+        Ok(PlannerResult::Original(RawBinaryExpr {
+            op,
+            left: as_vector(left),
+            right: as_vector(right),
+        }))
+    }
+}
+
+/// The replacement of a cast to or from vectors that DataFusion planned as an Arrow cast (type
+/// coercion's casts of literals and arguments, and `::text`), `None` when Arrow's cast is right.
+pub(crate) fn rewrite_vector_cast(
+    inner: &Expr,
+    source: &ArrowType,
+    target: &ArrowType,
+) -> Option<Expr> {
+    if is_vector(target) {
+        if is_vector(source) {
+            return Some(inner.clone());
+        }
+        return Some(call("qubedb_vector", vec![inner.clone()]));
+    }
+    if is_vector(source) {
+        return match target {
+            ArrowType::Utf8 => Some(call("qubedb_vector_text", vec![inner.clone()])),
+            ArrowType::LargeUtf8 | ArrowType::Utf8View => {
+                Some(Expr::Cast(datafusion::logical_expr::expr::Cast::new(
+                    Box::new(call("qubedb_vector_text", vec![inner.clone()])),
+                    target.clone(),
+                )))
+            }
+            _ => None,
+        };
+    }
+    None
+}
+
+/// Installs the planner (after the jsonb operators', which look only at jsonb operands).
+pub(crate) fn install(planners: &mut Vec<Arc<dyn ExprPlanner>>) {
+    planners.insert(0, Arc::new(VectorOperators));
+}

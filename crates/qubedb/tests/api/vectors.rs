@@ -1,0 +1,231 @@
+//! HNSW indexes through SQL: recall against exact search, filtered queries, visibility of deleted and
+//! rolled-back rows, and the index after a restart.
+
+use std::collections::HashSet;
+
+use qubedb::Database;
+
+use super::plan;
+
+/// `count` vectors of `dimensions` around 12 centres (a fixed linear congruential generator), as
+/// `[x,y,...]` text.
+fn clustered(count: usize, dimensions: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f32 / (1u64 << 31) as f32
+    };
+    let centres: Vec<Vec<f32>> = (0..12)
+        .map(|_| (0..dimensions).map(|_| uniform() * 20.0 - 10.0).collect())
+        .collect();
+    (0..count)
+        .map(|i| {
+            let centre = &centres[(i * 7) % centres.len()];
+            centre
+                .iter()
+                .map(|c| {
+                    // A sum of uniforms is close enough to a Gaussian for a cluster.
+                    let noise: f32 = (0..4).map(|_| uniform() - 0.5).sum();
+                    c + noise * 1.5
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn text(vector: &[f32]) -> String {
+    let parts: Vec<String> = vector.iter().map(|x| format!("{x}")).collect();
+    format!("[{}]", parts.join(","))
+}
+
+/// Inserts `vectors` as rows `first..` of `table` (id, vector, category id % 10).
+fn load(session: &mut qubedb::Session, table: &str, first: usize, vectors: &[Vec<f32>]) {
+    for (chunk_number, chunk) in vectors.chunks(200).enumerate() {
+        let values: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(offset, vector)| {
+                let id = first + chunk_number * 200 + offset;
+                format!("({id}, '{}', {})", text(vector), id % 10)
+            })
+            .collect();
+        session
+            .run(&format!("INSERT INTO {table} VALUES {}", values.join(", ")))
+            .expect("insert vectors");
+    }
+}
+
+fn ids(session: &mut qubedb::Session, sql: &str) -> Vec<i64> {
+    session
+        .query(sql, &[])
+        .expect("query")
+        .rows()
+        .expect("rows")
+        .iter()
+        .map(|row| row.get::<i64>(0).expect("id"))
+        .collect()
+}
+
+#[test]
+fn hnsw_recall_and_filters_match_exact_search() {
+    let database = Database::open_in_memory().expect("database");
+    let mut session = database.session();
+    let dimensions = 24;
+    // The queries come from the same mixture as the rows (the last 40 points, not inserted).
+    let mut data = clustered(2040, dimensions, 7);
+    let queries = data.split_off(2000);
+    for table in ["indexed", "exact"] {
+        session
+            .run(&format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v vector({dimensions}), category INTEGER)"
+            ))
+            .expect("create");
+    }
+    // Half the rows before the index is built, half after (incremental inserts).
+    load(&mut session, "indexed", 0, &data[..1000]);
+    session
+        .run("CREATE INDEX indexed_v ON indexed USING hnsw (v vector_l2_ops)")
+        .expect("create index");
+    load(&mut session, "indexed", 1000, &data[1000..]);
+    load(&mut session, "exact", 0, &data);
+    let explained = plan(
+        &mut session,
+        &format!(
+            "SELECT id FROM indexed ORDER BY v <-> '{}' LIMIT 10",
+            text(&queries[0])
+        ),
+    );
+    assert!(explained.contains("hnsw index indexed_v"), "{explained}");
+    let exact_plan = plan(
+        &mut session,
+        &format!(
+            "SELECT id FROM exact ORDER BY v <-> '{}' LIMIT 10",
+            text(&queries[0])
+        ),
+    );
+    assert!(!exact_plan.contains("hnsw"), "{exact_plan}");
+
+    let mut hits = 0;
+    for query in &queries {
+        let query = text(query);
+        let found = ids(
+            &mut session,
+            &format!("SELECT id FROM indexed ORDER BY v <-> '{query}' LIMIT 10"),
+        );
+        let truth: HashSet<i64> = ids(
+            &mut session,
+            &format!("SELECT id FROM exact ORDER BY v <-> '{query}', id LIMIT 10"),
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(found.len(), 10);
+        hits += found.iter().filter(|id| truth.contains(id)).count();
+    }
+    let recall = hits as f64 / (queries.len() * 10) as f64;
+    assert!(recall >= 0.95, "recall@10 {recall}");
+
+    // A selective filter (one row in ten) still gets ten rows, the ones an exact scan gets.
+    for query in queries.iter().take(10) {
+        let query = text(query);
+        let found = ids(
+            &mut session,
+            &format!("SELECT id FROM indexed WHERE category = 3 ORDER BY v <-> '{query}' LIMIT 10"),
+        );
+        let truth = ids(
+            &mut session,
+            &format!(
+                "SELECT id FROM exact WHERE category = 3 ORDER BY v <-> '{query}', id LIMIT 10"
+            ),
+        );
+        assert_eq!(found, truth, "filtered query {query}");
+    }
+
+    // Other distances: their own operator classes.
+    session
+        .run("CREATE INDEX indexed_cosine ON indexed USING hnsw (v vector_cosine_ops)")
+        .expect("cosine index");
+    let query = text(&queries[1]);
+    let cosine_plan = plan(
+        &mut session,
+        &format!("SELECT id FROM indexed ORDER BY v <=> '{query}' LIMIT 5"),
+    );
+    assert!(
+        cosine_plan.contains("hnsw index indexed_cosine"),
+        "{cosine_plan}"
+    );
+    let found: HashSet<i64> = ids(
+        &mut session,
+        &format!("SELECT id FROM indexed ORDER BY v <=> '{query}' LIMIT 10"),
+    )
+    .into_iter()
+    .collect();
+    let truth: HashSet<i64> = ids(
+        &mut session,
+        &format!("SELECT id FROM exact ORDER BY v <=> '{query}', id LIMIT 10"),
+    )
+    .into_iter()
+    .collect();
+    assert!(
+        found.intersection(&truth).count() >= 9,
+        "{found:?} vs {truth:?}"
+    );
+}
+
+#[test]
+fn hnsw_never_returns_deleted_or_uncommitted_rows_and_survives_restart() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let data = clustered(300, 8, 3);
+    let near = text(&data[5]);
+    {
+        let database = Database::open(directory.path()).expect("open");
+        let mut session = database.session();
+        session
+            .run("CREATE TABLE items (id BIGINT PRIMARY KEY, v vector(8), category INTEGER)")
+            .expect("create");
+        session
+            .run("CREATE INDEX items_v ON items USING hnsw (v vector_l2_ops) WITH (m = 8, ef_construction = 32)")
+            .expect("index");
+        load(&mut session, "items", 0, &data);
+        let nearest = format!("SELECT id FROM items ORDER BY v <-> '{near}' LIMIT 3");
+        assert_eq!(ids(&mut session, &nearest)[0], 5);
+
+        // A deleted row is never returned; the next nearest takes its place.
+        session
+            .run("DELETE FROM items WHERE id = 5")
+            .expect("delete");
+        let after_delete = ids(&mut session, &nearest);
+        assert_eq!(after_delete.len(), 3);
+        assert!(!after_delete.contains(&5), "{after_delete:?}");
+
+        // A rolled-back insert is never returned; inside its transaction it is.
+        session.run("BEGIN").expect("begin");
+        session
+            .run(&format!("INSERT INTO items VALUES (1000, '{near}', 0)"))
+            .expect("insert");
+        assert_eq!(ids(&mut session, &nearest)[0], 1000);
+        // Another session does not see it.
+        let mut other = database.session();
+        assert!(!ids(&mut other, &nearest).contains(&1000));
+        session.run("ROLLBACK").expect("rollback");
+        assert!(!ids(&mut session, &nearest).contains(&1000));
+
+        // An update moves the row in the graph.
+        session
+            .run(&format!("UPDATE items SET v = '{near}' WHERE id = 7"))
+            .expect("update");
+        assert_eq!(ids(&mut session, &nearest)[0], 7);
+    }
+    let database = Database::open(directory.path()).expect("reopen");
+    let mut session = database.session();
+    let nearest = format!("SELECT id FROM items ORDER BY v <-> '{near}' LIMIT 3");
+    let explained = plan(&mut session, &nearest);
+    assert!(explained.contains("hnsw index items_v"), "{explained}");
+    let found = ids(&mut session, &nearest);
+    assert_eq!(found[0], 7);
+    assert!(!found.contains(&5) && !found.contains(&1000), "{found:?}");
+    // REINDEX rebuilds the graph from the live rows.
+    session.run("REINDEX INDEX items_v").expect("reindex");
+    assert_eq!(ids(&mut session, &nearest), found);
+}
