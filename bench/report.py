@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes bench/RESULTS.md from bench/results/w1.jsonl (qubedb-bench w1), bench/results/w2.jsonl and w4.jsonl
+"""Writes bench/RESULTS.md from bench/results/w1.jsonl (qubedb-bench w1), bench/results/w2.jsonl, w4.jsonl and w5.jsonl
 (bench/w2.py): for each measurement the median over runs of QubeDB and of its peer from the same run,
 and the ratio. Usage: python3 bench/report.py [--command "..."]"""
 import argparse
@@ -151,6 +151,19 @@ def w4_section(records):
     return lines
 
 
+def w5_section(records):
+    if not records:
+        return ["No W5 results yet."]
+    lines = ["| system | ef_construction | build s | ef_search | recall@10 | QPS (one query at a time) | CPU ms per query |",
+             "|---|---|---|---|---|---|---|"]
+    for r in records:
+        cpu = r.get("server_cpu_ms_per_query", r.get("cpu_ms_per_query"))
+        where = "server" if "server_cpu_ms_per_query" in r else "process"
+        lines.append(f"| {r['system']} | {r['ef_construction']} | {r['build_s']} | {r['ef_search']} | {r['recall']} | "
+                     f"{r['qps']:,} | {cpu} ({where}) |")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--command", default="bash bench/run.sh")
@@ -172,6 +185,11 @@ def main():
             "Command: `python3 bench/w4.py --runs 3` (QubeDB and PostgreSQL over loopback with psycopg, the same statements; "
             "SQLite in-process). Medians of 3 after a warm-up.", ""]
     out += w4_section(w4)
+    out += ["", "## W5 — Vectors: 100,000 × 128 Gaussian mixture, 1,000 queries, k=10: `qubedb serve` vs hnswlib", "",
+            "Command: `python3 bench/w5.py --ef-construction 64` (QubeDB over loopback with psycopg, one prepared query at a "
+            "time; hnswlib in-process, one `knn_query` per query, 1 thread; builds on 2 threads). Recall against exact float64 "
+            "brute force.", ""]
+    out += w5_section(load("w5.jsonl"))
     notes = os.path.join(HERE, "results", "NOTES.md")
     if os.path.exists(notes):
         out += ["", open(notes).read().rstrip()]

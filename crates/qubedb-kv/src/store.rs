@@ -298,6 +298,12 @@ pub struct ReadView {
 }
 
 impl ReadView {
+    /// The write this view's transaction buffered for `key`: `Some(Some(value))` for a put,
+    /// `Some(None)` for a delete, `None` when it wrote nothing there (the snapshot decides).
+    pub fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.writes.get(key).map(|value| value.as_deref())
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(buffered) = self.writes.get(key) {
@@ -374,6 +380,22 @@ pub struct Savepoint {
 }
 
 impl Transaction {
+    /// The write this transaction buffered for `key` (see [`ReadView::buffered`]).
+    pub fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.writes.get(key).map(|value| value.as_deref())
+    }
+
+    /// The keys this transaction wrote (put or deleted) in `range`, in order.
+    pub fn buffered_keys(&self, range: &KeyRange) -> Vec<Vec<u8>> {
+        if is_empty_range(range) {
+            return Vec::new();
+        }
+        self.writes
+            .range((range.0.clone(), range.1.clone()))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// The value of `key` as this transaction sees it.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(buffered) = self.writes.get(key) {

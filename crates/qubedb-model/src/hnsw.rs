@@ -36,8 +36,10 @@
 //! shared state and a rebuild makes the same levels.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use qubedb_kv::{ReadView, Transaction};
 
 use crate::error::{Error, Result};
@@ -72,23 +74,6 @@ impl HnswConfig {
     /// Most links on `layer`.
     fn links_max(&self, layer: usize) -> usize {
         if layer == 0 { self.m * 2 } else { self.m }
-    }
-}
-
-/// Where a search reads nodes from: a transaction (its writes included) or a read view.
-pub trait NodeReader {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
-}
-
-impl NodeReader for Transaction {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.get(key)?)
-    }
-}
-
-impl NodeReader for ReadView {
-    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.get(key)?)
     }
 }
 
@@ -214,7 +199,7 @@ impl<'a> Bytes<'a> {
 
 /// The entry point: the top level and the node at it.
 #[derive(Debug, Clone, PartialEq)]
-struct Entry {
+pub struct Entry {
     level: usize,
     primary_key: Vec<u8>,
 }
@@ -295,42 +280,193 @@ impl Ord for Found {
     }
 }
 
-/// Reads and decodes nodes of one index, remembering them for the operation's length.
-struct Nodes<'a, R: NodeReader + ?Sized> {
-    reader: &'a R,
-    index: u64,
-    cache: std::collections::HashMap<Vec<u8>, Option<std::rc::Rc<Node>>>,
+/// Where the graph's nodes are read from: the store as a transaction or a read view sees it, the
+/// in-memory copy of the committed graph under a transaction's own writes ([`Overlay`]), or a graph
+/// being built ([`GraphState`]).
+pub trait NodeReader {
+    /// The node of the row with primary key `primary_key`.
+    fn node(&self, index: u64, primary_key: &[u8]) -> Result<Option<Arc<Node>>>;
+    /// The entry point.
+    fn entry(&self, index: u64) -> Result<Option<Entry>>;
 }
 
-impl<'a, R: NodeReader + ?Sized> Nodes<'a, R> {
-    fn new(reader: &'a R, index: u64) -> Self {
+fn decode_entry_value(bytes: Option<&[u8]>) -> Result<Option<Entry>> {
+    bytes.map(Entry::decode).transpose()
+}
+
+impl NodeReader for Transaction {
+    fn node(&self, index: u64, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
+        match self.get(&node_key(index, primary_key))? {
+            Some(bytes) => Ok(Some(Arc::new(Node::decode(&bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Entry>> {
+        decode_entry_value(self.get(&entry_key(index))?.as_deref())
+    }
+}
+
+impl NodeReader for ReadView {
+    fn node(&self, index: u64, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
+        match self.get(&node_key(index, primary_key))? {
+            Some(bytes) => Ok(Some(Arc::new(Node::decode(&bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Entry>> {
+        decode_entry_value(self.get(&entry_key(index))?.as_deref())
+    }
+}
+
+/// A graph held in memory: every node decoded, by primary key, and the entry point.
+#[derive(Debug, Default)]
+pub struct GraphState {
+    pub nodes: HashMap<Vec<u8>, Arc<Node>>,
+    pub entry: Option<Entry>,
+}
+
+impl NodeReader for GraphState {
+    fn node(&self, _index: u64, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
+        Ok(self.nodes.get(primary_key).cloned())
+    }
+
+    fn entry(&self, _index: u64) -> Result<Option<Entry>> {
+        Ok(self.entry.clone())
+    }
+}
+
+/// What a transaction wrote and has not committed.
+pub trait Buffered {
+    fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>>;
+}
+
+impl Buffered for Transaction {
+    fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        Transaction::buffered(self, key)
+    }
+}
+
+impl Buffered for ReadView {
+    fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        ReadView::buffered(self, key)
+    }
+}
+
+/// A transaction's own writes over the committed graph in memory: a node it wrote is read from its
+/// buffer, any other from memory. (A candidate the memory holds that the transaction's snapshot
+/// does not see is harmless: the scan reads every candidate's row in the snapshot.)
+pub struct Overlay<'a, B: Buffered + ?Sized> {
+    pub buffer: &'a B,
+    pub committed: &'a GraphState,
+}
+
+impl<B: Buffered + ?Sized> NodeReader for Overlay<'_, B> {
+    fn node(&self, index: u64, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
+        match self.buffer.buffered(&node_key(index, primary_key)) {
+            Some(Some(bytes)) => Ok(Some(Arc::new(Node::decode(bytes)?))),
+            Some(None) => Ok(None),
+            None => Ok(self.committed.nodes.get(primary_key).cloned()),
+        }
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Entry>> {
+        match self.buffer.buffered(&entry_key(index)) {
+            Some(bytes) => decode_entry_value(bytes),
+            None => Ok(self.committed.entry.clone()),
+        }
+    }
+}
+
+/// The committed graph of one index, in memory: loaded from the store once, then kept up to date by
+/// the commits that change it ([`Graph::apply`]).
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub state: RwLock<GraphState>,
+}
+
+impl Graph {
+    /// The graph of `index` as `transaction` (a fresh one: the latest commit) sees it.
+    pub fn load(transaction: &Transaction, index: u64) -> Result<Graph> {
+        let mut state = GraphState::default();
+        let prefix_length = Key::index_prefix(index).len();
+        for item in transaction.scan(Key::index_range(index), false)? {
+            let (key, value) = item?;
+            match key.get(prefix_length) {
+                Some(&TAG_ENTRY) => state.entry = Some(Entry::decode(&value)?),
+                Some(&TAG_NODE) => {
+                    state.nodes.insert(
+                        key[prefix_length + 1..].to_vec(),
+                        Arc::new(Node::decode(&value)?),
+                    );
+                }
+                _ => return Err(Error::corruption("HNSW index has an unknown key")),
+            }
+        }
+        Ok(Graph {
+            state: RwLock::new(state),
+        })
+    }
+
+    /// Brings the keys `keys` (of this index, written by a transaction that committed) up to date
+    /// from `fresh`, a transaction begun after that commit.
+    pub fn apply(&self, fresh: &Transaction, index: u64, keys: &[Vec<u8>]) -> Result<()> {
+        let prefix_length = Key::index_prefix(index).len();
+        let mut state = self.state.write();
+        for key in keys {
+            let value = fresh.get(key)?;
+            match key.get(prefix_length) {
+                Some(&TAG_ENTRY) => state.entry = decode_entry_value(value.as_deref())?,
+                Some(&TAG_NODE) => {
+                    let primary_key = key[prefix_length + 1..].to_vec();
+                    match value {
+                        Some(bytes) => {
+                            state
+                                .nodes
+                                .insert(primary_key, Arc::new(Node::decode(&bytes)?));
+                        }
+                        None => {
+                            state.nodes.remove(&primary_key);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Nodes read during one operation, kept so each is read (and decoded) once.
+struct Nodes<'a> {
+    reader: &'a dyn NodeReader,
+    index: u64,
+    cache: HashMap<Vec<u8>, Option<Arc<Node>>>,
+}
+
+impl<'a> Nodes<'a> {
+    fn new(reader: &'a dyn NodeReader, index: u64) -> Self {
         Nodes {
             reader,
             index,
-            cache: std::collections::HashMap::new(),
+            cache: HashMap::new(),
         }
     }
 
-    fn get(&mut self, primary_key: &[u8]) -> Result<Option<std::rc::Rc<Node>>> {
+    fn get(&mut self, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
         if let Some(node) = self.cache.get(primary_key) {
             return Ok(node.clone());
         }
-        let node = match self.reader.read(&node_key(self.index, primary_key))? {
-            Some(bytes) => Some(std::rc::Rc::new(Node::decode(&bytes)?)),
-            None => None,
-        };
+        let node = self.reader.node(self.index, primary_key)?;
         self.cache.insert(primary_key.to_vec(), node.clone());
         Ok(node)
-    }
-
-    fn forget(&mut self, primary_key: &[u8]) {
-        self.cache.remove(primary_key);
     }
 }
 
 /// The `ef` nearest nodes to `query` found on `layer` from `entry`, nearest first.
-fn search_layer<R: NodeReader + ?Sized>(
-    nodes: &mut Nodes<'_, R>,
+fn search_layer(
+    nodes: &mut Nodes<'_>,
     metric: Metric,
     query: &[f32],
     entry: &[Found],
@@ -384,36 +520,34 @@ fn search_layer<R: NodeReader + ?Sized>(
     Ok(results.into_sorted_vec())
 }
 
-/// Of `candidates` (nearest first), the ones to link to: each kept only if it is nearer to the node
-/// than to every one kept before it (hnswlib's heuristic), at most `links_max`.
-fn select_neighbors<R: NodeReader + ?Sized>(
-    nodes: &mut Nodes<'_, R>,
+/// Of `candidates` (nearest first, with their vectors), the ones to link to: each kept only if it is
+/// nearer to the node than to every one kept before it (hnswlib's heuristic), at most `links_max`.
+fn select_neighbors(
     metric: Metric,
-    candidates: &[Found],
+    candidates: Vec<(Found, Arc<[f32]>)>,
     links_max: usize,
-) -> Result<Vec<Found>> {
-    let mut kept: Vec<(Found, std::rc::Rc<Node>)> = Vec::with_capacity(links_max);
-    for candidate in candidates {
+) -> Vec<Vec<u8>> {
+    let mut kept: Vec<(Found, Arc<[f32]>)> = Vec::with_capacity(links_max);
+    for (candidate, vector) in candidates {
         if kept.len() >= links_max {
             break;
         }
-        let Some(node) = nodes.get(&candidate.primary_key)? else {
-            continue;
-        };
         let diverse = kept.iter().all(|(_, other)| {
-            other.vector.len() != node.vector.len()
-                || distance(metric, &node.vector, &other.vector) >= candidate.distance
+            other.len() != vector.len() || distance(metric, &vector, other) >= candidate.distance
         });
         if diverse {
-            kept.push((candidate.clone(), node));
+            kept.push((candidate, vector));
         }
     }
-    Ok(kept.into_iter().map(|(found, _)| found).collect())
+    kept.into_iter()
+        .map(|(found, _)| found.primary_key)
+        .collect()
 }
 
-/// Greedy descent from the entry point to `layer + 1`'s nearest node, then the entry list for `layer`.
-fn descend<R: NodeReader + ?Sized>(
-    nodes: &mut Nodes<'_, R>,
+/// Greedy descent from the entry point to layer `down_to + 1`'s nearest node: the entry list for
+/// `down_to`.
+fn descend(
+    nodes: &mut Nodes<'_>,
     metric: Metric,
     query: &[f32],
     entry: &Entry,
@@ -437,11 +571,135 @@ fn descend<R: NodeReader + ?Sized>(
     Ok(Some(nearest))
 }
 
+/// A new node, linked: its neighbour lists, and the neighbours that must link back to it.
+pub struct Linked {
+    pub node: Node,
+    /// `(layer, neighbour)`: the neighbour gets a link to the new node on that layer.
+    pub backlinks: Vec<(usize, Vec<u8>)>,
+    /// The new node's level is above the entry point's (or the graph was empty): it becomes the
+    /// entry point.
+    pub new_entry: bool,
+}
+
+/// Links the node of `primary_key` (vector `query`, in its indexed form) into the graph `reader`
+/// holds: searches each layer from the top and picks its neighbours. Nothing is written.
+pub fn link(
+    reader: &dyn NodeReader,
+    index: u64,
+    config: &HnswConfig,
+    primary_key: &[u8],
+    query: Vec<f32>,
+) -> Result<Linked> {
+    let level = level_of(primary_key, config.m);
+    let entry = reader.entry(index)?;
+    let mut neighbors: Vec<Vec<Vec<u8>>> = vec![Vec::new(); level + 1];
+    let mut backlinks = Vec::new();
+    let mut nodes = Nodes::new(reader, index);
+    // (When the node is the entry point itself, being relinked with a new vector, the search starts
+    // from its old links and leaves it out of its own neighbours.)
+    if let Some(entry) = &entry
+        && let Some(mut nearest) = descend(
+            &mut nodes,
+            config.metric,
+            &query,
+            entry,
+            level.min(entry.level),
+        )?
+    {
+        for layer in (0..=level.min(entry.level)).rev() {
+            let found = search_layer(
+                &mut nodes,
+                config.metric,
+                &query,
+                &nearest,
+                config.ef_construction,
+                layer,
+            )?;
+            let mut candidates = Vec::with_capacity(found.len());
+            for found in &found {
+                if found.primary_key == primary_key {
+                    continue;
+                }
+                if let Some(node) = nodes.get(&found.primary_key)? {
+                    candidates.push((found.clone(), Arc::<[f32]>::from(node.vector.as_slice())));
+                }
+            }
+            let chosen = select_neighbors(config.metric, candidates, config.links_max(layer));
+            for neighbor in &chosen {
+                backlinks.push((layer, neighbor.clone()));
+            }
+            neighbors[layer] = chosen;
+            nearest = found;
+            if nearest.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(Linked {
+        new_entry: entry.as_ref().is_none_or(|entry| level > entry.level),
+        node: Node {
+            level,
+            vector: query,
+            neighbors,
+        },
+        backlinks,
+    })
+}
+
+/// `neighbor` with a link to the new node `primary_key` (vector `vector`) on `layer`, its list cut
+/// back to its maximum by the same heuristic when it grows past it; `None` when it has the link.
+pub fn add_backlink(
+    reader: &dyn NodeReader,
+    index: u64,
+    config: &HnswConfig,
+    neighbor: &Node,
+    layer: usize,
+    primary_key: &[u8],
+    vector: &[f32],
+) -> Result<Option<Node>> {
+    let Some(links) = neighbor.neighbors.get(layer) else {
+        return Ok(None);
+    };
+    if links.iter().any(|existing| existing == primary_key) {
+        return Ok(None);
+    }
+    let mut updated = neighbor.clone();
+    updated.neighbors[layer].push(primary_key.to_vec());
+    if updated.neighbors[layer].len() > config.links_max(layer) {
+        let mut scored = Vec::with_capacity(updated.neighbors[layer].len());
+        for other in &updated.neighbors[layer] {
+            let other_vector: Option<Arc<[f32]>> = if other == primary_key {
+                Some(Arc::from(vector))
+            } else {
+                reader
+                    .node(index, other)?
+                    .map(|node| Arc::<[f32]>::from(node.vector.as_slice()))
+            };
+            if let Some(other_vector) = other_vector
+                && other_vector.len() == updated.vector.len()
+            {
+                scored.push((
+                    Found {
+                        distance: distance(config.metric, &updated.vector, &other_vector),
+                        primary_key: other.clone(),
+                    },
+                    other_vector,
+                ));
+            }
+        }
+        scored.sort_by(|a, b| a.0.cmp(&b.0));
+        updated.neighbors[layer] = select_neighbors(config.metric, scored, config.links_max(layer));
+    }
+    Ok(Some(updated))
+}
+
 /// Adds the row with primary key `primary_key` and vector `elements` to the graph of `index`, in
-/// `transaction`. A vector the metric cannot index (a zero vector under cosine distance) is left out;
-/// a node already there with the same vector is left as it is.
+/// `transaction`, reading the graph through `reader` (the transaction itself, or an [`Overlay`] of it
+/// over the committed graph in memory). A vector the metric cannot index (a zero vector under cosine
+/// distance) is left out; a node already there with the same vector is left as it is.
 pub fn insert(
     transaction: &mut Transaction,
+    reader: Option<&GraphState>,
     index: u64,
     config: &HnswConfig,
     primary_key: &[u8],
@@ -450,172 +708,178 @@ pub fn insert(
     let Some(query) = indexed_form(config.metric, elements) else {
         return Ok(());
     };
-    let key = node_key(index, primary_key);
-    if let Some(existing) = transaction.get(&key)?
-        && Node::decode(&existing)?.vector == query
-    {
-        return Ok(());
-    }
-    let level = level_of(primary_key, config.m);
-    let entry = match transaction.get(&entry_key(index))? {
-        Some(bytes) => Some(Entry::decode(&bytes)?),
-        None => None,
-    };
-    let mut neighbors: Vec<Vec<Vec<u8>>> = vec![Vec::new(); level + 1];
-    let mut changed: Vec<(Vec<u8>, Node)> = Vec::new();
-    {
-        let mut nodes = Nodes::new(&*transaction, index);
-        // (When the node is the entry point itself, being relinked with a new vector, the search
-        // starts from its old links and leaves it out of its own neighbours.)
-        if let Some(entry) = &entry
-            && let Some(mut nearest) = descend(
-                &mut nodes,
-                config.metric,
-                &query,
-                entry,
-                level.min(entry.level),
-            )?
+    let writes = {
+        let overlay;
+        let reader: &dyn NodeReader = match reader {
+            Some(committed) => {
+                overlay = Overlay {
+                    buffer: &*transaction,
+                    committed,
+                };
+                &overlay
+            }
+            None => &*transaction,
+        };
+        if let Some(existing) = reader.node(index, primary_key)?
+            && existing.vector == query
         {
-            for layer in (0..=level.min(entry.level)).rev() {
-                let found = search_layer(
-                    &mut nodes,
-                    config.metric,
-                    &query,
-                    &nearest,
-                    config.ef_construction,
-                    layer,
-                )?;
-                let found: Vec<Found> = found
-                    .into_iter()
-                    .filter(|found| found.primary_key != primary_key)
-                    .collect();
-                let chosen =
-                    select_neighbors(&mut nodes, config.metric, &found, config.links_max(layer))?;
-                neighbors[layer] = chosen
-                    .iter()
-                    .map(|found| found.primary_key.clone())
-                    .collect();
-                // Link back, pruning a neighbour's list that grows past its maximum.
-                for link in &chosen {
-                    let Some(node) = nodes.get(&link.primary_key)? else {
-                        continue;
-                    };
-                    let mut node = changed
-                        .iter()
-                        .find(|(key, _)| *key == link.primary_key)
-                        .map(|(_, node)| node.clone())
-                        .unwrap_or_else(|| (*node).clone());
-                    let Some(links) = node.neighbors.get_mut(layer) else {
-                        continue;
-                    };
-                    if links.iter().any(|existing| existing == primary_key) {
-                        continue;
-                    }
-                    links.push(primary_key.to_vec());
-                    if links.len() > config.links_max(layer) {
-                        let mut scored = Vec::with_capacity(links.len());
-                        for other in links.iter() {
-                            let other_vector = if other == primary_key {
-                                Some(query.clone())
-                            } else {
-                                nodes.get(other)?.map(|other| other.vector.clone())
-                            };
-                            if let Some(other_vector) = other_vector
-                                && other_vector.len() == node.vector.len()
-                            {
-                                scored.push(Found {
-                                    distance: distance(config.metric, &node.vector, &other_vector),
-                                    primary_key: other.clone(),
-                                });
-                            }
-                        }
-                        scored.sort();
-                        let kept = select_with_vectors(
-                            &mut nodes,
-                            config.metric,
-                            &scored,
-                            config.links_max(layer),
-                            primary_key,
-                            &query,
-                        )?;
-                        node.neighbors[layer] = kept;
-                    }
-                    match changed.iter_mut().find(|(key, _)| *key == link.primary_key) {
-                        Some((_, existing)) => *existing = node,
-                        None => changed.push((link.primary_key.clone(), node)),
-                    }
-                }
-                nearest = found;
-                if nearest.is_empty() {
-                    break;
+            return Ok(());
+        }
+        let linked = link(reader, index, config, primary_key, query)?;
+        let mut changed: Vec<(Vec<u8>, Node)> = Vec::new();
+        for (layer, neighbor) in &linked.backlinks {
+            let current = match changed.iter().find(|(key, _)| key == neighbor) {
+                Some((_, node)) => node.clone(),
+                None => match reader.node(index, neighbor)? {
+                    Some(node) => (*node).clone(),
+                    None => continue,
+                },
+            };
+            if let Some(updated) = add_backlink(
+                reader,
+                index,
+                config,
+                &current,
+                *layer,
+                primary_key,
+                &linked.node.vector,
+            )? {
+                match changed.iter_mut().find(|(key, _)| key == neighbor) {
+                    Some((_, existing)) => *existing = updated,
+                    None => changed.push((neighbor.clone(), updated)),
                 }
             }
         }
-        for (key, _) in &changed {
-            nodes.forget(key);
-        }
-    }
+        (linked, changed)
+    };
+    let (linked, changed) = writes;
     for (neighbor, node) in changed {
         transaction.put(node_key(index, &neighbor), node.encode())?;
     }
-    let node = Node {
-        level,
-        vector: query,
-        neighbors,
-    };
-    transaction.put(key, node.encode())?;
-    let higher = entry.as_ref().is_none_or(|entry| level > entry.level);
-    if higher {
+    if linked.new_entry {
         transaction.put(
             entry_key(index),
             Entry {
-                level,
+                level: linked.node.level,
                 primary_key: primary_key.to_vec(),
             }
             .encode(),
         )?;
     }
+    transaction.put(node_key(index, primary_key), linked.node.encode())?;
     Ok(())
 }
 
-/// [`select_neighbors`] where one candidate (the node being inserted) is not stored yet.
-fn select_with_vectors<R: NodeReader + ?Sized>(
-    nodes: &mut Nodes<'_, R>,
-    metric: Metric,
-    candidates: &[Found],
-    links_max: usize,
-    new_key: &[u8],
-    new_vector: &[f32],
-) -> Result<Vec<Vec<u8>>> {
-    let mut kept: Vec<(Vec<u8>, Vec<f32>, f64)> = Vec::with_capacity(links_max);
-    for candidate in candidates {
-        if kept.len() >= links_max {
-            break;
-        }
-        let vector = if candidate.primary_key == new_key {
-            new_vector.to_vec()
-        } else {
-            match nodes.get(&candidate.primary_key)? {
-                Some(node) => node.vector.clone(),
-                None => continue,
+/// Builds the graph of `rows` (primary key, vector) on `threads` threads: each thread links its next
+/// row while others may (under a shared lock), then takes the lock alone to add the node and its
+/// backlinks, recomputed against the neighbours as they are by then. Rows the metric cannot index
+/// are left out.
+pub fn build(
+    index: u64,
+    config: &HnswConfig,
+    rows: Vec<(Vec<u8>, Vec<f32>)>,
+    threads: usize,
+) -> Result<GraphState> {
+    let graph = RwLock::new(GraphState::default());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure: parking_lot::Mutex<Option<Error>> = parking_lot::Mutex::new(None);
+    let work = || {
+        loop {
+            let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((primary_key, elements)) = rows.get(at) else {
+                return;
+            };
+            if failure.lock().is_some() {
+                return;
             }
-        };
-        let diverse = kept.iter().all(|(_, other, _)| {
-            other.len() != vector.len() || distance(metric, &vector, other) >= candidate.distance
-        });
-        if diverse {
-            kept.push((candidate.primary_key.clone(), vector, candidate.distance));
+            let Some(query) = indexed_form(config.metric, elements) else {
+                continue;
+            };
+            let outcome = (|| -> Result<()> {
+                let linked = {
+                    let state = graph.read();
+                    link(&*state, index, config, primary_key, query)?
+                };
+                let mut state = graph.write();
+                let mut updates = Vec::with_capacity(linked.backlinks.len());
+                for (layer, neighbor) in &linked.backlinks {
+                    let Some(current) = state.nodes.get(neighbor).cloned() else {
+                        continue;
+                    };
+                    // The node being added is not in the map yet: its vector is passed along.
+                    if let Some(updated) = add_backlink(
+                        &*state,
+                        index,
+                        config,
+                        &current,
+                        *layer,
+                        primary_key,
+                        &linked.node.vector,
+                    )? {
+                        updates.push((neighbor.clone(), updated));
+                        // Later backlinks to the same neighbour (other layers) build on this one.
+                        let (key, node) = updates.last().expect("just pushed");
+                        state.nodes.insert(key.clone(), Arc::new(node.clone()));
+                    }
+                }
+                // The entry point may have risen meanwhile: compare again under the lock.
+                let higher = state
+                    .entry
+                    .as_ref()
+                    .is_none_or(|entry| linked.node.level > entry.level);
+                if higher {
+                    state.entry = Some(Entry {
+                        level: linked.node.level,
+                        primary_key: primary_key.clone(),
+                    });
+                }
+                state
+                    .nodes
+                    .insert(primary_key.clone(), Arc::new(linked.node));
+                Ok(())
+            })();
+            if let Err(error) = outcome {
+                *failure.lock() = Some(error);
+                return;
+            }
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.max(1) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    if let Some(error) = failure.into_inner() {
+        return Err(error);
     }
-    Ok(kept.into_iter().map(|(key, _, _)| key).collect())
+    Ok(graph.into_inner())
+}
+
+/// Writes a built graph into `transaction`.
+pub fn write(transaction: &mut Transaction, index: u64, graph: &GraphState) -> Result<()> {
+    if let Some(entry) = &graph.entry {
+        transaction.put(entry_key(index), entry.encode())?;
+    }
+    for (primary_key, node) in &graph.nodes {
+        transaction.put(node_key(index, primary_key), node.encode())?;
+    }
+    Ok(())
+}
+
+/// Where a search reads the graph: a read view alone, or a read view's writes over the committed
+/// graph in memory.
+pub enum SearchSource {
+    Store(ReadView),
+    Cached(ReadView, Arc<Graph>),
 }
 
 /// A search of one index, widened on demand: [`Search::next_batch`] first returns the `ef` nearest
 /// nodes found, then each call searches again with twice the list and returns the nodes not returned
 /// before (pgvector's iterative scan, relaxed order: each batch is in distance order, batches follow
 /// each other).
-pub struct Search<R: NodeReader> {
-    reader: R,
+pub struct Search {
+    source: SearchSource,
     index: u64,
     metric: Metric,
     query: Option<Vec<f32>>,
@@ -624,12 +888,12 @@ pub struct Search<R: NodeReader> {
     exhausted: bool,
 }
 
-impl<R: NodeReader> Search<R> {
+impl Search {
     /// A search of `index` for the nodes nearest `query` (as given: normalized here for cosine
     /// distance), starting with a candidate list of `ef`.
-    pub fn new(reader: R, index: u64, metric: Metric, query: &[f32], ef: usize) -> Self {
+    pub fn new(source: SearchSource, index: u64, metric: Metric, query: &[f32], ef: usize) -> Self {
         Search {
-            reader,
+            source,
             index,
             metric,
             query: indexed_form(metric, query),
@@ -644,23 +908,20 @@ impl<R: NodeReader> Search<R> {
         if self.exhausted {
             return Ok(Vec::new());
         }
-        let Some(query) = &self.query else {
-            self.exhausted = true;
-            return Ok(Vec::new());
-        };
-        let entry = match self.reader.read(&entry_key(self.index))? {
-            Some(bytes) => Entry::decode(&bytes)?,
-            None => {
-                self.exhausted = true;
-                return Ok(Vec::new());
+        let found = match &self.source {
+            SearchSource::Store(view) => self.search(view)?,
+            SearchSource::Cached(view, graph) => {
+                let committed = graph.state.read();
+                self.search(&Overlay {
+                    buffer: view,
+                    committed: &committed,
+                })?
             }
         };
-        let mut nodes = Nodes::new(&self.reader, self.index);
-        let Some(nearest) = descend(&mut nodes, self.metric, query, &entry, 0)? else {
+        let Some(found) = found else {
             self.exhausted = true;
             return Ok(Vec::new());
         };
-        let found = search_layer(&mut nodes, self.metric, query, &nearest, self.ef, 0)?;
         if found.len() < self.ef {
             // The search reached every node it could: nothing more to find.
             self.exhausted = true;
@@ -676,6 +937,27 @@ impl<R: NodeReader> Search<R> {
             self.exhausted = true;
         }
         Ok(fresh)
+    }
+
+    fn search(&self, reader: &dyn NodeReader) -> Result<Option<Vec<Found>>> {
+        let Some(query) = &self.query else {
+            return Ok(None);
+        };
+        let Some(entry) = reader.entry(self.index)? else {
+            return Ok(None);
+        };
+        let mut nodes = Nodes::new(reader, self.index);
+        let Some(nearest) = descend(&mut nodes, self.metric, query, &entry, 0)? else {
+            return Ok(None);
+        };
+        Ok(Some(search_layer(
+            &mut nodes,
+            self.metric,
+            query,
+            &nearest,
+            self.ef,
+            0,
+        )?))
     }
 }
 
@@ -743,6 +1025,7 @@ mod tests {
             for (id, point) in data.iter().enumerate() {
                 insert(
                     &mut transaction,
+                    None,
                     index,
                     &config,
                     &primary_key(id as i64),
@@ -766,7 +1049,8 @@ mod tests {
                     .iter()
                     .map(|(_, id)| primary_key(*id as i64))
                     .collect();
-                let mut search = Search::new(view.clone(), index, metric, query, 40);
+                let mut search =
+                    Search::new(SearchSource::Store(view.clone()), index, metric, query, 40);
                 let found = search.next_batch().unwrap();
                 hits += found[..10]
                     .iter()
@@ -776,6 +1060,81 @@ mod tests {
             let recall = hits as f64 / (queries * 10) as f64;
             assert!(recall >= 0.9, "{metric:?}: recall {recall}");
         }
+    }
+
+    #[test]
+    fn a_parallel_build_searched_in_memory_finds_the_nearest() {
+        let store = qubedb_kv::Store::in_memory().unwrap();
+        let data = points(1500, 16);
+        let config = HnswConfig {
+            m: 8,
+            ef_construction: 40,
+            metric: Metric::L2,
+        };
+        let rows: Vec<(Vec<u8>, Vec<f32>)> = data
+            .iter()
+            .enumerate()
+            .map(|(id, point)| (primary_key(id as i64), point.clone()))
+            .collect();
+        let built = build(9, &config, rows, 2).unwrap();
+        assert_eq!(built.nodes.len(), data.len());
+        let mut transaction = store.begin().unwrap();
+        write(&mut transaction, 9, &built).unwrap();
+        transaction.commit().unwrap();
+        let graph = Arc::new(Graph::load(&store.begin().unwrap(), 9).unwrap());
+        assert_eq!(graph.state.read().nodes.len(), data.len());
+        // One more row, inserted through the in-memory graph and not yet committed: the search
+        // in its transaction finds it, from the buffer.
+        let mut transaction = store.begin().unwrap();
+        let extra: Vec<f32> = data[3].iter().map(|x| x + 0.001).collect();
+        {
+            let committed = graph.state.read();
+            insert(
+                &mut transaction,
+                Some(&committed),
+                9,
+                &config,
+                &primary_key(5000),
+                &extra,
+            )
+            .unwrap();
+        }
+        let mut search = Search::new(
+            SearchSource::Cached(transaction.read_view(), graph.clone()),
+            9,
+            Metric::L2,
+            &extra,
+            10,
+        );
+        assert_eq!(search.next_batch().unwrap()[0], primary_key(5000));
+        let mut hits = 0;
+        for q in 0..40 {
+            let query = &data[(q * 37) % data.len()];
+            let mut exact: Vec<(f64, usize)> = data
+                .iter()
+                .enumerate()
+                .map(|(id, point)| (Metric::L2.distance(query, point), id))
+                .collect();
+            exact.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let truth: HashSet<Vec<u8>> = exact[..10]
+                .iter()
+                .map(|(_, id)| primary_key(*id as i64))
+                .collect();
+            let view = store.begin().unwrap().read_view();
+            let mut search = Search::new(
+                SearchSource::Cached(view, graph.clone()),
+                9,
+                Metric::L2,
+                query,
+                40,
+            );
+            let found = search.next_batch().unwrap();
+            hits += found[..10]
+                .iter()
+                .filter(|key| truth.contains(*key))
+                .count();
+        }
+        assert!(hits as f64 / 400.0 >= 0.9, "recall {}", hits as f64 / 400.0);
     }
 
     #[test]
@@ -789,11 +1148,19 @@ mod tests {
         };
         let mut transaction = store.begin().unwrap();
         for (id, point) in data.iter().enumerate() {
-            insert(&mut transaction, 1, &config, &primary_key(id as i64), point).unwrap();
+            insert(
+                &mut transaction,
+                None,
+                1,
+                &config,
+                &primary_key(id as i64),
+                point,
+            )
+            .unwrap();
         }
         transaction.commit().unwrap();
         let view = store.begin().unwrap().read_view();
-        let mut search = Search::new(view, 1, Metric::L2, &data[0], 10);
+        let mut search = Search::new(SearchSource::Store(view), 1, Metric::L2, &data[0], 10);
         let mut seen = HashSet::new();
         loop {
             let batch = search.next_batch().unwrap();

@@ -58,6 +58,10 @@ pub(crate) struct DatabaseInner {
     pub(crate) statistics_cache: Mutex<HashMap<u64, CachedStatistics>>,
     /// The number the next session gets (names its temporary schema, `sql/temp.rs`).
     session_numbers: std::sync::atomic::AtomicU64,
+    /// The committed graph of each HNSW index used since the database opened, in memory
+    /// (`qubedb_model::hnsw::Graph`): searches and inserts read it under their transaction's own
+    /// writes, and each commit that writes an index's keys brings its graph up to date.
+    hnsw_graphs: Mutex<HashMap<u64, Arc<qubedb_model::hnsw::Graph>>>,
 }
 
 /// A table's stored statistics bytes and their decoded form.
@@ -168,6 +172,7 @@ impl DatabaseInner {
             sequences: Mutex::new(HashMap::new()),
             index_compiler: Default::default(),
             statistics_cache: Mutex::new(HashMap::new()),
+            hnsw_graphs: Mutex::new(HashMap::new()),
             auto_analyze: Default::default(),
             session_numbers: std::sync::atomic::AtomicU64::new(1),
         });
@@ -317,6 +322,55 @@ impl DatabaseInner {
     }
 
     /// Forgets the cached state of a sequence (after DROP or RESTART).
+    /// The committed graph of HNSW index `index`, loaded from the store on first use.
+    pub(crate) fn hnsw_graph(&self, index: u64) -> Result<Arc<qubedb_model::hnsw::Graph>> {
+        let mut graphs = self.hnsw_graphs.lock();
+        if let Some(graph) = graphs.get(&index) {
+            return Ok(graph.clone());
+        }
+        // Loaded under the lock from the latest commit, so no commit's update is missed (see
+        // `hnsw_commit_keys`).
+        let graph = Arc::new(qubedb_model::hnsw::Graph::load(
+            &self.store.begin()?,
+            index,
+        )?);
+        graphs.insert(index, graph.clone());
+        Ok(graph)
+    }
+
+    /// The keys `transaction` wrote in the ranges of the HNSW graphs held in memory, per index:
+    /// taken before it commits, applied by [`DatabaseInner::hnsw_apply`] after.
+    pub(crate) fn hnsw_commit_keys(
+        &self,
+        transaction: &qubedb_kv::Transaction,
+    ) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let graphs = self.hnsw_graphs.lock();
+        graphs
+            .keys()
+            .filter_map(|&index| {
+                let keys = transaction.buffered_keys(&qubedb_model::keys::Key::index_range(index));
+                (!keys.is_empty()).then_some((index, keys))
+            })
+            .collect()
+    }
+
+    /// Brings the graphs in memory up to date with keys a transaction committed: each key is read
+    /// again from the latest commit (under the graph's lock, so a later commit's value is never
+    /// replaced by an earlier one's).
+    pub(crate) fn hnsw_apply(&self, written: &[(u64, Vec<Vec<u8>>)]) -> Result<()> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let fresh = self.store.begin()?;
+        for (index, keys) in written {
+            let graph = self.hnsw_graphs.lock().get(index).cloned();
+            if let Some(graph) = graph {
+                graph.apply(&fresh, *index, keys)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn forget_sequence(&self, id: u64) {
         self.sequences.lock().remove(&id);
     }

@@ -969,8 +969,10 @@ impl Session {
     fn commit_transaction(&mut self) -> Result<()> {
         let transaction = self.shared.state.lock().transaction.take();
         if let Some(transaction) = transaction {
+            let hnsw_written = self.shared.database.hnsw_commit_keys(&transaction);
             transaction.commit()?;
             let database = &self.shared.database;
+            database.hnsw_apply(&hnsw_written)?;
             let catalog = self.shared.state.lock().catalog.clone();
             database.auto_analyze.start_due(database, &catalog);
         }

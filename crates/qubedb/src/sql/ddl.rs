@@ -2252,12 +2252,19 @@ fn build_index(
     let entries = crate::sql::write::IndexEntries::new(database, table, index)?;
     transaction.validate_range(Key::row_range(table.id));
     if let Some(config) = index.method.hnsw() {
-        for row in scan_table(transaction, table)? {
-            let primary_key = &row.key[Key::row_prefix(table.id).len()..];
-            if let Value::Vector(elements) = &row.values[index.columns[0]] {
-                qubedb_model::hnsw::insert(transaction, index.id, &config, primary_key, elements)?;
-            }
-        }
+        // Built in memory on both cores, then written.
+        let prefix = Key::row_prefix(table.id).len();
+        let rows: Vec<(Vec<u8>, Vec<f32>)> = scan_table(transaction, table)?
+            .into_iter()
+            .filter_map(|row| match &row.values[index.columns[0]] {
+                Value::Vector(elements) => Some((row.key[prefix..].to_vec(), elements.clone())),
+                _ => None,
+            })
+            .collect();
+        let threads =
+            std::thread::available_parallelism().map_or(1, |threads| threads.get().min(8));
+        let graph = qubedb_model::hnsw::build(index.id, &config, rows, threads)?;
+        qubedb_model::hnsw::write(transaction, index.id, &graph)?;
         return Ok(());
     }
     for row in scan_table(transaction, table)? {

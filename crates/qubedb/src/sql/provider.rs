@@ -712,6 +712,7 @@ impl TableProvider for KvTable {
                 hnsw_indexes: self.hnsw_indexes.clone(),
                 vector_settings: VectorSettings::of(&self.shared),
                 vector: None,
+                database: self.shared.database.clone(),
             },
             ScanWay {
                 paths: Arc::new(paths),
@@ -1166,6 +1167,7 @@ pub struct KvScanExec {
     vector_settings: VectorSettings,
     /// Set when the scan reads an HNSW index in distance order instead of its access path.
     vector: Option<Arc<VectorPath>>,
+    database: Arc<crate::database::DatabaseInner>,
 }
 
 /// The HNSW settings a scan was planned under (`SET hnsw.*`, `enable_seqscan`).
@@ -1266,6 +1268,8 @@ struct ScanSource {
     hnsw_indexes: Arc<Vec<IndexDef>>,
     vector_settings: VectorSettings,
     vector: Option<Arc<VectorPath>>,
+    /// The database, for the HNSW graphs it holds in memory.
+    database: Arc<crate::database::DatabaseInner>,
 }
 
 impl KvScanExec {
@@ -1280,6 +1284,7 @@ impl KvScanExec {
             hnsw_indexes,
             vector_settings,
             vector,
+            database,
         } = source;
         let statistics = Arc::new(estimate(
             &table,
@@ -1329,6 +1334,7 @@ impl KvScanExec {
             hnsw_indexes,
             vector_settings,
             vector,
+            database,
         }
     }
 
@@ -1344,6 +1350,7 @@ impl KvScanExec {
             hnsw_indexes: self.hnsw_indexes.clone(),
             vector_settings: self.vector_settings,
             vector: self.vector.clone(),
+            database: self.database.clone(),
         }
     }
 
@@ -1938,10 +1945,14 @@ impl ExecutionPlan for KvScanExec {
                 .vector_settings
                 .ef_search
                 .max(vector.wanted.unwrap_or(0));
+            let graph = self
+                .database
+                .hnsw_graph(vector.index.id)
+                .map_err(to_datafusion)?;
             let batches = VectorBatches {
                 source: self.source(),
                 search: qubedb_model::hnsw::Search::new(
-                    self.view.clone(),
+                    qubedb_model::hnsw::SearchSource::Cached(self.view.clone(), graph),
                     vector.index.id,
                     config.metric,
                     &vector.query,
@@ -2068,7 +2079,7 @@ fn rows_of_points(
 /// node) reads as nothing.
 struct VectorBatches {
     source: ScanSource,
-    search: qubedb_model::hnsw::Search<ReadView>,
+    search: qubedb_model::hnsw::Search,
     unguaranteed: Vec<usize>,
     predicate: Option<Arc<dyn PhysicalExpr>>,
     current: Option<Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send>>,

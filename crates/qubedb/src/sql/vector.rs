@@ -466,6 +466,12 @@ enum Operation {
     Multiply,
     Concat,
     Compare,
+    /// `vector_accum(state, vector)`: pgvector's aggregate transition (state: count, then sums).
+    Accumulate,
+    /// `vector_combine(state, state)`.
+    Combine,
+    /// `vector_avg(state)`: the average a state holds.
+    Average,
 }
 
 const FUNCTIONS: &[(&str, Operation)] = &[
@@ -490,6 +496,9 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("vector_mul", Operation::Multiply),
     ("vector_concat", Operation::Concat),
     ("vector_cmp", Operation::Compare),
+    ("vector_accum", Operation::Accumulate),
+    ("vector_combine", Operation::Combine),
+    ("vector_avg", Operation::Average),
 ];
 
 /// Registers the functions.
@@ -601,6 +610,22 @@ impl ScalarUDFImpl for VectorFunction {
                 }
                 return Ok(coerced);
             }
+            Operation::Accumulate | Operation::Combine | Operation::Average => {
+                let states = match self.operation {
+                    Operation::Average => 1,
+                    _ => 2,
+                };
+                if arguments.len() != states {
+                    return Err(self.no_such_function(arguments));
+                }
+                let mut coerced = vec![arguments[0].clone()];
+                if self.operation == Operation::Accumulate {
+                    coerced.push(arrow_type());
+                } else if states == 2 {
+                    coerced.push(arguments[1].clone());
+                }
+                return Ok(coerced);
+            }
             Operation::Output => {
                 return match arguments {
                     [argument] if is_vector(argument) || argument == &ArrowType::Null => {
@@ -645,6 +670,10 @@ impl ScalarUDFImpl for VectorFunction {
                 ArrowType::List(Arc::new(Field::new_list_field(arrow_type(), true)))
             }
             Operation::Output => ArrowType::Utf8,
+            Operation::Average => arrow_type(),
+            Operation::Accumulate | Operation::Combine => {
+                ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Float64, true)))
+            }
             Operation::Dimensions | Operation::Compare => ArrowType::Int32,
             Operation::Norm
             | Operation::Distance(_)
@@ -693,6 +722,9 @@ impl VectorFunction {
                     None => None,
                 };
                 return cast_array(&arrays[0], dimensions);
+            }
+            Operation::Accumulate | Operation::Combine | Operation::Average => {
+                return self.state_function(arrays, rows);
             }
             Operation::InputArray => {
                 let dimensions = match arrays.get(1) {
@@ -848,6 +880,196 @@ impl VectorFunction {
             }
         }
     }
+}
+
+impl VectorFunction {
+    /// `vector_accum`, `vector_combine`, `vector_avg` over pgvector's aggregate state: a
+    /// one-dimensional `float8[]` of the count then the sums.
+    fn state_function(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        let name = self.name;
+        let first = states(&arrays[0], name)?;
+        let mut sums_out: Vec<Option<Vec<f64>>> = Vec::with_capacity(rows);
+        let mut averages = VectorBuilder::with_capacity(rows, 0);
+        let second_states = match self.operation {
+            Operation::Combine => Some(states(&arrays[1], name)?),
+            _ => None,
+        };
+        let vectors = match self.operation {
+            Operation::Accumulate => Some(Vectors::new(arrays[1].as_ref())?),
+            _ => None,
+        };
+        for row in 0..rows {
+            let Some(state) = first.get(row).cloned().flatten() else {
+                sums_out.push(None);
+                averages.append_null();
+                continue;
+            };
+            let state = state?;
+            match self.operation {
+                Operation::Average => {
+                    let count = state[0];
+                    if count == 0.0 {
+                        averages.append_null();
+                        continue;
+                    }
+                    check_dimensions(state.len() - 1, None)?;
+                    let average: Vec<f32> =
+                        state[1..].iter().map(|sum| (sum / count) as f32).collect();
+                    for &element in &average {
+                        check_element(element)?;
+                    }
+                    averages.append(&average);
+                }
+                Operation::Accumulate => {
+                    let Some(elements) = vectors.as_ref().and_then(|vectors| vectors.get(row))
+                    else {
+                        sums_out.push(Some(state));
+                        continue;
+                    };
+                    let mut next = if state[0] == 0.0 && state.len() == 1 {
+                        let mut fresh = vec![0.0; elements.len() + 1];
+                        fresh[0] = 0.0;
+                        fresh
+                    } else {
+                        if state.len() - 1 != elements.len() {
+                            return Err(data_error(format!(
+                                "expected {} dimensions, not {}",
+                                state.len() - 1,
+                                elements.len()
+                            )));
+                        }
+                        state
+                    };
+                    next[0] += 1.0;
+                    for (sum, &element) in next[1..].iter_mut().zip(elements) {
+                        *sum += f64::from(element);
+                    }
+                    sums_out.push(Some(next));
+                }
+                _ => {
+                    let other = second_states
+                        .as_ref()
+                        .and_then(|states| states.get(row).cloned().flatten());
+                    let Some(other) = other else {
+                        sums_out.push(Some(state));
+                        continue;
+                    };
+                    let other = other?;
+                    for side in [&state, &other] {
+                        check_dimensions(side.len() - 1, None)
+                            .or_else(|error| if side.len() == 1 { Ok(()) } else { Err(error) })?;
+                    }
+                    let combined = if state[0] == 0.0 {
+                        other
+                    } else if other[0] == 0.0 {
+                        state
+                    } else {
+                        if state.len() != other.len() {
+                            return Err(data_error(format!(
+                                "expected {} dimensions, not {}",
+                                state.len() - 1,
+                                other.len() - 1
+                            )));
+                        }
+                        state.iter().zip(&other).map(|(a, b)| a + b).collect()
+                    };
+                    sums_out.push(Some(combined));
+                }
+            }
+        }
+        if self.operation == Operation::Average {
+            return Ok(Arc::new(averages.finish()));
+        }
+        let mut offsets = vec![0i32];
+        let mut values = Vec::new();
+        let mut valid = Vec::with_capacity(rows);
+        for sums in sums_out {
+            valid.push(sums.is_some());
+            values.extend(sums.unwrap_or_default());
+            offsets.push(values.len() as i32);
+        }
+        let nulls = (!valid.iter().all(|&valid| valid)).then(|| NullBuffer::from(valid));
+        Ok(Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(ArrowType::Float64, true)),
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(Float64Array::from(values)),
+            nulls,
+        )))
+    }
+}
+
+/// The `float8[]` aggregate states of `array` (array text or a list of numbers), each checked as
+/// pgvector checks them: one dimension, no NULL, not empty (`<name>: expected state array`).
+fn states(array: &ArrayRef, name: &str) -> Result<Vec<Option<Result<Vec<f64>>>>> {
+    let expected = || data_error(format!("{name}: expected state array"));
+    let rows = array.len();
+    let mut out = Vec::with_capacity(rows);
+    match array.data_type() {
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => {
+            let text = cast_with_options(array, &ArrowType::Utf8, &CastOptions::default())?;
+            for value in text.as_string::<i32>().iter() {
+                out.push(value.map(|text| {
+                    if text.trim_start().starts_with("{{") {
+                        return Err(expected());
+                    }
+                    let items =
+                        crate::sql::array_literals::parse_array(text).ok_or_else(expected)?;
+                    if items.is_empty() {
+                        return Err(expected());
+                    }
+                    items
+                        .into_iter()
+                        .map(|item| {
+                            item.ok_or_else(expected)?
+                                .trim()
+                                .parse::<f64>()
+                                .map_err(|_| expected())
+                        })
+                        .collect()
+                }));
+            }
+        }
+        ArrowType::List(field) | ArrowType::LargeList(field) => {
+            if matches!(
+                field.data_type(),
+                ArrowType::List(_) | ArrowType::LargeList(_)
+            ) {
+                return Err(expected());
+            }
+            let list = cast_with_options(
+                array,
+                &ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Float64, true))),
+                &CastOptions::default(),
+            )?;
+            let list = list.as_list::<i32>();
+            for row in 0..rows {
+                if list.is_null(row) {
+                    out.push(None);
+                    continue;
+                }
+                let values = list.value(row);
+                let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+                out.push(Some(if values.is_empty() || values.null_count() > 0 {
+                    Err(expected())
+                } else {
+                    // pgvector's limit on a state: the dimensions past the count.
+                    if values.len() - 1 > VECTOR_DIMENSIONS_MAX {
+                        Err(Error::user(
+                            "54000",
+                            format!(
+                                "vector cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"
+                            ),
+                        ))
+                    } else {
+                        Ok(values.values().to_vec())
+                    }
+                }));
+            }
+        }
+        ArrowType::Null => out.resize_with(rows, || None),
+        _ => return Err(expected()),
+    }
+    Ok(out)
 }
 
 /// pgvector's `subvector(v, start, count)`: `count` elements from the 1-based `start`, cut to the

@@ -515,8 +515,11 @@ impl<'a> TableWriter<'a> {
             if let Some(config) = index.def.method.hnsw() {
                 // The row's node in the graph (a NULL vector has none).
                 if let Value::Vector(elements) = &values[index.def.columns[0]] {
+                    let graph = self.database.hnsw_graph(index.def.id)?;
+                    let committed = graph.state.read();
                     qubedb_model::hnsw::insert(
                         transaction,
+                        Some(&committed),
                         index.def.id,
                         &config,
                         &primary_key,

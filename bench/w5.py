@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""W5 (shared/bench/WORKLOADS.md): 100,000 vectors of dimension 128 from a Gaussian mixture (numpy
+default_rng(42): centres standard_normal((100,128))*3, base and queries drawn in that order), 1,000
+queries, exact L2 top-10 by float64 brute force.
+
+QubeDB (`qubedb serve`, release build, 127.0.0.1:5434) over loopback with psycopg: the vectors are loaded
+with COPY (text form), the HNSW index is built with CREATE INDEX (vector_l2_ops, m=16, the given
+ef_construction values; both cores), then the queries run one at a time as a prepared statement
+`SELECT id FROM items ORDER BY v <-> $1 LIMIT 10` for each hnsw.ef_search; reported: build time, QPS over
+the wire, the server's CPU time per query (from /proc), recall@10. hnswlib in the same run: M=16,
+ef_construction=200, random_seed=100, built on 2 threads, one knn_query per query on one thread.
+
+Writes one JSON object per measurement to bench/results/w5.jsonl.
+Usage: python3 bench/w5.py [--qubedb PATH] [--ef-construction 64,200] [--queries 1000]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from w2 import QUBEDB_PORT, WORK, cpu_seconds, start_qubedb  # noqa: E402
+
+K = 10
+EF_SEARCH = (32, 64, 128)
+
+
+def synth(n=100_000, nq=1_000, dim=128, centers=100, seed=42):
+    rng = np.random.default_rng(seed)
+    c = (rng.standard_normal((centers, dim)) * 3.0).astype(np.float32)
+    ab = rng.integers(0, centers, n)
+    xb = (c[ab] + rng.standard_normal((n, dim)).astype(np.float32)).astype(np.float32)
+    aq = rng.integers(0, centers, nq)
+    xq = (c[aq] + rng.standard_normal((nq, dim)).astype(np.float32)).astype(np.float32)
+    return xb, xq
+
+
+def ground_truth(xb, xq):
+    xb64 = xb.astype(np.float64)
+    nb = (xb64 ** 2).sum(1)
+    gt = np.empty((len(xq), K), np.int64)
+    for s in range(0, len(xq), 50):
+        q = xq[s:s + 50].astype(np.float64)
+        d = nb[None, :] - 2 * q @ xb64.T
+        idx = np.argpartition(d, K, axis=1)[:, :K]
+        dd = np.take_along_axis(d, idx, 1)
+        gt[s:s + 50] = np.take_along_axis(idx, np.argsort(dd, 1), 1)
+    return gt
+
+
+def recall(found, gt):
+    hits = sum(len(set(f) & set(g)) for f, g in zip(found, gt))
+    return hits / (len(gt) * K)
+
+
+def text(vector):
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+
+
+def run_hnswlib(xb, xq, gt, records):
+    import hnswlib
+    index = hnswlib.Index(space="l2", dim=xb.shape[1])
+    start = time.perf_counter()
+    index.init_index(max_elements=len(xb), M=16, ef_construction=200, random_seed=100)
+    index.add_items(xb, np.arange(len(xb)), num_threads=2)
+    build_s = time.perf_counter() - start
+    index.set_num_threads(1)
+    for ef in EF_SEARCH:
+        index.set_ef(ef)
+        found = []
+        cpu0, start = time.process_time(), time.perf_counter()
+        for q in xq:
+            labels, _ = index.knn_query(q, k=K)
+            found.append(labels[0].tolist())
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+        records.append({"system": "hnswlib", "ef_construction": 200, "ef_search": ef,
+                        "build_s": round(build_s, 1), "qps": round(len(xq) / wall),
+                        "cpu_ms_per_query": round(cpu * 1000 / len(xq), 3),
+                        "recall": round(recall(found, gt), 4), "version": hnswlib.__version__
+                        if hasattr(hnswlib, "__version__") else "pip"})
+        print(records[-1], flush=True)
+
+
+def run_qubedb(binary, xb, xq, gt, ef_constructions, records):
+    import psycopg
+    process = start_qubedb(binary)
+    try:
+        conninfo = f"host=127.0.0.1 port={QUBEDB_PORT} user=qubedb dbname=qubedb"
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, v vector(128))")
+            start = time.perf_counter()
+            with conn.cursor() as cursor:
+                with cursor.copy("COPY items (id, v) FROM STDIN") as copy:
+                    for i, vector in enumerate(xb):
+                        copy.write_row((i, text(vector)))
+            load_s = time.perf_counter() - start
+            print(f"qubedb load {load_s:.1f} s", flush=True)
+            queries = [text(q) for q in xq]
+            for efc in ef_constructions:
+                conn.execute("DROP INDEX IF EXISTS items_v")
+                cpu0 = cpu_seconds(process.pid)
+                start = time.perf_counter()
+                conn.execute(f"CREATE INDEX items_v ON items USING hnsw (v vector_l2_ops) "
+                             f"WITH (m = 16, ef_construction = {efc})")
+                build_s = time.perf_counter() - start
+                build_cpu = cpu_seconds(process.pid) - cpu0
+                plan = "\n".join(row[1] or "" for row in conn.execute(
+                    "EXPLAIN SELECT id FROM items ORDER BY v <-> %s LIMIT 10", (queries[0],)))
+                assert "hnsw index items_v" in plan, plan
+                for ef in EF_SEARCH:
+                    conn.execute(f"SET hnsw.ef_search = {ef}")
+                    # Warm-up: the graph is read into memory by the first search.
+                    conn.execute("SELECT id FROM items ORDER BY v <-> %s LIMIT 10",
+                                 (queries[0],), prepare=True).fetchall()
+                    found = []
+                    cpu0 = cpu_seconds(process.pid)
+                    start = time.perf_counter()
+                    for q in queries:
+                        rows = conn.execute("SELECT id FROM items ORDER BY v <-> %s LIMIT 10",
+                                            (q,), prepare=True).fetchall()
+                        found.append([row[0] for row in rows])
+                    wall = time.perf_counter() - start
+                    server_cpu = cpu_seconds(process.pid) - cpu0
+                    records.append({"system": "qubedb", "ef_construction": efc, "ef_search": ef,
+                                    "load_s": round(load_s, 1), "build_s": round(build_s, 1),
+                                    "build_cpu_s": round(build_cpu, 1),
+                                    "qps": round(len(queries) / wall),
+                                    "server_cpu_ms_per_query": round(server_cpu * 1000 / len(queries), 3),
+                                    "recall": round(recall(found, gt), 4)})
+                    print(records[-1], flush=True)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--qubedb", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/qubedb-target")),
+        "release", "qubedb"))
+    parser.add_argument("--ef-construction", default="64,200")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--skip-hnswlib", action="store_true")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "results", "w5.jsonl"))
+    args = parser.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    xb, xq = synth()
+    xq = xq[:args.queries]
+    gt = ground_truth(xb, xq)
+    records = []
+    if not args.skip_hnswlib:
+        run_hnswlib(xb, xq, gt, records)
+    run_qubedb(args.qubedb, xb, xq, gt, [int(x) for x in args.ef_construction.split(",")], records)
+    with open(args.out, "w") as out:
+        for item in records:
+            out.write(json.dumps(item) + "\n")
+
+
+if __name__ == "__main__":
+    main()
