@@ -304,6 +304,16 @@ impl ReadView {
         self.writes.get(key).map(|value| value.as_deref())
     }
 
+    /// True when this view's transaction wrote (put or deleted) a key in `range`.
+    pub fn buffers_any(&self, range: &KeyRange) -> bool {
+        !is_empty_range(range)
+            && self
+                .writes
+                .range((range.0.clone(), range.1.clone()))
+                .next()
+                .is_some()
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(buffered) = self.writes.get(key) {

@@ -294,12 +294,21 @@ fn decode_entry_value(bytes: Option<&[u8]>) -> Result<Option<Entry>> {
     bytes.map(Entry::decode).transpose()
 }
 
+/// Reads nodes from the store: what `get` returns, decoded.
+fn stored_node(
+    get: impl FnOnce(&[u8]) -> qubedb_kv::Result<Option<Vec<u8>>>,
+    index: u64,
+    primary_key: &[u8],
+) -> Result<Option<Arc<Node>>> {
+    match get(&node_key(index, primary_key))? {
+        Some(bytes) => Ok(Some(Arc::new(Node::decode(&bytes)?))),
+        None => Ok(None),
+    }
+}
+
 impl NodeReader for Transaction {
     fn node(&self, index: u64, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
-        match self.get(&node_key(index, primary_key))? {
-            Some(bytes) => Ok(Some(Arc::new(Node::decode(&bytes)?))),
-            None => Ok(None),
-        }
+        stored_node(|key| self.get(key), index, primary_key)
     }
 
     fn entry(&self, index: u64) -> Result<Option<Entry>> {
@@ -309,10 +318,7 @@ impl NodeReader for Transaction {
 
 impl NodeReader for ReadView {
     fn node(&self, index: u64, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
-        match self.get(&node_key(index, primary_key))? {
-            Some(bytes) => Ok(Some(Arc::new(Node::decode(&bytes)?))),
-            None => Ok(None),
-        }
+        stored_node(|key| self.get(key), index, primary_key)
     }
 
     fn entry(&self, index: u64) -> Result<Option<Entry>> {
@@ -438,11 +444,12 @@ impl Graph {
     }
 }
 
-/// Nodes read during one operation, kept so each is read (and decoded) once.
+/// Nodes read during one operation, kept so each is read (and decoded) once; a reader that holds
+/// them decoded already (a graph in memory) is read directly.
 struct Nodes<'a> {
     reader: &'a dyn NodeReader,
     index: u64,
-    cache: HashMap<Vec<u8>, Option<Arc<Node>>>,
+    cache: Option<HashMap<Vec<u8>, Option<Arc<Node>>>>,
 }
 
 impl<'a> Nodes<'a> {
@@ -450,16 +457,27 @@ impl<'a> Nodes<'a> {
         Nodes {
             reader,
             index,
-            cache: HashMap::new(),
+            cache: Some(HashMap::new()),
+        }
+    }
+
+    fn in_memory(reader: &'a dyn NodeReader, index: u64) -> Self {
+        Nodes {
+            reader,
+            index,
+            cache: None,
         }
     }
 
     fn get(&mut self, primary_key: &[u8]) -> Result<Option<Arc<Node>>> {
-        if let Some(node) = self.cache.get(primary_key) {
+        let Some(cache) = &mut self.cache else {
+            return self.reader.node(self.index, primary_key);
+        };
+        if let Some(node) = cache.get(primary_key) {
             return Ok(node.clone());
         }
         let node = self.reader.node(self.index, primary_key)?;
-        self.cache.insert(primary_key.to_vec(), node.clone());
+        cache.insert(primary_key.to_vec(), node.clone());
         Ok(node)
     }
 }
@@ -590,11 +608,27 @@ pub fn link(
     primary_key: &[u8],
     query: Vec<f32>,
 ) -> Result<Linked> {
+    link_with(reader, false, index, config, primary_key, query)
+}
+
+/// [`link`], told whether `reader` holds the nodes decoded in memory.
+fn link_with(
+    reader: &dyn NodeReader,
+    in_memory: bool,
+    index: u64,
+    config: &HnswConfig,
+    primary_key: &[u8],
+    query: Vec<f32>,
+) -> Result<Linked> {
     let level = level_of(primary_key, config.m);
     let entry = reader.entry(index)?;
     let mut neighbors: Vec<Vec<Vec<u8>>> = vec![Vec::new(); level + 1];
     let mut backlinks = Vec::new();
-    let mut nodes = Nodes::new(reader, index);
+    let mut nodes = if in_memory {
+        Nodes::in_memory(reader, index)
+    } else {
+        Nodes::new(reader, index)
+    };
     // (When the node is the entry point itself, being relinked with a new vector, the search starts
     // from its old links and leaves it out of its own neighbours.)
     if let Some(entry) = &entry
@@ -798,7 +832,7 @@ pub fn build(
             let outcome = (|| -> Result<()> {
                 let linked = {
                     let state = graph.read();
-                    link(&*state, index, config, primary_key, query)?
+                    link_with(&*state, true, index, config, primary_key, query)?
                 };
                 let mut state = graph.write();
                 let mut updates = Vec::with_capacity(linked.backlinks.len());
@@ -909,13 +943,21 @@ impl Search {
             return Ok(Vec::new());
         }
         let found = match &self.source {
-            SearchSource::Store(view) => self.search(view)?,
+            SearchSource::Store(view) => self.search(view, false)?,
             SearchSource::Cached(view, graph) => {
                 let committed = graph.state.read();
-                self.search(&Overlay {
-                    buffer: view,
-                    committed: &committed,
-                })?
+                if view.buffers_any(&Key::index_range(self.index)) {
+                    self.search(
+                        &Overlay {
+                            buffer: view,
+                            committed: &committed,
+                        },
+                        false,
+                    )?
+                } else {
+                    // Nothing of the index's own: the graph in memory alone.
+                    self.search(&*committed, true)?
+                }
             }
         };
         let Some(found) = found else {
@@ -939,14 +981,18 @@ impl Search {
         Ok(fresh)
     }
 
-    fn search(&self, reader: &dyn NodeReader) -> Result<Option<Vec<Found>>> {
+    fn search(&self, reader: &dyn NodeReader, in_memory: bool) -> Result<Option<Vec<Found>>> {
         let Some(query) = &self.query else {
             return Ok(None);
         };
         let Some(entry) = reader.entry(self.index)? else {
             return Ok(None);
         };
-        let mut nodes = Nodes::new(reader, self.index);
+        let mut nodes = if in_memory {
+            Nodes::in_memory(reader, self.index)
+        } else {
+            Nodes::new(reader, self.index)
+        };
         let Some(nearest) = descend(&mut nodes, self.metric, query, &entry, 0)? else {
             return Ok(None);
         };

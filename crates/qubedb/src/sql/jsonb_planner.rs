@@ -69,7 +69,8 @@ fn is_json(expr: &Expr, schema: &DFSchema) -> bool {
     matches!(expr.get_type(schema), Ok(ArrowType::LargeUtf8))
 }
 
-fn is_text_literal(expr: &Expr) -> bool {
+/// True for a text literal (an untyped literal takes the type of what it meets).
+pub(crate) fn is_text_literal(expr: &Expr) -> bool {
     matches!(
         expr,
         Expr::Literal(
@@ -80,7 +81,7 @@ fn is_text_literal(expr: &Expr) -> bool {
 }
 
 /// True for expressions whose type is cheap to compute (no deep operator chains).
-fn shallow(expr: &Expr) -> bool {
+pub(crate) fn shallow(expr: &Expr) -> bool {
     matches!(
         expr,
         Expr::Column(_)

@@ -11,13 +11,14 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType as ArrowType;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use qubedb_model::vector::Metric;
 
+use crate::sql::jsonb_planner::{is_text_literal, shallow};
 use crate::sql::parse::{COSINE_OPERATOR_SPELLING, L1_OPERATOR_SPELLING};
 use crate::sql::vector::{distance_function, is_vector, udf};
 
@@ -33,28 +34,6 @@ pub struct VectorOperators;
 fn is_vector_expr(expr: &Expr, schema: &DFSchema) -> bool {
     expr.get_type(schema)
         .is_ok_and(|data_type| is_vector(&data_type))
-}
-
-fn is_text_literal(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::Literal(
-            ScalarValue::Utf8(Some(_)) | ScalarValue::LargeUtf8(Some(_)),
-            _
-        )
-    )
-}
-
-fn shallow(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::Column(_)
-            | Expr::Literal(..)
-            | Expr::ScalarFunction(_)
-            | Expr::Cast(_)
-            | Expr::TryCast(_)
-            | Expr::Placeholder(_)
-    )
 }
 
 /// The metric a distance operator measures.
