@@ -710,7 +710,12 @@ impl TableProvider for KvTable {
                 table_statistics: statistics,
                 exact,
                 hnsw_indexes: self.hnsw_indexes.clone(),
-                vector_settings: VectorSettings::of(&self.shared),
+                // Read only for tables an HNSW index could serve (scans of the others stay as cheap).
+                vector_settings: if self.hnsw_indexes.is_empty() {
+                    VectorSettings::default()
+                } else {
+                    VectorSettings::of(&self.shared)
+                },
                 vector: None,
                 database: self.shared.database.clone(),
             },
@@ -1181,6 +1186,17 @@ pub(crate) struct VectorSettings {
     pub max_scan_tuples: usize,
     /// `enable_seqscan = off`: an `ORDER BY` distance without `LIMIT` reads the index too.
     pub index_preferred: bool,
+}
+
+impl Default for VectorSettings {
+    fn default() -> VectorSettings {
+        VectorSettings {
+            ef_search: qubedb_model::hnsw::EF_SEARCH_DEFAULT,
+            iterative: true,
+            max_scan_tuples: 20_000,
+            index_preferred: false,
+        }
+    }
 }
 
 impl VectorSettings {
