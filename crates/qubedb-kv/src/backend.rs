@@ -77,18 +77,21 @@ pub struct RedbBackend {
 
 impl RedbBackend {
     /// Opens (or creates) the database file at `path`.
+    ///
+    /// A new file is never created in place: a process killed while redb writes the first header would leave
+    /// a file that is not yet a database, and every later open would fail on it. The file is built under a
+    /// temporary name beside `path`, synced, and only then linked to `path` (a link, not a rename, so two
+    /// processes creating the same database at once cannot replace one another's file); so `path` either
+    /// does not exist or holds a complete, empty database.
     pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            create_file(path)?;
+        }
         let database = redb::Database::builder()
             .create(path)
-            .map_err(|error| match error {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    Error::Locked(path.display().to_string())
-                }
-                other => Error::Io(format!("cannot open {}: {other}", path.display())),
-            })?;
+            .map_err(|error| open_error(path, error))?;
         Self::init(database)
     }
-
     /// A database held in memory only.
     pub fn in_memory() -> Result<Self> {
         let database = redb::Database::builder()
@@ -214,6 +217,58 @@ fn as_slice_bound(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
         Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
         Bound::Unbounded => Bound::Unbounded,
     }
+}
+
+fn open_error(path: &Path, error: redb::DatabaseError) -> Error {
+    match error {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked(path.display().to_string()),
+        other => Error::Io(format!("cannot open {}: {other}", path.display())),
+    }
+}
+
+/// Creates an empty database at `path` atomically (see [`RedbBackend::open`]). Temporary files a killed
+/// creator left behind hold no data; the next creation removes its own name's leftover.
+fn create_file(path: &Path) -> Result<()> {
+    let io = |what: &str, error: std::io::Error| {
+        Error::Io(format!("cannot {what} {}: {error}", path.display()))
+    };
+    let mut temporary_name = path.file_name().unwrap_or_default().to_os_string();
+    temporary_name.push(format!(".creating-{}", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    match std::fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io("clear the leftover creation file of", error)),
+    }
+    {
+        let database = redb::Database::builder()
+            .create(&temporary)
+            .map_err(|error| open_error(&temporary, error))?;
+        let transaction = database.begin_write()?;
+        transaction.open_table(DATA)?;
+        transaction.commit()?;
+    }
+    std::fs::File::open(&temporary)
+        .and_then(|file| file.sync_all())
+        .map_err(|error| io("sync the new", error))?;
+    let linked = match std::fs::hard_link(&temporary, path) {
+        Ok(()) => Ok(()),
+        // Another process created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    };
+    let removed = std::fs::remove_file(&temporary);
+    linked.map_err(|error| io("create", error))?;
+    removed.map_err(|error| io("remove the creation file of", error))?;
+    if let Some(directory) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::File::open(directory)
+            .and_then(|directory| directory.sync_all())
+            .map_err(|error| io("sync the directory of", error))?;
+    }
+    Ok(())
 }
 
 /// True when no key can lie in `range` (redb rejects ranges whose start is past their end).

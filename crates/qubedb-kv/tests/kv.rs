@@ -287,6 +287,38 @@ fn commits_survive_reopen_and_second_open_is_refused() {
 }
 
 #[test]
+fn a_new_file_appears_whole_and_creation_leftovers_do_not_matter() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("data.redb");
+    // What a creator killed before redb wrote its header leaves behind: a file that is no database.
+    let leftover = directory
+        .path()
+        .join(format!("data.redb.creating-{}", std::process::id()));
+    std::fs::write(&leftover, b"torn").expect("leftover");
+    {
+        let store = Store::open(&path, StoreOptions::default()).expect("open creates");
+        let mut txn = store.begin().expect("begin");
+        txn.put(b"k".to_vec(), b"v".to_vec()).expect("put");
+        txn.commit().expect("commit");
+    }
+    assert!(!leftover.exists(), "the creation file is removed");
+    let names: Vec<String> = std::fs::read_dir(directory.path())
+        .expect("list")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names, ["data.redb"]);
+    let store = Store::open(&path, StoreOptions::default()).expect("reopen");
+    let reader = store.begin().expect("begin");
+    assert_eq!(reader.get(b"k").expect("get"), Some(b"v".to_vec()));
+}
+
+#[test]
 fn limits_are_enforced() {
     let store = Store::in_memory().expect("store");
     let mut txn = store.begin().expect("begin");

@@ -16,7 +16,10 @@
 //!
 //! `CREATE DATABASE` builds `databases/<oid>.new/`, bootstraps its catalog and renames it into place,
 //! so a crash leaves either no database or a whole one; `DROP DATABASE` renames the directory to
-//! `<oid>.dropped` before deleting it. Leftovers of either are removed when the cluster opens.
+//! `<oid>.dropped` before deleting it. Leftovers of either are removed when the cluster opens. A fresh
+//! directory's `databases/` is built as `databases.new/` with `postgres` inside, then renamed, and each store
+//! file is created under a temporary name and linked into place (`qubedb_kv`), so a process killed during
+//! the very first open leaves nothing a later open trips over.
 //!
 //! The cluster keeps the store of each database it opened until `DROP DATABASE` or until the cluster
 //! closes (the last [`Database`] handle and session dropped): a store is opened once per process, and
@@ -111,9 +114,22 @@ impl Cluster {
         // The default store first: its lock makes this process the directory's only user.
         let default_store = open_store(directory, options)?;
         let databases_folder = directory.join(DATABASES_FOLDER);
-        let fresh = !databases_folder.exists();
-        std::fs::create_dir_all(&databases_folder)
-            .map_err(|error| io_error("create", &databases_folder, error))?;
+        if !databases_folder.exists() {
+            // A fresh directory: the folder of other databases appears with `postgres` already in it,
+            // so a process killed half-way leaves no folder (and the next open starts over), never a
+            // folder without `postgres`.
+            let staging = directory.join(format!("{DATABASES_FOLDER}.new"));
+            if staging.exists() {
+                std::fs::remove_dir_all(&staging)
+                    .map_err(|error| io_error("remove", &staging, error))?;
+            }
+            std::fs::create_dir_all(&staging)
+                .map_err(|error| io_error("create", &staging, error))?;
+            build_database(&staging, POSTGRES_DATABASE, POSTGRES_DATABASE_OID, options)?;
+            std::fs::rename(&staging, &databases_folder)
+                .map_err(|error| io_error("rename", &staging, error))?;
+            sync_directory(directory);
+        }
         let mut databases = BTreeMap::new();
         databases.insert(
             DEFAULT_DATABASE.to_string(),
@@ -133,11 +149,7 @@ impl Cluster {
                 },
             );
         }
-        let cluster = Self::with_databases(Some(directory.to_path_buf()), options, databases)?;
-        if fresh {
-            cluster.create_with_oid(POSTGRES_DATABASE, POSTGRES_DATABASE_OID)?;
-        }
-        Ok(cluster)
+        Self::with_databases(Some(directory.to_path_buf()), options, databases)
     }
 
     /// A cluster held in memory, gone when dropped; it holds `qubedb` and `postgres`.
@@ -258,11 +270,6 @@ impl Cluster {
     pub(crate) fn from_inner(inner: Arc<ClusterInner>) -> Cluster {
         Cluster { inner }
     }
-
-    fn create_with_oid(&self, name: &str, oid: u32) -> Result<()> {
-        let mut databases = self.inner.databases.lock();
-        self.inner.create_locked(&mut databases, name, oid)
-    }
 }
 
 impl ClusterInner {
@@ -362,24 +369,7 @@ impl ClusterInner {
         }
         let store = match &self.directory {
             Some(directory) => {
-                let folder = directory.join(DATABASES_FOLDER);
-                let building = folder.join(format!("{oid}.new"));
-                let target = folder.join(oid.to_string());
-                if building.exists() {
-                    std::fs::remove_dir_all(&building)
-                        .map_err(|error| io_error("remove", &building, error))?;
-                }
-                std::fs::create_dir_all(&building)
-                    .map_err(|error| io_error("create", &building, error))?;
-                std::fs::write(building.join(NAME_FILE), name)
-                    .map_err(|error| io_error("write", &building, error))?;
-                {
-                    let store = open_store(&building, self.options)?;
-                    bootstrap(&store)?;
-                }
-                std::fs::rename(&building, &target)
-                    .map_err(|error| io_error("rename", &building, error))?;
-                sync_directory(&folder);
+                build_database(&directory.join(DATABASES_FOLDER), name, oid, self.options)?;
                 None
             }
             None => {
@@ -473,6 +463,26 @@ fn check_name(name: &str) -> Result<()> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Builds database `name` in `folder/<oid>.new`, bootstraps its catalog and renames it to `folder/<oid>`,
+/// so a crash leaves either no database or a whole one.
+fn build_database(folder: &Path, name: &str, oid: u32, options: DatabaseOptions) -> Result<()> {
+    let building = folder.join(format!("{oid}.new"));
+    let target = folder.join(oid.to_string());
+    if building.exists() {
+        std::fs::remove_dir_all(&building).map_err(|error| io_error("remove", &building, error))?;
+    }
+    std::fs::create_dir_all(&building).map_err(|error| io_error("create", &building, error))?;
+    std::fs::write(building.join(NAME_FILE), name)
+        .map_err(|error| io_error("write", &building, error))?;
+    {
+        let store = open_store(&building, options)?;
+        bootstrap(&store)?;
+    }
+    std::fs::rename(&building, &target).map_err(|error| io_error("rename", &building, error))?;
+    sync_directory(folder);
     Ok(())
 }
 

@@ -554,6 +554,22 @@ fn scalar_text(session: &mut qubedb::Session, sql: &str) -> String {
 }
 
 #[test]
+fn a_first_open_interrupted_half_way_is_completed_by_the_next() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    // A process killed while building the folder of other databases leaves only its staging folder.
+    std::fs::create_dir_all(directory.path().join("databases.new/5.new")).expect("leftover");
+    let cluster = qubedb::Cluster::open(directory.path()).expect("cluster");
+    let names: Vec<String> = cluster.databases().into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["postgres", "qubedb"]);
+    let mut session = cluster.database("postgres").expect("postgres").session();
+    assert_eq!(
+        scalar_text(&mut session, "SELECT current_database()"),
+        "postgres"
+    );
+    assert!(!directory.path().join("databases.new").exists());
+}
+
+#[test]
 fn a_data_directory_holds_isolated_databases() {
     let directory = tempfile::tempdir().expect("tempdir");
     {

@@ -62,27 +62,54 @@ fn ids(session: &mut qubedb::Session, table: &str) -> BTreeSet<i64> {
         .collect()
 }
 
+/// Starts the child on `directory`, its first id `start`.
+fn spawn_child(directory: &std::path::Path, start: i64) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("test binary path"))
+        .args([
+            "crash::crash_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIRECTORY, directory)
+        .env(CHILD_START, start.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child")
+}
+
+#[test]
+fn a_kill_during_the_first_open_leaves_a_directory_that_opens() {
+    let mut rng = rand::rng();
+    for round in 0..6 {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut child = spawn_child(directory.path(), 1);
+        // Early: while the child creates the store files and the `postgres` database.
+        std::thread::sleep(Duration::from_millis(rng.random_range(1..120)));
+        child.kill().expect("SIGKILL the child");
+        child.wait().expect("reap child");
+        let cluster = qubedb::Cluster::open(directory.path())
+            .unwrap_or_else(|error| panic!("round {round}: reopen after kill -9: {error:?}"));
+        let names: Vec<String> = cluster.databases().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["postgres", "qubedb"], "round {round}");
+        cluster
+            .database("postgres")
+            .expect("postgres opens")
+            .session()
+            .run("SELECT 1")
+            .expect("postgres answers");
+    }
+}
+
 #[test]
 fn acknowledged_commits_survive_kill_9() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let executable = std::env::current_exe().expect("test binary path");
     let mut rng = rand::rng();
     let mut acknowledged = BTreeSet::new();
     let mut next = 1i64;
     for round in 0..ROUNDS {
-        let mut child = Command::new(&executable)
-            .args([
-                "crash::crash_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIRECTORY, directory.path())
-            .env(CHILD_START, next.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
+        let mut child = spawn_child(directory.path(), next);
         let stdout = child.stdout.take().expect("child stdout");
         let reader = std::thread::spawn(move || {
             let mut seen = Vec::new();
