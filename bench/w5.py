@@ -9,13 +9,18 @@ ef_construction values; both cores), then the queries run one at a time as a pre
 `SELECT id FROM items ORDER BY v <-> $1 LIMIT 10` for each hnsw.ef_search; reported: build time, QPS over
 the wire, the server's CPU time per query (from /proc), recall@10. hnswlib in the same run: M=16,
 ef_construction=200, random_seed=100, built on 2 threads, one knn_query per query on one thread.
+QubeDB embedded in the same run: `qubedb-bench w5` (bench/qubedb-bench/src/w5.rs) on the same vectors
+(written to WORK/w5-data), queries as Param::Vector through the prepared statement; reported: queries per
+CPU-second of the whole process, the figure compared with hnswlib's.
 
 Writes one JSON object per measurement to bench/results/w5.jsonl.
-Usage: python3 bench/w5.py [--qubedb PATH] [--ef-construction 64,200] [--queries 1000]
+Usage: python3 bench/w5.py [--qubedb PATH] [--bench PATH] [--ef-construction 64,200] [--queries 1000]
+                           [--skip-hnswlib] [--skip-embedded] [--skip-server]
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -138,14 +143,36 @@ def run_qubedb(binary, xb, xq, gt, ef_constructions, records):
         process.wait()
 
 
+def run_embedded(bench, xb, xq, gt, ef_constructions, records):
+    data = os.path.join(WORK, "w5-data")
+    os.makedirs(data, exist_ok=True)
+    xb.astype("<f4").tofile(os.path.join(data, "base.f32"))
+    xq.astype("<f4").tofile(os.path.join(data, "queries.f32"))
+    gt.astype("<i8").tofile(os.path.join(data, "truth.i64"))
+    for efc in ef_constructions:
+        output = subprocess.run(
+            [bench, "w5", "--data", data, "--dimensions", str(xb.shape[1]),
+             "--ef-construction", str(efc), "--ef-search", ",".join(map(str, EF_SEARCH)),
+             "--directory", os.path.join(WORK, "w5.qubedb")],
+            check=True, capture_output=True, text=True).stdout
+        for line in output.splitlines():
+            records.append(json.loads(line))
+            print(records[-1], flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--qubedb", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/qubedb-target")),
         "release", "qubedb"))
+    parser.add_argument("--bench", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/qubedb-target")),
+        "release", "qubedb-bench"))
     parser.add_argument("--ef-construction", default="64,200")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--skip-hnswlib", action="store_true")
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "results", "w5.jsonl"))
     args = parser.parse_args()
@@ -156,7 +183,11 @@ def main():
     records = []
     if not args.skip_hnswlib:
         run_hnswlib(xb, xq, gt, records)
-    run_qubedb(args.qubedb, xb, xq, gt, [int(x) for x in args.ef_construction.split(",")], records)
+    ef_constructions = [int(x) for x in args.ef_construction.split(",")]
+    if not args.skip_embedded:
+        run_embedded(args.bench, xb, xq, gt, ef_constructions, records)
+    if not args.skip_server:
+        run_qubedb(args.qubedb, xb, xq, gt, ef_constructions, records)
     with open(args.out, "w") as out:
         for item in records:
             out.write(json.dumps(item) + "\n")

@@ -4,7 +4,7 @@
 //! `bench/report.py` turns them into `bench/RESULTS.md`.
 //!
 //! Usage: `qubedb-bench w1 [--runs N] [--directory DIR] [--inserts N] [--engines sqlite,qubedb]`
-//! (`--engines qubedb` runs QubeDB alone, for a profile).
+//! (`--engines qubedb` runs QubeDB alone, for a profile). `qubedb-bench w5` runs W5 embedded (`w5.rs`).
 //!
 //! Every measurement records wall time and the CPU time of the whole process (every thread: QubeDB's
 //! query runtime and committer threads count), from `/proc/self/task/*/schedstat`.
@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use qubedb::{Database, DatabaseOptions, Param, PreparedStatement, Session, Synchronous};
 use serde_json::{Map, Value, json};
+
+mod w5;
 
 /// Rows loaded by (a).
 const ROWS: i64 = 100_000;
@@ -448,9 +450,14 @@ fn main() {
             .and_then(|at| arguments.get(at + 1))
             .cloned()
     };
+    if arguments.get(1).map(String::as_str) == Some("w5") {
+        w5::run(&option);
+        return;
+    }
     if arguments.get(1).map(String::as_str) != Some("w1") {
         eprintln!(
-            "usage: qubedb-bench w1 [--runs N] [--directory DIR] [--inserts N] [--engines sqlite,qubedb]"
+            "usage: qubedb-bench w1 [--runs N] [--directory DIR] [--inserts N] [--engines sqlite,qubedb]\n       \
+             qubedb-bench w5 --data DIR [--dimensions 128] [--ef-construction 64] [--ef-search 32,64,128]"
         );
         std::process::exit(2);
     }

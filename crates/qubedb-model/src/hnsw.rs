@@ -43,6 +43,7 @@ use parking_lot::RwLock;
 use qubedb_kv::{ReadView, Transaction};
 
 use crate::error::{Error, Result};
+use crate::hnsw_dense::Dense;
 use crate::keys::Key;
 use crate::vector::{self, Metric};
 
@@ -242,7 +243,7 @@ pub fn indexed_form(metric: Metric, elements: &[f32]) -> Option<Vec<f32>> {
 }
 
 /// The distance between two vectors in their indexed forms.
-fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
+pub(crate) fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
     match metric {
         Metric::L2 => vector::l2_squared(a, b),
         Metric::InnerProduct => -vector::inner_product(a, b),
@@ -326,11 +327,40 @@ impl NodeReader for ReadView {
     }
 }
 
-/// A graph held in memory: every node decoded, by primary key, and the entry point.
+/// A graph held in memory: every node decoded, by primary key, and the entry point; for a committed
+/// graph also its numbered form for searches (`hnsw_dense.rs`), which [`GraphState::index`] makes and
+/// [`Graph::apply`] keeps up to date.
 #[derive(Debug, Default)]
 pub struct GraphState {
     pub nodes: HashMap<Vec<u8>, Arc<Node>>,
     pub entry: Option<Entry>,
+    dense: Option<Dense>,
+}
+
+impl GraphState {
+    /// Numbers the graph for searches (see `hnsw_dense.rs`).
+    pub fn index(&mut self) {
+        let mut dense = Dense::default();
+        for (primary_key, node) in &self.nodes {
+            dense.set(primary_key, Some(node));
+        }
+        self.dense = Some(dense);
+    }
+
+    /// Sets or removes one node, in both forms.
+    fn set(&mut self, primary_key: Vec<u8>, node: Option<Arc<Node>>) {
+        if let Some(dense) = &mut self.dense {
+            dense.set(&primary_key, node.as_deref());
+        }
+        match node {
+            Some(node) => {
+                self.nodes.insert(primary_key, node);
+            }
+            None => {
+                self.nodes.remove(&primary_key);
+            }
+        }
+    }
 }
 
 impl NodeReader for GraphState {
@@ -410,6 +440,7 @@ impl Graph {
                 _ => return Err(Error::corruption("HNSW index has an unknown key")),
             }
         }
+        state.index();
         Ok(Graph {
             state: RwLock::new(state),
         })
@@ -425,17 +456,10 @@ impl Graph {
             match key.get(prefix_length) {
                 Some(&TAG_ENTRY) => state.entry = decode_entry_value(value.as_deref())?,
                 Some(&TAG_NODE) => {
-                    let primary_key = key[prefix_length + 1..].to_vec();
-                    match value {
-                        Some(bytes) => {
-                            state
-                                .nodes
-                                .insert(primary_key, Arc::new(Node::decode(&bytes)?));
-                        }
-                        None => {
-                            state.nodes.remove(&primary_key);
-                        }
-                    }
+                    let node = value
+                        .map(|bytes| Node::decode(&bytes).map(Arc::new))
+                        .transpose()?;
+                    state.set(key[prefix_length + 1..].to_vec(), node);
                 }
                 _ => {}
             }
@@ -954,8 +978,10 @@ impl Search {
                         },
                         false,
                     )?
+                } else if let Some(dense) = &committed.dense {
+                    // Nothing of the index's own: the graph in memory alone, numbered.
+                    self.search_dense(dense, committed.entry.as_ref())
                 } else {
-                    // Nothing of the index's own: the graph in memory alone.
                     self.search(&*committed, true)?
                 }
             }
@@ -979,6 +1005,21 @@ impl Search {
             self.exhausted = true;
         }
         Ok(fresh)
+    }
+
+    fn search_dense(&self, dense: &Dense, entry: Option<&Entry>) -> Option<Vec<Found>> {
+        let query = self.query.as_ref()?;
+        let entry = entry?;
+        let reached = dense.search(self.metric, query, &entry.primary_key, entry.level, self.ef)?;
+        Some(
+            reached
+                .into_iter()
+                .map(|reached| Found {
+                    distance: reached.distance,
+                    primary_key: dense.key(reached.slot).to_vec(),
+                })
+                .collect(),
+        )
     }
 
     fn search(&self, reader: &dyn NodeReader, in_memory: bool) -> Result<Option<Vec<Found>>> {
@@ -1181,6 +1222,29 @@ mod tests {
                 .count();
         }
         assert!(hits as f64 / 400.0 >= 0.9, "recall {}", hits as f64 / 400.0);
+
+        // Committed and applied to the graph in memory, the new node is found by the numbered form
+        // (no buffer involved); its node deleted, it is not.
+        let first_found = |graph: &Arc<Graph>| {
+            let mut search = Search::new(
+                SearchSource::Cached(store.begin().unwrap().read_view(), graph.clone()),
+                9,
+                Metric::L2,
+                &extra,
+                10,
+            );
+            search.next_batch().unwrap()[0].clone()
+        };
+        let written = transaction.buffered_keys(&Key::index_range(9));
+        transaction.commit().unwrap();
+        graph.apply(&store.begin().unwrap(), 9, &written).unwrap();
+        assert_eq!(first_found(&graph), primary_key(5000));
+        let mut transaction = store.begin().unwrap();
+        transaction.delete(node_key(9, &primary_key(5000))).unwrap();
+        let written = transaction.buffered_keys(&Key::index_range(9));
+        transaction.commit().unwrap();
+        graph.apply(&store.begin().unwrap(), 9, &written).unwrap();
+        assert_eq!(first_found(&graph), primary_key(3));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod catalog;
 mod error;
 pub mod hnsw;
+mod hnsw_dense;
 pub mod json_text;
 pub mod jsonb;
 pub mod jsonpath;

@@ -462,7 +462,7 @@ fn decode_vector(bytes: &[u8]) -> Result<Param, CodecError> {
         .chunks_exact(4)
         .map(|chunk| f32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
         .collect();
-    Ok(typed(qubedb::sql::vector::format(&elements), "vector"))
+    Ok(Param::Vector(elements))
 }
 
 fn decode_binary(bytes: &[u8], pg_type: &Type) -> Result<Param, CodecError> {

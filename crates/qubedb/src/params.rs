@@ -21,6 +21,9 @@ pub enum Param {
     /// Text; its type comes from where it is used, like a PostgreSQL literal of unknown type.
     Text(String),
     Bytes(Vec<u8>),
+    /// A vector (pgvector's `vector`): what an embedded caller passes for a query vector, and what the
+    /// server reads from pgvector's binary format, with no text form in between.
+    Vector(Vec<f32>),
     /// A value of a named SQL type in its text form (`'2024-01-02'` as `date`), bound as
     /// `CAST(text AS type)`: what a client that declares parameter types sends.
     Typed {
@@ -68,6 +71,12 @@ impl From<String> for Param {
 impl From<Vec<u8>> for Param {
     fn from(value: Vec<u8>) -> Self {
         Param::Bytes(value)
+    }
+}
+
+impl From<Vec<f32>> for Param {
+    fn from(value: Vec<f32>) -> Self {
+        Param::Vector(value)
     }
 }
 
@@ -154,6 +163,12 @@ fn to_expr(param: &Param) -> Result<Expr> {
             let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
             literal(SqlValue::HexStringLiteral(hex))
         }
+        Param::Vector(elements) => cast(
+            literal(SqlValue::SingleQuotedString(crate::sql::vector::format(
+                elements,
+            ))),
+            parse_type_name("vector")?,
+        ),
         Param::Typed { text, type_name } => {
             let data_type = parse_type_name(type_name)?;
             let text = if matches!(data_type, SqlType::Date) {
@@ -187,8 +202,11 @@ pub(crate) fn declare_parameter_types(
             value: SqlValue::Placeholder(text),
             ..
         }) = expr
-            && let Some(Some(data_type)) =
-                placeholder_index(text).and_then(|index| types.get(index - 1))
+            && let Some(index) = placeholder_index(text)
+            && let Some(Some(data_type)) = types.get(index - 1)
+            // A vector parameter stays a bare `$n`: the distance operators type it (so a prepared
+            // query's cached plan binds it), and bound it is a cast to vector anyway.
+            && declared[index - 1].as_deref() != Some("vector")
         {
             let placeholder = std::mem::replace(expr, literal(SqlValue::Null));
             *expr = cast(placeholder, data_type.clone());

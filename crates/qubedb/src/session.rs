@@ -608,13 +608,22 @@ impl Session {
         let Some(plan) = plan else {
             return Ok(None);
         };
+        let vector_settings = matches!(*plan, fast::FastPlan::Nearest { .. })
+            .then(|| crate::sql::provider::VectorSettings::of(&self.shared));
         let before = self.statement_savepoint()?;
         let mut attempts = 0;
         let error = loop {
             let outcome = {
                 let mut state = self.shared.state.lock();
                 let transaction = state.transaction()?;
-                fast::execute(&plan, params, transaction, &catalog, &self.shared.database)
+                fast::execute(
+                    &plan,
+                    params,
+                    transaction,
+                    &catalog,
+                    &self.shared.database,
+                    vector_settings,
+                )
             };
             match outcome {
                 Ok(None) => return Ok(None),
@@ -1197,8 +1206,17 @@ impl Session {
             let catalog = self.shared.state.lock().catalog.clone();
             if let Some(plan) = fast::plan(&statement, &catalog, &self.shared.temp_schema) {
                 let database = self.shared.database.clone();
+                let vector_settings = matches!(plan, fast::FastPlan::Nearest { .. })
+                    .then(|| crate::sql::provider::VectorSettings::of(&self.shared));
                 let outcome = self.with_state(|state| {
-                    fast::execute(&plan, &[], state.transaction()?, &catalog, &database)
+                    fast::execute(
+                        &plan,
+                        &[],
+                        state.transaction()?,
+                        &catalog,
+                        &database,
+                        vector_settings,
+                    )
                 })?;
                 if let Some(outcome) = outcome {
                     return Ok(self.fast_result(outcome));

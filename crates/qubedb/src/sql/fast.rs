@@ -38,13 +38,15 @@ use qubedb_kv::Transaction;
 use qubedb_model::catalog::{Catalog, Identity, IndexDef, Object, TableDef};
 use qubedb_model::keycode::encode_value;
 use qubedb_model::keys::Key;
-use qubedb_model::row::{RowReader, encode_row};
+use qubedb_model::row::{RawValue, RowReader, encode_row};
+use qubedb_model::vector::Metric;
 use qubedb_model::{DataType, Value};
 
 use crate::database::DatabaseInner;
 use crate::error::{Error, Result};
 use crate::params::Param;
 use crate::sql::convert::{ColumnBuilder, field};
+use crate::sql::provider::VectorSettings;
 use crate::sql::rewrite::{normalize, resolve};
 use crate::sql::write::{TableWriter, decode_row};
 
@@ -101,6 +103,19 @@ pub(crate) enum FastPlan {
         table: TableDef,
         key: Vec<Operand>,
     },
+    /// `SELECT columns FROM t ORDER BY v <op> x LIMIT k` through an HNSW index of `v`.
+    Nearest {
+        table: TableDef,
+        index: IndexDef,
+        /// The vector column's slot and its dimensions.
+        column: usize,
+        dimensions: u32,
+        metric: Metric,
+        query: Operand,
+        limit: usize,
+        slots: Vec<usize>,
+        schema: SchemaRef,
+    },
 }
 
 /// What a fast statement produced.
@@ -130,6 +145,7 @@ pub(crate) fn plan(
         temp_schema,
     };
     match statement {
+        Statement::Query(query) if query.order_by.is_some() => plan_nearest(query, scope),
         Statement::Query(query) => plan_select(query, scope),
         Statement::Insert(insert) => plan_insert(insert, scope),
         Statement::Update(update) => plan_update(update, scope),
@@ -448,30 +464,9 @@ fn key_operands(
     )
 }
 
-fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
-    let catalog = scope.catalog;
-    let ast::Query {
-        with: None,
-        body,
-        order_by: None,
-        limit_clause: None,
-        fetch: None,
-        locks,
-        for_clause: None,
-        settings: None,
-        format_clause: None,
-        pipe_operators,
-    } = query
-    else {
-        return None;
-    };
-    if !locks.is_empty() || !pipe_operators.is_empty() {
-        return None;
-    }
-    let SetExpr::Select(select) = body.as_ref() else {
-        return None;
-    };
-    let plain = select.optimizer_hints.is_empty()
+/// A SELECT of one table with nothing but columns, a WHERE clause and (in the query) ORDER BY/LIMIT.
+fn plain_select(select: &ast::Select) -> bool {
+    select.optimizer_hints.is_empty()
         && select.distinct.is_none()
         && select.select_modifiers.is_none()
         && select.top.is_none()
@@ -488,25 +483,18 @@ fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
         && select.having.is_none()
         && select.named_window.is_empty()
         && select.qualify.is_none()
-        && select.value_table_mode.is_none();
-    if !plain {
-        return None;
-    }
-    let (table, alias) = single_table(&select.from[0], scope)?;
-    let alias = alias.as_deref();
+        && select.value_table_mode.is_none()
+}
+
+/// The slots and output names of a SELECT list of plain columns (`*` included).
+fn projection(
+    select: &ast::Select,
+    table: &TableDef,
+    alias: Option<&str>,
+) -> Option<(Vec<usize>, Vec<String>)> {
     let mut slots = Vec::new();
     let mut names: Vec<String> = Vec::new();
-    let count = match select.projection.as_slice() {
-        [SelectItem::UnnamedExpr(expr)] if is_count_star(expr) => Some("count".to_string()),
-        [SelectItem::ExprWithAlias { expr, alias }] if is_count_star(expr) => {
-            Some(normalize(alias))
-        }
-        _ => None,
-    };
     for item in &select.projection {
-        if count.is_some() {
-            break;
-        }
         match item {
             SelectItem::UnnamedExpr(expr) => {
                 let slot = column_of(expr, table, alias)?;
@@ -537,6 +525,49 @@ fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
             }
             _ => return None,
         }
+    }
+    Some((slots, names))
+}
+
+fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
+    let catalog = scope.catalog;
+    let ast::Query {
+        with: None,
+        body,
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks,
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators,
+    } = query
+    else {
+        return None;
+    };
+    if !locks.is_empty() || !pipe_operators.is_empty() {
+        return None;
+    }
+    let SetExpr::Select(select) = body.as_ref() else {
+        return None;
+    };
+    if !plain_select(select) {
+        return None;
+    }
+    let (table, alias) = single_table(&select.from[0], scope)?;
+    let alias = alias.as_deref();
+    let mut slots = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let count = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(expr)] if is_count_star(expr) => Some("count".to_string()),
+        [SelectItem::ExprWithAlias { expr, alias }] if is_count_star(expr) => {
+            Some(normalize(alias))
+        }
+        _ => None,
+    };
+    if count.is_none() {
+        (slots, names) = projection(select, table, alias)?;
     }
     // PostgreSQL allows repeated output names; the general path handles them.
     let mut sorted = names.clone();
@@ -576,6 +607,136 @@ fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
         count: count.is_some(),
         schema,
     })
+}
+
+/// `SELECT columns FROM t ORDER BY v <op> x LIMIT k` (`x` a parameter or literal, `k` a number) where
+/// `v` has an HNSW index for the operator: the search the general path's vector scan makes
+/// (`sql/vector_scan.rs`), without planning it.
+fn plan_nearest(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
+    let ast::Query {
+        with: None,
+        body,
+        order_by: Some(order_by),
+        limit_clause:
+            Some(ast::LimitClause::LimitOffset {
+                limit: Some(limit),
+                offset: None,
+                limit_by,
+            }),
+        fetch: None,
+        locks,
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators,
+    } = query
+    else {
+        return None;
+    };
+    if !locks.is_empty()
+        || !pipe_operators.is_empty()
+        || !limit_by.is_empty()
+        || order_by.interpolate.is_some()
+    {
+        return None;
+    }
+    let ast::OrderByKind::Expressions(order) = &order_by.kind else {
+        return None;
+    };
+    let [
+        ast::OrderByExpr {
+            expr: Expr::BinaryOp { left, op, right },
+            options:
+                ast::OrderByOptions {
+                    asc: None | Some(true),
+                    nulls_first: None | Some(false),
+                },
+            with_fill: None,
+        },
+    ] = order.as_slice()
+    else {
+        return None;
+    };
+    let metric = crate::sql::vector_planner::operator_metric(op)?;
+    let Expr::Value(ast::ValueWithSpan {
+        value: SqlValue::Number(limit, false),
+        ..
+    }) = limit
+    else {
+        return None;
+    };
+    let limit: usize = limit.parse().ok().filter(|&limit| limit > 0)?;
+    let SetExpr::Select(select) = body.as_ref() else {
+        return None;
+    };
+    if !plain_select(select) || select.selection.is_some() {
+        return None;
+    }
+    let (table, alias) = single_table(&select.from[0], scope)?;
+    let alias = alias.as_deref();
+    let (slots, names) = projection(select, table, alias)?;
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != names.len() || slots.is_empty() {
+        return None;
+    }
+    let (column, query_operand) = match column_of(left, table, alias) {
+        Some(column) => (column, operand(right)?),
+        None => (column_of(right, table, alias)?, operand(left)?),
+    };
+    if matches!(query_operand, Operand::Now) {
+        return None;
+    }
+    let DataType::Vector(Some(dimensions)) = table.columns[column].data_type else {
+        return None;
+    };
+    let index = scope.catalog.indexes_of(table.id).find(|index| {
+        index.columns.first() == Some(&column)
+            && index
+                .method
+                .hnsw()
+                .is_some_and(|config| config.metric == metric)
+    })?;
+    let schema = Arc::new(Schema::new(
+        slots
+            .iter()
+            .zip(&names)
+            .map(|(&slot, name)| field(name, table.columns[slot].data_type, true))
+            .collect::<Vec<_>>(),
+    ));
+    Some(FastPlan::Nearest {
+        table: table.clone(),
+        index: index.clone(),
+        column,
+        dimensions,
+        metric,
+        query: query_operand,
+        limit,
+        slots,
+        schema,
+    })
+}
+
+/// The query vector of a nearest-neighbour statement; `None` for anything that is not a valid vector
+/// (the general path reports the error).
+fn query_vector(operand: &Operand, params: &[Param]) -> Option<Vec<f32>> {
+    let param = match operand {
+        Operand::Parameter(number) => params.get(*number)?,
+        Operand::Constant(param) => param,
+        Operand::Now => return None,
+    };
+    let elements = match param {
+        Param::Vector(elements) => elements.clone(),
+        Param::Text(text) => crate::sql::vector::parse(text).ok()?,
+        Param::Typed { text, type_name } if type_name == "vector" => {
+            crate::sql::vector::parse(text).ok()?
+        }
+        _ => return None,
+    };
+    (crate::sql::vector::check_dimensions(elements.len(), None).is_ok()
+        && elements.iter().all(|element| element.is_finite()))
+    .then_some(elements)
 }
 
 fn plan_insert(insert: &ast::Insert, scope: Scope) -> Option<FastPlan> {
@@ -868,14 +1029,51 @@ fn now_microseconds() -> i64 {
 
 /// Runs a fast plan in `transaction`. `Ok(None)`: the statement must take the general path; nothing
 /// has been written then.
+/// Runs `plan` with `params` in `transaction`; `vector_settings` are the session's `hnsw.*` settings
+/// (read by the caller for a [`FastPlan::Nearest`] only).
 pub(crate) fn execute(
     plan: &FastPlan,
     params: &[Param],
     transaction: &mut Transaction,
     catalog: &Catalog,
     database: &DatabaseInner,
+    vector_settings: Option<VectorSettings>,
 ) -> Result<Option<FastOutcome>> {
     match plan {
+        FastPlan::Nearest {
+            table,
+            index,
+            column,
+            dimensions,
+            metric,
+            query,
+            limit,
+            slots,
+            schema,
+        } => {
+            let (Some(settings), Some(query), Some(config)) = (
+                vector_settings,
+                query_vector(query, params),
+                index.method.hnsw(),
+            ) else {
+                return Ok(None);
+            };
+            if query.len() != *dimensions as usize {
+                return Ok(None);
+            }
+            let rows = nearest_rows(
+                transaction,
+                database,
+                table,
+                index.id,
+                config.metric,
+                (*column, *metric, &query),
+                *limit,
+                settings,
+            )?;
+            let batch = rows_batch(table, slots, schema, &rows)?;
+            Ok(Some(FastOutcome::Rows(schema.clone(), vec![batch])))
+        }
         FastPlan::Select {
             table,
             index: None,
@@ -1083,6 +1281,73 @@ fn count_batch(schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
         ]))],
     )
     .map_err(|error| Error::internal(format!("fast path batch: {error}")))
+}
+
+/// The `limit` rows nearest the query, nearest first, as the general path's vector scan and sort find
+/// them: batches of candidates from the index (`ef_search`, then widened while `hnsw.iterative_scan`
+/// allows), each candidate's row read in the transaction (a deleted row's node reads as nothing) until
+/// `limit` rows are found, then every row found ordered by its exact distance.
+#[allow(clippy::too_many_arguments)]
+fn nearest_rows(
+    transaction: &Transaction,
+    database: &DatabaseInner,
+    table: &TableDef,
+    index: u64,
+    index_metric: Metric,
+    (column, metric, query): (usize, Metric, &[f32]),
+    limit: usize,
+    settings: VectorSettings,
+) -> Result<Vec<Vec<u8>>> {
+    let graph = database.hnsw_graph(index)?;
+    let mut search = qubedb_model::hnsw::Search::new(
+        qubedb_model::hnsw::SearchSource::Cached(transaction.read_view(), graph),
+        index,
+        index_metric,
+        query,
+        settings.ef_search.max(limit),
+    );
+    let prefix = Key::row_prefix(table.id);
+    let mut found: Vec<(f64, Vec<u8>)> = Vec::new();
+    let mut returned = 0;
+    let mut searched = false;
+    while found.len() < limit
+        && !(searched && (!settings.iterative || returned >= settings.max_scan_tuples))
+    {
+        let keys = search.next_batch()?;
+        searched = true;
+        if keys.is_empty() {
+            break;
+        }
+        returned += keys.len();
+        let mut row_key = prefix.clone();
+        for primary_key in keys {
+            row_key.truncate(prefix.len());
+            row_key.extend_from_slice(&primary_key);
+            let Some(row) = transaction.get(&row_key)? else {
+                continue;
+            };
+            let mut reader = RowReader::new(&row)?;
+            let mut raw = None;
+            for _ in 0..=column.min(reader.slots.saturating_sub(1)) {
+                raw = reader.next_value()?;
+            }
+            let vector = match raw {
+                Some(RawValue::Bytes(bytes)) if column < reader.slots => {
+                    qubedb_model::vector::from_bytes(bytes)
+                }
+                _ => None,
+            };
+            // A row whose vector is NULL has no node; one of other dimensions cannot be (the column's
+            // type fixes them), but is left out rather than measured.
+            let Some(vector) = vector.filter(|vector| vector.len() == query.len()) else {
+                continue;
+            };
+            found.push((metric.distance(query, &vector), row));
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0));
+    found.truncate(limit);
+    Ok(found.into_iter().map(|(_, row)| row).collect())
 }
 
 /// One batch holding `rows` (stored row values) with the output columns `slots`.

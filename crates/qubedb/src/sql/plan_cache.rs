@@ -10,7 +10,7 @@
 //! The cached plan stays valid while the session's catalog is the same `Arc` (any DDL, or another
 //! session's committed DDL, replans). A parameter is bound into the cached plan only when its value
 //! converts exactly to the placeholder's type (integers and floating point, booleans, text into text,
-//! NULL): anything else — a text that must be parsed as a number or date, a typed parameter, bytes —
+//! NULL, a vector's text into a vector): anything else — a text that must be parsed as a number or date, a typed parameter, bytes —
 //! binds into the statement's syntax tree as before and plans afresh, so both ways give the same result.
 
 use std::sync::Arc;
@@ -156,7 +156,7 @@ fn bindable(data_type: &ArrowType) -> bool {
             | ArrowType::Float64
             | ArrowType::Boolean
             | ArrowType::Utf8
-    )
+    ) || crate::sql::vector::is_vector(data_type)
 }
 
 /// The parameters as literals of the placeholders' types; `None` when one does not convert exactly.
@@ -179,7 +179,39 @@ fn bound_values(params: &[Param], types: &[ArrowType]) -> Option<Vec<ScalarValue
             (Param::Double(value), ArrowType::Float64) => Some(ScalarValue::Float64(Some(*value))),
             (Param::Boolean(value), ArrowType::Boolean) => Some(ScalarValue::Boolean(Some(*value))),
             (Param::Text(value), ArrowType::Utf8) => Some(ScalarValue::Utf8(Some(value.clone()))),
+            // A vector's text (a binary vector arrives as text too): parsed as the cast does; text
+            // that is no vector goes the uncached way, which reports the error.
+            (Param::Vector(elements), data_type) if crate::sql::vector::is_vector(data_type) => {
+                vector_scalar(elements)
+            }
+            (Param::Text(text), data_type) if crate::sql::vector::is_vector(data_type) => {
+                vector_literal(text)
+            }
+            (Param::Typed { text, type_name }, data_type)
+                if type_name == "vector" && crate::sql::vector::is_vector(data_type) =>
+            {
+                vector_literal(text)
+            }
             _ => None,
         })
         .collect()
+}
+
+/// A vector's text as a literal, parsed as the cast parses it; `None` for text that is no vector (the
+/// uncached way then reports the error).
+fn vector_literal(text: &str) -> Option<ScalarValue> {
+    vector_scalar(&crate::sql::vector::parse(text).ok()?)
+}
+
+/// A vector as a literal; `None` for one the vector type does not hold (no elements, too many, NaN or
+/// infinity), whose error the uncached way reports.
+fn vector_scalar(elements: &[f32]) -> Option<ScalarValue> {
+    if crate::sql::vector::check_dimensions(elements.len(), None).is_err()
+        || !elements.iter().all(|element| element.is_finite())
+    {
+        return None;
+    }
+    let mut builder = crate::sql::vector::VectorBuilder::with_capacity(1, elements.len());
+    builder.append(elements);
+    Some(ScalarValue::LargeList(Arc::new(builder.finish())))
 }

@@ -1200,7 +1200,7 @@ impl Default for VectorSettings {
 }
 
 impl VectorSettings {
-    fn of(shared: &Shared) -> VectorSettings {
+    pub(crate) fn of(shared: &Shared) -> VectorSettings {
         let settings = shared.settings.lock();
         let number = |name: &str, default: usize| {
             settings
@@ -1388,6 +1388,11 @@ impl KvScanExec {
             return None;
         }
         let slot = self.slots.get(column).copied().flatten()?;
+        // A query vector of other dimensions than the column's: the exact scan raises the error
+        // every row's distance would (pgvector's index raises it too).
+        if self.table.columns[slot].data_type != DataType::Vector(u32::try_from(query.len()).ok()) {
+            return None;
+        }
         let index = self.hnsw_indexes.iter().find(|index| {
             index.columns.first() == Some(&slot)
                 && index

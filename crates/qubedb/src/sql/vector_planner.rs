@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
@@ -20,7 +20,7 @@ use qubedb_model::vector::Metric;
 
 use crate::sql::jsonb_planner::{is_text_literal, shallow};
 use crate::sql::parse::{COSINE_OPERATOR_SPELLING, L1_OPERATOR_SPELLING};
-use crate::sql::vector::{distance_function, is_vector, udf};
+use crate::sql::vector::{arrow_type, distance_function, is_vector, udf};
 
 /// A call of the vector function `name`.
 pub(crate) fn call(name: &'static str, arguments: Vec<Expr>) -> Expr {
@@ -48,6 +48,16 @@ pub(crate) fn operator_metric(op: &BinaryOperator) -> Option<Metric> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// `expr`, a parameter of no type yet typed as a vector (the distance operators take only vectors).
+fn typed_placeholder(expr: Expr) -> Expr {
+    match expr {
+        Expr::Placeholder(Placeholder { id, field: None }) => Expr::Placeholder(
+            Placeholder::new_with_field(id, Some(Arc::new(Field::new("", arrow_type(), true)))),
+        ),
+        other => other,
     }
 }
 
@@ -87,6 +97,9 @@ impl ExprPlanner for VectorOperators {
     ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
         let RawBinaryExpr { op, left, right } = expr;
         if let Some(metric) = operator_metric(&op) {
+            // `col <-> $1`: the parameter is a vector, so a prepared query's cached plan can bind it
+            // (`sql/plan_cache.rs`) instead of planning each execution afresh.
+            let (left, right) = (typed_placeholder(left), typed_placeholder(right));
             return Ok(PlannerResult::Planned(call(
                 distance_function(metric),
                 vec![left, right],

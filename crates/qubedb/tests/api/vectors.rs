@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use qubedb::Database;
+use qubedb::{Database, Param};
 
 use super::plan;
 
@@ -141,6 +141,102 @@ fn hnsw_recall_and_filters_match_exact_search() {
         );
         assert_eq!(found, truth, "filtered query {query}");
     }
+
+    // Prepared, the query vector a parameter: the cached plan binds it and still reads the index,
+    // with the answers of the unprepared query; text that is no vector is the cast's error.
+    let prepared = session
+        .prepare("SELECT id FROM indexed WHERE category <> $2 ORDER BY v <-> $1 LIMIT 10")
+        .expect("prepare");
+    let before = session.cached_plan_executions();
+    for query in queries.iter().take(5) {
+        let query = text(query);
+        let got: Vec<i64> = session
+            .execute_prepared(&prepared, &[Param::Text(query.clone()), Param::Integer(4)])
+            .expect("prepared")
+            .rows()
+            .expect("rows")
+            .iter()
+            .map(|row| row.get::<i64>(0).expect("id"))
+            .collect();
+        let expected = ids(
+            &mut session,
+            &format!(
+                "SELECT id FROM indexed WHERE category <> 4 ORDER BY v <-> '{query}' LIMIT 10"
+            ),
+        );
+        assert_eq!(got, expected, "prepared query {query}");
+    }
+    assert_eq!(session.cached_plan_executions(), before + 5);
+    let error = session
+        .execute_prepared(&prepared, &[Param::Text("[1,2".into()), Param::Integer(4)])
+        .and_then(|result| result.rows())
+        .expect_err("no vector");
+    assert_eq!(error.code, "22P02", "{error:?}");
+    let error = session
+        .execute_prepared(&prepared, &[Param::Text("[1,2]".into()), Param::Integer(4)])
+        .and_then(|result| result.rows())
+        .expect_err("two dimensions");
+    assert_eq!(error.code, "22000", "{error:?}");
+
+    // Without a WHERE clause the statement skips DataFusion (`sql/fast.rs`): the same rows in the same
+    // order as the general path, for parameters and literals, and a wrong vector still the error.
+    let nearest = session
+        .prepare("SELECT id, category FROM indexed ORDER BY v <-> $1 LIMIT 7")
+        .expect("prepare nearest");
+    let both_ways = |session: &mut qubedb::Session, query: &[f32]| {
+        let mut answers = Vec::new();
+        for fast in ["on", "off"] {
+            session
+                .run(&format!("SET qubedb.fast_path = {fast}"))
+                .expect("fast path setting");
+            let before = session.fast_path_statements();
+            let rows = session
+                .execute_prepared(&nearest, &[Param::Vector(query.to_vec())])
+                .expect("nearest")
+                .rows()
+                .expect("rows");
+            assert_eq!(
+                session.fast_path_statements() - before,
+                u64::from(fast == "on"),
+                "fast path {fast}"
+            );
+            answers.push(
+                rows.iter()
+                    .map(|row| row.get::<i64>(0).expect("id"))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        session.run("SET qubedb.fast_path = on").expect("reset");
+        assert_eq!(answers[0], answers[1], "fast and general path differ");
+        assert_eq!(answers[0].len(), 7);
+        answers.swap_remove(0)
+    };
+    for query in queries.iter().take(5) {
+        both_ways(&mut session, query);
+    }
+    // Inside a transaction that wrote into the index and deleted the nearest row: both ways see the
+    // transaction's own writes.
+    session.run("BEGIN").expect("begin");
+    let first = both_ways(&mut session, &queries[7]);
+    session
+        .run(&format!("DELETE FROM indexed WHERE id = {}", first[0]))
+        .expect("delete");
+    session
+        .run(&format!(
+            "INSERT INTO indexed VALUES (9999, '{}', 1)",
+            text(&queries[7])
+        ))
+        .expect("insert");
+    let inside = both_ways(&mut session, &queries[7]);
+    assert_eq!(inside[0], 9999);
+    assert!(!inside.contains(&first[0]));
+    session.run("ROLLBACK").expect("rollback");
+    assert_eq!(both_ways(&mut session, &queries[7]), first);
+    let error = session
+        .execute_prepared(&nearest, &[Param::Text("[1,2]".into())])
+        .and_then(|result| result.rows())
+        .expect_err("two dimensions");
+    assert_eq!(error.code, "22000", "{error:?}");
 
     // Other distances: their own operator classes.
     session
