@@ -73,7 +73,7 @@ pub struct HnswConfig {
 
 impl HnswConfig {
     /// Most links on `layer`.
-    fn links_max(&self, layer: usize) -> usize {
+    pub(crate) fn links_max(&self, layer: usize) -> usize {
         if layer == 0 { self.m * 2 } else { self.m }
     }
 }
@@ -201,8 +201,8 @@ impl<'a> Bytes<'a> {
 /// The entry point: the top level and the node at it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    level: usize,
-    primary_key: Vec<u8>,
+    pub(crate) level: usize,
+    pub(crate) primary_key: Vec<u8>,
 }
 
 impl Entry {
@@ -831,13 +831,23 @@ pub fn insert(
 /// Builds the graph of `rows` (primary key, vector) on `threads` threads: each thread links its next
 /// row while others may (under a shared lock), then takes the lock alone to add the node and its
 /// backlinks, recomputed against the neighbours as they are by then. Rows the metric cannot index
-/// are left out.
+/// are left out. Vectors of one dimension count (always, for a typed column) build in the numbered
+/// form (`hnsw_dense.rs`); the decoded-node way below remains for anything else.
 pub fn build(
     index: u64,
     config: &HnswConfig,
     rows: Vec<(Vec<u8>, Vec<f32>)>,
     threads: usize,
 ) -> Result<GraphState> {
+    let indexed: Vec<(Vec<u8>, Vec<f32>)> = rows
+        .iter()
+        .filter_map(|(primary_key, elements)| {
+            Some((primary_key.clone(), indexed_form(config.metric, elements)?))
+        })
+        .collect();
+    if let Some(graph) = crate::hnsw_dense::build(config, indexed, threads) {
+        return Ok(graph);
+    }
     let graph = RwLock::new(GraphState::default());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failure: parking_lot::Mutex<Option<Error>> = parking_lot::Mutex::new(None);

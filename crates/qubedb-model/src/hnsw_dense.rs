@@ -8,8 +8,10 @@
 //! marks visited slots in a per-thread array stamped with a generation number (hnswlib's visited-list
 //! pool), so it allocates nothing per node and touches memory in few places.
 //!
-//! It is derived, never stored: built when a graph is loaded or built, and kept up to date node by
-//! node as commits change the graph ([`Dense::set`]). A slot, once given to a primary key, keeps it
+//! It is derived, never stored: built when a graph is loaded, and kept up to date node by node as
+//! commits change the graph ([`Dense::set`]). `CREATE INDEX` builds in this form too ([`build`]): every
+//! row gets its slot up front, threads link rows under a shared lock and add each node and its
+//! backlinks under the exclusive one, and the result is turned into stored nodes at the end. A slot, once given to a primary key, keeps it
 //! (a deleted node's slot is marked absent); neighbour keys not seen yet get a slot at once, filled
 //! when their node arrives.
 
@@ -17,7 +19,9 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
-use crate::hnsw::{Node, distance};
+use parking_lot::RwLock;
+
+use crate::hnsw::{Entry, GraphState, HnswConfig, Node, distance, level_of};
 use crate::vector::Metric;
 
 /// A node reached by a search: its distance to the query and its slot, ordered by distance, then slot.
@@ -115,6 +119,39 @@ impl Dense {
         &self.keys[slot as usize]
     }
 
+    /// The vector of `slot`, present or not (a build fills every slot's vector up front).
+    fn slot_vector(&self, slot: u32) -> &[f32] {
+        let start = slot as usize * self.dimensions;
+        &self.vectors[start..start + self.dimensions]
+    }
+
+    /// Of `candidates` (nearest first), the ones to link `own` to: each kept only if it is nearer to
+    /// the node than to every one kept before it (hnswlib's heuristic), at most `links_max`.
+    fn select(
+        &self,
+        metric: Metric,
+        candidates: &[Reached],
+        links_max: usize,
+        own: u32,
+    ) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(links_max);
+        for candidate in candidates {
+            if kept.len() >= links_max {
+                break;
+            }
+            if candidate.slot == own {
+                continue;
+            }
+            let vector = self.slot_vector(candidate.slot);
+            if kept.iter().all(|&other| {
+                distance(metric, vector, self.slot_vector(other)) >= candidate.distance
+            }) {
+                kept.push(candidate.slot);
+            }
+        }
+        kept
+    }
+
     fn vector(&self, slot: u32) -> Option<&[f32]> {
         let slot = slot as usize;
         if !self.present.get(slot).copied().unwrap_or(false) {
@@ -200,6 +237,173 @@ impl Dense {
             }
         }
         results.into_sorted_vec()
+    }
+}
+
+/// A graph being built: the numbered nodes and the entry point (slot, level).
+struct Building {
+    dense: Dense,
+    entry: Option<(u32, usize)>,
+}
+
+/// Builds the graph of `rows` (primary key, vector in its indexed form) on `threads` threads (see the
+/// module docs); `None` when the vectors do not all have the same dimensions (the caller builds the
+/// other way).
+pub(crate) fn build(
+    config: &HnswConfig,
+    rows: Vec<(Vec<u8>, Vec<f32>)>,
+    threads: usize,
+) -> Option<GraphState> {
+    let dimensions = rows.first().map_or(0, |(_, vector)| vector.len());
+    if dimensions == 0 || rows.iter().any(|(_, vector)| vector.len() != dimensions) {
+        return None;
+    }
+    let mut dense = Dense {
+        dimensions,
+        ..Dense::default()
+    };
+    let mut levels = Vec::with_capacity(rows.len());
+    dense.vectors.reserve(rows.len() * dimensions);
+    for (slot, (primary_key, vector)) in rows.into_iter().enumerate() {
+        levels.push(level_of(&primary_key, config.m));
+        dense.slot_of.insert(
+            primary_key.clone(),
+            u32::try_from(slot).expect("fewer than 2^32 rows in one index build"),
+        );
+        dense.keys.push(primary_key);
+        dense.present.push(false);
+        dense.vectors.extend_from_slice(&vector);
+        dense.links.push(Vec::new());
+    }
+    let count = levels.len();
+    let building = RwLock::new(Building { dense, entry: None });
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let slot = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if slot >= count {
+                return;
+            }
+            add(&building, config, slot as u32, levels[slot]);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.max(1) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let Building { dense, entry } = building.into_inner();
+    let mut graph = GraphState::default();
+    for slot in 0..dense.keys.len() {
+        if !dense.present[slot] {
+            continue;
+        }
+        let node = Node {
+            level: dense.links[slot].len() - 1,
+            vector: dense.vectors[slot * dimensions..(slot + 1) * dimensions].to_vec(),
+            neighbors: dense.links[slot]
+                .iter()
+                .map(|layer| {
+                    layer
+                        .iter()
+                        .map(|&neighbor| dense.keys[neighbor as usize].clone())
+                        .collect()
+                })
+                .collect(),
+        };
+        graph
+            .nodes
+            .insert(dense.keys[slot].clone(), std::sync::Arc::new(node));
+    }
+    graph.entry = entry.map(|(slot, level)| Entry {
+        level,
+        primary_key: dense.keys[slot as usize].clone(),
+    });
+    Some(graph)
+}
+
+/// Links the node of `slot` (level `level`) into the graph being built.
+fn add(building: &RwLock<Building>, config: &HnswConfig, slot: u32, level: usize) {
+    if building.read().entry.is_none() {
+        // The first node: the entry point, with nothing to link to (checked again under the
+        // exclusive lock, so a second node never starts alone too).
+        let mut state = building.write();
+        if state.entry.is_none() {
+            state.dense.links[slot as usize] = vec![Vec::new(); level + 1];
+            state.dense.present[slot as usize] = true;
+            state.entry = Some((slot, level));
+            return;
+        }
+    }
+    // Its neighbours per layer, found under the shared lock.
+    let neighbors: Vec<Vec<u32>> = {
+        let state = building.read();
+        let dense = &state.dense;
+        let mut neighbors = vec![Vec::new(); level + 1];
+        if let Some((entry, entry_level)) = state.entry {
+            let query = dense.slot_vector(slot);
+            let mut nearest = vec![Reached {
+                distance: distance(config.metric, query, dense.slot_vector(entry)),
+                slot: entry,
+            }];
+            VISITED.with(|visited| {
+                let mut visited = visited.borrow_mut();
+                let mut layer = entry_level;
+                while layer > level {
+                    nearest =
+                        dense.search_layer(&mut visited, config.metric, query, &nearest, 1, layer);
+                    layer -= 1;
+                }
+                for layer in (0..=level.min(entry_level)).rev() {
+                    let found = dense.search_layer(
+                        &mut visited,
+                        config.metric,
+                        query,
+                        &nearest,
+                        config.ef_construction,
+                        layer,
+                    );
+                    neighbors[layer] =
+                        dense.select(config.metric, &found, config.links_max(layer), slot);
+                    nearest = found;
+                }
+            });
+        }
+        neighbors
+    };
+    let mut state = building.write();
+    let Building { dense, entry } = &mut *state;
+    for (layer, chosen) in neighbors.iter().enumerate() {
+        for &neighbor in chosen {
+            let links = &mut dense.links[neighbor as usize];
+            let Some(list) = links.get_mut(layer) else {
+                continue;
+            };
+            if list.contains(&slot) {
+                continue;
+            }
+            list.push(slot);
+            if list.len() > config.links_max(layer) {
+                let list = std::mem::take(list);
+                let base = dense.slot_vector(neighbor);
+                let mut scored: Vec<Reached> = list
+                    .iter()
+                    .map(|&other| Reached {
+                        distance: distance(config.metric, base, dense.slot_vector(other)),
+                        slot: other,
+                    })
+                    .collect();
+                scored.sort();
+                let kept = dense.select(config.metric, &scored, config.links_max(layer), neighbor);
+                dense.links[neighbor as usize][layer] = kept;
+            }
+        }
+    }
+    dense.links[slot as usize] = neighbors;
+    dense.present[slot as usize] = true;
+    if entry.is_none_or(|(_, entry_level)| level > entry_level) {
+        *entry = Some((slot, level));
     }
 }
 

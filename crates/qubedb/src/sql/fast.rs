@@ -734,9 +734,7 @@ fn query_vector(operand: &Operand, params: &[Param]) -> Option<Vec<f32>> {
         }
         _ => return None,
     };
-    (crate::sql::vector::check_dimensions(elements.len(), None).is_ok()
-        && elements.iter().all(|element| element.is_finite()))
-    .then_some(elements)
+    valid_vector(elements, None)
 }
 
 fn plan_insert(insert: &ast::Insert, scope: Scope) -> Option<FastPlan> {
@@ -978,6 +976,14 @@ fn column_value(param: &Param, data_type: DataType) -> Option<Value> {
             integer_in(text.trim().parse().ok()?, data_type)
         }
         (Param::Bytes(bytes), DataType::Bytea) => Some(Value::Bytes(bytes.clone())),
+        // A vector valid for the column (dimensions, finite elements); anything else goes the general
+        // way, whose cast raises the error.
+        (Param::Vector(elements), DataType::Vector(dimensions)) => {
+            valid_vector(elements.clone(), dimensions).map(Value::Vector)
+        }
+        (Param::Text(text), DataType::Vector(dimensions)) => {
+            valid_vector(crate::sql::vector::parse(text).ok()?, dimensions).map(Value::Vector)
+        }
         // An integer parameter a client sent as text with its declared type (the PostgreSQL protocol's
         // text format): valid for the declared type first, as `CAST(text AS type)` would check.
         (Param::Typed { text, type_name }, _) => {
@@ -993,6 +999,13 @@ fn column_value(param: &Param, data_type: DataType) -> Option<Value> {
         }
         _ => None,
     }
+}
+
+/// `elements` if they are a valid vector of `dimensions` (any when `None`): as many, all finite.
+fn valid_vector(elements: Vec<f32>, dimensions: Option<u32>) -> Option<Vec<f32>> {
+    (crate::sql::vector::check_dimensions(elements.len(), dimensions).is_ok()
+        && elements.iter().all(|element| element.is_finite()))
+    .then_some(elements)
 }
 
 /// Evaluates an operand for a column of `data_type`.
@@ -1285,8 +1298,8 @@ fn count_batch(schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
 
 /// The `limit` rows nearest the query, nearest first, as the general path's vector scan and sort find
 /// them: batches of candidates from the index (`ef_search`, then widened while `hnsw.iterative_scan`
-/// allows), each candidate's row read in the transaction (a deleted row's node reads as nothing) until
-/// `limit` rows are found, then every row found ordered by its exact distance.
+/// allows), each candidate's row read in the transaction in the index's order (a deleted row's node
+/// reads as nothing) until `limit` rows are found, then those rows ordered by their exact distance.
 #[allow(clippy::too_many_arguments)]
 fn nearest_rows(
     transaction: &Transaction,
@@ -1321,6 +1334,9 @@ fn nearest_rows(
         returned += keys.len();
         let mut row_key = prefix.clone();
         for primary_key in keys {
+            if found.len() == limit {
+                break;
+            }
             row_key.truncate(prefix.len());
             row_key.extend_from_slice(&primary_key);
             let Some(row) = transaction.get(&row_key)? else {

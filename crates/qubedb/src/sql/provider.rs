@@ -1982,6 +1982,7 @@ impl ExecutionPlan for KvScanExec {
                 unguaranteed: self.unguaranteed(),
                 predicate: vector.predicate.clone(),
                 current: None,
+                pending: std::collections::VecDeque::new(),
                 wanted: vector.wanted,
                 produced: 0,
                 returned_nodes: 0,
@@ -2097,13 +2098,17 @@ fn rows_of_points(
 
 /// The rows an HNSW search finds, batch after batch of candidates, until enough pass the filters
 /// (see `sql/vector_scan.rs`). A candidate whose row the snapshot does not hold (a deleted row's
-/// node) reads as nothing.
+/// node) reads as nothing. Rows are read in the index's order, no more at a time than are still
+/// wanted, so the scan stops at the first `wanted` rows that pass (the fast path's `nearest_rows`
+/// reads the same rows).
 struct VectorBatches {
     source: ScanSource,
     search: qubedb_model::hnsw::Search,
     unguaranteed: Vec<usize>,
     predicate: Option<Arc<dyn PhysicalExpr>>,
     current: Option<Box<dyn Iterator<Item = datafusion::error::Result<RecordBatch>> + Send>>,
+    /// Candidates of the last search batch whose rows are not read yet, nearest first.
+    pending: std::collections::VecDeque<Vec<u8>>,
     wanted: Option<usize>,
     produced: usize,
     returned_nodes: usize,
@@ -2152,18 +2157,30 @@ impl Iterator for VectorBatches {
             if self.wanted.is_some_and(|wanted| self.produced >= wanted) {
                 return None;
             }
-            if self.searched && (!self.iterative || self.returned_nodes >= self.max_scan_tuples) {
-                return None;
+            if self.pending.is_empty() {
+                if self.searched && (!self.iterative || self.returned_nodes >= self.max_scan_tuples)
+                {
+                    return None;
+                }
+                let keys = match self.search.next_batch() {
+                    Ok(keys) => keys,
+                    Err(error) => return Some(Err(to_datafusion(error.into()))),
+                };
+                self.searched = true;
+                if keys.is_empty() {
+                    return None;
+                }
+                self.returned_nodes += keys.len();
+                self.pending = keys.into();
             }
-            let keys = match self.search.next_batch() {
-                Ok(keys) => keys,
-                Err(error) => return Some(Err(to_datafusion(error.into()))),
+            let chunk = match self.wanted {
+                Some(wanted) => wanted.saturating_sub(self.produced).max(1),
+                None => self.pending.len(),
             };
-            self.searched = true;
-            if keys.is_empty() {
-                return None;
-            }
-            self.returned_nodes += keys.len();
+            let keys: Vec<Vec<u8>> = self
+                .pending
+                .drain(..chunk.min(self.pending.len()))
+                .collect();
             let prefix = Key::row_prefix(self.source.table.id);
             let ranges: Vec<KeyRange> = keys
                 .iter()

@@ -221,12 +221,34 @@ fn hnsw_recall_and_filters_match_exact_search() {
     session
         .run(&format!("DELETE FROM indexed WHERE id = {}", first[0]))
         .expect("delete");
+    // A prepared INSERT of a vector parameter is a fast statement too; one of other dimensions is the
+    // general path's error.
+    let insert = session
+        .prepare("INSERT INTO indexed VALUES ($1, $2, 1)")
+        .expect("prepare insert");
+    let before = session.fast_path_statements();
     session
-        .run(&format!(
-            "INSERT INTO indexed VALUES (9999, '{}', 1)",
-            text(&queries[7])
-        ))
+        .execute_prepared(
+            &insert,
+            &[Param::Integer(9999), Param::Vector(queries[7].clone())],
+        )
         .expect("insert");
+    assert_eq!(session.fast_path_statements(), before + 1);
+    session.run("SAVEPOINT wrong").expect("savepoint");
+    let error = session
+        .execute_prepared(
+            &insert,
+            &[Param::Integer(10_000), Param::Vector(vec![1.0, 2.0])],
+        )
+        .err()
+        .expect("two dimensions");
+    assert_eq!(
+        (error.code, error.message.as_str()),
+        ("22000", "expected 24 dimensions, not 2")
+    );
+    session
+        .run("ROLLBACK TO SAVEPOINT wrong")
+        .expect("rollback to");
     let inside = both_ways(&mut session, &queries[7]);
     assert_eq!(inside[0], 9999);
     assert!(!inside.contains(&first[0]));
