@@ -162,7 +162,7 @@ def w5_section(records):
         where = "server" if "server_cpu_ms_per_query" in r else "process"
         per_cpu = f"{round(1000 / cpu):,}" if cpu else "—"
         lines.append(f"| {r['system']} | {r['ef_construction']} | {r['build_s']} | {r['ef_search']} | {r['recall']} | "
-                     f"{r['qps']:,} | {cpu} ({where}) | {per_cpu} |")
+                     f"{round(r['qps']):,} | {cpu} ({where}) | {per_cpu} |")
     return lines
 
 

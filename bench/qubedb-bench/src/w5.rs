@@ -153,9 +153,9 @@ pub fn run(option: &dyn Fn(&str) -> Option<String>) {
             "load_cpu_s": round(load_cpu, 1),
             "build_s": round(build_wall, 1),
             "build_cpu_s": round(build_cpu, 1),
-            "qps": round(count / wall, 0),
+            "qps": (count / wall).round() as u64,
             "cpu_ms_per_query": round(cpu * 1000.0 / count, 3),
-            "qps_per_cpu_s": round(count / cpu, 0),
+            "qps_per_cpu_s": (count / cpu).round() as u64,
             "recall": round(hits as f64 / (count * K as f64), 4),
         });
         println!("{record}");
