@@ -111,6 +111,7 @@ pub(crate) fn register_immutable(context: &SessionContext) {
     crate::sql::vector_aggregate::register(context);
     crate::sql::json_values::register(context);
     crate::sql::expand_array::register(context);
+    crate::sql::array_fill::register(context);
     crate::sql::records::register(context);
 }
 

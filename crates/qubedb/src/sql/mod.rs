@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod apply;
+pub mod array_fill;
 pub mod array_literals;
 pub mod checked;
 pub mod convert;
