@@ -223,17 +223,22 @@ struct Qubedb {
     session: Session,
 }
 
+/// A new, empty database in `directory` (whatever was there removed), every commit fsynced.
+fn fresh_database(directory: &Path) -> Database {
+    let _ = std::fs::remove_dir_all(directory);
+    Database::open_with(
+        directory,
+        DatabaseOptions {
+            synchronous: Synchronous::Full,
+            ..DatabaseOptions::default()
+        },
+    )
+    .expect("open qubedb")
+}
+
 impl Qubedb {
     fn open(directory: &Path) -> Qubedb {
-        let _ = std::fs::remove_dir_all(directory);
-        let database = Database::open_with(
-            directory,
-            DatabaseOptions {
-                synchronous: Synchronous::Full,
-                ..DatabaseOptions::default()
-            },
-        )
-        .expect("open qubedb");
+        let database = fresh_database(directory);
         let mut session = database.session();
         session
             .execute(

@@ -15,10 +15,10 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use qubedb::{Database, DatabaseOptions, Param, Synchronous};
+use qubedb::Param;
 use serde_json::json;
 
-use crate::{measure, read_rows};
+use crate::{fresh_database, measure, read_rows};
 
 /// Neighbours asked for and compared.
 const K: usize = 10;
@@ -63,15 +63,7 @@ pub fn run(option: &dyn Fn(&str) -> Option<String>) {
     let truth = read_truth(&data.join("truth.i64"));
     assert_eq!(queries.len(), truth.len(), "one truth row per query");
 
-    let _ = std::fs::remove_dir_all(&directory);
-    let database = Database::open_with(
-        &directory,
-        DatabaseOptions {
-            synchronous: Synchronous::Full,
-            ..DatabaseOptions::default()
-        },
-    )
-    .expect("open qubedb");
+    let database = fresh_database(Path::new(&directory));
     let mut session = database.session();
     session
         .run(&format!(

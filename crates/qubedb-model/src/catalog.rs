@@ -329,6 +329,16 @@ impl IndexMethod {
 }
 
 impl IndexDef {
+    /// True for an HNSW index of column `slot` that measures `metric`: one that can order rows by
+    /// that distance from a vector.
+    pub fn orders_by_distance(&self, slot: usize, metric: crate::vector::Metric) -> bool {
+        self.columns.first() == Some(&slot)
+            && self
+                .method
+                .hnsw()
+                .is_some_and(|config| config.metric == metric)
+    }
+
     /// True for a B-tree index on plain columns over every row: its key is `columns`, and every row
     /// has an entry. Only such an index can back a constraint, a foreign key or an `ON CONFLICT`
     /// target.

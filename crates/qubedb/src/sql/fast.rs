@@ -486,6 +486,14 @@ fn plain_select(select: &ast::Select) -> bool {
         && select.value_table_mode.is_none()
 }
 
+/// True when no output name repeats.
+fn distinct(names: &[String]) -> bool {
+    let mut sorted: Vec<&String> = names.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    sorted.len() == names.len()
+}
+
 /// The slots and output names of a SELECT list of plain columns (`*` included).
 fn projection(
     select: &ast::Select,
@@ -570,10 +578,7 @@ fn plan_select(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
         (slots, names) = projection(select, table, alias)?;
     }
     // PostgreSQL allows repeated output names; the general path handles them.
-    let mut sorted = names.clone();
-    sorted.sort();
-    sorted.dedup();
-    if sorted.len() != names.len() || (slots.is_empty() && count.is_none()) {
+    if !distinct(&names) || (slots.is_empty() && count.is_none()) {
         return None;
     }
     let equalities = equalities(select.selection.as_ref(), table, alias)?;
@@ -675,10 +680,7 @@ fn plan_nearest(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
     let (table, alias) = single_table(&select.from[0], scope)?;
     let alias = alias.as_deref();
     let (slots, names) = projection(select, table, alias)?;
-    let mut sorted = names.clone();
-    sorted.sort();
-    sorted.dedup();
-    if sorted.len() != names.len() || slots.is_empty() {
+    if !distinct(&names) || slots.is_empty() {
         return None;
     }
     let (column, query_operand) = match column_of(left, table, alias) {
@@ -691,13 +693,10 @@ fn plan_nearest(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
     let DataType::Vector(Some(dimensions)) = table.columns[column].data_type else {
         return None;
     };
-    let index = scope.catalog.indexes_of(table.id).find(|index| {
-        index.columns.first() == Some(&column)
-            && index
-                .method
-                .hnsw()
-                .is_some_and(|config| config.metric == metric)
-    })?;
+    let index = scope
+        .catalog
+        .indexes_of(table.id)
+        .find(|index| index.orders_by_distance(column, metric))?;
     let schema = Arc::new(Schema::new(
         slots
             .iter()

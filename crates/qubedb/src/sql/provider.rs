@@ -1393,13 +1393,10 @@ impl KvScanExec {
         if self.table.columns[slot].data_type != DataType::Vector(u32::try_from(query.len()).ok()) {
             return None;
         }
-        let index = self.hnsw_indexes.iter().find(|index| {
-            index.columns.first() == Some(&slot)
-                && index
-                    .method
-                    .hnsw()
-                    .is_some_and(|config| config.metric == metric)
-        })?;
+        let index = self
+            .hnsw_indexes
+            .iter()
+            .find(|index| index.orders_by_distance(slot, metric))?;
         let mut source = self.source();
         source.vector = Some(Arc::new(VectorPath {
             index: index.clone(),
