@@ -68,6 +68,14 @@ fn main() -> ExitCode {
         return match qubedb_conformance::postgres::run_schedule(&corpus, schedule) {
             Ok(summary) => {
                 println!("{}", summary.report_titled(POSTGRES_TITLE));
+                // `QUBEDB_FAILURES=FILE`: every failing statement with its expected and actual output.
+                if let Some(path) = std::env::var_os("QUBEDB_FAILURES")
+                    && let Err(error) =
+                        std::fs::write(&path, summary.failures_report(POSTGRES_TITLE))
+                {
+                    eprintln!("error: cannot write the failures: {error}");
+                    return ExitCode::FAILURE;
+                }
                 ExitCode::SUCCESS
             }
             Err(error) => {

@@ -255,11 +255,13 @@ pub enum IndexMethod {
     },
     /// An HNSW graph over a vector column (`crate::hnsw`): `m` links per node (twice that on layer
     /// 0), a candidate list of `ef_construction` while linking, distances by `metric` (the operator
-    /// class).
+    /// class), over vectors of `kind` (`vector` or `halfvec`).
     Hnsw {
         m: u16,
         ef_construction: u16,
         metric: crate::vector::Metric,
+        #[serde(default)]
+        kind: crate::vector::VectorKind,
     },
 }
 
@@ -294,6 +296,7 @@ impl IndexMethod {
                 m,
                 ef_construction,
                 metric,
+                ..
             } => Some(crate::hnsw::HnswConfig {
                 m: usize::from(m),
                 ef_construction: usize::from(ef_construction),
@@ -317,7 +320,7 @@ impl IndexMethod {
     pub fn operator_class(&self) -> Option<&'static str> {
         match self {
             IndexMethod::Gin { path_ops: true, .. } => Some("jsonb_path_ops"),
-            IndexMethod::Hnsw { metric, .. } => Some(metric.operator_class()),
+            IndexMethod::Hnsw { metric, kind, .. } => Some(metric.operator_class(*kind)),
             _ => None,
         }
     }

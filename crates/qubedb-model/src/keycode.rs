@@ -13,7 +13,8 @@
 //!                  -0.0 is written as 0.0 and every NaN as one NaN, above +infinity (as PostgreSQL sorts)
 //!   numeric        16 bytes big-endian i128 units, sign bit flipped (the scale is the column's)
 //!   text, bytes    each 0x00 escaped as 00 ff, then terminator 00 00
-//!   vector         per element 01 and its f32 in 4 bytes as the doubles above, then 00
+//!   vector,        per element 01 and its f32 in 4 bytes as the doubles above, then 00
+//!   halfvec        (a halfvec's elements are f32s holding half-precision values)
 //!   interval       16 bytes of the span in microseconds (a month counts 30 days, as PostgreSQL compares),
 //!                  then months, days, microseconds (4 + 4 + 8 bytes, sign bit flipped)
 //! ```
@@ -44,7 +45,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         }
         Value::Text(text) => encode_bytes(text.as_bytes(), out),
         Value::Bytes(bytes) => encode_bytes(bytes, out),
-        Value::Vector(elements) => {
+        Value::Vector(elements) | Value::HalfVector(elements) => {
             for &element in elements {
                 out.push(0x01);
                 out.extend_from_slice(&crate::vector::ordered_f32(element));
@@ -143,14 +144,18 @@ pub fn decode_value(bytes: &[u8], position: &mut usize, data_type: DataType) -> 
             )
         }
         DataType::Bytea | DataType::Uuid => Value::Bytes(decode_bytes(bytes, position)?),
-        DataType::Vector(_) => {
+        DataType::Vector(_) | DataType::HalfVector(_) => {
             let mut elements = Vec::new();
             while take(bytes, position, 1)?[0] == 0x01 {
                 elements.push(crate::vector::unordered_f32(fixed(take(
                     bytes, position, 4,
                 )?)?));
             }
-            Value::Vector(elements)
+            if matches!(data_type, DataType::HalfVector(_)) {
+                Value::HalfVector(elements)
+            } else {
+                Value::Vector(elements)
+            }
         }
         DataType::Interval => {
             take(bytes, position, 16)?;

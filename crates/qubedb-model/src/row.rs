@@ -60,6 +60,9 @@ pub fn encode_row(version: u32, values: &[Value]) -> Vec<u8> {
             Value::Text(text) => write_bytes(text.as_bytes(), &mut out),
             Value::Bytes(bytes) => write_bytes(bytes, &mut out),
             Value::Vector(elements) => write_bytes(&crate::vector::to_bytes(elements), &mut out),
+            Value::HalfVector(elements) => {
+                write_bytes(&crate::vector::to_half_bytes(elements), &mut out)
+            }
             Value::Numeric { units, .. } => {
                 out.push(7);
                 out.extend_from_slice(&units.to_le_bytes());

@@ -3,7 +3,8 @@
 //! Values are kept in their storage form: integers of every width, dates (days since 1970-01-01), times
 //! (microseconds since midnight) and timestamps (microseconds since 1970-01-01 00:00:00 UTC) as integers;
 //! `NUMERIC(p,s)` as an `i128` count of units of `10^-s`; `UUID` as 16 bytes; `JSONB` in its binary form (`crate::jsonb`); `JSON` as the text written;
-//! `VECTOR` as its `f32` elements.
+//! `VECTOR` as its `f32` elements; `HALFVEC` as
+//! `f32` elements that are each exactly a half-precision float.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,8 @@ pub enum DataType {
     Json,
     /// `VECTOR(n)` (pgvector's type, `crate::vector`): `None` when declared without dimensions.
     Vector(Option<u32>),
+    /// `HALFVEC(n)` (pgvector's half-precision vector): `None` when declared without dimensions.
+    HalfVector(Option<u32>),
 }
 
 impl DataType {
@@ -77,6 +80,8 @@ impl DataType {
             DataType::Json => "json".into(),
             DataType::Vector(Some(dimensions)) => format!("vector({dimensions})"),
             DataType::Vector(None) => "vector".into(),
+            DataType::HalfVector(Some(dimensions)) => format!("halfvec({dimensions})"),
+            DataType::HalfVector(None) => "halfvec".into(),
         }
     }
 
@@ -115,6 +120,8 @@ pub enum Value {
     },
     /// VECTOR: its elements.
     Vector(Vec<f32>),
+    /// HALFVEC: its elements, each a value a half-precision float holds exactly (stored in 2 bytes).
+    HalfVector(Vec<f32>),
 }
 
 impl Value {

@@ -5,6 +5,10 @@
 //! column) as each element's order-preserving 4 bytes behind a `0x01` marker, closed by `0x00`, so
 //! keys order as pgvector's `vector_cmp`: element by element, then the shorter first.
 //!
+//! A `HALFVEC(n)` holds half-precision elements: in a row, 2 little-endian bytes each; everywhere else
+//! (values, keys, the HNSW graph) as the `f32`s they convert to exactly, so the kernels below serve both
+//! types and measure what pgvector measures (it converts halves to `float` before every sum).
+//!
 //! The distances are pgvector's: L2 (`<->`), negative inner product (`<#>`), cosine (`<=>`) and L1
 //! (`<+>`). Sums run in `f32` lanes, as pgvector's vectorized loops do, through SimSIMD's kernels
 //! (chosen at run time for the CPU: AVX2/FMA, AVX-512, NEON); the results are `f64`. L1 has no SimSIMD
@@ -14,6 +18,53 @@ use simsimd::SpatialSimilarity;
 
 /// Most dimensions a vector may have (pgvector's limit).
 pub const VECTOR_DIMENSIONS_MAX: usize = 16_000;
+
+/// The two element types of vectors: `vector`'s `f32` and `halfvec`'s half-precision floats.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub enum VectorKind {
+    #[default]
+    Single,
+    Half,
+}
+
+impl VectorKind {
+    /// The SQL type's name: `vector` or `halfvec`.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            VectorKind::Single => "vector",
+            VectorKind::Half => "halfvec",
+        }
+    }
+}
+
+/// `value` rounded to the nearest half-precision float, as an `f32` (infinite past ±65,504).
+pub fn round_to_half(value: f32) -> f32 {
+    half::f16::from_f32(value).to_f32()
+}
+
+/// The stored form of a halfvec: each element's half-precision little-endian bytes.
+pub fn to_half_bytes(elements: &[f32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(elements.len() * 2);
+    for &element in elements {
+        bytes.extend_from_slice(&half::f16::from_f32(element).to_le_bytes());
+    }
+    bytes
+}
+
+/// The elements of a stored halfvec; `None` when the length is odd.
+pub fn from_half_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(2)
+            .map(|chunk| half::f16::from_le_bytes([chunk[0], chunk[1]]).to_f32())
+            .collect(),
+    )
+}
 
 /// How a distance is measured: one per pgvector operator class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -39,21 +90,29 @@ impl Metric {
         }
     }
 
-    /// The pgvector operator class of an HNSW index ordering by this distance.
-    pub fn operator_class(self) -> &'static str {
-        match self {
-            Metric::L2 => "vector_l2_ops",
-            Metric::InnerProduct => "vector_ip_ops",
-            Metric::Cosine => "vector_cosine_ops",
-            Metric::L1 => "vector_l1_ops",
+    /// The pgvector operator class of an HNSW index over vectors of `kind` ordering by this distance.
+    pub fn operator_class(self, kind: VectorKind) -> &'static str {
+        match (kind, self) {
+            (VectorKind::Single, Metric::L2) => "vector_l2_ops",
+            (VectorKind::Single, Metric::InnerProduct) => "vector_ip_ops",
+            (VectorKind::Single, Metric::Cosine) => "vector_cosine_ops",
+            (VectorKind::Single, Metric::L1) => "vector_l1_ops",
+            (VectorKind::Half, Metric::L2) => "halfvec_l2_ops",
+            (VectorKind::Half, Metric::InnerProduct) => "halfvec_ip_ops",
+            (VectorKind::Half, Metric::Cosine) => "halfvec_cosine_ops",
+            (VectorKind::Half, Metric::L1) => "halfvec_l1_ops",
         }
     }
 
-    /// The metric of a pgvector operator class name.
-    pub fn of_operator_class(name: &str) -> Option<Metric> {
-        [Metric::L2, Metric::InnerProduct, Metric::Cosine, Metric::L1]
+    /// The metric and element type of a pgvector operator class name.
+    pub fn of_operator_class(name: &str) -> Option<(Metric, VectorKind)> {
+        [VectorKind::Single, VectorKind::Half]
             .into_iter()
-            .find(|metric| metric.operator_class() == name)
+            .flat_map(|kind| {
+                [Metric::L2, Metric::InnerProduct, Metric::Cosine, Metric::L1]
+                    .map(|metric| (metric, kind))
+            })
+            .find(|(metric, kind)| metric.operator_class(*kind) == name)
     }
 
     /// The distance between `a` and `b` (of equal length), as the SQL operator returns it.
@@ -174,6 +233,31 @@ pub fn compare(a: &[f32], b: &[f32]) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halfvecs_store_two_bytes_per_element_and_round_to_half() {
+        assert_eq!(round_to_half(1.23456), 1.234375);
+        assert_eq!(round_to_half(65519.0), 65504.0);
+        assert!(round_to_half(65520.0).is_infinite());
+        let elements = [1.5, -2.0, 0.0, 65504.0];
+        let bytes = to_half_bytes(&elements);
+        assert_eq!(bytes.len(), 8);
+        assert_eq!(from_half_bytes(&bytes), Some(elements.to_vec()));
+        assert_eq!(from_half_bytes(&bytes[..3]), None);
+        assert_eq!(
+            Metric::of_operator_class("halfvec_cosine_ops"),
+            Some((Metric::Cosine, VectorKind::Half))
+        );
+        assert_eq!(
+            Metric::of_operator_class("vector_l1_ops"),
+            Some((Metric::L1, VectorKind::Single))
+        );
+        assert_eq!(Metric::of_operator_class("sparsevec_l2_ops"), None);
+        assert_eq!(
+            Metric::InnerProduct.operator_class(VectorKind::Half),
+            "halfvec_ip_ops"
+        );
+    }
 
     #[test]
     fn distances_match_their_definitions() {

@@ -139,15 +139,19 @@ pub fn encode_binary(
                 None => return Err(unexpected(array)),
             }
         }
-        // pgvector's vector_send: dimensions (u16), an unused u16, then the elements.
+        // pgvector's vector_send (halfvec_send): dimensions (u16), an unused u16, then the
+        // elements (as halves).
         data_type if qubedb::sql::vector::is_vector(data_type) => {
             let vectors =
                 qubedb::sql::vector::Vectors::new(array.as_ref()).map_err(|_| unexpected(array))?;
             let elements = vectors.get(row).ok_or_else(|| unexpected(array))?;
             out.put_u16(elements.len() as u16);
             out.put_u16(0);
-            for element in elements {
-                out.put_f32(*element);
+            for &element in elements {
+                match vectors.kind {
+                    qubedb::VectorKind::Single => out.put_f32(element),
+                    qubedb::VectorKind::Half => out.put_u16(half::f16::from_f32(element).to_bits()),
+                }
             }
         }
         ArrowType::List(_) | ArrowType::LargeList(_) => encode_array(array, row, pg_type, out)?,
@@ -398,6 +402,7 @@ pub fn parameter_type_name(pg_type: &Type) -> Option<&'static str> {
         Type::UUID => "uuid",
         Type::JSONB => "jsonb",
         _ if is_vector_type(pg_type) => "vector",
+        _ if is_halfvec_type(pg_type) => "halfvec",
         _ => return None,
     })
 }
@@ -445,6 +450,31 @@ fn is_vector_type(pg_type: &Type) -> bool {
     i64::from(pg_type.oid()) == qubedb::sql::system::VECTOR_OID
 }
 
+fn is_halfvec_type(pg_type: &Type) -> bool {
+    i64::from(pg_type.oid()) == qubedb::sql::system::HALFVEC_OID
+}
+
+/// pgvector's binary halfvec (`halfvec_recv`): dimensions (u16), an unused u16, the halves.
+fn decode_halfvec(bytes: &[u8]) -> Result<Param, CodecError> {
+    let invalid = || invalid_binary("halfvec");
+    let dimensions = usize::from(u16::from_be_bytes(
+        bytes
+            .get(..2)
+            .ok_or_else(invalid)?
+            .try_into()
+            .map_err(|_| invalid())?,
+    ));
+    let body = bytes.get(4..).ok_or_else(invalid)?;
+    if body.len() != dimensions * 2 {
+        return Err(invalid());
+    }
+    let elements: Vec<f32> = body
+        .chunks_exact(2)
+        .map(|chunk| half::f16::from_bits(u16::from_be_bytes([chunk[0], chunk[1]])).to_f32())
+        .collect();
+    Ok(Param::Vector(elements))
+}
+
 /// pgvector's binary vector (`vector_recv`): dimensions (u16), an unused u16, the elements.
 fn decode_vector(bytes: &[u8]) -> Result<Param, CodecError> {
     let invalid = || invalid_binary("vector");
@@ -468,6 +498,9 @@ fn decode_vector(bytes: &[u8]) -> Result<Param, CodecError> {
 fn decode_binary(bytes: &[u8], pg_type: &Type) -> Result<Param, CodecError> {
     if is_vector_type(pg_type) {
         return decode_vector(bytes);
+    }
+    if is_halfvec_type(pg_type) {
+        return decode_halfvec(bytes);
     }
     let utf8 = |bytes: &[u8]| {
         String::from_utf8(bytes.to_vec())
@@ -655,6 +688,26 @@ mod tests {
             Ok(Param::Text("x".into()))
         );
         assert_eq!(decode_parameter(None, true, &Type::INT4), Ok(Param::Null));
+        // pgvector's binary vector and halfvec: dimensions, an unused u16, float4s or halves.
+        let halfvec = crate::types::halfvec_type();
+        assert_eq!(
+            decode_parameter(Some(&[0, 2, 0, 0, 0x3e, 0x00, 0xc0, 0x00]), true, &halfvec),
+            Ok(Param::Vector(vec![1.5, -2.0]))
+        );
+        assert_eq!(
+            decode_parameter(Some(&[0, 2, 0, 0, 0x3e, 0x00]), true, &halfvec)
+                .expect_err("short halfvec")
+                .code,
+            "22P03"
+        );
+        assert_eq!(
+            decode_parameter(
+                Some(&[0, 1, 0, 0, 0x3f, 0xc0, 0, 0]),
+                true,
+                &crate::types::vector_type()
+            ),
+            Ok(Param::Vector(vec![1.5]))
+        );
         assert_eq!(
             decode_parameter(Some(&[0, 0]), true, &Type::INT4)
                 .expect_err("short")

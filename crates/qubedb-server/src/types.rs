@@ -27,10 +27,24 @@ pub fn vector_type() -> Type {
     )
 }
 
-/// The type of a parameter OID a client declares: PostgreSQL's built-in types, and `vector`.
+/// pgvector's `halfvec`, with QubeDB's fixed OID (`qubedb::sql::system::HALFVEC_OID`).
+pub fn halfvec_type() -> Type {
+    Type::new(
+        "halfvec".into(),
+        qubedb::sql::system::HALFVEC_OID as u32,
+        postgres_types::Kind::Simple,
+        "public".into(),
+    )
+}
+
+/// The type of a parameter OID a client declares: PostgreSQL's built-in types, `vector` and
+/// `halfvec`.
 pub fn type_of_oid(oid: u32) -> Option<Type> {
     if i64::from(oid) == qubedb::sql::system::VECTOR_OID {
         return Some(vector_type());
+    }
+    if i64::from(oid) == qubedb::sql::system::HALFVEC_OID {
+        return Some(halfvec_type());
     }
     Type::from_oid(oid)
 }
@@ -95,13 +109,16 @@ fn type_of_sql_name(name: &str) -> Option<Type> {
         "int2vector" => Type::INT2_VECTOR,
         "oidvector" => Type::OID_VECTOR,
         "vector" => vector_type(),
+        "halfvec" => halfvec_type(),
         _ => return None,
     })
 }
 
 fn type_of_arrow(data_type: &ArrowType) -> Type {
-    if qubedb::sql::vector::is_vector(data_type) {
-        return vector_type();
+    match qubedb::sql::vector::kind_of(data_type) {
+        Some(qubedb::VectorKind::Single) => return vector_type(),
+        Some(qubedb::VectorKind::Half) => return halfvec_type(),
+        None => {}
     }
     match data_type {
         ArrowType::Boolean => Type::BOOL,

@@ -44,6 +44,9 @@ struct ErrorExtra {
     /// The text of a value that failed its type's input rules: [`Error::locate_input`] points the
     /// position at it where the statement spells it as a literal.
     input: Option<String>,
+    /// A word of the statement the error is about (a type name whose modifiers are wrong):
+    /// [`Error::locate_input`] points the position at its first appearance, ignoring ASCII case.
+    word: Option<String>,
 }
 
 /// A result of the SQL layer.
@@ -126,11 +129,26 @@ impl Error {
         self.extra.get_or_insert_with(Default::default).input = Some(input.to_string());
     }
 
+    /// Records the word of the statement the error is about (see [`Error::locate_input`]).
+    pub(crate) fn set_word(&mut self, word: &str) {
+        self.extra.get_or_insert_with(Default::default).word = Some(word.to_string());
+    }
+
     /// Points the position at the literal spelling the failed input value in `sql` (`'...'` or
-    /// `$$...$$`), as PostgreSQL points at a literal that does not read as its type; unchanged when the
-    /// error has a position already or no such literal is found.
+    /// `$$...$$`), as PostgreSQL points at a literal that does not read as its type, or at the word
+    /// the error is about; unchanged when the error has a position already or nothing is found.
     pub fn locate_input(mut self, sql: &str) -> Error {
         if self.position.is_some() {
+            return self;
+        }
+        if let Some(word) = self.extra.as_ref().and_then(|extra| extra.word.clone()) {
+            let at = sql
+                .to_ascii_lowercase()
+                .find(&word.to_ascii_lowercase())
+                .filter(|_| !word.is_empty());
+            if let Some(at) = at {
+                self.position = Some(sql[..at].chars().count() + 1);
+            }
             return self;
         }
         let Some(input) = self.extra.as_ref().and_then(|extra| extra.input.clone()) else {

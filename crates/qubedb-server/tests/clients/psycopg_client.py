@@ -89,6 +89,19 @@ with psycopg.connect(conninfo, autocommit=True) as conn:
         check(raw == struct.pack(">HHfff", 3, 0, 1.0, 2.0, 3.0), f"binary vector: {raw!r}")
         check(cursor.description[0].type_code == vector_oid, f"vector oid {vector_oid}")
 
+    # halfvec: its binary form holds halves (struct's "e").
+    conn.execute("CREATE TABLE halves (id INTEGER PRIMARY KEY, v halfvec(3))")
+    conn.execute("CREATE INDEX ON halves USING hnsw (v halfvec_l2_ops)")
+    conn.execute("INSERT INTO halves VALUES (1, %s), (2, %s)", ("[1.5,2,3]", "[0,0,1.0001]"))
+    row = conn.execute("SELECT id, v FROM halves ORDER BY v <-> %s LIMIT 1", ("[0,0,0.9]",)).fetchone()
+    check(row == (2, "[0,0,1]"), f"nearest halfvec: {row!r}")
+    halfvec_oid = conn.execute("SELECT oid FROM pg_type WHERE typname = 'halfvec'").fetchone()[0]
+    with conn.cursor(binary=True) as cursor:
+        cursor.execute("SELECT v FROM halves WHERE id = 1")
+        raw = bytes(cursor.fetchone()[0])
+        check(raw == struct.pack(">HHeee", 3, 0, 1.5, 2.0, 3.0), f"binary halfvec: {raw!r}")
+        check(cursor.description[0].type_code == halfvec_oid, f"halfvec oid {halfvec_oid}")
+
     # Server-side prepared statements: prepared once, executed many times.
     for attempt in range(5):
         row = conn.execute(

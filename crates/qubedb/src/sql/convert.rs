@@ -20,6 +20,7 @@ use datafusion::arrow::datatypes::{
 };
 use qubedb_model::jsonb::Jsonb;
 use qubedb_model::row::RawValue;
+use qubedb_model::vector::VectorKind;
 use qubedb_model::{DataType, Value};
 
 use crate::error::{Error, Result};
@@ -52,6 +53,7 @@ pub fn arrow_type(data_type: DataType) -> ArrowType {
         DataType::Json => ArrowType::LargeUtf8,
         // vectors as lists of real in LargeList, which no other type uses (`sql/vector.rs`).
         DataType::Vector(_) => crate::sql::vector::arrow_type(),
+        DataType::HalfVector(_) => crate::sql::vector::arrow_type_of(VectorKind::Half),
         DataType::Bytea => ArrowType::Binary,
         DataType::Date => ArrowType::Date32,
         DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
@@ -96,7 +98,12 @@ pub fn sql_type_of_arrow(arrow: &ArrowType) -> Option<DataType> {
         ArrowType::Timestamp(_, Some(_)) => DataType::TimestampTz,
         ArrowType::Interval(_) | ArrowType::Duration(_) => DataType::Interval,
         ArrowType::Null => DataType::Text,
-        data_type if crate::sql::vector::is_vector(data_type) => DataType::Vector(None),
+        data_type if crate::sql::vector::is_vector(data_type) => {
+            match crate::sql::vector::kind_of(data_type) {
+                Some(VectorKind::Half) => DataType::HalfVector(None),
+                _ => DataType::Vector(None),
+            }
+        }
         _ => return None,
     })
 }
@@ -148,6 +155,13 @@ impl ColumnBuilder {
             }
             DataType::Vector(dimensions) => {
                 ColumnBuilder::Vector(crate::sql::vector::VectorBuilder::with_capacity(
+                    capacity,
+                    capacity * dimensions.unwrap_or(16) as usize,
+                ))
+            }
+            DataType::HalfVector(dimensions) => {
+                ColumnBuilder::Vector(crate::sql::vector::VectorBuilder::of_kind(
+                    VectorKind::Half,
                     capacity,
                     capacity * dimensions.unwrap_or(16) as usize,
                 ))
@@ -210,7 +224,11 @@ impl ColumnBuilder {
                 builder.append_value(std::str::from_utf8(bytes).map_err(|_| mismatch())?)
             }
             (ColumnBuilder::Vector(builder), RawValue::Bytes(bytes)) => {
-                builder.append(&qubedb_model::vector::from_bytes(bytes).ok_or_else(mismatch)?)
+                let elements = match builder.kind() {
+                    VectorKind::Single => qubedb_model::vector::from_bytes(bytes),
+                    VectorKind::Half => qubedb_model::vector::from_half_bytes(bytes),
+                };
+                builder.append(&elements.ok_or_else(mismatch)?)
             }
             (ColumnBuilder::Uuid(builder), RawValue::Bytes(bytes)) => {
                 let uuid = uuid::Uuid::from_slice(bytes).map_err(|_| mismatch())?;
@@ -260,7 +278,7 @@ impl ColumnBuilder {
                 days,
                 microseconds,
             } => self.append_raw(RawValue::Interval(*months, *days, *microseconds)),
-            Value::Vector(elements) => match self {
+            Value::Vector(elements) | Value::HalfVector(elements) => match self {
                 ColumnBuilder::Vector(builder) => {
                     builder.append(elements);
                     Ok(())
@@ -332,6 +350,9 @@ impl ColumnBuilder {
 pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
     if let DataType::Vector(dimensions) = data_type {
         return crate::sql::vector::cast_array(array, dimensions);
+    }
+    if let DataType::HalfVector(dimensions) = data_type {
+        return crate::sql::vector::cast_array_of(VectorKind::Half, array, dimensions);
     }
     let target = arrow_type(data_type);
     if array.data_type() == &target {
@@ -515,6 +536,7 @@ pub fn value_at(array: &ArrayRef, row: usize, data_type: DataType) -> Result<Val
             Value::Bytes(parse_uuid(string_at(any, row).ok_or_else(wrong)?)?.to_vec())
         }
         DataType::Vector(_) => Value::Vector(crate::sql::vector::value_at(array, row)?),
+        DataType::HalfVector(_) => Value::HalfVector(crate::sql::vector::value_at(array, row)?),
         DataType::Json => Value::Text(
             any.downcast_ref::<LargeStringArray>()
                 .ok_or_else(wrong)?

@@ -6,6 +6,7 @@
 //! range at commit, so a concurrent writer to that table makes one of the two fail with 40001 instead of
 //! leaving orphan rows.
 
+use qubedb_model::vector::VectorKind;
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -311,6 +312,12 @@ pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
         SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("vector") => {
             plain(DataType::Vector(vector_dimensions(modifiers)?))
         }
+        SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("halfvec") => {
+            plain(DataType::HalfVector(vector_dimensions_of(
+                VectorKind::Half,
+                modifiers,
+            )?))
+        }
         SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
             let name = name.to_string().to_lowercase();
             match name.as_str() {
@@ -342,6 +349,19 @@ pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
 
 /// The dimensions `vector(n)` declares (`None` for plain `vector`), checked as pgvector checks them.
 pub(crate) fn vector_dimensions(modifiers: &[String]) -> Result<Option<u32>> {
+    vector_dimensions_of(VectorKind::Single, modifiers)
+}
+
+/// [`vector_dimensions`] of `halfvec(n)` and the like.
+pub(crate) fn vector_dimensions_of(kind: VectorKind, modifiers: &[String]) -> Result<Option<u32>> {
+    vector_modifiers(kind, modifiers).map_err(|mut error| {
+        // PostgreSQL points at the type whose modifiers are wrong.
+        error.set_word(&format!("{}(", kind.type_name()));
+        error
+    })
+}
+
+fn vector_modifiers(kind: VectorKind, modifiers: &[String]) -> Result<Option<u32>> {
     match modifiers {
         [] => Ok(None),
         [dimensions] => {
@@ -352,7 +372,7 @@ pub(crate) fn vector_dimensions(modifiers: &[String]) -> Result<Option<u32>> {
                     format!("invalid input syntax for type integer: \"{dimensions}\""),
                 )
             })?;
-            crate::sql::vector::check_type_modifier(parsed).map(Some)
+            crate::sql::vector::check_type_modifier_of(kind, parsed).map(Some)
         }
         _ => Err(Error::user("22023", "invalid type modifier")),
     }
@@ -465,7 +485,7 @@ fn hnsw_method(create: &CreateIndex) -> Result<IndexMethod> {
         .operator_class
         .as_ref()
         .map(|class| class.to_string().to_lowercase());
-    let metric = match class.as_deref() {
+    let (metric, kind) = match class.as_deref() {
         None => {
             return Err(Error::user(
                 "42704",
@@ -526,6 +546,7 @@ fn hnsw_method(create: &CreateIndex) -> Result<IndexMethod> {
         m: m as u16,
         ef_construction: ef_construction as u16,
         metric,
+        kind,
     })
 }
 
@@ -1358,8 +1379,16 @@ impl Session {
                 Some(_) => Vec::new(),
             };
             if hnsw {
+                let kind = match method {
+                    IndexMethod::Hnsw { kind, .. } => kind,
+                    _ => VectorKind::Single,
+                };
                 match table.columns[columns[0]].data_type {
-                    DataType::Vector(Some(dimensions)) => {
+                    DataType::Vector(Some(dimensions)) | DataType::HalfVector(Some(dimensions))
+                        if crate::sql::vector::kind_of(&crate::sql::convert::arrow_type(
+                            table.columns[columns[0]].data_type,
+                        )) == Some(kind) =>
+                    {
                         if dimensions as usize > qubedb_model::hnsw::HNSW_DIMENSIONS_MAX {
                             return Err(Error::user(
                                 "54000",
@@ -1370,7 +1399,10 @@ impl Session {
                             ));
                         }
                     }
-                    DataType::Vector(None) => {
+                    DataType::Vector(None) if kind == VectorKind::Single => {
+                        return Err(Error::user("22000", "column does not have dimensions"));
+                    }
+                    DataType::HalfVector(None) if kind == VectorKind::Half => {
                         return Err(Error::user("22000", "column does not have dimensions"));
                     }
                     other => {
@@ -2257,7 +2289,9 @@ fn build_index(
         let rows: Vec<(Vec<u8>, Vec<f32>)> = scan_table(transaction, table)?
             .into_iter()
             .filter_map(|row| match &row.values[index.columns[0]] {
-                Value::Vector(elements) => Some((row.key[prefix..].to_vec(), elements.clone())),
+                Value::Vector(elements) | Value::HalfVector(elements) => {
+                    Some((row.key[prefix..].to_vec(), elements.clone()))
+                }
                 _ => None,
             })
             .collect();

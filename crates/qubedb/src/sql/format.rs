@@ -9,7 +9,7 @@ use datafusion::arrow::array::{
     IntervalDayTimeArray, IntervalMonthDayNanoArray, IntervalYearMonthArray, UInt8Array,
     UInt16Array, UInt32Array, UInt64Array,
 };
-use datafusion::arrow::datatypes::{DataType as ArrowType, Float32Type, IntervalUnit, TimeUnit};
+use datafusion::arrow::datatypes::{DataType as ArrowType, IntervalUnit, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::convert::TYPE_METADATA_KEY;
@@ -160,8 +160,14 @@ fn format_value(array: &ArrayRef, row: usize, trim_numeric: bool) -> String {
         }
         // vectors (see `sql/vector.rs`).
         data_type if crate::sql::vector::is_vector(data_type) => {
-            let values = array.as_list::<i64>().value(row);
-            crate::sql::vector::format(values.as_primitive::<Float32Type>().values())
+            let values = array.slice(row, 1);
+            match crate::sql::vector::Vectors::new(values.as_ref()) {
+                Ok(vectors) => vectors
+                    .get(0)
+                    .map(crate::sql::vector::format)
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            }
         }
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
             format_list(array, row, trim_numeric)

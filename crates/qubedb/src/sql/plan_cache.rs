@@ -182,15 +182,16 @@ fn bound_values(params: &[Param], types: &[ArrowType]) -> Option<Vec<ScalarValue
             // A vector's text (a binary vector arrives as text too): parsed as the cast does; text
             // that is no vector goes the uncached way, which reports the error.
             (Param::Vector(elements), data_type) if crate::sql::vector::is_vector(data_type) => {
-                vector_scalar(elements)
+                vector_scalar(data_type, elements)
             }
             (Param::Text(text), data_type) if crate::sql::vector::is_vector(data_type) => {
-                vector_literal(text)
+                vector_literal(data_type, text)
             }
             (Param::Typed { text, type_name }, data_type)
-                if type_name == "vector" && crate::sql::vector::is_vector(data_type) =>
+                if crate::sql::vector::kind_of(data_type)
+                    .is_some_and(|kind| kind.type_name() == type_name) =>
             {
-                vector_literal(text)
+                vector_literal(data_type, text)
             }
             _ => None,
         })
@@ -199,19 +200,31 @@ fn bound_values(params: &[Param], types: &[ArrowType]) -> Option<Vec<ScalarValue
 
 /// A vector's text as a literal, parsed as the cast parses it; `None` for text that is no vector (the
 /// uncached way then reports the error).
-fn vector_literal(text: &str) -> Option<ScalarValue> {
-    vector_scalar(&crate::sql::vector::parse(text).ok()?)
+fn vector_literal(data_type: &ArrowType, text: &str) -> Option<ScalarValue> {
+    let kind = crate::sql::vector::kind_of(data_type)?;
+    vector_scalar(data_type, &crate::sql::vector::parse_of(kind, text).ok()?)
 }
 
 /// A vector as a literal; `None` for one the vector type does not hold (no elements, too many, NaN or
 /// infinity), whose error the uncached way reports.
-fn vector_scalar(elements: &[f32]) -> Option<ScalarValue> {
+fn vector_scalar(data_type: &ArrowType, elements: &[f32]) -> Option<ScalarValue> {
+    let kind = crate::sql::vector::kind_of(data_type)?;
     if crate::sql::vector::check_dimensions(elements.len(), None).is_err()
         || !elements.iter().all(|element| element.is_finite())
     {
         return None;
     }
-    let mut builder = crate::sql::vector::VectorBuilder::with_capacity(1, elements.len());
-    builder.append(elements);
-    Some(ScalarValue::LargeList(Arc::new(builder.finish())))
+    let array: datafusion::arrow::array::ArrayRef = {
+        let mut builder = crate::sql::vector::VectorBuilder::with_capacity(1, elements.len());
+        builder.append(elements);
+        Arc::new(builder.finish())
+    };
+    // To a halfvec: rounded, and checked against its range.
+    let array = crate::sql::vector::cast_array_of(kind, &array, None).ok()?;
+    Some(ScalarValue::LargeList(Arc::new(
+        array
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::LargeListArray>()?
+            .clone(),
+    )))
 }

@@ -1390,7 +1390,11 @@ impl KvScanExec {
         let slot = self.slots.get(column).copied().flatten()?;
         // A query vector of other dimensions than the column's: the exact scan raises the error
         // every row's distance would (pgvector's index raises it too).
-        if self.table.columns[slot].data_type != DataType::Vector(u32::try_from(query.len()).ok()) {
+        let dimensions = u32::try_from(query.len()).ok();
+        if !matches!(
+            self.table.columns[slot].data_type,
+            DataType::Vector(declared) | DataType::HalfVector(declared) if declared == dimensions
+        ) {
             return None;
         }
         let index = self

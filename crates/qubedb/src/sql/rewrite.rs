@@ -4,6 +4,7 @@
 //! name (and column names) as alias. DataFusion therefore never needs to know about views, and a view always
 //! reads through the same transaction as the statement that uses it.
 
+use qubedb_model::vector::VectorKind;
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
@@ -340,29 +341,47 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
             *data_type = SqlType::Text;
             return ControlFlow::Continue(());
         }
-        // `::vector`, `::vector(n)`, `::vector[]`: pgvector's input, with the dimensions checked.
-        let vector = match data_type {
-            SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("vector") => {
-                Some(("qubedb_vector", modifiers.clone()))
+        // `::vector`, `::vector(n)`, `::vector[]` (and `halfvec`'s): pgvector's input, with the
+        // dimensions checked.
+        let vector_kind = |name: &ObjectName| {
+            let name = name.to_string();
+            if name.eq_ignore_ascii_case("vector") {
+                Some(VectorKind::Single)
+            } else if name.eq_ignore_ascii_case("halfvec") {
+                Some(VectorKind::Half)
+            } else {
+                None
             }
+        };
+        let vector = match data_type {
+            SqlType::Custom(name, modifiers) => vector_kind(name).map(|kind| {
+                let function = match kind {
+                    VectorKind::Single => "qubedb_vector",
+                    VectorKind::Half => "qubedb_halfvec",
+                };
+                (kind, function, modifiers.clone())
+            }),
             SqlType::Array(
                 ArrayElemTypeDef::SquareBracket(element, _)
                 | ArrayElemTypeDef::AngleBracket(element),
             ) => match element.as_ref() {
-                SqlType::Custom(name, modifiers)
-                    if name.to_string().eq_ignore_ascii_case("vector") =>
-                {
-                    Some(("qubedb_vector_array", modifiers.clone()))
-                }
+                SqlType::Custom(name, modifiers) => vector_kind(name).map(|kind| {
+                    let function = match kind {
+                        VectorKind::Single => "qubedb_vector_array",
+                        VectorKind::Half => "qubedb_halfvec_array",
+                    };
+                    (kind, function, modifiers.clone())
+                }),
                 _ => None,
             },
             _ => None,
         };
-        if let Some((function, modifiers)) = vector {
-            let call = crate::sql::ddl::vector_dimensions(&modifiers).and_then(|dimensions| {
-                let dimensions = dimensions.map(|n| format!(", {n}")).unwrap_or_default();
-                parse_expression(&format!("{function}({inner}{dimensions})"))
-            });
+        if let Some((kind, function, modifiers)) = vector {
+            let call =
+                crate::sql::ddl::vector_dimensions_of(kind, &modifiers).and_then(|dimensions| {
+                    let dimensions = dimensions.map(|n| format!(", {n}")).unwrap_or_default();
+                    parse_expression(&format!("{function}({inner}{dimensions})"))
+                });
             match call {
                 Ok(replacement) => *expr = replacement,
                 Err(error) => {

@@ -205,6 +205,15 @@ const BUILTIN_TYPES: &[BuiltinType] = &[
         VECTOR_ARRAY_OID,
         false,
     ),
+    builtin(
+        HALFVEC_OID,
+        "halfvec",
+        "halfvec",
+        -1,
+        "U",
+        HALFVEC_ARRAY_OID,
+        false,
+    ),
 ];
 
 /// The OID of the `hnsw` access method (pgvector's, created with the extension; fixed here).
@@ -214,6 +223,10 @@ pub const HNSW_AM_OID: i64 = 16_387;
 pub const VECTOR_OID: i64 = 16_385;
 /// The OID of `vector[]`.
 pub const VECTOR_ARRAY_OID: i64 = 16_386;
+/// The OID of pgvector's `halfvec` (fixed as `vector`'s; 16,387 is `hnsw`'s).
+pub const HALFVEC_OID: i64 = 16_388;
+/// The OID of `halfvec[]`.
+pub const HALFVEC_ARRAY_OID: i64 = 16_389;
 
 /// The type OID and type modifier (`atttypmod`) of a column type.
 pub fn type_oid(data_type: DataType) -> (i64, i32) {
@@ -251,6 +264,10 @@ pub fn type_oid(data_type: DataType) -> (i64, i32) {
             VECTOR_OID,
             dimensions.map_or(-1, |dimensions| dimensions as i32),
         ),
+        DataType::HalfVector(dimensions) => (
+            HALFVEC_OID,
+            dimensions.map_or(-1, |dimensions| dimensions as i32),
+        ),
     }
 }
 
@@ -268,6 +285,7 @@ pub fn format_type(oid: i64, modifier: Option<i32>) -> Option<String> {
         }
         (1043 | 1042, Some(modifier)) => format!("{}({})", builtin.display, modifier - 4),
         (VECTOR_OID, Some(modifier)) => format!("vector({modifier})"),
+        (HALFVEC_OID, Some(modifier)) => format!("halfvec({modifier})"),
         _ => builtin.display.to_string(),
     })
 }

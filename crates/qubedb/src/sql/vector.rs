@@ -10,9 +10,15 @@
 //! dimension. The operators `<->`, `<#>`, `<=>`, `<+>`, `+`, `-`, `*` and `||` become calls of the
 //! functions here in `sql/vector_planner.rs`; casts (`::vector`, `::vector(n)`, `::vector[]`) in
 //! `sql/rewrite.rs`; `avg` and `sum` of vectors in `sql/vector_aggregate.rs`.
+//!
+//! `halfvec` shares all of it: it computes as `LargeList<Float16>` ([`kind_of`] tells the kinds
+//! apart), its elements are read as `f32` ([`Vectors`] converts once per array) and every result of
+//! the halfvec kind is rounded back to half precision, with pgvector's range errors (`parse_of`,
+//! `computed_element`). The functions take the kind of their first vector argument.
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::Float16Array;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float32Array, Float64Array, Int32Array, LargeListArray, ListArray,
     StringArray,
@@ -20,49 +26,86 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
+use datafusion::arrow::datatypes::{Float16Type, Float32Type};
 use datafusion::error::Result as DataFusionResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
-use qubedb_model::vector::{self as kernels, Metric, VECTOR_DIMENSIONS_MAX};
+use half::f16;
+use qubedb_model::vector::{self as kernels, Metric, VECTOR_DIMENSIONS_MAX, VectorKind};
 
 use crate::error::{Error, Result, to_datafusion};
 use crate::sql::format::format_f32;
 
 /// The Arrow type of vectors.
 pub fn arrow_type() -> ArrowType {
-    ArrowType::LargeList(Arc::new(Field::new_list_field(ArrowType::Float32, true)))
+    arrow_type_of(VectorKind::Single)
 }
 
-/// True for vectors' Arrow type.
+/// The Arrow type of vectors of `kind`: `vector` a `LargeList<Float32>`, `halfvec` a
+/// `LargeList<Float16>`.
+pub fn arrow_type_of(kind: VectorKind) -> ArrowType {
+    ArrowType::LargeList(Arc::new(Field::new_list_field(element_type(kind), true)))
+}
+
+fn element_type(kind: VectorKind) -> ArrowType {
+    match kind {
+        VectorKind::Single => ArrowType::Float32,
+        VectorKind::Half => ArrowType::Float16,
+    }
+}
+
+/// The kind of vector an Arrow type holds, `None` for other types.
+pub fn kind_of(data_type: &ArrowType) -> Option<VectorKind> {
+    match data_type {
+        ArrowType::LargeList(field) => match field.data_type() {
+            ArrowType::Float32 => Some(VectorKind::Single),
+            ArrowType::Float16 => Some(VectorKind::Half),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// True for the Arrow type of vectors of either kind (`vector`, `halfvec`).
 pub fn is_vector(data_type: &ArrowType) -> bool {
-    matches!(data_type, ArrowType::LargeList(field) if field.data_type() == &ArrowType::Float32)
+    kind_of(data_type).is_some()
 }
 
-/// The vectors of an array, read in place.
+/// The vectors of an array: `vector`s read in place, `halfvec`s converted to `f32` once.
 pub struct Vectors<'a> {
     offsets: &'a [i64],
-    values: &'a [f32],
+    values: std::borrow::Cow<'a, [f32]>,
     nulls: Option<&'a NullBuffer>,
+    pub kind: VectorKind,
 }
 
 impl<'a> Vectors<'a> {
-    /// The vectors of `array`, which must be of [`arrow_type`].
+    /// The vectors of `array`, which must be of [`arrow_type_of`] a kind.
     pub fn new(array: &'a dyn Array) -> Result<Vectors<'a>> {
         let list = array
             .as_any()
             .downcast_ref::<LargeListArray>()
             .ok_or_else(|| Error::internal(format!("{:?} read as vector", array.data_type())))?;
-        let values = list
-            .values()
-            .as_any()
-            .downcast_ref::<Float32Array>()
-            .ok_or_else(|| Error::internal("vector elements are not real"))?;
+        let (values, kind) = if let Some(values) = list.values().as_primitive_opt::<Float32Type>() {
+            (
+                std::borrow::Cow::Borrowed(values.values().as_ref()),
+                VectorKind::Single,
+            )
+        } else if let Some(values) = list.values().as_primitive_opt::<Float16Type>() {
+            (
+                std::borrow::Cow::Owned(values.values().iter().map(|half| half.to_f32()).collect()),
+                VectorKind::Half,
+            )
+        } else {
+            return Err(Error::internal("vector elements are not real"));
+        };
         Ok(Vectors {
             offsets: list.value_offsets(),
-            values: values.values(),
+            values,
             nulls: list.nulls(),
+            kind,
         })
     }
 
@@ -75,7 +118,7 @@ impl<'a> Vectors<'a> {
     }
 
     /// Row `row`'s elements, `None` for NULL.
-    pub fn get(&self, row: usize) -> Option<&'a [f32]> {
+    pub fn get(&self, row: usize) -> Option<&[f32]> {
         if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
             return None;
         }
@@ -85,23 +128,34 @@ impl<'a> Vectors<'a> {
     }
 }
 
-/// Builds an array of vectors.
+/// Builds an array of vectors (of `kind`: a halfvec's elements are appended as `f32`s a half holds).
 #[derive(Default)]
 pub struct VectorBuilder {
     offsets: Vec<i64>,
     values: Vec<f32>,
     valid: Vec<bool>,
+    kind: VectorKind,
 }
 
 impl VectorBuilder {
     pub fn with_capacity(rows: usize, values: usize) -> VectorBuilder {
+        VectorBuilder::of_kind(VectorKind::Single, rows, values)
+    }
+
+    pub fn of_kind(kind: VectorKind, rows: usize, values: usize) -> VectorBuilder {
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
         VectorBuilder {
             offsets,
             values: Vec::with_capacity(values),
             valid: Vec::with_capacity(rows),
+            kind,
         }
+    }
+
+    /// The kind of vectors built.
+    pub fn kind(&self) -> VectorKind {
+        self.kind
     }
 
     pub fn append(&mut self, elements: &[f32]) {
@@ -128,9 +182,10 @@ impl VectorBuilder {
         self.valid.push(false);
     }
 
-    /// The array of the vectors appended; the builder starts over empty.
+    /// The array of the vectors appended; the builder starts over empty (of the same kind).
     pub fn finish(&mut self) -> LargeListArray {
-        let mut taken = std::mem::take(self);
+        let kind = self.kind;
+        let mut taken = std::mem::replace(self, VectorBuilder::of_kind(kind, 0, 0));
         if taken.offsets.is_empty() {
             taken.offsets.push(0);
         }
@@ -139,10 +194,16 @@ impl VectorBuilder {
         } else {
             Some(NullBuffer::from(taken.valid))
         };
+        let values: ArrayRef = match kind {
+            VectorKind::Single => Arc::new(Float32Array::from(taken.values)),
+            VectorKind::Half => Arc::new(Float16Array::from_iter_values(
+                taken.values.into_iter().map(f16::from_f32),
+            )),
+        };
         LargeListArray::new(
-            Arc::new(Field::new_list_field(ArrowType::Float32, true)),
+            Arc::new(Field::new_list_field(element_type(kind), true)),
             OffsetBuffer::new(taken.offsets.into()),
-            Arc::new(Float32Array::from(taken.values)),
+            values,
             nulls,
         )
     }
@@ -155,12 +216,29 @@ fn data_error(message: impl Into<String>) -> Error {
 
 /// `different vector dimensions a and b`.
 pub fn different_dimensions(a: usize, b: usize) -> Error {
-    data_error(format!("different vector dimensions {a} and {b}"))
+    different_dimensions_of(VectorKind::Single, a, b)
+}
+
+/// `different halfvec dimensions a and b` and the like.
+pub fn different_dimensions_of(kind: VectorKind, a: usize, b: usize) -> Error {
+    data_error(format!(
+        "different {} dimensions {a} and {b}",
+        kind.type_name()
+    ))
 }
 
 /// Checks a vector's dimension count: at least one, at most the limit, and `expected` when the type
 /// fixes it.
 pub fn check_dimensions(dimensions: usize, expected: Option<u32>) -> Result<()> {
+    check_dimensions_of(VectorKind::Single, dimensions, expected)
+}
+
+/// [`check_dimensions`] for a vector of `kind`, its errors naming the type.
+pub fn check_dimensions_of(
+    kind: VectorKind,
+    dimensions: usize,
+    expected: Option<u32>,
+) -> Result<()> {
     if let Some(expected) = expected
         && dimensions != expected as usize
     {
@@ -168,41 +246,83 @@ pub fn check_dimensions(dimensions: usize, expected: Option<u32>) -> Result<()> 
             "expected {expected} dimensions, not {dimensions}"
         )));
     }
+    let name = kind.type_name();
     if dimensions < 1 {
-        return Err(data_error("vector must have at least 1 dimension"));
+        return Err(data_error(format!("{name} must have at least 1 dimension")));
     }
     if dimensions > VECTOR_DIMENSIONS_MAX {
         return Err(Error::user(
             "54000",
-            format!("vector cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"),
+            format!("{name} cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"),
         ));
     }
     Ok(())
 }
 
 /// Checks one element: finite.
-fn check_element(value: f32) -> Result<()> {
+fn check_element(kind: VectorKind, value: f32) -> Result<()> {
     if value.is_nan() {
-        return Err(data_error("NaN not allowed in vector"));
+        return Err(data_error(format!(
+            "NaN not allowed in {}",
+            kind.type_name()
+        )));
     }
     if value.is_infinite() {
-        return Err(data_error("infinite value not allowed in vector"));
+        return Err(data_error(format!(
+            "infinite value not allowed in {}",
+            kind.type_name()
+        )));
     }
     Ok(())
 }
 
+/// A finite `value` as an element of a vector of `kind`: checked, and for halfvec rounded to half
+/// precision, past whose range it is out of range (`written` is the value as the input spelled it).
+fn element(kind: VectorKind, value: f32, written: impl FnOnce() -> String) -> Result<f32> {
+    check_element(kind, value)?;
+    if kind == VectorKind::Single {
+        return Ok(value);
+    }
+    let half = qubedb_model::vector::round_to_half(value);
+    if half.is_infinite() {
+        return Err(Error::user(
+            "22003",
+            format!("\"{}\" is out of range for type halfvec", written()),
+        ));
+    }
+    Ok(half)
+}
+
+/// A computed element of a halfvec (`value` finite or not): rounded, or an overflow error.
+pub(crate) fn computed_element(kind: VectorKind, value: f32) -> Result<f32> {
+    let value = match kind {
+        VectorKind::Single => value,
+        VectorKind::Half => qubedb_model::vector::round_to_half(value),
+    };
+    if value.is_infinite() {
+        return Err(Error::user("22003", "value out of range: overflow"));
+    }
+    Ok(value)
+}
+
 /// Checks the dimension count a type modifier gives (`vector(n)`).
 pub fn check_type_modifier(dimensions: i64) -> Result<u32> {
+    check_type_modifier_of(VectorKind::Single, dimensions)
+}
+
+/// [`check_type_modifier`] for `halfvec(n)` and the like.
+pub fn check_type_modifier_of(kind: VectorKind, dimensions: i64) -> Result<u32> {
+    let name = kind.type_name();
     if dimensions < 1 {
         return Err(Error::user(
             "22023",
-            "dimensions for type vector must be at least 1",
+            format!("dimensions for type {name} must be at least 1"),
         ));
     }
     if dimensions > VECTOR_DIMENSIONS_MAX as i64 {
         return Err(Error::user(
             "22023",
-            format!("dimensions for type vector cannot exceed {VECTOR_DIMENSIONS_MAX}"),
+            format!("dimensions for type {name} cannot exceed {VECTOR_DIMENSIONS_MAX}"),
         ));
     }
     Ok(dimensions as u32)
@@ -210,10 +330,16 @@ pub fn check_type_modifier(dimensions: i64) -> Result<u32> {
 
 /// Reads a vector's text form (`[1,2,3]`), as pgvector's `vector_in`.
 pub fn parse(text: &str) -> Result<Vec<f32>> {
+    parse_of(VectorKind::Single, text)
+}
+
+/// Reads the text form of a vector of `kind` (`halfvec_in` rounds each element to half precision).
+pub fn parse_of(kind: VectorKind, text: &str) -> Result<Vec<f32>> {
+    let name = kind.type_name();
     let syntax = || {
         let mut error = Error::user(
             "22P02",
-            format!("invalid input syntax for type vector: \"{text}\""),
+            format!("invalid input syntax for type {name}: \"{text}\""),
         );
         error.set_input(text);
         error
@@ -236,7 +362,7 @@ pub fn parse(text: &str) -> Result<Vec<f32>> {
             if elements.len() == VECTOR_DIMENSIONS_MAX {
                 return Err(located(Error::user(
                     "54000",
-                    format!("vector cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"),
+                    format!("{name} cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"),
                 )));
             }
             at = skip_space(bytes, at);
@@ -249,11 +375,10 @@ pub fn parse(text: &str) -> Result<Vec<f32>> {
             if value.is_infinite() && !is_infinity_word(number) {
                 return Err(located(Error::user(
                     "22003",
-                    format!("\"{number}\" is out of range for type vector"),
+                    format!("\"{number}\" is out of range for type {name}"),
                 )));
             }
-            check_element(value).map_err(located)?;
-            elements.push(value);
+            elements.push(element(kind, value, || number.to_string()).map_err(located)?);
             at = skip_space(bytes, at + length);
             match bytes.get(at) {
                 Some(b',') => at += 1,
@@ -269,7 +394,7 @@ pub fn parse(text: &str) -> Result<Vec<f32>> {
     if at != bytes.len() {
         return Err(syntax().with_detail("Junk after closing right brace."));
     }
-    check_dimensions(elements.len(), None).map_err(located)?;
+    check_dimensions_of(kind, elements.len(), None).map_err(located)?;
     Ok(elements)
 }
 
@@ -358,19 +483,46 @@ pub fn format(elements: &[f32]) -> String {
 /// `array` as vectors of `dimensions` (when the type fixes them): text read as vectors, vectors
 /// checked, arrays of numbers converted (pgvector's array casts).
 pub fn cast_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
+    cast_array_of(VectorKind::Single, array, dimensions)
+}
+
+/// [`cast_array`] to vectors of `kind`: the casts between `vector` and `halfvec` too.
+pub fn cast_array_of(
+    kind: VectorKind,
+    array: &ArrayRef,
+    dimensions: Option<u32>,
+) -> Result<ArrayRef> {
     let rows = array.len();
-    let mut builder = VectorBuilder::with_capacity(rows, rows * dimensions.unwrap_or(4) as usize);
+    let mut builder = VectorBuilder::of_kind(kind, rows, rows * dimensions.unwrap_or(4) as usize);
+    let converted = |elements: &[f32]| -> Result<Vec<f32>> {
+        elements
+            .iter()
+            .map(|&x| element(kind, x, || format_f32(x)))
+            .collect()
+    };
     match array.data_type() {
-        data_type if is_vector(data_type) => {
-            let vectors = Vectors::new(array.as_ref())?;
+        data_type if kind_of(data_type) == Some(kind) => {
             if dimensions.is_none() {
                 return Ok(array.clone());
             }
+            let vectors = Vectors::new(array.as_ref())?;
             for row in 0..rows {
                 if let Some(elements) = vectors.get(row) {
-                    check_dimensions(elements.len(), dimensions)?;
+                    check_dimensions_of(kind, elements.len(), dimensions)?;
                 }
                 builder.append_option(vectors.get(row));
+            }
+        }
+        data_type if is_vector(data_type) => {
+            let vectors = Vectors::new(array.as_ref())?;
+            for row in 0..rows {
+                match vectors.get(row) {
+                    None => builder.append_null(),
+                    Some(elements) => {
+                        check_dimensions_of(kind, elements.len(), dimensions)?;
+                        builder.append(&converted(elements)?);
+                    }
+                }
             }
         }
         ArrowType::Null => {
@@ -385,8 +537,8 @@ pub fn cast_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef>
                 match value {
                     None => builder.append_null(),
                     Some(text) => {
-                        let elements = parse(text)?;
-                        check_dimensions(elements.len(), dimensions)?;
+                        let elements = parse_of(kind, text)?;
+                        check_dimensions_of(kind, elements.len(), dimensions)?;
                         builder.append(&elements);
                     }
                 }
@@ -407,7 +559,7 @@ pub fn cast_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef>
                 {
                     data_error("array must be 1-D")
                 }
-                other => cannot_cast(other),
+                other => cannot_cast(kind, other),
             })?;
             let list = list.as_list::<i32>();
             for row in 0..rows {
@@ -421,25 +573,23 @@ pub fn cast_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef>
                     return Err(Error::user("22004", "array must not contain nulls"));
                 }
                 let elements: Vec<f32> = values.values().iter().map(|&x| x as f32).collect();
-                for &element in &elements {
-                    check_element(element)?;
-                }
-                check_dimensions(elements.len(), dimensions)?;
+                let elements = converted(&elements)?;
+                check_dimensions_of(kind, elements.len(), dimensions)?;
                 builder.append(&elements);
             }
         }
-        other => return Err(cannot_cast(other)),
+        other => return Err(cannot_cast(kind, other)),
     }
     Ok(Arc::new(builder.finish()))
 }
 
-fn cannot_cast(from: &ArrowType) -> Error {
+fn cannot_cast(kind: VectorKind, from: &ArrowType) -> Error {
     Error::user(
         "42846",
         format!(
-            "cannot cast type {} to vector",
-            crate::sql::convert::sql_type_of_arrow(from)
-                .map_or_else(|| from.to_string(), |sql| sql.sql_name())
+            "cannot cast type {} to {}",
+            type_name(from),
+            kind.type_name()
         ),
     )
 }
@@ -447,10 +597,10 @@ fn cannot_cast(from: &ArrowType) -> Error {
 /// What a vector function computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Operation {
-    /// `qubedb_vector(value [, dimensions])`: the cast to vector.
-    Input,
+    /// `qubedb_vector(value [, dimensions])`: the cast to vector (`qubedb_halfvec`: to halfvec).
+    Input(VectorKind),
     /// `qubedb_vector_array(text [, dimensions])`: `'{"[1,2]"}'::vector[]`.
-    InputArray,
+    InputArray(VectorKind),
     /// `qubedb_vector_text(vector)`: the cast to text.
     Output,
     Dimensions,
@@ -474,12 +624,23 @@ enum Operation {
     Average,
 }
 
+/// The functions, by name. A function whose name starts with `halfvec` reads text arguments as
+/// halfvecs; the others as vectors, unless another argument is a halfvec.
 const FUNCTIONS: &[(&str, Operation)] = &[
-    ("qubedb_vector", Operation::Input),
-    ("qubedb_vector_array", Operation::InputArray),
+    ("qubedb_vector", Operation::Input(VectorKind::Single)),
+    (
+        "qubedb_vector_array",
+        Operation::InputArray(VectorKind::Single),
+    ),
+    ("qubedb_halfvec", Operation::Input(VectorKind::Half)),
+    (
+        "qubedb_halfvec_array",
+        Operation::InputArray(VectorKind::Half),
+    ),
     ("qubedb_vector_text", Operation::Output),
     ("vector_dims", Operation::Dimensions),
     ("vector_norm", Operation::Norm),
+    ("l2_norm", Operation::Norm),
     ("l2_distance", Operation::Distance(Metric::L2)),
     (
         "vector_negative_inner_product",
@@ -499,6 +660,10 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("vector_accum", Operation::Accumulate),
     ("vector_combine", Operation::Combine),
     ("vector_avg", Operation::Average),
+    ("halfvec_cmp", Operation::Compare),
+    ("halfvec_accum", Operation::Accumulate),
+    ("halfvec_combine", Operation::Combine),
+    ("halfvec_avg", Operation::Average),
 ];
 
 /// Registers the functions.
@@ -513,10 +678,18 @@ pub(crate) fn udf(name: &'static str) -> Arc<ScalarUDF> {
     let operation = FUNCTIONS
         .iter()
         .find(|(known, _)| *known == name)
-        .map_or(Operation::Input, |(_, operation)| *operation);
+        .map_or(Operation::Input(VectorKind::Single), |(_, operation)| {
+            *operation
+        });
+    let kind = if name.starts_with("halfvec") {
+        VectorKind::Half
+    } else {
+        VectorKind::Single
+    };
     Arc::new(ScalarUDF::new_from_impl(VectorFunction {
         name,
         operation,
+        kind,
         signature: Signature::user_defined(Volatility::Immutable),
     }))
 }
@@ -545,12 +718,14 @@ pub(crate) fn metric_of_function(name: &str) -> Option<Metric> {
 struct VectorFunction {
     name: &'static str,
     operation: Operation,
+    /// The kind text arguments are read as when no argument is a vector.
+    kind: VectorKind,
     signature: Signature,
 }
 
 fn type_name(data_type: &ArrowType) -> String {
-    if is_vector(data_type) {
-        return "vector".into();
+    if let Some(kind) = kind_of(data_type) {
+        return kind.type_name().into();
     }
     crate::sql::convert::sql_type_of_arrow(data_type)
         .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
@@ -577,10 +752,19 @@ impl VectorFunction {
         )
     }
 
+    /// The kind of vector the function computes with: the first vector argument's, else its own.
+    fn argument_kind(&self, arguments: &[ArrowType]) -> VectorKind {
+        let vectors = match self.operation {
+            Operation::Accumulate => &arguments[arguments.len().min(1)..],
+            _ => arguments,
+        };
+        vectors.iter().find_map(kind_of).unwrap_or(self.kind)
+    }
+
     /// How many vector arguments the function takes, then how many integers.
     fn arity(&self) -> (usize, usize) {
         match self.operation {
-            Operation::Input | Operation::InputArray | Operation::Output => (1, 0),
+            Operation::Input(_) | Operation::InputArray(_) | Operation::Output => (1, 0),
             Operation::Dimensions | Operation::Norm | Operation::Normalize => (1, 0),
             Operation::Subvector => (1, 2),
             _ => (2, 0),
@@ -600,7 +784,7 @@ impl ScalarUDFImpl for VectorFunction {
     fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
         match self.operation {
             // The casts take anything they can read; a second argument is the dimension count.
-            Operation::Input | Operation::InputArray => {
+            Operation::Input(_) | Operation::InputArray(_) => {
                 if arguments.is_empty() || arguments.len() > 2 {
                     return Err(self.no_such_function(arguments));
                 }
@@ -620,7 +804,7 @@ impl ScalarUDFImpl for VectorFunction {
                 }
                 let mut coerced = vec![arguments[0].clone()];
                 if self.operation == Operation::Accumulate {
-                    coerced.push(arrow_type());
+                    coerced.push(arrow_type_of(self.argument_kind(arguments)));
                 } else if states == 2 {
                     coerced.push(arguments[1].clone());
                 }
@@ -628,9 +812,8 @@ impl ScalarUDFImpl for VectorFunction {
             }
             Operation::Output => {
                 return match arguments {
-                    [argument] if is_vector(argument) || argument == &ArrowType::Null => {
-                        Ok(vec![arrow_type()])
-                    }
+                    [argument] if is_vector(argument) => Ok(vec![argument.clone()]),
+                    [ArrowType::Null] => Ok(vec![arrow_type()]),
                     _ => Err(self.no_such_function(arguments)),
                 };
             }
@@ -640,11 +823,12 @@ impl ScalarUDFImpl for VectorFunction {
         if arguments.len() != vectors + integers {
             return Err(self.no_such_function(arguments));
         }
+        let kind = self.argument_kind(arguments);
         let mut coerced = Vec::with_capacity(arguments.len());
         for (position, argument) in arguments.iter().enumerate() {
             if position < vectors {
                 if is_vector(argument) || is_text(argument) || argument == &ArrowType::Null {
-                    coerced.push(arrow_type());
+                    coerced.push(arrow_type_of(kind));
                 } else {
                     return Err(self.no_such_function(arguments));
                 }
@@ -657,20 +841,21 @@ impl ScalarUDFImpl for VectorFunction {
         Ok(coerced)
     }
 
-    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+    fn return_type(&self, arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        let kind = self.argument_kind(arguments);
         Ok(match self.operation {
-            Operation::Input
-            | Operation::Normalize
+            Operation::Input(kind) => arrow_type_of(kind),
+            Operation::Normalize
             | Operation::Subvector
             | Operation::Add
             | Operation::Subtract
             | Operation::Multiply
-            | Operation::Concat => arrow_type(),
-            Operation::InputArray => {
-                ArrowType::List(Arc::new(Field::new_list_field(arrow_type(), true)))
+            | Operation::Concat => arrow_type_of(kind),
+            Operation::InputArray(kind) => {
+                ArrowType::List(Arc::new(Field::new_list_field(arrow_type_of(kind), true)))
             }
             Operation::Output => ArrowType::Utf8,
-            Operation::Average => arrow_type(),
+            Operation::Average => arrow_type_of(self.kind),
             Operation::Accumulate | Operation::Combine => {
                 ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Float64, true)))
             }
@@ -713,32 +898,33 @@ fn integer_at(array: &ArrayRef, row: usize) -> Option<i64> {
 impl VectorFunction {
     fn compute(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
         match self.operation {
-            Operation::Input => {
+            Operation::Input(kind) => {
                 let dimensions = match arrays.get(1) {
                     Some(array) => match integer_at(array, 0) {
-                        Some(dimensions) => Some(check_type_modifier(dimensions)?),
+                        Some(dimensions) => Some(check_type_modifier_of(kind, dimensions)?),
                         None => None,
                     },
                     None => None,
                 };
-                return cast_array(&arrays[0], dimensions);
+                return cast_array_of(kind, &arrays[0], dimensions);
             }
             Operation::Accumulate | Operation::Combine | Operation::Average => {
                 return self.state_function(arrays, rows);
             }
-            Operation::InputArray => {
+            Operation::InputArray(kind) => {
                 let dimensions = match arrays.get(1) {
                     Some(array) => match integer_at(array, 0) {
-                        Some(dimensions) => Some(check_type_modifier(dimensions)?),
+                        Some(dimensions) => Some(check_type_modifier_of(kind, dimensions)?),
                         None => None,
                     },
                     None => None,
                 };
-                return vector_array(&arrays[0], dimensions);
+                return vector_array(kind, &arrays[0], dimensions);
             }
             _ => {}
         }
         let first = Vectors::new(arrays[0].as_ref())?;
+        let kind = first.kind;
         match self.operation {
             Operation::Output => {
                 let strings: StringArray =
@@ -758,20 +944,17 @@ impl VectorFunction {
                 Ok(Arc::new(norms))
             }
             Operation::Normalize => {
-                let mut builder = VectorBuilder::with_capacity(rows, first.values.len());
+                let mut builder = VectorBuilder::of_kind(kind, rows, first.values.len());
                 for row in 0..rows {
                     match first.get(row) {
                         None => builder.append_null(),
                         Some(elements) => {
                             let norm = kernels::norm(elements);
                             if norm > 0.0 {
-                                let normalized: Vec<f32> = elements
+                                let normalized = elements
                                     .iter()
-                                    .map(|&x| (f64::from(x) / norm) as f32)
-                                    .collect();
-                                for &element in &normalized {
-                                    check_element(element)?;
-                                }
+                                    .map(|&x| computed_element(kind, (f64::from(x) / norm) as f32))
+                                    .collect::<Result<Vec<f32>>>()?;
                                 builder.append(&normalized);
                             } else {
                                 builder.append(elements);
@@ -782,7 +965,7 @@ impl VectorFunction {
                 Ok(Arc::new(builder.finish()))
             }
             Operation::Subvector => {
-                let mut builder = VectorBuilder::with_capacity(rows, 0);
+                let mut builder = VectorBuilder::of_kind(kind, rows, 0);
                 for row in 0..rows {
                     let (Some(elements), Some(start), Some(count)) = (
                         first.get(row),
@@ -792,7 +975,7 @@ impl VectorFunction {
                         builder.append_null();
                         continue;
                     };
-                    builder.append(subvector(elements, start, count)?);
+                    builder.append(subvector(kind, elements, start, count)?);
                 }
                 Ok(Arc::new(builder.finish()))
             }
@@ -809,11 +992,12 @@ impl VectorFunction {
             (Some(a), Some(b)) => Some((a, b)),
             _ => None,
         });
+        let kind = first.kind;
         let same = |a: &[f32], b: &[f32]| {
             if a.len() == b.len() {
                 Ok(())
             } else {
-                Err(different_dimensions(a.len(), b.len()))
+                Err(different_dimensions_of(kind, a.len(), b.len()))
             }
         };
         match self.operation {
@@ -841,14 +1025,14 @@ impl VectorFunction {
                 Ok(Arc::new(out))
             }
             _ => {
-                let mut builder = VectorBuilder::with_capacity(rows, first.values.len());
+                let mut builder = VectorBuilder::of_kind(kind, rows, first.values.len());
                 for pair in pairs {
                     let Some((a, b)) = pair else {
                         builder.append_null();
                         continue;
                     };
                     if self.operation == Operation::Concat {
-                        check_dimensions(a.len() + b.len(), None)?;
+                        check_dimensions_of(kind, a.len() + b.len(), None)?;
                         let mut joined = a.to_vec();
                         joined.extend_from_slice(b);
                         builder.append(&joined);
@@ -857,14 +1041,14 @@ impl VectorFunction {
                     same(a, b)?;
                     let mut result = Vec::with_capacity(a.len());
                     for (&x, &y) in a.iter().zip(b) {
-                        let value = match self.operation {
-                            Operation::Add => x + y,
-                            Operation::Subtract => x - y,
-                            _ => x * y,
-                        };
-                        if value.is_infinite() {
-                            return Err(Error::user("22003", "value out of range: overflow"));
-                        }
+                        let value = computed_element(
+                            kind,
+                            match self.operation {
+                                Operation::Add => x + y,
+                                Operation::Subtract => x - y,
+                                _ => x * y,
+                            },
+                        )?;
                         if self.operation == Operation::Multiply
                             && value == 0.0
                             && x != 0.0
@@ -887,11 +1071,12 @@ impl VectorFunction {
     /// one-dimensional `float8[]` of the count then the sums.
     fn state_function(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
         let name = self.name;
-        let first = states(&arrays[0], name)?;
+        let kind = self.kind;
+        let first = states(kind, &arrays[0], name)?;
         let mut sums_out: Vec<Option<Vec<f64>>> = Vec::with_capacity(rows);
-        let mut averages = VectorBuilder::with_capacity(rows, 0);
+        let mut averages = VectorBuilder::of_kind(kind, rows, 0);
         let second_states = match self.operation {
-            Operation::Combine => Some(states(&arrays[1], name)?),
+            Operation::Combine => Some(states(kind, &arrays[1], name)?),
             _ => None,
         };
         let vectors = match self.operation {
@@ -912,12 +1097,15 @@ impl VectorFunction {
                         averages.append_null();
                         continue;
                     }
-                    check_dimensions(state.len() - 1, None)?;
-                    let average: Vec<f32> =
-                        state[1..].iter().map(|sum| (sum / count) as f32).collect();
-                    for &element in &average {
-                        check_element(element)?;
-                    }
+                    check_dimensions_of(kind, state.len() - 1, None)?;
+                    let average = state[1..]
+                        .iter()
+                        .map(|sum| {
+                            let value = (sum / count) as f32;
+                            check_element(kind, value)?;
+                            computed_element(kind, value)
+                        })
+                        .collect::<Result<Vec<f32>>>()?;
                     averages.append(&average);
                 }
                 Operation::Accumulate => {
@@ -956,7 +1144,7 @@ impl VectorFunction {
                     };
                     let other = other?;
                     for side in [&state, &other] {
-                        check_dimensions(side.len() - 1, None)
+                        check_dimensions_of(kind, side.len() - 1, None)
                             .or_else(|error| if side.len() == 1 { Ok(()) } else { Err(error) })?;
                     }
                     let combined = if state[0] == 0.0 {
@@ -1000,7 +1188,7 @@ impl VectorFunction {
 
 /// The `float8[]` aggregate states of `array` (array text or a list of numbers), each checked as
 /// pgvector checks them: one dimension, no NULL, not empty (`<name>: expected state array`).
-fn states(array: &ArrayRef, name: &str) -> Result<Vec<Option<Result<Vec<f64>>>>> {
+fn states(kind: VectorKind, array: &ArrayRef, name: &str) -> Result<Vec<Option<Result<Vec<f64>>>>> {
     let expected = || data_error(format!("{name}: expected state array"));
     let rows = array.len();
     let mut out = Vec::with_capacity(rows);
@@ -1057,7 +1245,8 @@ fn states(array: &ArrayRef, name: &str) -> Result<Vec<Option<Result<Vec<f64>>>>>
                         Err(Error::user(
                             "54000",
                             format!(
-                                "vector cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions"
+                                "{} cannot have more than {VECTOR_DIMENSIONS_MAX} dimensions",
+                                kind.type_name()
                             ),
                         ))
                     } else {
@@ -1074,10 +1263,16 @@ fn states(array: &ArrayRef, name: &str) -> Result<Vec<Option<Result<Vec<f64>>>>>
 
 /// pgvector's `subvector(v, start, count)`: `count` elements from the 1-based `start`, cut to the
 /// vector.
-fn subvector(elements: &[f32], start: i64, count: i64) -> Result<&[f32]> {
+fn subvector(kind: VectorKind, elements: &[f32], start: i64, count: i64) -> Result<&[f32]> {
     let dimensions = elements.len() as i64;
+    let too_few = || {
+        data_error(format!(
+            "{} must have at least 1 dimension",
+            kind.type_name()
+        ))
+    };
     if count < 1 {
-        return Err(data_error("vector must have at least 1 dimension"));
+        return Err(too_few());
     }
     let end = if start > dimensions - count {
         dimensions + 1
@@ -1087,23 +1282,23 @@ fn subvector(elements: &[f32], start: i64, count: i64) -> Result<&[f32]> {
     let start = if start < 1 {
         1
     } else if start > dimensions {
-        return Err(data_error("vector must have at least 1 dimension"));
+        return Err(too_few());
     } else {
         start
     };
     let length = end - start;
-    check_dimensions(length.max(0) as usize, None)?;
+    check_dimensions_of(kind, length.max(0) as usize, None)?;
     Ok(&elements[(start - 1) as usize..(end - 1) as usize])
 }
 
 /// `'{"[1,2]","[3,4]"}'::vector[]`: PostgreSQL's array text of vectors; an array of anything else
 /// has each element cast.
-fn vector_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
+fn vector_array(kind: VectorKind, array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
     if let ArrowType::List(_) = array.data_type() {
         let list = array.as_list::<i32>();
-        let elements = cast_array(list.values(), dimensions)?;
+        let elements = cast_array_of(kind, list.values(), dimensions)?;
         return Ok(Arc::new(ListArray::new(
-            Arc::new(Field::new_list_field(arrow_type(), true)),
+            Arc::new(Field::new_list_field(arrow_type_of(kind), true)),
             list.offsets().clone(),
             elements,
             list.nulls().cloned(),
@@ -1113,7 +1308,7 @@ fn vector_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
     let strings = text.as_string::<i32>();
     let mut offsets = vec![0i32];
     let mut valid = Vec::with_capacity(strings.len());
-    let mut builder = VectorBuilder::with_capacity(strings.len(), 0);
+    let mut builder = VectorBuilder::of_kind(kind, strings.len(), 0);
     for value in strings.iter() {
         match value {
             None => valid.push(false),
@@ -1128,8 +1323,8 @@ fn vector_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
                     match item {
                         None => builder.append_null(),
                         Some(item) => {
-                            let elements = parse(&item)?;
-                            check_dimensions(elements.len(), dimensions)?;
+                            let elements = parse_of(kind, &item)?;
+                            check_dimensions_of(kind, elements.len(), dimensions)?;
                             builder.append(&elements);
                         }
                     }
@@ -1141,7 +1336,7 @@ fn vector_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef> {
     }
     let nulls = (!valid.iter().all(|&valid| valid)).then(|| NullBuffer::from(valid));
     Ok(Arc::new(ListArray::new(
-        Arc::new(Field::new_list_field(arrow_type(), true)),
+        Arc::new(Field::new_list_field(arrow_type_of(kind), true)),
         OffsetBuffer::new(offsets.into()),
         Arc::new(builder.finish()),
         nulls,
@@ -1192,6 +1387,8 @@ mod tests {
     #[test]
     fn subvector_cuts_as_pgvector() {
         let elements = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let subvector =
+            |elements, start, count| subvector(VectorKind::Single, elements, start, count);
         assert_eq!(subvector(&elements, 1, 3).unwrap(), &[1.0, 2.0, 3.0]);
         assert_eq!(subvector(&elements, -1, 3).unwrap(), &[1.0]);
         assert_eq!(subvector(&elements, 3, 9).unwrap(), &[3.0, 4.0, 5.0]);

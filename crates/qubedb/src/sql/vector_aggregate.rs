@@ -21,8 +21,11 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, to_datafusion};
+use qubedb_model::vector::VectorKind;
+
 use crate::sql::vector::{
-    VectorBuilder, Vectors, arrow_type, check_dimensions, different_dimensions, is_vector,
+    VectorBuilder, Vectors, arrow_type, arrow_type_of, check_dimensions_of, computed_element,
+    different_dimensions_of, is_vector, kind_of,
 };
 
 /// Registers `avg` and `sum` over DataFusion's.
@@ -34,6 +37,7 @@ pub(crate) fn register(context: &SessionContext) {
             vec![
                 inner.signature().type_signature.clone(),
                 TypeSignature::Exact(vec![arrow_type()]),
+                TypeSignature::Exact(vec![arrow_type_of(VectorKind::Half)]),
             ],
             Volatility::Immutable,
         );
@@ -84,14 +88,18 @@ impl AggregateUDFImpl for VectorAware {
 
     fn return_type(&self, arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
         if of_vectors(arguments) {
-            return Ok(arrow_type());
+            return Ok(arguments[0].clone());
         }
         self.inner.return_type(arguments)
     }
 
     fn return_field(&self, arguments: &[FieldRef]) -> DataFusionResult<FieldRef> {
         if fields_of_vectors(arguments) {
-            return Ok(Arc::new(Field::new(self.name(), arrow_type(), true)));
+            return Ok(Arc::new(Field::new(
+                self.name(),
+                arguments[0].data_type().clone(),
+                true,
+            )));
         }
         self.inner.return_field(arguments)
     }
@@ -104,6 +112,7 @@ impl AggregateUDFImpl for VectorAware {
         if fields_of_vectors(args.expr_fields) {
             return Ok(Box::new(VectorAccumulator {
                 kind: self.kind,
+                vectors: kind_of(args.expr_fields[0].data_type()).unwrap_or_default(),
                 count: 0,
                 averages: Vec::new(),
                 sums: None,
@@ -124,7 +133,11 @@ impl AggregateUDFImpl for VectorAware {
                         true,
                     )),
                 ],
-                Kind::Sum => vec![Arc::new(Field::new(name("sum"), arrow_type(), true))],
+                Kind::Sum => vec![Arc::new(Field::new(
+                    name("sum"),
+                    args.input_fields[0].data_type().clone(),
+                    true,
+                ))],
             });
         }
         self.inner.state_fields(args)
@@ -178,6 +191,8 @@ impl AggregateUDFImpl for VectorAware {
 #[derive(Debug)]
 struct VectorAccumulator {
     kind: Kind,
+    /// The kind of vectors aggregated (the result's).
+    vectors: VectorKind,
     count: u64,
     averages: Vec<f64>,
     sums: Option<Vec<f32>>,
@@ -211,13 +226,14 @@ impl VectorAccumulator {
             return Ok(());
         };
         if sums.len() != elements.len() {
-            return Err(different_dimensions(sums.len(), elements.len()));
+            return Err(different_dimensions_of(
+                self.vectors,
+                sums.len(),
+                elements.len(),
+            ));
         }
         for (total, value) in sums.iter_mut().zip(elements) {
-            *total += value;
-            if total.is_infinite() {
-                return Err(Error::user("22003", "value out of range: overflow"));
-            }
+            *total = computed_element(self.vectors, *total + value)?;
         }
         Ok(())
     }
@@ -287,15 +303,16 @@ impl Accumulator for VectorAccumulator {
     }
 
     fn evaluate(&mut self) -> DataFusionResult<ScalarValue> {
-        let mut builder = VectorBuilder::with_capacity(1, 0);
+        let mut builder = VectorBuilder::of_kind(self.vectors, 1, 0);
         match self.kind {
             Kind::Average if self.count > 0 => {
-                let averages: Vec<f32> = self
+                let averages = self
                     .averages
                     .iter()
-                    .map(|sum| (sum / self.count as f64) as f32)
-                    .collect();
-                check_dimensions(averages.len(), None).map_err(to_datafusion)?;
+                    .map(|sum| computed_element(self.vectors, (sum / self.count as f64) as f32))
+                    .collect::<crate::error::Result<Vec<f32>>>()
+                    .map_err(to_datafusion)?;
+                check_dimensions_of(self.vectors, averages.len(), None).map_err(to_datafusion)?;
                 builder.append(&averages);
             }
             Kind::Sum if self.sums.is_some() => builder.append_option(self.sums.as_deref()),

@@ -16,11 +16,11 @@ use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
-use qubedb_model::vector::Metric;
+use qubedb_model::vector::{Metric, VectorKind};
 
 use crate::sql::jsonb_planner::{is_text_literal, shallow};
 use crate::sql::parse::{COSINE_OPERATOR_SPELLING, L1_OPERATOR_SPELLING};
-use crate::sql::vector::{arrow_type, distance_function, is_vector, udf};
+use crate::sql::vector::{arrow_type, distance_function, is_vector, kind_of, udf};
 
 /// A call of the vector function `name`.
 pub(crate) fn call(name: &'static str, arguments: Vec<Expr>) -> Expr {
@@ -34,6 +34,18 @@ pub struct VectorOperators;
 fn is_vector_expr(expr: &Expr, schema: &DFSchema) -> bool {
     expr.get_type(schema)
         .is_ok_and(|data_type| is_vector(&data_type))
+}
+
+fn vector_kind_of_expr(expr: &Expr, schema: &DFSchema) -> Option<VectorKind> {
+    kind_of(&expr.get_type(schema).ok()?)
+}
+
+/// The cast function to vectors of `kind`.
+fn input_function(kind: VectorKind) -> &'static str {
+    match kind {
+        VectorKind::Single => "qubedb_vector",
+        VectorKind::Half => "qubedb_halfvec",
+    }
 }
 
 /// The metric a distance operator measures.
@@ -69,19 +81,19 @@ impl ExprPlanner for VectorOperators {
         schema: &DFSchema,
     ) -> datafusion::error::Result<PlannerResult<Vec<Expr>>> {
         let has_text = exprs.iter().any(is_text_literal);
-        if !has_text
-            || !exprs
-                .iter()
-                .any(|expr| shallow(expr) && !is_text_literal(expr) && is_vector_expr(expr, schema))
-        {
+        let kind = exprs
+            .iter()
+            .filter(|expr| shallow(expr) && !is_text_literal(expr))
+            .find_map(|expr| vector_kind_of_expr(expr, schema));
+        let (true, Some(kind)) = (has_text, kind) else {
             return Ok(PlannerResult::Original(exprs));
-        }
+        };
         Ok(PlannerResult::Original(
             exprs
                 .into_iter()
                 .map(|expr| {
                     if is_text_literal(&expr) {
-                        call("qubedb_vector", vec![expr])
+                        call(input_function(kind), vec![expr])
                     } else {
                         expr
                     }
@@ -137,10 +149,13 @@ impl ExprPlanner for VectorOperators {
         if let Some(name) = arithmetic {
             return Ok(PlannerResult::Planned(call(name, vec![left, right])));
         }
-        // A comparison: the text literal read as a vector.
+        // A comparison: the text literal read as a vector of the other side's kind.
+        let kind = vector_kind_of_expr(&left, schema)
+            .or_else(|| vector_kind_of_expr(&right, schema))
+            .unwrap_or_default();
         let as_vector = |expr: Expr| {
             if is_text_literal(&expr) {
-                call("qubedb_vector", vec![expr])
+                call(input_function(kind), vec![expr])
             } else {
                 expr
             }
@@ -160,11 +175,11 @@ pub(crate) fn rewrite_vector_cast(
     source: &ArrowType,
     target: &ArrowType,
 ) -> Option<Expr> {
-    if is_vector(target) {
-        if is_vector(source) {
+    if let Some(kind) = kind_of(target) {
+        if kind_of(source) == Some(kind) {
             return Some(inner.clone());
         }
-        return Some(call("qubedb_vector", vec![inner.clone()]));
+        return Some(call(input_function(kind), vec![inner.clone()]));
     }
     if is_vector(source) {
         return match target {

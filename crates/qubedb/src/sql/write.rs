@@ -69,6 +69,11 @@ fn raw_to_value(raw: RawValue<'_>, data_type: DataType) -> Result<Value> {
                     Error::internal("stored vector is not a whole number of reals")
                 })?)
             }
+            DataType::HalfVector(_) => {
+                Value::HalfVector(qubedb_model::vector::from_half_bytes(bytes).ok_or_else(
+                    || Error::internal("stored halfvec is not a whole number of halves"),
+                )?)
+            }
             // The binary form (JSON text stored by earlier versions is converted).
             DataType::Jsonb => Value::Bytes(
                 Jsonb::from_stored(bytes)
@@ -121,7 +126,9 @@ pub fn display_value(value: &Value, data_type: DataType) -> String {
             days,
             microseconds,
         } => format_interval(*months, *days, *microseconds),
-        Value::Vector(elements) => crate::sql::vector::format(elements),
+        Value::Vector(elements) | Value::HalfVector(elements) => {
+            crate::sql::vector::format(elements)
+        }
     }
 }
 
@@ -514,7 +521,9 @@ impl<'a> TableWriter<'a> {
         for index in &self.indexes {
             if let Some(config) = index.def.method.hnsw() {
                 // The row's node in the graph (a NULL vector has none).
-                if let Value::Vector(elements) = &values[index.def.columns[0]] {
+                if let Value::Vector(elements) | Value::HalfVector(elements) =
+                    &values[index.def.columns[0]]
+                {
                     let graph = self.database.hnsw_graph(index.def.id)?;
                     let committed = graph.state.read();
                     qubedb_model::hnsw::insert(
