@@ -39,7 +39,7 @@ use qubedb_model::catalog::{Catalog, Identity, IndexDef, Object, TableDef};
 use qubedb_model::keycode::encode_value;
 use qubedb_model::keys::Key;
 use qubedb_model::row::{RawValue, RowReader, encode_row};
-use qubedb_model::vector::Metric;
+use qubedb_model::vector::{Metric, VectorKind};
 use qubedb_model::{DataType, Value};
 
 use crate::database::DatabaseInner;
@@ -107,9 +107,10 @@ pub(crate) enum FastPlan {
     Nearest {
         table: TableDef,
         index: IndexDef,
-        /// The vector column's slot and its dimensions.
+        /// The vector column's slot, its dimensions and kind (`vector` or `halfvec`).
         column: usize,
         dimensions: u32,
+        kind: VectorKind,
         metric: Metric,
         query: Operand,
         limit: usize,
@@ -690,8 +691,10 @@ fn plan_nearest(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
     if matches!(query_operand, Operand::Now) {
         return None;
     }
-    let DataType::Vector(Some(dimensions)) = table.columns[column].data_type else {
-        return None;
+    let (dimensions, kind) = match table.columns[column].data_type {
+        DataType::Vector(Some(dimensions)) => (dimensions, VectorKind::Single),
+        DataType::HalfVector(Some(dimensions)) => (dimensions, VectorKind::Half),
+        _ => return None,
     };
     let index = scope
         .catalog
@@ -709,6 +712,7 @@ fn plan_nearest(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
         index: index.clone(),
         column,
         dimensions,
+        kind,
         metric,
         query: query_operand,
         limit,
@@ -717,9 +721,10 @@ fn plan_nearest(query: &ast::Query, scope: Scope) -> Option<FastPlan> {
     })
 }
 
-/// The query vector of a nearest-neighbour statement; `None` for anything that is not a valid vector
-/// (the general path reports the error).
-fn query_vector(operand: &Operand, params: &[Param]) -> Option<Vec<f32>> {
+/// The query vector of a nearest-neighbour statement over vectors of `kind` (a halfvec query is
+/// rounded as its cast rounds it); `None` for anything that is not a valid one (the general path
+/// reports the error).
+fn query_vector(operand: &Operand, params: &[Param], kind: VectorKind) -> Option<Vec<f32>> {
     let param = match operand {
         Operand::Parameter(number) => params.get(*number)?,
         Operand::Constant(param) => param,
@@ -727,13 +732,13 @@ fn query_vector(operand: &Operand, params: &[Param]) -> Option<Vec<f32>> {
     };
     let elements = match param {
         Param::Vector(elements) => elements.clone(),
-        Param::Text(text) => crate::sql::vector::parse(text).ok()?,
-        Param::Typed { text, type_name } if type_name == "vector" => {
-            crate::sql::vector::parse(text).ok()?
+        Param::Text(text) => crate::sql::vector::parse_of(kind, text).ok()?,
+        Param::Typed { text, type_name } if type_name == kind.type_name() => {
+            crate::sql::vector::parse_of(kind, text).ok()?
         }
         _ => return None,
     };
-    valid_vector(elements, None)
+    valid_vector(elements, None, kind)
 }
 
 fn plan_insert(insert: &ast::Insert, scope: Scope) -> Option<FastPlan> {
@@ -978,11 +983,23 @@ fn column_value(param: &Param, data_type: DataType) -> Option<Value> {
         // A vector valid for the column (dimensions, finite elements); anything else goes the general
         // way, whose cast raises the error.
         (Param::Vector(elements), DataType::Vector(dimensions)) => {
-            valid_vector(elements.clone(), dimensions).map(Value::Vector)
+            valid_vector(elements.clone(), dimensions, VectorKind::Single).map(Value::Vector)
         }
-        (Param::Text(text), DataType::Vector(dimensions)) => {
-            valid_vector(crate::sql::vector::parse(text).ok()?, dimensions).map(Value::Vector)
+        (Param::Text(text), DataType::Vector(dimensions)) => valid_vector(
+            crate::sql::vector::parse(text).ok()?,
+            dimensions,
+            VectorKind::Single,
+        )
+        .map(Value::Vector),
+        (Param::Vector(elements), DataType::HalfVector(dimensions)) => {
+            valid_vector(elements.clone(), dimensions, VectorKind::Half).map(Value::HalfVector)
         }
+        (Param::Text(text), DataType::HalfVector(dimensions)) => valid_vector(
+            crate::sql::vector::parse_of(VectorKind::Half, text).ok()?,
+            dimensions,
+            VectorKind::Half,
+        )
+        .map(Value::HalfVector),
         // An integer parameter a client sent as text with its declared type (the PostgreSQL protocol's
         // text format): valid for the declared type first, as `CAST(text AS type)` would check.
         (Param::Typed { text, type_name }, _) => {
@@ -1000,11 +1017,23 @@ fn column_value(param: &Param, data_type: DataType) -> Option<Value> {
     }
 }
 
-/// `elements` if they are a valid vector of `dimensions` (any when `None`): as many, all finite.
-fn valid_vector(elements: Vec<f32>, dimensions: Option<u32>) -> Option<Vec<f32>> {
-    (crate::sql::vector::check_dimensions(elements.len(), dimensions).is_ok()
-        && elements.iter().all(|element| element.is_finite()))
-    .then_some(elements)
+/// `elements` if they are a valid vector of `kind` and `dimensions` (any when `None`): as many, all
+/// finite; a halfvec's rounded to half precision, none past its range.
+fn valid_vector(elements: Vec<f32>, dimensions: Option<u32>, kind: VectorKind) -> Option<Vec<f32>> {
+    if crate::sql::vector::check_dimensions(elements.len(), dimensions).is_err() {
+        return None;
+    }
+    let elements: Vec<f32> = match kind {
+        VectorKind::Single => elements,
+        VectorKind::Half => elements
+            .into_iter()
+            .map(qubedb_model::vector::round_to_half)
+            .collect(),
+    };
+    elements
+        .iter()
+        .all(|element| element.is_finite())
+        .then_some(elements)
 }
 
 /// Evaluates an operand for a column of `data_type`.
@@ -1057,6 +1086,7 @@ pub(crate) fn execute(
             index,
             column,
             dimensions,
+            kind,
             metric,
             query,
             limit,
@@ -1065,7 +1095,7 @@ pub(crate) fn execute(
         } => {
             let (Some(settings), Some(query), Some(config)) = (
                 vector_settings,
-                query_vector(query, params),
+                query_vector(query, params, *kind),
                 index.method.hnsw(),
             ) else {
                 return Ok(None);
@@ -1348,7 +1378,10 @@ fn nearest_rows(
             }
             let vector = match raw {
                 Some(RawValue::Bytes(bytes)) if column < reader.slots => {
-                    qubedb_model::vector::from_bytes(bytes)
+                    match table.columns[column].data_type {
+                        DataType::HalfVector(_) => qubedb_model::vector::from_half_bytes(bytes),
+                        _ => qubedb_model::vector::from_bytes(bytes),
+                    }
                 }
                 _ => None,
             };

@@ -364,4 +364,41 @@ fn never_returns_deleted_or_uncommitted_rows_and_survives_restart(type_name: &st
     );
     assert!(!plan(&mut session, &exact).contains("hnsw"));
     assert_eq!(ids(&mut session, &exact), found);
+
+    // A prepared nearest query takes the fast path (for halfvec the parameter is rounded as its cast
+    // rounds it), with the general path's answer.
+    let prepared = session
+        .prepare("SELECT id FROM items ORDER BY v <-> $1 LIMIT 3")
+        .expect("prepare");
+    for fast in ["on", "off"] {
+        session
+            .run(&format!("SET qubedb.fast_path = {fast}"))
+            .expect("fast path setting");
+        let before = session.fast_path_statements();
+        let rows = session
+            .execute_prepared(&prepared, &[Param::Vector(data[5].clone())])
+            .expect("nearest")
+            .rows()
+            .expect("rows");
+        assert_eq!(
+            session.fast_path_statements() - before,
+            u64::from(fast == "on"),
+            "fast path {fast}"
+        );
+        let answer: Vec<i64> = rows
+            .iter()
+            .map(|row| row.get::<i64>(0).expect("id"))
+            .collect();
+        assert_eq!(answer, found, "fast path {fast}");
+    }
+    // A value past half precision's range is the cast's error on either path.
+    let insert = session
+        .prepare("INSERT INTO items VALUES ($1, $2, 1)")
+        .expect("prepare insert");
+    let large = vec![70_000.0; 8];
+    let inserted = session.execute_prepared(&insert, &[Param::Integer(2000), Param::Vector(large)]);
+    match type_name {
+        "halfvec" => assert_eq!(inserted.err().expect("out of range").code, "22003"),
+        _ => assert!(inserted.is_ok()),
+    }
 }
