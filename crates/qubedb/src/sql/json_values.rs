@@ -137,6 +137,11 @@ fn write_json_text_top(array: &ArrayRef, row: usize, line_feeds: bool, out: &mut
             Jsonb::new(array.as_binary::<i64>().value(row)).write_text(out);
         }
         ArrowType::LargeUtf8 => out.push_str(array.as_string::<i64>().value(row)),
+        // A vector is no array in PostgreSQL: its text, as a string.
+        data_type if crate::sql::vector::is_vector(data_type) => {
+            let text = crate::result::batch_text_value(array, row).unwrap_or_default();
+            jsonb::escape_string(&text, out);
+        }
         ArrowType::List(_) | ArrowType::LargeList(_) => {
             let items = match array.data_type() {
                 ArrowType::List(_) => array.as_list::<i32>().value(row),
@@ -173,7 +178,7 @@ fn is_structured(data_type: &ArrowType) -> bool {
     matches!(
         data_type,
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::Struct(_)
-    )
+    ) && !crate::sql::vector::is_vector(data_type)
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
