@@ -375,7 +375,9 @@ fn embedded_error(text: &str) -> Option<Error> {
     let (message, code) = rest.rsplit_once(" (")?;
     let code = code.strip_suffix(')')?;
     // The codes a function's argument check raises (an SQLSTATE is a `&'static str`).
-    const CODES: &[&str] = &["0A000", "22023", "22P02", "42601", "42804", "42883"];
+    const CODES: &[&str] = &[
+        "0A000", "22023", "22P02", "42601", "42804", "42846", "42883",
+    ];
     let code = CODES.iter().find(|known| **known == code)?;
     Some(Error::user(code, message))
 }

@@ -434,6 +434,16 @@ impl JsonbFunction {
 
     fn no_such_function(&self, arguments: &[ArrowType]) -> datafusion::error::DataFusionError {
         let names: Vec<String> = arguments.iter().map(sql_type_name).collect();
+        // The cast `x::jsonb` of a type that has none (the input function is QubeDB's, not the user's).
+        if self.operation == Operation::Input
+            && let [name] = names.as_slice()
+        {
+            let target = if self.json { "json" } else { "jsonb" };
+            return to_datafusion(Error::user(
+                "42846",
+                format!("cannot cast type {name} to {target}"),
+            ));
+        }
         to_datafusion(
             Error::user(
                 "42883",
@@ -810,8 +820,11 @@ fn two_dimensional_pairs(
 
 /// The SQL name of an argument type, for messages (the Arrow name where there is no SQL one).
 fn sql_type_name(data_type: &ArrowType) -> String {
-    crate::sql::convert::sql_type_of_arrow(data_type)
-        .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
+    match data_type {
+        ArrowType::List(element) => format!("{}[]", sql_type_name(element.data_type())),
+        _ => crate::sql::convert::sql_type_of_arrow(data_type)
+            .map_or_else(|| data_type.to_string(), |sql| sql.sql_name()),
+    }
 }
 
 /// The argument types of a subscript assignment, checked for what PostgreSQL would say of them: the
