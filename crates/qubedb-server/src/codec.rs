@@ -454,53 +454,33 @@ fn is_halfvec_type(pg_type: &Type) -> bool {
     i64::from(pg_type.oid()) == qubedb::sql::system::HALFVEC_OID
 }
 
-/// pgvector's binary halfvec (`halfvec_recv`): dimensions (u16), an unused u16, the halves.
-fn decode_halfvec(bytes: &[u8]) -> Result<Param, CodecError> {
-    let invalid = || invalid_binary("halfvec");
-    let dimensions = usize::from(u16::from_be_bytes(
-        bytes
-            .get(..2)
-            .ok_or_else(invalid)?
-            .try_into()
-            .map_err(|_| invalid())?,
-    ));
-    let body = bytes.get(4..).ok_or_else(invalid)?;
-    if body.len() != dimensions * 2 {
-        return Err(invalid());
-    }
-    let elements: Vec<f32> = body
-        .chunks_exact(2)
-        .map(|chunk| half::f16::from_bits(u16::from_be_bytes([chunk[0], chunk[1]])).to_f32())
-        .collect();
-    Ok(Param::Vector(elements))
-}
-
-/// pgvector's binary vector (`vector_recv`): dimensions (u16), an unused u16, the elements.
-fn decode_vector(bytes: &[u8]) -> Result<Param, CodecError> {
-    let invalid = || invalid_binary("vector");
-    let header: [u8; 4] = bytes
-        .get(..4)
-        .ok_or_else(invalid)?
-        .try_into()
-        .map_err(|_| invalid())?;
+/// pgvector's binary vector (`vector_recv`, `halfvec_recv`): dimensions (u16), an unused u16, the
+/// elements (float4s, or halves for halfvec).
+fn decode_vector(bytes: &[u8], kind: qubedb::VectorKind) -> Result<Param, CodecError> {
+    let invalid = || invalid_binary(kind.type_name());
+    let header = bytes.get(..4).ok_or_else(invalid)?;
     let dimensions = usize::from(u16::from_be_bytes([header[0], header[1]]));
     let body = &bytes[4..];
-    if body.len() != dimensions * 4 {
-        return Err(invalid());
-    }
-    let elements: Vec<f32> = body
-        .chunks_exact(4)
-        .map(|chunk| f32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
-        .collect();
+    let elements: Vec<f32> = match kind {
+        qubedb::VectorKind::Single if body.len() == dimensions * 4 => body
+            .chunks_exact(4)
+            .map(|chunk| f32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+            .collect(),
+        qubedb::VectorKind::Half if body.len() == dimensions * 2 => body
+            .chunks_exact(2)
+            .map(|chunk| half::f16::from_bits(u16::from_be_bytes([chunk[0], chunk[1]])).to_f32())
+            .collect(),
+        _ => return Err(invalid()),
+    };
     Ok(Param::Vector(elements))
 }
 
 fn decode_binary(bytes: &[u8], pg_type: &Type) -> Result<Param, CodecError> {
     if is_vector_type(pg_type) {
-        return decode_vector(bytes);
+        return decode_vector(bytes, qubedb::VectorKind::Single);
     }
     if is_halfvec_type(pg_type) {
-        return decode_halfvec(bytes);
+        return decode_vector(bytes, qubedb::VectorKind::Half);
     }
     let utf8 = |bytes: &[u8]| {
         String::from_utf8(bytes.to_vec())

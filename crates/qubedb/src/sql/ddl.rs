@@ -1383,38 +1383,33 @@ impl Session {
                     IndexMethod::Hnsw { kind, .. } => kind,
                     _ => VectorKind::Single,
                 };
-                match table.columns[columns[0]].data_type {
-                    DataType::Vector(Some(dimensions)) | DataType::HalfVector(Some(dimensions))
-                        if crate::sql::vector::kind_of(&crate::sql::convert::arrow_type(
-                            table.columns[columns[0]].data_type,
-                        )) == Some(kind) =>
-                    {
-                        if dimensions as usize > qubedb_model::hnsw::HNSW_DIMENSIONS_MAX {
-                            return Err(Error::user(
-                                "54000",
-                                format!(
-                                    "column cannot have more than {} dimensions for hnsw index",
-                                    qubedb_model::hnsw::HNSW_DIMENSIONS_MAX
-                                ),
-                            ));
-                        }
-                    }
-                    DataType::Vector(None) if kind == VectorKind::Single => {
-                        return Err(Error::user("22000", "column does not have dimensions"));
-                    }
-                    DataType::HalfVector(None) if kind == VectorKind::Half => {
-                        return Err(Error::user("22000", "column does not have dimensions"));
-                    }
-                    other => {
-                        return Err(Error::user(
-                            "42804",
-                            format!(
-                                "operator class \"{}\" does not accept data type {}",
-                                method.operator_class().unwrap_or_default(),
-                                other.sql_name()
-                            ),
-                        ));
-                    }
+                let data_type = table.columns[columns[0]].data_type;
+                let (column_kind, dimensions) = match data_type {
+                    DataType::Vector(dimensions) => (Some(VectorKind::Single), dimensions),
+                    DataType::HalfVector(dimensions) => (Some(VectorKind::Half), dimensions),
+                    _ => (None, None),
+                };
+                if column_kind != Some(kind) {
+                    return Err(Error::user(
+                        "42804",
+                        format!(
+                            "operator class \"{}\" does not accept data type {}",
+                            method.operator_class().unwrap_or_default(),
+                            data_type.sql_name()
+                        ),
+                    ));
+                }
+                let Some(dimensions) = dimensions else {
+                    return Err(Error::user("22000", "column does not have dimensions"));
+                };
+                if dimensions as usize > qubedb_model::hnsw::HNSW_DIMENSIONS_MAX {
+                    return Err(Error::user(
+                        "54000",
+                        format!(
+                            "column cannot have more than {} dimensions for hnsw index",
+                            qubedb_model::hnsw::HNSW_DIMENSIONS_MAX
+                        ),
+                    ));
                 }
             } else if gin {
                 let data_type = table.columns[columns[0]].data_type;

@@ -1017,23 +1017,10 @@ fn column_value(param: &Param, data_type: DataType) -> Option<Value> {
     }
 }
 
-/// `elements` if they are a valid vector of `kind` and `dimensions` (any when `None`): as many, all
-/// finite; a halfvec's rounded to half precision, none past its range.
+/// `elements` if they are a valid vector of `kind` and `dimensions` (any when `None`), as the cast
+/// makes them (a halfvec's rounded); `None` otherwise, for the general path to report.
 fn valid_vector(elements: Vec<f32>, dimensions: Option<u32>, kind: VectorKind) -> Option<Vec<f32>> {
-    if crate::sql::vector::check_dimensions(elements.len(), dimensions).is_err() {
-        return None;
-    }
-    let elements: Vec<f32> = match kind {
-        VectorKind::Single => elements,
-        VectorKind::Half => elements
-            .into_iter()
-            .map(qubedb_model::vector::round_to_half)
-            .collect(),
-    };
-    elements
-        .iter()
-        .all(|element| element.is_finite())
-        .then_some(elements)
+    crate::sql::vector::checked_elements(kind, &elements, dimensions).ok()
 }
 
 /// Evaluates an operand for a column of `data_type`.
@@ -1340,6 +1327,10 @@ fn nearest_rows(
     limit: usize,
     settings: VectorSettings,
 ) -> Result<Vec<Vec<u8>>> {
+    let decode = match table.columns[column].data_type {
+        DataType::HalfVector(_) => qubedb_model::vector::from_half_bytes,
+        _ => qubedb_model::vector::from_bytes,
+    };
     let graph = database.hnsw_graph(index)?;
     let mut search = qubedb_model::hnsw::Search::new(
         qubedb_model::hnsw::SearchSource::Cached(transaction.read_view(), graph),
@@ -1377,12 +1368,7 @@ fn nearest_rows(
                 raw = reader.next_value()?;
             }
             let vector = match raw {
-                Some(RawValue::Bytes(bytes)) if column < reader.slots => {
-                    match table.columns[column].data_type {
-                        DataType::HalfVector(_) => qubedb_model::vector::from_half_bytes(bytes),
-                        _ => qubedb_model::vector::from_bytes(bytes),
-                    }
-                }
+                Some(RawValue::Bytes(bytes)) if column < reader.slots => decode(bytes),
                 _ => None,
             };
             // A row whose vector is NULL has no node; one of other dimensions cannot be (the column's

@@ -209,22 +209,8 @@ fn vector_literal(data_type: &ArrowType, text: &str) -> Option<ScalarValue> {
 /// infinity), whose error the uncached way reports.
 fn vector_scalar(data_type: &ArrowType, elements: &[f32]) -> Option<ScalarValue> {
     let kind = crate::sql::vector::kind_of(data_type)?;
-    if crate::sql::vector::check_dimensions(elements.len(), None).is_err()
-        || !elements.iter().all(|element| element.is_finite())
-    {
-        return None;
-    }
-    let array: datafusion::arrow::array::ArrayRef = {
-        let mut builder = crate::sql::vector::VectorBuilder::with_capacity(1, elements.len());
-        builder.append(elements);
-        Arc::new(builder.finish())
-    };
-    // To a halfvec: rounded, and checked against its range.
-    let array = crate::sql::vector::cast_array_of(kind, &array, None).ok()?;
-    Some(ScalarValue::LargeList(Arc::new(
-        array
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::LargeListArray>()?
-            .clone(),
-    )))
+    let elements = crate::sql::vector::checked_elements(kind, elements, None).ok()?;
+    let mut builder = crate::sql::vector::VectorBuilder::of_kind(kind, 1, elements.len());
+    builder.append(&elements);
+    Some(ScalarValue::LargeList(Arc::new(builder.finish())))
 }

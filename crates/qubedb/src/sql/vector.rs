@@ -293,6 +293,20 @@ fn element(kind: VectorKind, value: f32, written: impl FnOnce() -> String) -> Re
     Ok(half)
 }
 
+/// `elements` as a vector of `kind` and `dimensions` (any when `None`): each checked (and rounded for
+/// halfvec) as the cast checks it, with the cast's errors. Parameters bound without SQL use it.
+pub fn checked_elements(
+    kind: VectorKind,
+    elements: &[f32],
+    dimensions: Option<u32>,
+) -> Result<Vec<f32>> {
+    check_dimensions_of(kind, elements.len(), dimensions)?;
+    elements
+        .iter()
+        .map(|&x| element(kind, x, || format_f32(x)))
+        .collect()
+}
+
 /// A computed element of a halfvec (`value` finite or not): rounded, or an overflow error.
 pub(crate) fn computed_element(kind: VectorKind, value: f32) -> Result<f32> {
     let value = match kind {

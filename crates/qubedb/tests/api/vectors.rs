@@ -57,6 +57,40 @@ fn load(session: &mut qubedb::Session, table: &str, first: usize, vectors: &[Vec
     }
 }
 
+/// The ids a prepared nearest-neighbour query (`$1` the query vector) returns with the fast path on
+/// and off: checked to take the fast path only when it is on and to give the same ids both ways.
+fn nearest_both_ways(
+    session: &mut qubedb::Session,
+    prepared: &qubedb::PreparedStatement,
+    query: &[f32],
+) -> Vec<i64> {
+    let mut answers = Vec::new();
+    for fast in ["on", "off"] {
+        session
+            .run(&format!("SET qubedb.fast_path = {fast}"))
+            .expect("fast path setting");
+        let before = session.fast_path_statements();
+        let rows = session
+            .execute_prepared(prepared, &[Param::Vector(query.to_vec())])
+            .expect("nearest")
+            .rows()
+            .expect("rows");
+        assert_eq!(
+            session.fast_path_statements() - before,
+            u64::from(fast == "on"),
+            "fast path {fast}"
+        );
+        answers.push(
+            rows.iter()
+                .map(|row| row.get::<i64>(0).expect("id"))
+                .collect::<Vec<_>>(),
+        );
+    }
+    session.run("SET qubedb.fast_path = on").expect("reset");
+    assert_eq!(answers[0], answers[1], "fast and general path differ");
+    answers.swap_remove(0)
+}
+
 fn ids(session: &mut qubedb::Session, sql: &str) -> Vec<i64> {
     session
         .query(sql, &[])
@@ -184,32 +218,9 @@ fn hnsw_recall_and_filters_match_exact_search() {
         .prepare("SELECT id, category FROM indexed ORDER BY v <-> $1 LIMIT 7")
         .expect("prepare nearest");
     let both_ways = |session: &mut qubedb::Session, query: &[f32]| {
-        let mut answers = Vec::new();
-        for fast in ["on", "off"] {
-            session
-                .run(&format!("SET qubedb.fast_path = {fast}"))
-                .expect("fast path setting");
-            let before = session.fast_path_statements();
-            let rows = session
-                .execute_prepared(&nearest, &[Param::Vector(query.to_vec())])
-                .expect("nearest")
-                .rows()
-                .expect("rows");
-            assert_eq!(
-                session.fast_path_statements() - before,
-                u64::from(fast == "on"),
-                "fast path {fast}"
-            );
-            answers.push(
-                rows.iter()
-                    .map(|row| row.get::<i64>(0).expect("id"))
-                    .collect::<Vec<_>>(),
-            );
-        }
-        session.run("SET qubedb.fast_path = on").expect("reset");
-        assert_eq!(answers[0], answers[1], "fast and general path differ");
-        assert_eq!(answers[0].len(), 7);
-        answers.swap_remove(0)
+        let answer = nearest_both_ways(session, &nearest, query);
+        assert_eq!(answer.len(), 7);
+        answer
     };
     for query in queries.iter().take(5) {
         both_ways(&mut session, query);
@@ -370,27 +381,7 @@ fn never_returns_deleted_or_uncommitted_rows_and_survives_restart(type_name: &st
     let prepared = session
         .prepare("SELECT id FROM items ORDER BY v <-> $1 LIMIT 3")
         .expect("prepare");
-    for fast in ["on", "off"] {
-        session
-            .run(&format!("SET qubedb.fast_path = {fast}"))
-            .expect("fast path setting");
-        let before = session.fast_path_statements();
-        let rows = session
-            .execute_prepared(&prepared, &[Param::Vector(data[5].clone())])
-            .expect("nearest")
-            .rows()
-            .expect("rows");
-        assert_eq!(
-            session.fast_path_statements() - before,
-            u64::from(fast == "on"),
-            "fast path {fast}"
-        );
-        let answer: Vec<i64> = rows
-            .iter()
-            .map(|row| row.get::<i64>(0).expect("id"))
-            .collect();
-        assert_eq!(answer, found, "fast path {fast}");
-    }
+    assert_eq!(nearest_both_ways(&mut session, &prepared, &data[5]), found);
     // A value past half precision's range is the cast's error on either path.
     let insert = session
         .prepare("INSERT INTO items VALUES ($1, $2, 1)")
