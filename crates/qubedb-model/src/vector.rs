@@ -139,9 +139,13 @@ pub fn inner_product(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// One minus the cosine similarity, the similarity kept within [-1, 1] (rounding can step past it);
-/// NaN when either vector is zero, as pgvector.
+/// NaN when either vector is zero, as pgvector. The NaN is the positive one: `0.0 / 0.0` gives a
+/// negative NaN on x86, which sorts before every number, where PostgreSQL sorts NaN after them.
 pub fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
     let similarity = inner_product(a, b) / (inner_product(a, a) * inner_product(b, b)).sqrt();
+    if similarity.is_nan() {
+        return f64::NAN;
+    }
     1.0 - similarity.clamp(-1.0, 1.0)
 }
 
@@ -281,7 +285,14 @@ mod tests {
         let cosine = 1.0 - dot / (norm(&a) * norm(&b));
         assert!((Metric::Cosine.distance(&a, &b) - cosine).abs() < 1e-6);
         assert_eq!(Metric::Cosine.distance(&a, &a), 0.0);
-        assert!(Metric::Cosine.distance(&a, &[0.0; 11]).is_nan());
+        let undefined = Metric::Cosine.distance(&a, &[0.0; 11]);
+        assert!(undefined.is_nan());
+        // Positive, so that it sorts after every distance as PostgreSQL's NaN does.
+        assert!(undefined.is_sign_positive());
+        assert_eq!(
+            undefined.total_cmp(&f64::INFINITY),
+            std::cmp::Ordering::Greater
+        );
     }
 
     #[test]

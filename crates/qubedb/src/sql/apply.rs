@@ -52,6 +52,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, to_datafusion};
 use crate::session::Shared;
+use crate::sql::lateral::LateralNode;
 use crate::sql::provider::{PinnedView, current_view};
 
 /// Prefix of the columns an [`ApplyNode`] adds, numbered from 0 in each node. The node directly
@@ -59,7 +60,7 @@ use crate::sql::provider::{PinnedView, current_view};
 const APPLY_COLUMN_PREFIX: &str = "__qubedb_apply_";
 
 /// Beyond this many distinct outer-value tuples, the memo of one subquery is cleared.
-const MEMO_ENTRIES_MAX: usize = 10_000;
+pub(crate) const MEMO_ENTRIES_MAX: usize = 10_000;
 
 /// True for a subquery expression DataFusion's physical planner cannot run itself.
 fn is_unplannable_subquery(expr: &Expr) -> bool {
@@ -283,6 +284,38 @@ impl ApplyNode {
             node: Arc::new(self),
         })
     }
+
+    /// This node with the outer columns in `values` replaced by literals in its subqueries (a
+    /// subquery nested in a per-row subquery may refer to the outer query too).
+    fn substituted(&self, values: &HashMap<&Column, ScalarValue>) -> Result<ApplyNode> {
+        let found = self
+            .subqueries
+            .iter()
+            .map(|expr| {
+                let mut expr = expr.clone();
+                let subquery = match &mut expr {
+                    Expr::ScalarSubquery(subquery) => subquery,
+                    Expr::Exists(exists) => &mut exists.subquery,
+                    Expr::InSubquery(in_subquery) => {
+                        let value = std::mem::replace(
+                            in_subquery.expr.as_mut(),
+                            Expr::Literal(ScalarValue::Null, None),
+                        );
+                        *in_subquery.expr = substitute_expr(value, values)?.data;
+                        &mut in_subquery.subquery
+                    }
+                    _ => return Ok(expr),
+                };
+                subquery.subquery = Arc::new(substitute(&subquery.subquery, values)?);
+                *subquery = narrow(subquery.clone(), values);
+                Ok(expr)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ApplyNode::try_new(
+            self.input.clone(),
+            self.names.iter().cloned().zip(found).collect(),
+        )
+    }
 }
 
 /// The type of the value a subquery expression yields.
@@ -384,7 +417,7 @@ impl QueryPlanner for QubeQueryPlanner {
     }
 }
 
-/// Plans an [`ApplyNode`] as an [`ApplyExec`].
+/// Plans an [`ApplyNode`] as an [`ApplyExec`] and a [`LateralNode`] as a `LateralExec`.
 struct ApplyPlanner {
     shared: Arc<Shared>,
 }
@@ -400,9 +433,11 @@ impl ExtensionPlanner for ApplyPlanner {
         session: &dyn datafusion::catalog::Session,
         planning_context: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(node) = node.as_any().downcast_ref::<ApplyNode>() else {
+        let lateral = node.as_any().downcast_ref::<LateralNode>();
+        let apply = node.as_any().downcast_ref::<ApplyNode>();
+        if lateral.is_none() && apply.is_none() {
             return Ok(None);
-        };
+        }
         let mut state = session
             .as_any()
             .downcast_ref::<SessionState>()
@@ -419,6 +454,16 @@ impl ExtensionPlanner for ApplyPlanner {
             return Err(DataFusionError::Internal(
                 "Apply takes exactly one input".to_string(),
             ));
+        };
+        if let Some(lateral) = lateral {
+            let schema = lateral.output_schema();
+            let exec = lateral.plan(input.clone(), state, |condition| {
+                planner.create_physical_expr(condition, schema, session, planning_context)
+            })?;
+            return Ok(Some(Arc::new(exec)));
+        }
+        let Some(node) = apply else {
+            return Ok(None);
         };
         let input_schema = logical_input.schema();
         let subqueries = node
@@ -524,46 +569,101 @@ impl PreparedSubquery {
     }
 }
 
-/// Calls `found` for every outer column referenced anywhere in `plan`, nested subqueries included.
-fn collect_outer_columns(plan: &LogicalPlan, found: &mut impl FnMut(&Column)) -> Result<()> {
+/// Calls `found` for every outer column referenced anywhere in `plan`, nested subqueries included
+/// (those an [`ApplyNode`] holds too, which DataFusion's tree walks do not see).
+pub(crate) fn collect_outer_columns(
+    plan: &LogicalPlan,
+    found: &mut impl FnMut(&Column),
+) -> Result<()> {
     plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|expr| {
-            expr.apply(|inner| {
-                if let Expr::OuterReferenceColumn(_, column) = inner {
-                    found(column);
+        if let Some(apply) = as_apply(node) {
+            for expr in &apply.subqueries {
+                if let Expr::InSubquery(in_subquery) = expr {
+                    outer_columns_of(&in_subquery.expr, found);
                 }
-                Ok(TreeNodeRecursion::Continue)
-            })
+                if let Some(subquery) = subquery_of(expr) {
+                    collect_outer_columns(&subquery.subquery, found)?;
+                }
+            }
+        }
+        node.apply_expressions(|expr| {
+            outer_columns_of(expr, found);
+            Ok(TreeNodeRecursion::Continue)
         })
     })?;
     Ok(())
 }
 
+/// Calls `found` for the outer columns of `expr` itself (not of the subqueries in it).
+fn outer_columns_of(expr: &Expr, found: &mut impl FnMut(&Column)) {
+    let _ = expr.apply(|inner| {
+        if let Expr::OuterReferenceColumn(_, column) = inner {
+            found(column);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+}
+
+/// The [`ApplyNode`] a plan node is, if it is one.
+fn as_apply(node: &LogicalPlan) -> Option<&ApplyNode> {
+    match node {
+        LogicalPlan::Extension(extension) => extension.node.as_any().downcast_ref::<ApplyNode>(),
+        _ => None,
+    }
+}
+
+/// The subquery of a subquery expression.
+fn subquery_of(expr: &Expr) -> Option<&Subquery> {
+    match expr {
+        Expr::ScalarSubquery(subquery) => Some(subquery),
+        Expr::Exists(exists) => Some(&exists.subquery),
+        Expr::InSubquery(in_subquery) => Some(&in_subquery.subquery),
+        _ => None,
+    }
+}
+
 /// Replaces the outer columns in `values` by literals throughout `plan`.
-fn substitute(plan: &LogicalPlan, values: &HashMap<&Column, ScalarValue>) -> Result<LogicalPlan> {
+pub(crate) fn substitute(
+    plan: &LogicalPlan,
+    values: &HashMap<&Column, ScalarValue>,
+) -> Result<LogicalPlan> {
     let substituted = plan.clone().transform_up_with_subqueries(|node| {
-        node.map_expressions(|expr| {
-            expr.transform(|inner| match inner {
-                Expr::OuterReferenceColumn(field, column) => match values.get(&column) {
-                    Some(value) => Ok(Transformed::yes(Expr::Literal(value.clone(), None))),
-                    None => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
-                },
-                Expr::ScalarSubquery(subquery) => Ok(Transformed::yes(Expr::ScalarSubquery(
-                    narrow(subquery, values),
-                ))),
-                Expr::Exists(mut exists) => {
-                    exists.subquery = narrow(exists.subquery, values);
-                    Ok(Transformed::yes(Expr::Exists(exists)))
-                }
-                Expr::InSubquery(mut in_subquery) => {
-                    in_subquery.subquery = narrow(in_subquery.subquery, values);
-                    Ok(Transformed::yes(Expr::InSubquery(in_subquery)))
-                }
-                other => Ok(Transformed::no(other)),
-            })
-        })
+        let node = match node {
+            LogicalPlan::Subquery(subquery) => LogicalPlan::Subquery(narrow(subquery, values)),
+            other => match as_apply(&other) {
+                Some(apply) => apply.substituted(values)?.into_plan(),
+                None => other,
+            },
+        };
+        node.map_expressions(|expr| substitute_expr(expr, values))
     })?;
     Ok(substituted.data)
+}
+
+/// Replaces the outer columns in `values` by literals in `expr` itself, and drops them from the
+/// outer references of the subqueries in it (whose plans `substitute` walks on its own).
+fn substitute_expr(
+    expr: Expr,
+    values: &HashMap<&Column, ScalarValue>,
+) -> Result<Transformed<Expr>> {
+    expr.transform(|inner| match inner {
+        Expr::OuterReferenceColumn(field, column) => match values.get(&column) {
+            Some(value) => Ok(Transformed::yes(Expr::Literal(value.clone(), None))),
+            None => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
+        },
+        Expr::ScalarSubquery(subquery) => Ok(Transformed::yes(Expr::ScalarSubquery(narrow(
+            subquery, values,
+        )))),
+        Expr::Exists(mut exists) => {
+            exists.subquery = narrow(exists.subquery, values);
+            Ok(Transformed::yes(Expr::Exists(exists)))
+        }
+        Expr::InSubquery(mut in_subquery) => {
+            in_subquery.subquery = narrow(in_subquery.subquery, values);
+            Ok(Transformed::yes(Expr::InSubquery(in_subquery)))
+        }
+        other => Ok(Transformed::no(other)),
+    })
 }
 
 /// Drops the substituted columns from a nested subquery's list of outer references, so DataFusion
@@ -789,7 +889,7 @@ impl ExecutionPlan for ApplyExec {
 
 /// A memo key: the outer values one subquery read.
 #[derive(PartialEq, Eq)]
-struct MemoKey(Vec<ScalarValue>);
+pub(crate) struct MemoKey(pub(crate) Vec<ScalarValue>);
 
 impl Hash for MemoKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -880,7 +980,16 @@ pub(crate) fn install(
         datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     physical_rules.insert(0, Arc::new(crate::sql::scan_order::ScanOrder));
     physical_rules.insert(0, Arc::new(crate::sql::vector_scan::VectorOrder));
+    // Right after DataFusion's own decorrelation of LATERAL joins, before projection pruning drops
+    // the left columns only the right side's outer references read (see `sql/lateral.rs`).
+    let mut logical_rules = datafusion::optimizer::Optimizer::new().rules;
+    let after_lateral = logical_rules
+        .iter()
+        .position(|rule| rule.name() == "decorrelate_lateral_join")
+        .map_or(0, |index| index + 1);
+    logical_rules.insert(after_lateral, Arc::new(crate::sql::lateral::LateralJoins));
     builder
+        .with_optimizer_rules(logical_rules)
         .with_physical_optimizer_rules(physical_rules)
         .with_analyzer_rule(Arc::new(ApplyRejectedSubqueries))
         .with_analyzer_rule(Arc::new(crate::sql::jsonb_planner::JsonbCasts))

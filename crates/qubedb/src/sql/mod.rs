@@ -20,6 +20,7 @@ pub mod json_build;
 pub mod json_values;
 pub mod jsonb;
 pub mod jsonb_planner;
+pub mod lateral;
 pub mod parse;
 pub mod plan_cache;
 pub mod prepare;
