@@ -988,7 +988,11 @@ pub(crate) fn install(
         .position(|rule| rule.name() == "decorrelate_lateral_join")
         .map_or(0, |index| index + 1);
     logical_rules.insert(after_lateral, Arc::new(crate::sql::lateral::LateralJoins));
+    // First: IN lists of vectors must be typed before DataFusion's type coercion.
+    let mut analyzer_rules = datafusion::optimizer::Analyzer::new().rules;
+    analyzer_rules.insert(0, Arc::new(crate::sql::vector_planner::VectorInLists));
     builder
+        .with_analyzer_rules(analyzer_rules)
         .with_optimizer_rules(logical_rules)
         .with_physical_optimizer_rules(physical_rules)
         .with_analyzer_rule(Arc::new(ApplyRejectedSubqueries))

@@ -638,6 +638,14 @@ enum Operation {
     Average,
 }
 
+/// pgvector's functions behind its casts: `(value, type modifier or -1, explicit)`.
+const CAST_FUNCTIONS: &[&str] = &[
+    "array_to_vector",
+    "halfvec_to_vector",
+    "array_to_halfvec",
+    "vector_to_halfvec",
+];
+
 /// The functions, by name. A function whose name starts with `halfvec` reads text arguments as
 /// halfvecs; the others as vectors, unless another argument is a halfvec.
 const FUNCTIONS: &[(&str, Operation)] = &[
@@ -652,6 +660,10 @@ const FUNCTIONS: &[(&str, Operation)] = &[
         Operation::InputArray(VectorKind::Half),
     ),
     ("qubedb_vector_text", Operation::Output),
+    ("array_to_vector", Operation::Input(VectorKind::Single)),
+    ("halfvec_to_vector", Operation::Input(VectorKind::Single)),
+    ("array_to_halfvec", Operation::Input(VectorKind::Half)),
+    ("vector_to_halfvec", Operation::Input(VectorKind::Half)),
     ("vector_dims", Operation::Dimensions),
     ("vector_norm", Operation::Norm),
     ("l2_norm", Operation::Norm),
@@ -775,6 +787,12 @@ impl VectorFunction {
         vectors.iter().find_map(kind_of).unwrap_or(self.kind)
     }
 
+    /// True for pgvector's functions behind its casts (`array_to_vector`, `vector_to_halfvec`, ...),
+    /// which take the target's type modifier and whether the cast is explicit.
+    fn is_cast_function(&self) -> bool {
+        CAST_FUNCTIONS.contains(&self.name)
+    }
+
     /// How many vector arguments the function takes, then how many integers.
     fn arity(&self) -> (usize, usize) {
         match self.operation {
@@ -798,13 +816,18 @@ impl ScalarUDFImpl for VectorFunction {
     fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
         match self.operation {
             // The casts take anything they can read; a second argument is the dimension count.
+            // pgvector's cast functions (`array_to_vector(value, typmod, explicit)`) take a third.
             Operation::Input(_) | Operation::InputArray(_) => {
-                if arguments.is_empty() || arguments.len() > 2 {
+                let most = if self.is_cast_function() { 3 } else { 2 };
+                if arguments.is_empty() || arguments.len() > most {
                     return Err(self.no_such_function(arguments));
                 }
                 let mut coerced = vec![arguments[0].clone()];
-                if arguments.len() == 2 {
+                if arguments.len() >= 2 {
                     coerced.push(ArrowType::Int64);
+                }
+                if arguments.len() == 3 {
+                    coerced.push(ArrowType::Boolean);
                 }
                 return Ok(coerced);
             }
@@ -913,11 +936,13 @@ impl VectorFunction {
     fn compute(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
         match self.operation {
             Operation::Input(kind) => {
-                let dimensions = match arrays.get(1) {
-                    Some(array) => match integer_at(array, 0) {
-                        Some(dimensions) => Some(check_type_modifier_of(kind, dimensions)?),
-                        None => None,
-                    },
+                let dimensions = match arrays.get(1).and_then(|array| integer_at(array, 0)) {
+                    // A cast function's type modifier is not checked (PostgreSQL checked it when
+                    // the type was named); -1 stands for no dimensions declared.
+                    Some(dimensions) if self.is_cast_function() => u32::try_from(dimensions)
+                        .ok()
+                        .filter(|dimensions| *dimensions >= 1),
+                    Some(dimensions) => Some(check_type_modifier_of(kind, dimensions)?),
                     None => None,
                 };
                 return cast_array_of(kind, &arrays[0], dimensions);

@@ -4,17 +4,23 @@
 //! `sql/parse.rs`), so they map without looking at types. `+`, `-`, `*` and `||` map when an operand
 //! is a vector and both are shallow (a column, literal, cast or call: vector expressions are; long
 //! arithmetic chains are not, and their types are never computed here). A comparison of a vector with
-//! a text literal reads the literal as a vector, as PostgreSQL resolves an unknown-typed literal;
+//! a text literal (or an IN list of them, [`VectorInLists`]) reads the literal as a vector, as
+//! PostgreSQL resolves an unknown-typed literal;
 //! vectors compare with each other as Arrow lists do, element by element and then by length, which is
 //! pgvector's order.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
-use datafusion::common::DFSchema;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use qubedb_model::vector::{Metric, VectorKind};
 
@@ -194,6 +200,53 @@ pub(crate) fn rewrite_vector_cast(
         };
     }
     None
+}
+
+/// The analyzer rule for `v IN ('[1,2]', '[3,4]')`: text literals in the IN list of a vector are
+/// read as vectors, as in a comparison (DataFusion's planner has no hook for IN lists, and its type
+/// coercion, which runs next, finds no common type for a list and a string). Placed first.
+#[derive(Debug, Default)]
+pub(crate) struct VectorInLists;
+
+impl AnalyzerRule for VectorInLists {
+    fn name(&self) -> &str {
+        "qubedb_vector_in_lists"
+    }
+
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _config: &ConfigOptions,
+    ) -> datafusion::error::Result<LogicalPlan> {
+        let rewritten = plan.transform_up_with_subqueries(|node| {
+            if matches!(node, LogicalPlan::TableScan(_) | LogicalPlan::Values(_)) {
+                return Ok(Transformed::no(node));
+            }
+            let schema = merge_schema(&node.inputs());
+            node.map_expressions(|expr| {
+                expr.transform_up(|inner| {
+                    let Expr::InList(mut in_list) = inner else {
+                        return Ok(Transformed::no(inner));
+                    };
+                    let kind = (in_list.list.iter().any(is_text_literal) && shallow(&in_list.expr))
+                        .then(|| vector_kind_of_expr(&in_list.expr, &schema))
+                        .flatten();
+                    let Some(kind) = kind else {
+                        return Ok(Transformed::no(Expr::InList(in_list)));
+                    };
+                    for item in &mut in_list.list {
+                        if is_text_literal(item) {
+                            let text =
+                                std::mem::replace(item, Expr::Literal(ScalarValue::Null, None));
+                            *item = call(input_function(kind), vec![text]);
+                        }
+                    }
+                    Ok(Transformed::yes(Expr::InList(in_list)))
+                })
+            })
+        })?;
+        Ok(rewritten.data)
+    }
 }
 
 /// Installs the planner (after the jsonb operators', which look only at jsonb operands).
