@@ -832,7 +832,8 @@ pub fn insert(
 /// row while others may (under a shared lock), then takes the lock alone to add the node and its
 /// backlinks, recomputed against the neighbours as they are by then. Rows the metric cannot index
 /// are left out. Vectors of one dimension count (always, for a typed column) build in the numbered
-/// form (`hnsw_dense.rs`); the decoded-node way below remains for anything else.
+/// form with a lock per node instead (`hnsw_dense.rs`); the decoded-node way below remains for
+/// anything else.
 pub fn build(
     index: u64,
     config: &HnswConfig,
@@ -1175,6 +1176,21 @@ mod tests {
             .collect();
         let built = build(9, &config, rows, 2).unwrap();
         assert_eq!(built.nodes.len(), data.len());
+        // Every list, trimmed by either thread, is within its layer's bound, without the node
+        // itself, a repeat or a node the graph does not hold.
+        for (key, node) in &built.nodes {
+            for (layer, neighbors) in node.neighbors.iter().enumerate() {
+                assert!(neighbors.len() <= config.links_max(layer));
+                assert!(!neighbors.contains(key));
+                let distinct: HashSet<&Vec<u8>> = neighbors.iter().collect();
+                assert_eq!(distinct.len(), neighbors.len());
+                assert!(
+                    neighbors
+                        .iter()
+                        .all(|neighbor| built.nodes.contains_key(neighbor))
+                );
+            }
+        }
         let mut transaction = store.begin().unwrap();
         write(&mut transaction, 9, &built).unwrap();
         transaction.commit().unwrap();

@@ -9,17 +9,18 @@
 //! pool), so it allocates nothing per node and touches memory in few places.
 //!
 //! It is derived, never stored: built when a graph is loaded, and kept up to date node by node as
-//! commits change the graph ([`Dense::set`]). `CREATE INDEX` builds in this form too ([`build`]): every
-//! row gets its slot up front, threads link rows under a shared lock and add each node and its
-//! backlinks under the exclusive one, and the result is turned into stored nodes at the end. A slot, once given to a primary key, keeps it
-//! (a deleted node's slot is marked absent); neighbour keys not seen yet get a slot at once, filled
-//! when their node arrives.
+//! commits change the graph ([`Dense::set`]). `CREATE INDEX` builds numbered too ([`build`]): every
+//! row gets its slot up front, and threads link rows with a lock per node, as hnswlib does (a thread
+//! holds one node's lock at a time: to read its links while searching, or to add a backlink and trim
+//! the list), and the result is turned into stored nodes at the end. A slot, once given to a primary
+//! key, keeps it (a deleted node's slot is marked absent); neighbour keys not seen yet get a slot at
+//! once, filled when their node arrives.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::hnsw::{Entry, GraphState, HnswConfig, Node, distance, level_of};
 use crate::vector::Metric;
@@ -119,39 +120,6 @@ impl Dense {
         &self.keys[slot as usize]
     }
 
-    /// The vector of `slot`, present or not (a build fills every slot's vector up front).
-    fn slot_vector(&self, slot: u32) -> &[f32] {
-        let start = slot as usize * self.dimensions;
-        &self.vectors[start..start + self.dimensions]
-    }
-
-    /// Of `candidates` (nearest first), the ones to link `own` to: each kept only if it is nearer to
-    /// the node than to every one kept before it (hnswlib's heuristic), at most `links_max`.
-    fn select(
-        &self,
-        metric: Metric,
-        candidates: &[Reached],
-        links_max: usize,
-        own: u32,
-    ) -> Vec<u32> {
-        let mut kept: Vec<u32> = Vec::with_capacity(links_max);
-        for candidate in candidates {
-            if kept.len() >= links_max {
-                break;
-            }
-            if candidate.slot == own {
-                continue;
-            }
-            let vector = self.slot_vector(candidate.slot);
-            if kept.iter().all(|&other| {
-                distance(metric, vector, self.slot_vector(other)) >= candidate.distance
-            }) {
-                kept.push(candidate.slot);
-            }
-        }
-        kept
-    }
-
     fn vector(&self, slot: u32) -> Option<&[f32]> {
         let slot = slot as usize;
         if !self.present.get(slot).copied().unwrap_or(false) {
@@ -184,76 +152,186 @@ impl Dense {
         VISITED.with(|visited| {
             let mut visited = visited.borrow_mut();
             for layer in (1..=entry_level).rev() {
-                nearest = self.search_layer(&mut visited, metric, query, &nearest, 1, layer);
+                nearest = search_layer(self, &mut visited, metric, query, &nearest, 1, layer);
             }
-            Some(self.search_layer(&mut visited, metric, query, &nearest, ef, 0))
+            Some(search_layer(
+                self,
+                &mut visited,
+                metric,
+                query,
+                &nearest,
+                ef,
+                0,
+            ))
         })
     }
+}
 
-    fn search_layer(
-        &self,
-        visited: &mut Visited,
-        metric: Metric,
-        query: &[f32],
-        entry: &[Reached],
-        ef: usize,
-        layer: usize,
-    ) -> Vec<Reached> {
-        visited.start(self.keys.len());
-        for reached in entry {
-            visited.insert(reached.slot);
-        }
-        let mut candidates: BinaryHeap<std::cmp::Reverse<Reached>> =
-            entry.iter().copied().map(std::cmp::Reverse).collect();
-        let mut results: BinaryHeap<Reached> = entry.iter().copied().collect();
-        let mut fresh: Vec<u32> = Vec::new();
-        while let Some(std::cmp::Reverse(nearest)) = candidates.pop() {
-            let farthest = results.peek().map_or(f64::INFINITY, |found| found.distance);
-            if nearest.distance > farthest && results.len() >= ef {
-                break;
+/// What a layer search reads: vectors and neighbour lists by slot. The committed graph ([`Dense`])
+/// hands its lists out directly; a graph being built ([`Building`]) under each node's lock.
+trait Layers {
+    /// How many slots there are.
+    fn slot_count(&self) -> usize;
+
+    /// The vector of `slot`, present or not (a build fills every slot's vector up front).
+    fn slot_vector(&self, slot: u32) -> &[f32];
+
+    /// The vector of `slot` if its node is in the graph.
+    fn present_vector(&self, slot: u32) -> Option<&[f32]>;
+
+    /// Calls `visit` with the neighbours of `slot` on `layer`; false when it has no such layer.
+    fn with_links(&self, slot: u32, layer: usize, visit: impl FnOnce(&[u32])) -> bool;
+}
+
+impl Layers for Dense {
+    fn slot_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn slot_vector(&self, slot: u32) -> &[f32] {
+        let start = slot as usize * self.dimensions;
+        &self.vectors[start..start + self.dimensions]
+    }
+
+    fn present_vector(&self, slot: u32) -> Option<&[f32]> {
+        self.vector(slot)
+    }
+
+    fn with_links(&self, slot: u32, layer: usize, visit: impl FnOnce(&[u32])) -> bool {
+        match self.links[slot as usize].get(layer) {
+            Some(links) => {
+                visit(links);
+                true
             }
-            let Some(links) = self.links[nearest.slot as usize].get(layer) else {
-                continue;
-            };
-            // First the neighbours not seen yet, each vector's first element read: the reads are
-            // independent, so the processor fetches every vector's memory at once (what hnswlib's
-            // prefetch instructions do, without `unsafe`); then the distances, from cache.
-            fresh.clear();
+            None => false,
+        }
+    }
+}
+
+/// The `ef` nodes nearest `query` on `layer`, nearest first, searching from `entry`.
+fn search_layer<L: Layers>(
+    graph: &L,
+    visited: &mut Visited,
+    metric: Metric,
+    query: &[f32],
+    entry: &[Reached],
+    ef: usize,
+    layer: usize,
+) -> Vec<Reached> {
+    visited.start(graph.slot_count());
+    for reached in entry {
+        visited.insert(reached.slot);
+    }
+    let mut candidates: BinaryHeap<std::cmp::Reverse<Reached>> =
+        entry.iter().copied().map(std::cmp::Reverse).collect();
+    let mut results: BinaryHeap<Reached> = entry.iter().copied().collect();
+    let mut fresh: Vec<u32> = Vec::new();
+    while let Some(std::cmp::Reverse(nearest)) = candidates.pop() {
+        let farthest = results.peek().map_or(f64::INFINITY, |found| found.distance);
+        if nearest.distance > farthest && results.len() >= ef {
+            break;
+        }
+        // First the neighbours not seen yet, each vector's first element read: the reads are
+        // independent, so the processor fetches every vector's memory at once (what hnswlib's
+        // prefetch instructions do, without `unsafe`); then the distances, from cache.
+        fresh.clear();
+        let has_layer = graph.with_links(nearest.slot, layer, |links| {
             for &neighbor in links {
                 if visited.insert(neighbor)
-                    && let Some(vector) = self.vector(neighbor)
+                    && let Some(vector) = graph.present_vector(neighbor)
                 {
                     std::hint::black_box(vector[0]);
                     fresh.push(neighbor);
                 }
             }
-            for &neighbor in &fresh {
-                let Some(vector) = self.vector(neighbor) else {
-                    continue;
+        });
+        if !has_layer {
+            continue;
+        }
+        for &neighbor in &fresh {
+            let Some(vector) = graph.present_vector(neighbor) else {
+                continue;
+            };
+            let distance = distance(metric, query, vector);
+            let farthest = results.peek().map_or(f64::INFINITY, |found| found.distance);
+            if results.len() < ef || distance < farthest {
+                let reached = Reached {
+                    distance,
+                    slot: neighbor,
                 };
-                let distance = distance(metric, query, vector);
-                let farthest = results.peek().map_or(f64::INFINITY, |found| found.distance);
-                if results.len() < ef || distance < farthest {
-                    let reached = Reached {
-                        distance,
-                        slot: neighbor,
-                    };
-                    candidates.push(std::cmp::Reverse(reached));
-                    results.push(reached);
-                    if results.len() > ef {
-                        results.pop();
-                    }
+                candidates.push(std::cmp::Reverse(reached));
+                results.push(reached);
+                if results.len() > ef {
+                    results.pop();
                 }
             }
         }
-        results.into_sorted_vec()
     }
+    results.into_sorted_vec()
 }
 
-/// A graph being built: the numbered nodes and the entry point (slot, level).
+/// Of `candidates` (nearest first), the ones to link `own` to: each kept only if it is nearer to the
+/// node than to every one kept before it (hnswlib's heuristic), at most `links_max`.
+fn select<L: Layers>(
+    graph: &L,
+    metric: Metric,
+    candidates: &[Reached],
+    links_max: usize,
+    own: u32,
+) -> Vec<u32> {
+    let mut kept: Vec<u32> = Vec::with_capacity(links_max);
+    for candidate in candidates {
+        if kept.len() >= links_max {
+            break;
+        }
+        if candidate.slot == own {
+            continue;
+        }
+        let vector = graph.slot_vector(candidate.slot);
+        if kept
+            .iter()
+            .all(|&other| distance(metric, vector, graph.slot_vector(other)) >= candidate.distance)
+        {
+            kept.push(candidate.slot);
+        }
+    }
+    kept
+}
+
+/// A graph being built: every row's vector from the start, each node's links under its own lock
+/// (hnswlib's scheme: a thread holds one node's lock at a time, so the two never wait on each other
+/// for long), and the entry point (slot, level).
 struct Building {
-    dense: Dense,
-    entry: Option<(u32, usize)>,
+    dimensions: usize,
+    vectors: Vec<f32>,
+    links: Vec<Mutex<Vec<Vec<u32>>>>,
+    entry: RwLock<Option<(u32, usize)>>,
+}
+
+impl Layers for Building {
+    fn slot_count(&self) -> usize {
+        self.links.len()
+    }
+
+    fn slot_vector(&self, slot: u32) -> &[f32] {
+        let start = slot as usize * self.dimensions;
+        &self.vectors[start..start + self.dimensions]
+    }
+
+    /// Every vector: a node is reachable only once linked, and it is linked before any link to it.
+    fn present_vector(&self, slot: u32) -> Option<&[f32]> {
+        Some(self.slot_vector(slot))
+    }
+
+    fn with_links(&self, slot: u32, layer: usize, visit: impl FnOnce(&[u32])) -> bool {
+        match self.links[slot as usize].lock().get(layer) {
+            Some(links) => {
+                visit(links);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Builds the graph of `rows` (primary key, vector in its indexed form) on `threads` threads (see the
@@ -268,25 +346,22 @@ pub(crate) fn build(
     if dimensions == 0 || rows.iter().any(|(_, vector)| vector.len() != dimensions) {
         return None;
     }
-    let mut dense = Dense {
-        dimensions,
-        ..Dense::default()
-    };
+    u32::try_from(rows.len()).expect("fewer than 2^32 rows in one index build");
+    let mut keys = Vec::with_capacity(rows.len());
     let mut levels = Vec::with_capacity(rows.len());
-    dense.vectors.reserve(rows.len() * dimensions);
-    for (slot, (primary_key, vector)) in rows.into_iter().enumerate() {
+    let mut vectors = Vec::with_capacity(rows.len() * dimensions);
+    for (primary_key, vector) in rows {
         levels.push(level_of(&primary_key, config.m));
-        dense.slot_of.insert(
-            primary_key.clone(),
-            u32::try_from(slot).expect("fewer than 2^32 rows in one index build"),
-        );
-        dense.keys.push(primary_key);
-        dense.present.push(false);
-        dense.vectors.extend_from_slice(&vector);
-        dense.links.push(Vec::new());
+        keys.push(primary_key);
+        vectors.extend_from_slice(&vector);
     }
-    let count = levels.len();
-    let building = RwLock::new(Building { dense, entry: None });
+    let count = keys.len();
+    let building = Building {
+        dimensions,
+        vectors,
+        links: (0..count).map(|_| Mutex::new(Vec::new())).collect(),
+        entry: RwLock::new(None),
+    };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let work = || {
         loop {
@@ -303,117 +378,115 @@ pub(crate) fn build(
         }
         work();
     });
-    let Building { dense, entry } = building.into_inner();
+    let entry = building.entry.into_inner();
     let mut graph = GraphState::default();
-    for slot in 0..dense.keys.len() {
-        if !dense.present[slot] {
-            continue;
-        }
+    for (slot, links) in building.links.into_iter().enumerate() {
+        let links = links.into_inner();
         let node = Node {
-            level: dense.links[slot].len() - 1,
-            vector: dense.vectors[slot * dimensions..(slot + 1) * dimensions].to_vec(),
-            neighbors: dense.links[slot]
+            level: links.len().saturating_sub(1),
+            vector: building.vectors[slot * dimensions..(slot + 1) * dimensions].to_vec(),
+            neighbors: links
                 .iter()
                 .map(|layer| {
                     layer
                         .iter()
-                        .map(|&neighbor| dense.keys[neighbor as usize].clone())
+                        .map(|&neighbor| keys[neighbor as usize].clone())
                         .collect()
                 })
                 .collect(),
         };
         graph
             .nodes
-            .insert(dense.keys[slot].clone(), std::sync::Arc::new(node));
+            .insert(keys[slot].clone(), std::sync::Arc::new(node));
     }
     graph.entry = entry.map(|(slot, level)| Entry {
         level,
-        primary_key: dense.keys[slot as usize].clone(),
+        primary_key: keys[slot as usize].clone(),
     });
     Some(graph)
 }
 
 /// Links the node of `slot` (level `level`) into the graph being built.
-fn add(building: &RwLock<Building>, config: &HnswConfig, slot: u32, level: usize) {
-    if building.read().entry.is_none() {
-        // The first node: the entry point, with nothing to link to (checked again under the
-        // exclusive lock, so a second node never starts alone too).
-        let mut state = building.write();
-        if state.entry.is_none() {
-            state.dense.links[slot as usize] = vec![Vec::new(); level + 1];
-            state.dense.present[slot as usize] = true;
-            state.entry = Some((slot, level));
-            return;
-        }
-    }
-    // Its neighbours per layer, found under the shared lock.
-    let neighbors: Vec<Vec<u32>> = {
-        let state = building.read();
-        let dense = &state.dense;
-        let mut neighbors = vec![Vec::new(); level + 1];
-        if let Some((entry, entry_level)) = state.entry {
-            let query = dense.slot_vector(slot);
-            let mut nearest = vec![Reached {
-                distance: distance(config.metric, query, dense.slot_vector(entry)),
-                slot: entry,
-            }];
-            VISITED.with(|visited| {
-                let mut visited = visited.borrow_mut();
-                let mut layer = entry_level;
-                while layer > level {
-                    nearest =
-                        dense.search_layer(&mut visited, config.metric, query, &nearest, 1, layer);
-                    layer -= 1;
+fn add(building: &Building, config: &HnswConfig, slot: u32, level: usize) {
+    let known = *building.entry.read();
+    let (entry, entry_level) = match known {
+        Some(found) => found,
+        None => {
+            // The first node: the entry point, with nothing to link to (checked again under the
+            // exclusive lock, so a second node never starts alone too).
+            let mut entry = building.entry.write();
+            match *entry {
+                Some(found) => found,
+                None => {
+                    *building.links[slot as usize].lock() = vec![Vec::new(); level + 1];
+                    *entry = Some((slot, level));
+                    return;
                 }
-                for layer in (0..=level.min(entry_level)).rev() {
-                    let found = dense.search_layer(
-                        &mut visited,
-                        config.metric,
-                        query,
-                        &nearest,
-                        config.ef_construction,
-                        layer,
-                    );
-                    neighbors[layer] =
-                        dense.select(config.metric, &found, config.links_max(layer), slot);
-                    nearest = found;
-                }
-            });
+            }
         }
-        neighbors
     };
-    let mut state = building.write();
-    let Building { dense, entry } = &mut *state;
+    let metric = config.metric;
+    let query = building.slot_vector(slot);
+    let mut neighbors = vec![Vec::new(); level + 1];
+    let mut nearest = vec![Reached {
+        distance: distance(metric, query, building.slot_vector(entry)),
+        slot: entry,
+    }];
+    VISITED.with(|visited| {
+        let mut visited = visited.borrow_mut();
+        let mut layer = entry_level;
+        while layer > level {
+            nearest = search_layer(building, &mut visited, metric, query, &nearest, 1, layer);
+            layer -= 1;
+        }
+        for layer in (0..=level.min(entry_level)).rev() {
+            let found = search_layer(
+                building,
+                &mut visited,
+                metric,
+                query,
+                &nearest,
+                config.ef_construction,
+                layer,
+            );
+            neighbors[layer] = select(building, metric, &found, config.links_max(layer), slot);
+            nearest = found;
+        }
+    });
+    // Its own links first: nothing reaches it before a backlink does.
+    *building.links[slot as usize].lock() = neighbors.clone();
     for (layer, chosen) in neighbors.iter().enumerate() {
         for &neighbor in chosen {
-            let links = &mut dense.links[neighbor as usize];
+            let mut links = building.links[neighbor as usize].lock();
             let Some(list) = links.get_mut(layer) else {
                 continue;
             };
             if list.contains(&slot) {
                 continue;
             }
-            list.push(slot);
-            if list.len() > config.links_max(layer) {
-                let list = std::mem::take(list);
-                let base = dense.slot_vector(neighbor);
-                let mut scored: Vec<Reached> = list
-                    .iter()
-                    .map(|&other| Reached {
-                        distance: distance(config.metric, base, dense.slot_vector(other)),
-                        slot: other,
-                    })
-                    .collect();
-                scored.sort();
-                let kept = dense.select(config.metric, &scored, config.links_max(layer), neighbor);
-                dense.links[neighbor as usize][layer] = kept;
+            if list.len() < config.links_max(layer) {
+                list.push(slot);
+                continue;
             }
+            // Full: the node joins the list and the heuristic cuts it back to size.
+            let base = building.slot_vector(neighbor);
+            let mut scored: Vec<Reached> = list
+                .iter()
+                .chain(std::iter::once(&slot))
+                .map(|&other| Reached {
+                    distance: distance(metric, base, building.slot_vector(other)),
+                    slot: other,
+                })
+                .collect();
+            scored.sort();
+            *list = select(building, metric, &scored, config.links_max(layer), neighbor);
         }
     }
-    dense.links[slot as usize] = neighbors;
-    dense.present[slot as usize] = true;
-    if entry.is_none_or(|(_, entry_level)| level > entry_level) {
-        *entry = Some((slot, level));
+    if level > entry_level {
+        let mut entry = building.entry.write();
+        if entry.is_none_or(|(_, known)| level > known) {
+            *entry = Some((slot, level));
+        }
     }
 }
 
