@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
@@ -219,7 +219,20 @@ impl AnalyzerRule for VectorInLists {
         _config: &ConfigOptions,
     ) -> datafusion::error::Result<LogicalPlan> {
         let rewritten = plan.transform_up_with_subqueries(|node| {
-            if matches!(node, LogicalPlan::TableScan(_) | LogicalPlan::Values(_)) {
+            // Most plans have no such list: look before merging the inputs' schemas.
+            let mut candidate = false;
+            node.apply_expressions(|expr| {
+                candidate = expr.exists(|inner| {
+                    Ok(matches!(inner, Expr::InList(in_list)
+                        if in_list.list.iter().any(is_text_literal)))
+                })?;
+                Ok(if candidate {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })?;
+            if !candidate {
                 return Ok(Transformed::no(node));
             }
             let schema = merge_schema(&node.inputs());
