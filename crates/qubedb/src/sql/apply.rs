@@ -60,7 +60,7 @@ use crate::sql::provider::{PinnedView, current_view};
 const APPLY_COLUMN_PREFIX: &str = "__qubedb_apply_";
 
 /// Beyond this many distinct outer-value tuples, the memo of one subquery is cleared.
-pub(crate) const MEMO_ENTRIES_MAX: usize = 10_000;
+const MEMO_ENTRIES_MAX: usize = 10_000;
 
 /// True for a subquery expression DataFusion's physical planner cannot run itself.
 fn is_unplannable_subquery(expr: &Expr) -> bool {
@@ -287,7 +287,7 @@ impl ApplyNode {
 
     /// This node with the outer columns in `values` replaced by literals in its subqueries (a
     /// subquery nested in a per-row subquery may refer to the outer query too).
-    fn substituted(&self, values: &HashMap<&Column, ScalarValue>) -> Result<ApplyNode> {
+    fn substituted(&self, values: &HashMap<Column, ScalarValue>) -> Result<ApplyNode> {
         let found = self
             .subqueries
             .iter()
@@ -625,7 +625,7 @@ fn subquery_of(expr: &Expr) -> Option<&Subquery> {
 /// Replaces the outer columns in `values` by literals throughout `plan`.
 pub(crate) fn substitute(
     plan: &LogicalPlan,
-    values: &HashMap<&Column, ScalarValue>,
+    values: &HashMap<Column, ScalarValue>,
 ) -> Result<LogicalPlan> {
     let substituted = plan.clone().transform_up_with_subqueries(|node| {
         let node = match node {
@@ -642,10 +642,7 @@ pub(crate) fn substitute(
 
 /// Replaces the outer columns in `values` by literals in `expr` itself, and drops them from the
 /// outer references of the subqueries in it (whose plans `substitute` walks on its own).
-fn substitute_expr(
-    expr: Expr,
-    values: &HashMap<&Column, ScalarValue>,
-) -> Result<Transformed<Expr>> {
+fn substitute_expr(expr: Expr, values: &HashMap<Column, ScalarValue>) -> Result<Transformed<Expr>> {
     expr.transform(|inner| match inner {
         Expr::OuterReferenceColumn(field, column) => match values.get(&column) {
             Some(value) => Ok(Transformed::yes(Expr::Literal(value.clone(), None))),
@@ -668,7 +665,7 @@ fn substitute_expr(
 
 /// Drops the substituted columns from a nested subquery's list of outer references, so DataFusion
 /// sees it as uncorrelated once nothing outer is left.
-fn narrow(mut subquery: Subquery, values: &HashMap<&Column, ScalarValue>) -> Subquery {
+fn narrow(mut subquery: Subquery, values: &HashMap<Column, ScalarValue>) -> Subquery {
     subquery.outer_ref_columns.retain(|expr| match expr {
         Expr::OuterReferenceColumn(_, column) => !values.contains_key(column),
         _ => true,
@@ -685,7 +682,7 @@ struct ApplyState {
 
 impl ApplyState {
     /// Runs subquery `index` for one outer row.
-    async fn run(&self, index: usize, row: &HashMap<&Column, ScalarValue>) -> Result<Answer> {
+    async fn run(&self, index: usize, row: &HashMap<Column, ScalarValue>) -> Result<Answer> {
         let subquery = &self.subqueries[index];
         let plan = substitute(&subquery.plan, row)?;
         let physical = self.state.create_physical_plan(&plan).await?;
@@ -862,12 +859,7 @@ impl ExecutionPlan for ApplyExec {
         let evaluator = Evaluator {
             shared: self.shared.clone(),
             schema: self.schema.clone(),
-            memos: self
-                .shared
-                .subqueries
-                .iter()
-                .map(|_| HashMap::new())
-                .collect(),
+            memos: self.shared.subqueries.iter().map(|_| Memo::new()).collect(),
         };
         let stream = futures::stream::unfold(
             (input, evaluator),
@@ -889,7 +881,7 @@ impl ExecutionPlan for ApplyExec {
 
 /// A memo key: the outer values one subquery read.
 #[derive(PartialEq, Eq)]
-pub(crate) struct MemoKey(pub(crate) Vec<ScalarValue>);
+struct MemoKey(Vec<ScalarValue>);
 
 impl Hash for MemoKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -897,11 +889,60 @@ impl Hash for MemoKey {
     }
 }
 
+/// What a per-row plan gave, by the outer values it read (shared by [`ApplyExec`] and
+/// `sql/lateral.rs`); cleared when it holds [`MEMO_ENTRIES_MAX`] entries.
+pub(crate) struct Memo<V> {
+    entries: HashMap<MemoKey, V>,
+}
+
+impl<V: Clone> Memo<V> {
+    pub(crate) fn new() -> Memo<V> {
+        Memo {
+            entries: HashMap::new(),
+        }
+    }
+
+    /// The answer for row `row` of `batch`, whose columns `outer` (name, index) the plan reads: the
+    /// one remembered for the same values, or `run`'s with the values by column.
+    pub(crate) async fn get_or_run<F, Fut>(
+        &mut self,
+        outer: &[(Column, usize)],
+        batch: &RecordBatch,
+        row: usize,
+        run: F,
+    ) -> Result<V>
+    where
+        F: FnOnce(HashMap<Column, ScalarValue>) -> Fut,
+        Fut: std::future::Future<Output = Result<V>>,
+    {
+        let key = MemoKey(
+            outer
+                .iter()
+                .map(|(_, column)| ScalarValue::try_from_array(batch.column(*column), row))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        if let Some(answer) = self.entries.get(&key) {
+            return Ok(answer.clone());
+        }
+        let values = outer
+            .iter()
+            .map(|(column, _)| column.clone())
+            .zip(key.0.iter().cloned())
+            .collect();
+        let answer = run(values).await?;
+        if self.entries.len() >= MEMO_ENTRIES_MAX {
+            self.entries.clear();
+        }
+        self.entries.insert(key, answer.clone());
+        Ok(answer)
+    }
+}
+
 /// One partition's state: the memo of each subquery.
 struct Evaluator {
     shared: Arc<ApplyState>,
     schema: SchemaRef,
-    memos: Vec<HashMap<MemoKey, Answer>>,
+    memos: Vec<Memo<Answer>>,
 }
 
 impl Evaluator {
@@ -918,30 +959,12 @@ impl Evaluator {
             };
             let mut results = Vec::with_capacity(batch.num_rows());
             for row in 0..batch.num_rows() {
-                let key = MemoKey(
-                    subquery
-                        .outer
-                        .iter()
-                        .map(|(_, column)| ScalarValue::try_from_array(batch.column(*column), row))
-                        .collect::<Result<Vec<_>>>()?,
-                );
-                let answer = match self.memos[index].get(&key) {
-                    Some(answer) => answer.clone(),
-                    None => {
-                        let values: HashMap<&Column, ScalarValue> = subquery
-                            .outer
-                            .iter()
-                            .map(|(column, _)| column)
-                            .zip(key.0.iter().cloned())
-                            .collect();
-                        let answer = shared.run(index, &values).await?;
-                        if self.memos[index].len() >= MEMO_ENTRIES_MAX {
-                            self.memos[index].clear();
-                        }
-                        self.memos[index].insert(key, answer.clone());
-                        answer
-                    }
-                };
+                let answer = self.memos[index]
+                    .get_or_run(&subquery.outer, &batch, row, |values| {
+                        let shared = &shared;
+                        async move { shared.run(index, &values).await }
+                    })
+                    .await?;
                 let result = match (answer, &subquery.kind, &value_array) {
                     (Answer::Value(value), _, _) => value,
                     (Answer::Members(members), SubqueryKind::In { negated, .. }, Some(values)) => {

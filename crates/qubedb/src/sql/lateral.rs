@@ -46,7 +46,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::sql::apply::{MEMO_ENTRIES_MAX, MemoKey, collect_outer_columns, substitute};
+use crate::sql::apply::{Memo, collect_outer_columns, substitute};
 
 /// The logical node: the join's left side, and its right side with the outer references in place.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -124,6 +124,7 @@ fn rewrite_lateral_join(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         return Ok(Transformed::no(plan));
     };
     let (inside, beyond) = refers_to(&join.right, &join.left)?;
+    // RIGHT and FULL joins with a LATERAL reference are refused by DataFusion's SQL planner.
     let supported = matches!(join.join_type, JoinType::Inner | JoinType::Left);
     if !inside || beyond || !supported {
         return Ok(Transformed::no(LogicalPlan::Join(join)));
@@ -245,7 +246,7 @@ impl LateralState {
     /// The right side's rows for one left row: how many, and one array per right column.
     async fn run(
         &self,
-        values: &HashMap<&Column, ScalarValue>,
+        values: &HashMap<Column, ScalarValue>,
         schema: &SchemaRef,
     ) -> Result<RightRows> {
         let plan = substitute(&self.right, values)?;
@@ -377,7 +378,7 @@ impl ExecutionPlan for LateralExec {
         let joiner = Joiner {
             shared: self.shared.clone(),
             schema: self.schema.clone(),
-            memo: HashMap::new(),
+            memo: Memo::new(),
         };
         let stream =
             futures::stream::unfold((input, joiner), |(mut input, mut joiner)| async move {
@@ -399,39 +400,23 @@ impl ExecutionPlan for LateralExec {
 struct Joiner {
     shared: Arc<LateralState>,
     schema: SchemaRef,
-    memo: HashMap<MemoKey, RightRows>,
+    memo: Memo<RightRows>,
 }
 
 impl Joiner {
     /// The output rows of one batch of left rows.
     async fn join(&mut self, left: RecordBatch) -> Result<RecordBatch> {
         let shared = self.shared.clone();
+        let schema = self.schema.clone();
         let mut outputs = Vec::with_capacity(left.num_rows());
         for row in 0..left.num_rows() {
-            let key = MemoKey(
-                shared
-                    .outer
-                    .iter()
-                    .map(|(_, column)| ScalarValue::try_from_array(left.column(*column), row))
-                    .collect::<Result<Vec<_>>>()?,
-            );
-            let right = match self.memo.get(&key) {
-                Some(right) => right.clone(),
-                None => {
-                    let values: HashMap<&Column, ScalarValue> = shared
-                        .outer
-                        .iter()
-                        .map(|(column, _)| column)
-                        .zip(key.0.iter().cloned())
-                        .collect();
-                    let right = shared.run(&values, &self.schema).await?;
-                    if self.memo.len() >= MEMO_ENTRIES_MAX {
-                        self.memo.clear();
-                    }
-                    self.memo.insert(key, right.clone());
-                    right
-                }
-            };
+            let right = self
+                .memo
+                .get_or_run(&shared.outer, &left, row, |values| {
+                    let (shared, schema) = (&shared, &schema);
+                    async move { shared.run(&values, schema).await }
+                })
+                .await?;
             let matched = self.pair(&left, row, &right)?;
             if matched.num_rows() == 0 && shared.join_type == JoinType::Left {
                 let mut padded = self.repeat_left(&left, row, 1)?;
