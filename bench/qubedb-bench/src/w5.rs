@@ -9,8 +9,9 @@
 //! JSON object per ef_search: queries per second, CPU per query and queries per CPU-second (the measure
 //! hnswlib is compared by), recall@10.
 //!
-//! Usage: `qubedb-bench w5 --data DIR [--dimensions 128] [--ef-construction 64] [--ef-search 32,64,128]
-//! [--directory DIR]`.
+//! Usage: `qubedb-bench w5 --data DIR [--dimensions 128] [--metric l2|cosine] [--ef-construction 64]
+//! [--ef-search 32,64,128] [--directory DIR] [--dataset NAME]` (`cosine`: the GloVe run, `<=>` and
+//! `vector_cosine_ops`; `--dataset` only labels the output).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -57,6 +58,12 @@ pub fn run(option: &dyn Fn(&str) -> Option<String>) {
         .split(',')
         .map(|n| n.parse().expect("--ef-search N,N"))
         .collect();
+    let (operator, operator_class) = match option("--metric").as_deref() {
+        None | Some("l2") => ("<->", "vector_l2_ops"),
+        Some("cosine") => ("<=>", "vector_cosine_ops"),
+        Some(other) => panic!("--metric l2|cosine, not {other}"),
+    };
+    let dataset = option("--dataset").unwrap_or("synthetic".into());
     let directory = option("--directory").unwrap_or("/tmp/qubedb-bench/w5.qubedb".into());
     let base = read_f32(&data.join("base.f32"), dimensions);
     let queries = read_f32(&data.join("queries.f32"), dimensions);
@@ -89,13 +96,15 @@ pub fn run(option: &dyn Fn(&str) -> Option<String>) {
     let ((), build_wall, build_cpu) = measure(|| {
         session
             .run(&format!(
-                "CREATE INDEX items_v ON items USING hnsw (v vector_l2_ops) \
+                "CREATE INDEX items_v ON items USING hnsw (v {operator_class}) \
                  WITH (m = 16, ef_construction = {ef_construction})"
             ))
             .expect("create index");
     });
     let select = session
-        .prepare("SELECT id FROM items ORDER BY v <-> $1 LIMIT 10")
+        .prepare(&format!(
+            "SELECT id FROM items ORDER BY v {operator} $1 LIMIT 10"
+        ))
         .expect("prepare select");
     for ef_search in ef_searches {
         session
@@ -138,6 +147,7 @@ pub fn run(option: &dyn Fn(&str) -> Option<String>) {
         let record = json!({
             "workload": "W5",
             "system": "qubedb-embedded",
+            "dataset": dataset,
             "rows": base.len(),
             "ef_construction": ef_construction,
             "ef_search": ef_search,

@@ -4,9 +4,11 @@
 //! keys), which inserts and the store's format need. A search through that form hashes and copies a key
 //! for every neighbour it looks at and follows two pointers to reach its vector; most of a search's time
 //! went there rather than into distances. [`Dense`] is the same graph for reading: every node has a slot
-//! (`u32`), vectors lie in one array at `slot * dimensions`, neighbour lists hold slots, and a search
-//! marks visited slots in a per-thread array stamped with a generation number (hnswlib's visited-list
-//! pool), so it allocates nothing per node and touches memory in few places.
+//! (`u32`), vectors lie in one array at `slot * dimensions`, the layer-0 neighbour lists (slots) in
+//! another at `slot * stride` (so reaching one is a single memory read, not three), the few upper-layer
+//! lists apart, and a search marks visited slots in a per-thread array stamped with a generation
+//! number (hnswlib's visited-list pool), so it allocates nothing per node and touches memory in few
+//! places.
 //!
 //! It is derived, never stored: built when a graph is loaded, and kept up to date node by node as
 //! commits change the graph ([`Dense::set`]). `CREATE INDEX` builds numbered too ([`build`]): every
@@ -66,8 +68,14 @@ pub struct Dense {
     dimensions: usize,
     /// Per slot, `dimensions` elements (zeros while absent).
     vectors: Vec<f32>,
-    /// Per slot, per layer `0..=level`, the neighbours' slots.
-    links: Vec<Vec<Vec<u32>>>,
+    /// Per slot, `bottom_stride` entries: how many neighbours the node has on layer 0, then their
+    /// slots. One flat array, so reaching a node's layer-0 list is one memory read, not three.
+    bottom: Vec<u32>,
+    /// Entries per slot in `bottom`: one more than the longest layer-0 list seen (grown, and the
+    /// array laid out again, when a longer one arrives).
+    bottom_stride: usize,
+    /// Per slot, per layer `1..=level`, the neighbours' slots (empty for a node of level 0).
+    upper: Vec<Vec<Vec<u32>>>,
 }
 
 impl Dense {
@@ -82,16 +90,55 @@ impl Dense {
         self.present.push(false);
         self.vectors
             .extend(std::iter::repeat_n(0.0, self.dimensions));
-        self.links.push(Vec::new());
+        self.bottom
+            .extend(std::iter::repeat_n(0, self.bottom_stride));
+        self.upper.push(Vec::new());
         slot
+    }
+
+    /// Makes room for `count` neighbours per slot on layer 0.
+    fn widen_bottom(&mut self, count: usize) {
+        let stride = count + 1;
+        if stride <= self.bottom_stride {
+            return;
+        }
+        let mut bottom = vec![0; self.keys.len() * stride];
+        if self.bottom_stride > 0 {
+            for (old, new) in self
+                .bottom
+                .chunks_exact(self.bottom_stride)
+                .zip(bottom.chunks_exact_mut(stride))
+            {
+                new[..old.len()].copy_from_slice(old);
+            }
+        }
+        self.bottom = bottom;
+        self.bottom_stride = stride;
+    }
+
+    /// Sets the layer-0 neighbours of `slot`.
+    fn set_bottom(&mut self, slot: usize, neighbors: &[u32]) {
+        self.widen_bottom(neighbors.len());
+        let start = slot * self.bottom_stride;
+        let entries = &mut self.bottom[start..start + self.bottom_stride];
+        entries[0] = u32::try_from(neighbors.len()).expect("a neighbour list fits in u32");
+        entries[1..=neighbors.len()].copy_from_slice(neighbors);
+    }
+
+    /// The layer-0 neighbours of `slot`.
+    fn bottom_links(&self, slot: usize) -> &[u32] {
+        let start = slot * self.bottom_stride;
+        match self.bottom.get(start..start + self.bottom_stride) {
+            Some([count, neighbors @ ..]) => &neighbors[..*count as usize],
+            _ => &[],
+        }
     }
 
     /// Sets the node of `primary_key` (`None`: removes it).
     pub fn set(&mut self, primary_key: &[u8], node: Option<&Node>) {
         let slot = self.slot(primary_key) as usize;
         let Some(node) = node else {
-            self.present[slot] = false;
-            self.links[slot] = Vec::new();
+            self.remove(slot);
             return;
         };
         if self.dimensions == 0 && !node.vector.is_empty() {
@@ -100,19 +147,31 @@ impl Dense {
         }
         if node.vector.len() != self.dimensions {
             // Not searchable with this graph's queries (a search skips such nodes too).
-            self.present[slot] = false;
-            self.links[slot] = Vec::new();
+            self.remove(slot);
             return;
         }
-        let links: Vec<Vec<u32>> = node
+        let mut links: Vec<Vec<u32>> = node
             .neighbors
             .iter()
             .map(|layer| layer.iter().map(|key| self.slot(key)).collect())
             .collect();
+        let bottom = if links.is_empty() {
+            Vec::new()
+        } else {
+            links.remove(0)
+        };
+        self.upper[slot] = links;
+        self.set_bottom(slot, &bottom);
         let start = slot * self.dimensions;
         self.vectors[start..start + self.dimensions].copy_from_slice(&node.vector);
-        self.links[slot] = links;
         self.present[slot] = true;
+    }
+
+    /// Takes `slot`'s node out of the graph (its slot stays with its key).
+    fn remove(&mut self, slot: usize) {
+        self.present[slot] = false;
+        self.upper[slot] = Vec::new();
+        self.set_bottom(slot, &[]);
     }
 
     /// The primary key of `slot`.
@@ -198,7 +257,15 @@ impl Layers for Dense {
     }
 
     fn with_links(&self, slot: u32, layer: usize, visit: impl FnOnce(&[u32])) -> bool {
-        match self.links[slot as usize].get(layer) {
+        let slot = slot as usize;
+        if layer == 0 {
+            if !self.present.get(slot).copied().unwrap_or(false) {
+                return false;
+            }
+            visit(self.bottom_links(slot));
+            return true;
+        }
+        match self.upper[slot].get(layer - 1) {
             Some(links) => {
                 visit(links);
                 true
@@ -249,10 +316,8 @@ fn search_layer<L: Layers>(
             continue;
         }
         for &neighbor in &fresh {
-            let Some(vector) = graph.present_vector(neighbor) else {
-                continue;
-            };
-            let distance = distance(metric, query, vector);
+            // Present: `fresh` holds only present nodes.
+            let distance = distance(metric, query, graph.slot_vector(neighbor));
             let farthest = results.peek().map_or(f64::INFINITY, |found| found.distance);
             if results.len() < ef || distance < farthest {
                 let reached = Reached {
@@ -524,4 +589,74 @@ impl Visited {
 thread_local! {
     /// One visited array per thread, reused by every search on it.
     static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(vector: &[f32], neighbors: &[&[&str]]) -> Node {
+        Node {
+            level: neighbors.len() - 1,
+            vector: vector.to_vec(),
+            neighbors: neighbors
+                .iter()
+                .map(|layer| layer.iter().map(|key| key.as_bytes().to_vec()).collect())
+                .collect(),
+        }
+    }
+
+    fn links(dense: &Dense, key: &str, layer: usize) -> Option<Vec<String>> {
+        let slot = *dense.slot_of.get(key.as_bytes())?;
+        let mut found = None;
+        dense.with_links(slot, layer, |links| {
+            found = Some(
+                links
+                    .iter()
+                    .map(|&slot| String::from_utf8(dense.key(slot).to_vec()).expect("utf-8"))
+                    .collect(),
+            );
+        });
+        found
+    }
+
+    #[test]
+    fn blocks_keep_vectors_and_lists_when_laid_out_again() {
+        let mut dense = Dense::default();
+        // A neighbour named before its node gets a slot at once (absent until its node arrives).
+        dense.set(b"a", Some(&node(&[1.0, 2.0], &[&["b"]])));
+        assert_eq!(dense.vector(1), None);
+        dense.set(b"b", Some(&node(&[3.0, 4.0], &[&["a"], &[]])));
+        // Longer lists than any before: the blocks are laid out again, twice.
+        dense.set(b"c", Some(&node(&[5.0, 6.0], &[&["a", "b"], &["a"]])));
+        dense.set(b"d", Some(&node(&[7.0, 8.0], &[&["c", "b", "a"]])));
+        assert_eq!(dense.vector(0), Some(&[1.0, 2.0][..]));
+        assert_eq!(dense.vector(1), Some(&[3.0, 4.0][..]));
+        assert_eq!(dense.vector(2), Some(&[5.0, 6.0][..]));
+        assert_eq!(dense.vector(3), Some(&[7.0, 8.0][..]));
+        assert_eq!(links(&dense, "a", 0), Some(vec!["b".into()]));
+        assert_eq!(links(&dense, "b", 0), Some(vec!["a".into()]));
+        assert_eq!(links(&dense, "b", 1), Some(vec![]));
+        assert_eq!(links(&dense, "c", 0), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(links(&dense, "c", 1), Some(vec!["a".into()]));
+        assert_eq!(
+            links(&dense, "d", 0),
+            Some(vec!["c".into(), "b".into(), "a".into()])
+        );
+        assert_eq!(links(&dense, "a", 1), None);
+        // A removed node is absent, its list gone; the others are untouched.
+        dense.set(b"c", None);
+        assert_eq!(dense.vector(2), None);
+        assert_eq!(links(&dense, "c", 0), None);
+        assert_eq!(links(&dense, "c", 1), None);
+        assert_eq!(dense.vector(3), Some(&[7.0, 8.0][..]));
+        // A vector of other dimensions cannot be searched with this graph's queries.
+        dense.set(b"e", Some(&node(&[1.0], &[&["a"]])));
+        assert_eq!(dense.vector(4), None);
+        // Searching from "d" reaches the nearest present node.
+        let found = dense
+            .search(Metric::L2, &[3.1, 4.1], b"d", 0, 2)
+            .expect("entry point present");
+        assert_eq!(dense.key(found[0].slot), b"b");
+    }
 }

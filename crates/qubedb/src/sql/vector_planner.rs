@@ -12,9 +12,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
+use datafusion::common::DFSchema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
@@ -79,6 +79,15 @@ fn typed_placeholder(expr: Expr) -> Expr {
     }
 }
 
+/// `expr` read as a vector of `kind` if it is a text literal (`'[1,2]'` beside a vector), else as is.
+fn text_as_vector(kind: VectorKind, expr: Expr) -> Expr {
+    if is_text_literal(&expr) {
+        call(input_function(kind), vec![expr])
+    } else {
+        expr
+    }
+}
+
 impl ExprPlanner for VectorOperators {
     /// `ARRAY['[1,2]'::vector, '[3,4]']`: text literals among vectors are vectors.
     fn plan_array_literal(
@@ -97,13 +106,7 @@ impl ExprPlanner for VectorOperators {
         Ok(PlannerResult::Original(
             exprs
                 .into_iter()
-                .map(|expr| {
-                    if is_text_literal(&expr) {
-                        call(input_function(kind), vec![expr])
-                    } else {
-                        expr
-                    }
-                })
+                .map(|expr| text_as_vector(kind, expr))
                 .collect(),
         ))
     }
@@ -159,17 +162,10 @@ impl ExprPlanner for VectorOperators {
         let kind = vector_kind_of_expr(&left, schema)
             .or_else(|| vector_kind_of_expr(&right, schema))
             .unwrap_or_default();
-        let as_vector = |expr: Expr| {
-            if is_text_literal(&expr) {
-                call(input_function(kind), vec![expr])
-            } else {
-                expr
-            }
-        };
         Ok(PlannerResult::Original(RawBinaryExpr {
             op,
-            left: as_vector(left),
-            right: as_vector(right),
+            left: text_as_vector(kind, left),
+            right: text_as_vector(kind, right),
         }))
     }
 }
@@ -247,13 +243,10 @@ impl AnalyzerRule for VectorInLists {
                     let Some(kind) = kind else {
                         return Ok(Transformed::no(Expr::InList(in_list)));
                     };
-                    for item in &mut in_list.list {
-                        if is_text_literal(item) {
-                            let text =
-                                std::mem::replace(item, Expr::Literal(ScalarValue::Null, None));
-                            *item = call(input_function(kind), vec![text]);
-                        }
-                    }
+                    in_list.list = std::mem::take(&mut in_list.list)
+                        .into_iter()
+                        .map(|item| text_as_vector(kind, item))
+                        .collect();
                     Ok(Transformed::yes(Expr::InList(in_list)))
                 })
             })
