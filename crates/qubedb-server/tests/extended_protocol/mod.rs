@@ -508,3 +508,37 @@ fn statements_parsed_again_see_the_current_tables() {
         assert_eq!(rows[0].len(), 2);
     });
 }
+
+#[test]
+fn a_cast_column_is_described_and_sent_as_its_new_type() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(directory.path(), 10);
+    runtime().block_on(async {
+        let client = connect(&running).await;
+        client
+            .batch_execute(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, label VARCHAR(5)); \
+                 INSERT INTO t VALUES (2147483647, 'ab')",
+            )
+            .await
+            .expect("create");
+        // The cast of an int4 column is int8 (it was described as int4 and its binary value sent in
+        // int4's width: 0), and of int4 to text is text.
+        let statement = client
+            .prepare("SELECT id::bigint, CAST(id AS bigint) * 2, id::text, id, label FROM t")
+            .await
+            .expect("prepare");
+        let types: Vec<String> = statement
+            .columns()
+            .iter()
+            .map(|column| column.type_().to_string())
+            .collect();
+        assert_eq!(types, ["int8", "int8", "text", "int4", "varchar"]);
+        let row = client.query_one(&statement, &[]).await.expect("query");
+        assert_eq!(row.get::<_, i64>(0), 2_147_483_647);
+        assert_eq!(row.get::<_, i64>(1), 4_294_967_294);
+        assert_eq!(row.get::<_, String>(2), "2147483647");
+        assert_eq!(row.get::<_, i32>(3), 2_147_483_647);
+        assert_eq!(row.get::<_, String>(4), "ab");
+    });
+}

@@ -57,7 +57,7 @@ pub(crate) fn parse_query(sql: &str) -> Result<Query> {
     }
 }
 
-fn is_default_keyword(expr: &SqlExpr) -> bool {
+pub(crate) fn is_default_keyword(expr: &SqlExpr) -> bool {
     matches!(expr, SqlExpr::Identifier(ident) if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default"))
 }
 

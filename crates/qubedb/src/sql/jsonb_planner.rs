@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
@@ -33,6 +33,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
+use crate::sql::convert::TYPE_METADATA_KEY;
 use crate::sql::jsonb::Scalar;
 
 /// Puts QubeDB's expression planners first in a state builder: array literals, then jsonb operators
@@ -373,7 +374,45 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
             };
             call("qubedb_jsonb", vec![text])
         }
-        _ => return Ok(Transformed::no(expr)),
+        _ => return Ok(without_stale_type(expr, schema)),
     };
     Ok(Transformed::yes(replacement))
+}
+
+/// A cast to another Arrow type of a value whose field names its SQL type (`qubedb.type`, a column's):
+/// DataFusion's cast given only a type keeps the source's metadata, so `id::bigint` of an `integer`
+/// column still said `integer` — clients were told int4 and sent binary results as int4 (wrong
+/// values). The cast gets an explicit target field (a name, the source's nullability, no metadata),
+/// which DataFusion's logical and physical casts both take as is, so the value's SQL type follows its
+/// Arrow type, as for any computed value.
+fn without_stale_type(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let (inner, field, try_cast) = match &expr {
+        Expr::Cast(Cast { expr, field }) => (expr.as_ref(), field, false),
+        Expr::TryCast(TryCast { expr, field }) => (expr.as_ref(), field, true),
+        _ => return Transformed::no(expr),
+    };
+    let type_only = field.name().is_empty() && field.is_nullable() && field.metadata().is_empty();
+    let Ok((_, source)) = inner.to_field(schema) else {
+        return Transformed::no(expr);
+    };
+    if !type_only
+        || source.data_type() == field.data_type()
+        || !source.metadata().contains_key(TYPE_METADATA_KEY)
+    {
+        return Transformed::no(expr);
+    }
+    let target = Arc::new(Field::new(
+        "cast",
+        field.data_type().clone(),
+        source.is_nullable() || try_cast,
+    ));
+    let inner = Box::new(inner.clone());
+    Transformed::yes(if try_cast {
+        Expr::TryCast(TryCast {
+            expr: inner,
+            field: target,
+        })
+    } else {
+        Expr::Cast(Cast::new_from_field(inner, target))
+    })
 }

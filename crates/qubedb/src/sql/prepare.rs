@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
@@ -115,7 +115,7 @@ impl Session {
         match statement {
             Statement::Query(query) => {
                 let plan = self.plan_described(*query).await?;
-                let schema = result_schema(&plan);
+                let schema = result_schema(&self.analyzed(&plan));
                 Ok((parameter_fields(&plan)?, Some(schema)))
             }
             Statement::Explain {
@@ -140,6 +140,24 @@ impl Session {
             Statement::Delete(delete) => self.describe_delete(delete).await,
             _ => Ok((Found::new(), None)),
         }
+    }
+
+    /// `plan` after the analyzer rules, whose casts carry the fields execution will produce (a cast of
+    /// a column to another type drops the column's SQL type, `JsonbCasts`); `plan` itself when
+    /// analysis fails (its parameters may be untyped until bound).
+    fn analyzed(&self, plan: &LogicalPlan) -> LogicalPlan {
+        let state = self.context.state();
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+            // A rule that rewrites expressions under their old names keeps the node's schema: the
+            // schemas are computed again from the rewritten expressions, bottom up.
+            .and_then(|analyzed| {
+                analyzed
+                    .transform_up(|node| node.recompute_schema().map(Transformed::yes))
+                    .map(|transformed| transformed.data)
+            })
+            .unwrap_or_else(|_| plan.clone())
     }
 
     /// Plans a query for its description, LIMIT / OFFSET parameters typed bigint.

@@ -152,6 +152,7 @@ pub fn rewrite_query(
     expand_views(query, catalog, temp_schema, locals, 0)?;
     remove_unary_plus(query);
     let _ = query.visit(&mut ColumnNamer);
+    let _ = query.visit(&mut ValuesColumns);
     crate::sql::whole_row::rewrite(query, catalog, temp_schema)?;
     crate::sql::user_types::rewrite(query, catalog)?;
     rewrite_pg_compat(query)?;
@@ -211,6 +212,73 @@ impl VisitorMut for ColumnNamer {
                 _ => {}
             }
         }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `VALUES (t.a), (t.a * 10)` (a LATERAL or correlated VALUES list): a column carries its SQL type in
+/// its field's metadata and an expression does not, and DataFusion refuses a VALUES column whose rows'
+/// metadata differ ("Inconsistent metadata across values list"). In a column whose rows are not all the
+/// same expression, each column reference (or cast of one) becomes `coalesce(...)` — the same value,
+/// without the metadata — so the rows agree, and the column's type is what their values unify to, as in
+/// PostgreSQL.
+struct ValuesColumns;
+
+impl ValuesColumns {
+    /// A column, or a cast of one (a cast keeps its input's metadata until the analyzer runs).
+    fn keeps_column_type(expr: &Expr) -> bool {
+        match expr {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => true,
+            Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => Self::keeps_column_type(inner),
+            _ => false,
+        }
+    }
+
+    fn rewrite(body: &mut SetExpr) {
+        match body {
+            SetExpr::Values(values) if values.rows.len() > 1 => {
+                let width = values
+                    .rows
+                    .iter()
+                    .map(|row| row.content.len())
+                    .max()
+                    .unwrap_or(0);
+                for column in 0..width {
+                    let first = values.rows[0].content.get(column);
+                    let uniform = values
+                        .rows
+                        .iter()
+                        .all(|row| row.content.get(column) == first);
+                    if uniform {
+                        continue;
+                    }
+                    for row in &mut values.rows {
+                        // `DEFAULT` in an INSERT's VALUES parses as an identifier too.
+                        if let Some(item) = row.content.get_mut(column)
+                            && Self::keeps_column_type(item)
+                            && !crate::sql::dml::is_default_keyword(item)
+                        {
+                            let column = item.clone();
+                            *item =
+                                parse_expression(&format!("coalesce({column})")).unwrap_or(column);
+                        }
+                    }
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                Self::rewrite(left);
+                Self::rewrite(right);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl VisitorMut for ValuesColumns {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        Self::rewrite(&mut query.body);
         ControlFlow::Continue(())
     }
 }
