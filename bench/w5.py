@@ -232,8 +232,8 @@ def run_pgvector(dataset, metric, xb, xq, gt, ef_constructions, records):
         print(f"pgvector {version}", flush=True)
 
         def cpu_of(conn):
-            # The backend, and the parallel workers of CREATE INDEX while they live: children of the
-            # postmaster whose work is this connection's; the backend is enough once they have ended.
+            # The connection's backend only (a parallel CREATE INDEX worker is another process, not
+            # counted: pgvector's build CPU is left out of the records below).
             backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
             return cpu_seconds(backend, children=False)
 

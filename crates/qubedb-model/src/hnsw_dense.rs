@@ -56,6 +56,12 @@ impl Ord for Reached {
     }
 }
 
+/// The vector of `slot` in `vectors`, which holds `dimensions` elements per slot.
+fn slot_row(vectors: &[f32], dimensions: usize, slot: u32) -> &[f32] {
+    let start = slot as usize * dimensions;
+    &vectors[start..start + dimensions]
+}
+
 /// The graph with nodes numbered (see the module docs).
 #[derive(Debug, Default)]
 pub struct Dense {
@@ -150,17 +156,14 @@ impl Dense {
             self.remove(slot);
             return;
         }
-        let mut links: Vec<Vec<u32>> = node
+        let links: Vec<Vec<u32>> = node
             .neighbors
             .iter()
             .map(|layer| layer.iter().map(|key| self.slot(key)).collect())
             .collect();
-        let bottom = if links.is_empty() {
-            Vec::new()
-        } else {
-            links.remove(0)
-        };
-        self.upper[slot] = links;
+        let mut layers = links.into_iter();
+        let bottom = layers.next().unwrap_or_default();
+        self.upper[slot] = layers.collect();
         self.set_bottom(slot, &bottom);
         let start = slot * self.dimensions;
         self.vectors[start..start + self.dimensions].copy_from_slice(&node.vector);
@@ -179,13 +182,14 @@ impl Dense {
         &self.keys[slot as usize]
     }
 
+    /// Whether the node of `slot` is in the graph.
+    fn is_present(&self, slot: usize) -> bool {
+        self.present.get(slot).copied().unwrap_or(false)
+    }
+
     fn vector(&self, slot: u32) -> Option<&[f32]> {
-        let slot = slot as usize;
-        if !self.present.get(slot).copied().unwrap_or(false) {
-            return None;
-        }
-        let start = slot * self.dimensions;
-        Some(&self.vectors[start..start + self.dimensions])
+        self.is_present(slot as usize)
+            .then(|| slot_row(&self.vectors, self.dimensions, slot))
     }
 
     /// The `ef` nodes nearest `query` on layer 0, nearest first, searching from `entry` (the entry
@@ -248,8 +252,7 @@ impl Layers for Dense {
     }
 
     fn slot_vector(&self, slot: u32) -> &[f32] {
-        let start = slot as usize * self.dimensions;
-        &self.vectors[start..start + self.dimensions]
+        slot_row(&self.vectors, self.dimensions, slot)
     }
 
     fn present_vector(&self, slot: u32) -> Option<&[f32]> {
@@ -259,7 +262,7 @@ impl Layers for Dense {
     fn with_links(&self, slot: u32, layer: usize, visit: impl FnOnce(&[u32])) -> bool {
         let slot = slot as usize;
         if layer == 0 {
-            if !self.present.get(slot).copied().unwrap_or(false) {
+            if !self.is_present(slot) {
                 return false;
             }
             visit(self.bottom_links(slot));
@@ -379,8 +382,7 @@ impl Layers for Building {
     }
 
     fn slot_vector(&self, slot: u32) -> &[f32] {
-        let start = slot as usize * self.dimensions;
-        &self.vectors[start..start + self.dimensions]
+        slot_row(&self.vectors, self.dimensions, slot)
     }
 
     /// Every vector: a node is reachable only once linked, and it is linked before any link to it.
@@ -449,7 +451,7 @@ pub(crate) fn build(
         let links = links.into_inner();
         let node = Node {
             level: links.len().saturating_sub(1),
-            vector: building.vectors[slot * dimensions..(slot + 1) * dimensions].to_vec(),
+            vector: slot_row(&building.vectors, dimensions, slot as u32).to_vec(),
             neighbors: links
                 .iter()
                 .map(|layer| {

@@ -312,7 +312,10 @@ impl AnalyzerRule for JsonbCasts {
                 let name = names.save(&expr);
                 expr.transform_up(|expr| rewrite_cast(expr, &schema))
                     .map(|transformed| transformed.update_data(|expr| name.restore(expr)))
-            })
+            })?
+            // A rewritten cast may change its field (`without_stale_type`), and a node above reads
+            // its input's fields: every schema is computed again, as DataFusion's type coercion does.
+            .map_data(|node| node.recompute_schema())
         })
         .map(|transformed| transformed.data)
     }

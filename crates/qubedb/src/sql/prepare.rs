@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
@@ -150,13 +150,6 @@ impl Session {
         state
             .analyzer()
             .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
-            // A rule that rewrites expressions under their old names keeps the node's schema: the
-            // schemas are computed again from the rewritten expressions, bottom up.
-            .and_then(|analyzed| {
-                analyzed
-                    .transform_up(|node| node.recompute_schema().map(Transformed::yes))
-                    .map(|transformed| transformed.data)
-            })
             .unwrap_or_else(|_| plan.clone())
     }
 
