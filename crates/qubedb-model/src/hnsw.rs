@@ -936,6 +936,16 @@ pub fn write(transaction: &mut Transaction, index: u64, graph: &GraphState) -> R
     Ok(())
 }
 
+/// Puts the nodes of `found` not in `returned` into `batch`; how many were found.
+fn keep(returned: &HashSet<Vec<u8>>, batch: &mut Batch, found: Vec<Found>) -> usize {
+    for node in &found {
+        if !returned.contains(&node.primary_key) {
+            batch.push(&node.primary_key);
+        }
+    }
+    found.len()
+}
+
 /// Where a search reads the graph: a read view alone, or a read view's writes over the committed
 /// graph in memory.
 pub enum SearchSource {
@@ -943,18 +953,60 @@ pub enum SearchSource {
     Cached(ReadView, Arc<Graph>),
 }
 
-/// A search of one index, widened on demand: [`Search::next_batch`] first returns the `ef` nearest
-/// nodes found, then each call searches again with twice the list and returns the nodes not returned
-/// before (pgvector's iterative scan, relaxed order: each batch is in distance order, batches follow
-/// each other).
+/// A search of one index, widened on demand: [`Search::next_batch`] first finds the `ef` nearest
+/// nodes, then each call searches again with twice the list and keeps the nodes not returned before
+/// (pgvector's iterative scan, relaxed order: each batch is in distance order, batches follow each
+/// other). [`Search::key`] reads a node of the batch.
 pub struct Search {
     source: SearchSource,
     index: u64,
     metric: Metric,
     query: Option<Vec<f32>>,
     ef: usize,
+    /// The batch last found.
+    batch: Batch,
+    /// The nodes of the batches before it (filled only when a search is widened: a query answered
+    /// by its first batch copies no key twice).
     returned: HashSet<Vec<u8>>,
     exhausted: bool,
+}
+
+/// The nodes of one search batch, nearest first. A batch holds `ef` nodes, of which a query often
+/// reads only the first `k`: found in the numbered graph, a batch keeps their slots and a key is
+/// read only when asked for (a node's key lies apart from everything the search read, so each one
+/// costs cache misses); found otherwise, their primary keys side by side in one buffer.
+#[derive(Debug, Default)]
+struct Batch {
+    slots: Vec<u32>,
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`.
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.slots.len() + self.ends.len()
+    }
+
+    /// The primary key at `position` of a batch of keys.
+    fn key(&self, position: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(position)?;
+        let start = position
+            .checked_sub(1)
+            .map_or(0, |before| self.ends[before]);
+        Some(&self.keys[start..end])
+    }
+
+    fn push(&mut self, primary_key: &[u8]) {
+        self.keys.extend_from_slice(primary_key);
+        self.ends.push(self.keys.len());
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.keys.clear();
+        self.ends.clear();
+    }
 }
 
 impl Search {
@@ -967,70 +1019,105 @@ impl Search {
             metric,
             query: indexed_form(metric, query),
             ef: ef.max(1),
+            batch: Batch::default(),
             returned: HashSet::new(),
             exhausted: false,
         }
     }
 
-    /// The primary keys of the next nodes, nearest first; empty once the graph has no more.
-    pub fn next_batch(&mut self) -> Result<Vec<Vec<u8>>> {
+    /// Finds the next nodes; how many (nearest first, read with [`Search::key`]), zero once the
+    /// graph has no more.
+    pub fn next_batch(&mut self) -> Result<usize> {
+        for position in 0..self.batch.len() {
+            if let Some(primary_key) = self.key(position) {
+                self.returned.insert(primary_key);
+            }
+        }
+        self.batch.clear();
         if self.exhausted {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let found = match &self.source {
-            SearchSource::Store(view) => self.search(view, false)?,
+            SearchSource::Store(view) => self
+                .search(view, false)?
+                .map(|found| keep(&self.returned, &mut self.batch, found)),
             SearchSource::Cached(view, graph) => {
                 let committed = graph.state.read();
                 if view.buffers_any(&Key::index_range(self.index)) {
-                    self.search(
-                        &Overlay {
-                            buffer: view,
-                            committed: &committed,
-                        },
-                        false,
-                    )?
+                    let overlay = Overlay {
+                        buffer: view,
+                        committed: &committed,
+                    };
+                    self.search(&overlay, false)?
+                        .map(|found| keep(&self.returned, &mut self.batch, found))
                 } else if let Some(dense) = &committed.dense {
                     // Nothing of the index's own: the graph in memory alone, numbered.
-                    self.search_dense(dense, committed.entry.as_ref())
+                    self.query
+                        .as_ref()
+                        .zip(committed.entry.as_ref())
+                        .and_then(|(query, entry)| {
+                            let reached = dense.search(
+                                self.metric,
+                                query,
+                                &entry.primary_key,
+                                entry.level,
+                                self.ef,
+                            )?;
+                            self.batch.slots.extend(
+                                reached
+                                    .iter()
+                                    .map(|node| node.slot)
+                                    .filter(|&slot| !self.returned.contains(dense.key(slot))),
+                            );
+                            Some(reached.len())
+                        })
                 } else {
                     self.search(&*committed, true)?
+                        .map(|found| keep(&self.returned, &mut self.batch, found))
                 }
             }
         };
         let Some(found) = found else {
             self.exhausted = true;
-            return Ok(Vec::new());
+            return Ok(0);
         };
-        if found.len() < self.ef {
-            // The search reached every node it could: nothing more to find.
+        // Fewer than asked for: the search reached every node it could, so nothing more to find;
+        // nothing new: widening finds nothing either.
+        if found < self.ef || self.batch.len() == 0 {
             self.exhausted = true;
         }
         self.ef = self.ef.saturating_mul(2);
-        let fresh: Vec<Vec<u8>> = found
-            .into_iter()
-            .filter(|found| !self.returned.contains(&found.primary_key))
-            .map(|found| found.primary_key)
-            .collect();
-        self.returned.extend(fresh.iter().cloned());
-        if fresh.is_empty() {
-            self.exhausted = true;
-        }
-        Ok(fresh)
+        Ok(self.batch.len())
     }
 
-    fn search_dense(&self, dense: &Dense, entry: Option<&Entry>) -> Option<Vec<Found>> {
-        let query = self.query.as_ref()?;
-        let entry = entry?;
-        let reached = dense.search(self.metric, query, &entry.primary_key, entry.level, self.ef)?;
-        Some(
-            reached
-                .into_iter()
-                .map(|reached| Found {
-                    distance: reached.distance,
-                    primary_key: dense.key(reached.slot).to_vec(),
-                })
-                .collect(),
-        )
+    /// Appends the primary key of the node at `position` of the last batch to `into`; false when
+    /// the batch has no such node.
+    pub fn append_key(&self, position: usize, into: &mut Vec<u8>) -> bool {
+        if let Some(&slot) = self.batch.slots.get(position) {
+            // Slots come only from the graph's numbered form, and a slot keeps its key for the
+            // graph's life (`hnsw_dense.rs`).
+            if let SearchSource::Cached(_, graph) = &self.source
+                && let Some(dense) = &graph.state.read().dense
+            {
+                into.extend_from_slice(dense.key(slot));
+                return true;
+            }
+            return false;
+        }
+        match self.batch.key(position) {
+            Some(primary_key) => {
+                into.extend_from_slice(primary_key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The primary key of the node at `position` of the last batch.
+    pub fn key(&self, position: usize) -> Option<Vec<u8>> {
+        let mut primary_key = Vec::new();
+        self.append_key(position, &mut primary_key)
+            .then_some(primary_key)
     }
 
     fn search(&self, reader: &dyn NodeReader, in_memory: bool) -> Result<Option<Vec<Found>>> {
@@ -1150,9 +1237,8 @@ mod tests {
                 let mut search =
                     Search::new(SearchSource::Store(view.clone()), index, metric, query, 40);
                 let found = search.next_batch().unwrap();
-                hits += found[..10]
-                    .iter()
-                    .filter(|key| truth.contains(*key))
+                hits += (0..found.min(10))
+                    .filter(|&position| truth.contains(&search.key(position).unwrap()))
                     .count();
             }
             let recall = hits as f64 / (queries * 10) as f64;
@@ -1219,7 +1305,8 @@ mod tests {
             &extra,
             10,
         );
-        assert_eq!(search.next_batch().unwrap()[0], primary_key(5000));
+        search.next_batch().unwrap();
+        assert_eq!(search.key(0), Some(primary_key(5000)));
         let mut hits = 0;
         for q in 0..40 {
             let query = &data[(q * 37) % data.len()];
@@ -1242,9 +1329,8 @@ mod tests {
                 40,
             );
             let found = search.next_batch().unwrap();
-            hits += found[..10]
-                .iter()
-                .filter(|key| truth.contains(*key))
+            hits += (0..found.min(10))
+                .filter(|&position| truth.contains(&search.key(position).unwrap()))
                 .count();
         }
         assert!(hits as f64 / 400.0 >= 0.9, "recall {}", hits as f64 / 400.0);
@@ -1259,18 +1345,19 @@ mod tests {
                 &extra,
                 10,
             );
-            search.next_batch().unwrap()[0].clone()
+            search.next_batch().unwrap();
+            search.key(0)
         };
         let written = transaction.buffered_keys(&Key::index_range(9));
         transaction.commit().unwrap();
         graph.apply(&store.begin().unwrap(), 9, &written).unwrap();
-        assert_eq!(first_found(&graph), primary_key(5000));
+        assert_eq!(first_found(&graph), Some(primary_key(5000)));
         let mut transaction = store.begin().unwrap();
         transaction.delete(node_key(9, &primary_key(5000))).unwrap();
         let written = transaction.buffered_keys(&Key::index_range(9));
         transaction.commit().unwrap();
         graph.apply(&store.begin().unwrap(), 9, &written).unwrap();
-        assert_eq!(first_found(&graph), primary_key(3));
+        assert_eq!(first_found(&graph), Some(primary_key(3)));
     }
 
     #[test]
@@ -1295,18 +1382,29 @@ mod tests {
             .unwrap();
         }
         transaction.commit().unwrap();
-        let view = store.begin().unwrap().read_view();
-        let mut search = Search::new(SearchSource::Store(view), 1, Metric::L2, &data[0], 10);
-        let mut seen = HashSet::new();
-        loop {
-            let batch = search.next_batch().unwrap();
-            if batch.is_empty() {
-                break;
+        // From the store (batches of keys) and from the graph in memory (batches of slots).
+        let graph = Arc::new(Graph::load(&store.begin().unwrap(), 1).unwrap());
+        let sources = [
+            SearchSource::Store(store.begin().unwrap().read_view()),
+            SearchSource::Cached(store.begin().unwrap().read_view(), graph),
+        ];
+        for source in sources {
+            let mut search = Search::new(source, 1, Metric::L2, &data[0], 10);
+            let mut seen = HashSet::new();
+            loop {
+                let found = search.next_batch().unwrap();
+                if found == 0 {
+                    break;
+                }
+                assert_eq!(search.key(found), None, "past the batch's end");
+                for position in 0..found {
+                    assert!(
+                        seen.insert(search.key(position).unwrap()),
+                        "a node came twice"
+                    );
+                }
             }
-            for key in batch {
-                assert!(seen.insert(key), "a node came twice");
-            }
+            assert!(seen.len() >= 290, "{} of 300 reached", seen.len());
         }
-        assert!(seen.len() >= 290, "{} of 300 reached", seen.len());
     }
 }

@@ -1346,19 +1346,21 @@ fn nearest_rows(
     while found.len() < limit
         && !(searched && (!settings.iterative || returned >= settings.max_scan_tuples))
     {
-        let keys = search.next_batch()?;
+        let count = search.next_batch()?;
         searched = true;
-        if keys.is_empty() {
+        if count == 0 {
             break;
         }
-        returned += keys.len();
+        returned += count;
         let mut row_key = prefix.clone();
-        for primary_key in keys {
+        for position in 0..count {
             if found.len() == limit {
                 break;
             }
             row_key.truncate(prefix.len());
-            row_key.extend_from_slice(&primary_key);
+            if !search.append_key(position, &mut row_key) {
+                continue;
+            }
             let Some(row) = transaction.get(&row_key)? else {
                 continue;
             };

@@ -2163,16 +2163,18 @@ impl Iterator for VectorBatches {
                 {
                     return None;
                 }
-                let keys = match self.search.next_batch() {
-                    Ok(keys) => keys,
+                let count = match self.search.next_batch() {
+                    Ok(count) => count,
                     Err(error) => return Some(Err(to_datafusion(error.into()))),
                 };
                 self.searched = true;
-                if keys.is_empty() {
+                if count == 0 {
                     return None;
                 }
-                self.returned_nodes += keys.len();
-                self.pending = keys.into();
+                self.returned_nodes += count;
+                self.pending = (0..count)
+                    .filter_map(|position| self.search.key(position))
+                    .collect();
             }
             let chunk = match self.wanted {
                 Some(wanted) => wanted.saturating_sub(self.produced).max(1),
