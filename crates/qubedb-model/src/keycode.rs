@@ -52,6 +52,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(0x00);
         }
+        Value::SparseVector(sparse) => sparse.encode_key(out),
         Value::Interval {
             months,
             days,
@@ -157,6 +158,10 @@ pub fn decode_value(bytes: &[u8], position: &mut usize, data_type: DataType) -> 
                 Value::Vector(elements)
             }
         }
+        DataType::SparseVector(_) => Value::SparseVector(
+            crate::sparse_vector::SparseVector::decode_key(bytes, position)
+                .ok_or_else(|| Error::corruption("key sparse vector ends early"))?,
+        ),
         DataType::Interval => {
             take(bytes, position, 16)?;
             let months =

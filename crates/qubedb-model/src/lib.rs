@@ -20,6 +20,7 @@ pub mod jsonpath;
 pub mod keycode;
 pub mod keys;
 pub mod row;
+pub mod sparse_vector;
 pub mod types;
 pub mod vector;
 

@@ -63,6 +63,7 @@ pub fn encode_row(version: u32, values: &[Value]) -> Vec<u8> {
             Value::HalfVector(elements) => {
                 write_bytes(&crate::vector::to_half_bytes(elements), &mut out)
             }
+            Value::SparseVector(sparse) => write_bytes(&sparse.to_bytes(), &mut out),
             Value::Numeric { units, .. } => {
                 out.push(7);
                 out.extend_from_slice(&units.to_le_bytes());

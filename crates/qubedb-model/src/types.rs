@@ -46,6 +46,9 @@ pub enum DataType {
     Vector(Option<u32>),
     /// `HALFVEC(n)` (pgvector's half-precision vector): `None` when declared without dimensions.
     HalfVector(Option<u32>),
+    /// `SPARSEVEC(n)` (pgvector's sparse vector, `crate::sparse_vector`): `None` when declared
+    /// without dimensions.
+    SparseVector(Option<u32>),
 }
 
 impl DataType {
@@ -82,6 +85,8 @@ impl DataType {
             DataType::Vector(None) => "vector".into(),
             DataType::HalfVector(Some(dimensions)) => format!("halfvec({dimensions})"),
             DataType::HalfVector(None) => "halfvec".into(),
+            DataType::SparseVector(Some(dimensions)) => format!("sparsevec({dimensions})"),
+            DataType::SparseVector(None) => "sparsevec".into(),
         }
     }
 
@@ -122,6 +127,8 @@ pub enum Value {
     Vector(Vec<f32>),
     /// HALFVEC: its elements, each a value a half-precision float holds exactly (stored in 2 bytes).
     HalfVector(Vec<f32>),
+    /// SPARSEVEC: its dimensions and non-zero elements.
+    SparseVector(crate::sparse_vector::SparseVector),
 }
 
 impl Value {

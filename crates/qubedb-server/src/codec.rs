@@ -154,6 +154,23 @@ pub fn encode_binary(
                 }
             }
         }
+        // pgvector's sparsevec_send: dimensions, count, an unused int4, the indices (from 0), the
+        // values.
+        data_type if qubedb::sql::sparse_vector::is_sparse(data_type) => {
+            let sparse = qubedb::sql::sparse_vector::SparseVectors::new(array.as_ref())
+                .map_err(|_| unexpected(array))?
+                .get(row)
+                .ok_or_else(|| unexpected(array))?;
+            out.put_i32(sparse.dimensions as i32);
+            out.put_i32(sparse.indices.len() as i32);
+            out.put_i32(0);
+            for &index in &sparse.indices {
+                out.put_i32(index as i32);
+            }
+            for &value in &sparse.values {
+                out.put_f32(value);
+            }
+        }
         ArrowType::List(_) | ArrowType::LargeList(_) => encode_array(array, row, pg_type, out)?,
         _ => encode_text_as_binary(pg_type, text, out)?,
     }
@@ -403,6 +420,7 @@ pub fn parameter_type_name(pg_type: &Type) -> Option<&'static str> {
         Type::JSONB => "jsonb",
         _ if is_vector_type(pg_type) => "vector",
         _ if is_halfvec_type(pg_type) => "halfvec",
+        _ if is_sparsevec_type(pg_type) => "sparsevec",
         _ => return None,
     })
 }
@@ -454,6 +472,47 @@ fn is_halfvec_type(pg_type: &Type) -> bool {
     i64::from(pg_type.oid()) == qubedb::sql::system::HALFVEC_OID
 }
 
+fn is_sparsevec_type(pg_type: &Type) -> bool {
+    i64::from(pg_type.oid()) == qubedb::sql::system::SPARSEVEC_OID
+}
+
+/// pgvector's binary sparse vector (`sparsevec_recv`): dimensions, count and an unused word (int4
+/// each), the indices (int4, from 0), the values (float4); bound as its text form.
+fn decode_sparse_vector(bytes: &[u8]) -> Result<Param, CodecError> {
+    let invalid = || invalid_binary("sparsevec");
+    let word = |at: usize| -> Result<[u8; 4], CodecError> {
+        bytes
+            .get(at..at + 4)
+            .and_then(|word| word.try_into().ok())
+            .ok_or_else(invalid)
+    };
+    let dimensions = i32::from_be_bytes(word(0)?);
+    let count = usize::try_from(i32::from_be_bytes(word(4)?)).map_err(|_| invalid())?;
+    if bytes.len() != 12 + count * 8 || dimensions < 1 {
+        return Err(invalid());
+    }
+    let mut sparse = qubedb::SparseVector {
+        dimensions: dimensions as u32,
+        ..Default::default()
+    };
+    for position in 0..count {
+        let index = i32::from_be_bytes(word(12 + position * 4)?);
+        sparse
+            .indices
+            .push(u32::try_from(index).map_err(|_| invalid())?);
+        sparse
+            .values
+            .push(f32::from_be_bytes(word(12 + count * 4 + position * 4)?));
+    }
+    if !sparse.is_well_formed() {
+        return Err(invalid());
+    }
+    Ok(typed(
+        qubedb::sql::sparse_vector::format(&sparse),
+        "sparsevec",
+    ))
+}
+
 /// pgvector's binary vector (`vector_recv`, `halfvec_recv`): dimensions (u16), an unused u16, the
 /// elements (float4s, or halves for halfvec).
 fn decode_vector(bytes: &[u8], kind: qubedb::VectorKind) -> Result<Param, CodecError> {
@@ -481,6 +540,9 @@ fn decode_binary(bytes: &[u8], pg_type: &Type) -> Result<Param, CodecError> {
     }
     if is_halfvec_type(pg_type) {
         return decode_vector(bytes, qubedb::VectorKind::Half);
+    }
+    if is_sparsevec_type(pg_type) {
+        return decode_sparse_vector(bytes);
     }
     let utf8 = |bytes: &[u8]| {
         String::from_utf8(bytes.to_vec())

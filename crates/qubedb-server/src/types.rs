@@ -37,14 +37,27 @@ pub fn halfvec_type() -> Type {
     )
 }
 
-/// The type of a parameter OID a client declares: PostgreSQL's built-in types, `vector` and
-/// `halfvec`.
+/// pgvector's `sparsevec`, with QubeDB's fixed OID (`qubedb::sql::system::SPARSEVEC_OID`).
+pub fn sparsevec_type() -> Type {
+    Type::new(
+        "sparsevec".into(),
+        qubedb::sql::system::SPARSEVEC_OID as u32,
+        postgres_types::Kind::Simple,
+        "public".into(),
+    )
+}
+
+/// The type of a parameter OID a client declares: PostgreSQL's built-in types, `vector`,
+/// `halfvec` and `sparsevec`.
 pub fn type_of_oid(oid: u32) -> Option<Type> {
     if i64::from(oid) == qubedb::sql::system::VECTOR_OID {
         return Some(vector_type());
     }
     if i64::from(oid) == qubedb::sql::system::HALFVEC_OID {
         return Some(halfvec_type());
+    }
+    if i64::from(oid) == qubedb::sql::system::SPARSEVEC_OID {
+        return Some(sparsevec_type());
     }
     Type::from_oid(oid)
 }
@@ -110,6 +123,7 @@ fn type_of_sql_name(name: &str) -> Option<Type> {
         "oidvector" => Type::OID_VECTOR,
         "vector" => vector_type(),
         "halfvec" => halfvec_type(),
+        "sparsevec" => sparsevec_type(),
         _ => return None,
     })
 }
@@ -119,6 +133,9 @@ fn type_of_arrow(data_type: &ArrowType) -> Type {
         Some(qubedb::VectorKind::Single) => return vector_type(),
         Some(qubedb::VectorKind::Half) => return halfvec_type(),
         None => {}
+    }
+    if qubedb::sql::sparse_vector::is_sparse(data_type) {
+        return sparsevec_type();
     }
     match data_type {
         ArrowType::Boolean => Type::BOOL,

@@ -51,6 +51,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use params::Param;
 pub use qubedb_kv::Synchronous;
 pub use qubedb_model::catalog::RoleDef;
+pub use qubedb_model::sparse_vector::SparseVector;
 pub use qubedb_model::vector::VectorKind;
 pub use result::{FromColumn, Notice, QueryResult, Row, StatementOutcome};
 pub use roles::ScramVerifier;

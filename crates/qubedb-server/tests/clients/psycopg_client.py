@@ -102,6 +102,24 @@ with psycopg.connect(conninfo, autocommit=True) as conn:
         check(raw == struct.pack(">HHeee", 3, 0, 1.5, 2.0, 3.0), f"binary halfvec: {raw!r}")
         check(cursor.description[0].type_code == halfvec_oid, f"halfvec oid {halfvec_oid}")
 
+    # sparsevec: the text form (indices from 1), ordering by distance to a parameter, and pgvector's
+    # binary form (dimensions, count, an unused int4, the indices from 0, the float4s).
+    conn.execute("CREATE TABLE sparse (id INTEGER PRIMARY KEY, v sparsevec(5))")
+    conn.execute("INSERT INTO sparse VALUES (1, %s), (2, %s)", ("{1:1,3:2}/5", "{5:-1}/5"))
+    row = conn.execute(
+        "SELECT id, v FROM sparse ORDER BY v <-> %s LIMIT 1", ("{5:-0.5}/5",), prepare=True
+    ).fetchone()
+    check(row == (2, "{5:-1}/5"), f"nearest sparsevec: {row!r}")
+    sparsevec_oid = conn.execute(
+        "SELECT oid FROM pg_type WHERE typname = 'sparsevec'"
+    ).fetchone()[0]
+    with conn.cursor(binary=True) as cursor:
+        cursor.execute("SELECT v FROM sparse WHERE id = 1")
+        raw = bytes(cursor.fetchone()[0])
+        expected = struct.pack(">iiiiiff", 5, 2, 0, 0, 2, 1.0, 2.0)
+        check(raw == expected, f"binary sparsevec: {raw!r}")
+        check(cursor.description[0].type_code == sparsevec_oid, f"sparsevec oid {sparsevec_oid}")
+
     # Server-side prepared statements: prepared once, executed many times.
     for attempt in range(5):
         row = conn.execute(

@@ -1020,6 +1020,7 @@ pub(crate) fn install(
         .with_physical_optimizer_rules(physical_rules)
         .with_analyzer_rule(Arc::new(ApplyRejectedSubqueries))
         .with_analyzer_rule(Arc::new(crate::sql::jsonb_planner::JsonbCasts))
+        .with_analyzer_rule(Arc::new(crate::sql::sparse_vector::SparseOrder))
         .with_optimizer_rule(Arc::new(ApplySubqueries))
         .with_query_planner(Arc::new(QubeQueryPlanner { shared }))
 }

@@ -54,6 +54,8 @@ pub fn arrow_type(data_type: DataType) -> ArrowType {
         // vectors as lists of real in LargeList, which no other type uses (`sql/vector.rs`).
         DataType::Vector(_) => crate::sql::vector::arrow_type(),
         DataType::HalfVector(_) => crate::sql::vector::arrow_type_of(VectorKind::Half),
+        // sparse vectors as a struct no other type uses (`sql/sparse_vector.rs`).
+        DataType::SparseVector(_) => crate::sql::sparse_vector::arrow_type(),
         DataType::Bytea => ArrowType::Binary,
         DataType::Date => ArrowType::Date32,
         DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
@@ -104,6 +106,9 @@ pub fn sql_type_of_arrow(arrow: &ArrowType) -> Option<DataType> {
                 _ => DataType::Vector(None),
             }
         }
+        data_type if crate::sql::sparse_vector::is_sparse(data_type) => {
+            DataType::SparseVector(None)
+        }
         _ => return None,
     })
 }
@@ -123,6 +128,7 @@ pub enum ColumnBuilder {
     Jsonb(LargeBinaryBuilder),
     Json(LargeStringBuilder),
     Vector(crate::sql::vector::VectorBuilder),
+    SparseVector(Vec<Option<qubedb_model::sparse_vector::SparseVector>>),
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, bool),
@@ -166,6 +172,7 @@ impl ColumnBuilder {
                     capacity * dimensions.unwrap_or(16) as usize,
                 ))
             }
+            DataType::SparseVector(_) => ColumnBuilder::SparseVector(Vec::with_capacity(capacity)),
             DataType::Uuid => {
                 ColumnBuilder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36))
             }
@@ -230,6 +237,10 @@ impl ColumnBuilder {
                 };
                 builder.append(&elements.ok_or_else(mismatch)?)
             }
+            (ColumnBuilder::SparseVector(values), RawValue::Bytes(bytes)) => values.push(Some(
+                qubedb_model::sparse_vector::SparseVector::from_bytes(bytes)
+                    .ok_or_else(mismatch)?,
+            )),
             (ColumnBuilder::Uuid(builder), RawValue::Bytes(bytes)) => {
                 let uuid = uuid::Uuid::from_slice(bytes).map_err(|_| mismatch())?;
                 builder.append_value(uuid.hyphenated().to_string())
@@ -285,6 +296,15 @@ impl ColumnBuilder {
                 }
                 _ => Err(Error::internal("vector value for a column of another type")),
             },
+            Value::SparseVector(sparse) => match self {
+                ColumnBuilder::SparseVector(values) => {
+                    values.push(Some(sparse.clone()));
+                    Ok(())
+                }
+                _ => Err(Error::internal(
+                    "sparse vector value for a column of another type",
+                )),
+            },
         }
     }
 
@@ -302,6 +322,7 @@ impl ColumnBuilder {
             ColumnBuilder::Jsonb(builder) => builder.append_null(),
             ColumnBuilder::Json(builder) => builder.append_null(),
             ColumnBuilder::Vector(builder) => builder.append_null(),
+            ColumnBuilder::SparseVector(values) => values.push(None),
             ColumnBuilder::Date(builder) => builder.append_null(),
             ColumnBuilder::Time(builder) => builder.append_null(),
             ColumnBuilder::Timestamp(builder, _) => builder.append_null(),
@@ -330,6 +351,9 @@ impl ColumnBuilder {
             ColumnBuilder::Jsonb(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Json(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Vector(builder) => Arc::new(builder.finish()),
+            ColumnBuilder::SparseVector(values) => {
+                crate::sql::sparse_vector::build(&std::mem::take(values))
+            }
             ColumnBuilder::Date(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Time(builder) => Arc::new(builder.finish()),
             ColumnBuilder::Timestamp(builder, with_zone) => {
@@ -353,6 +377,9 @@ pub fn cast_to(array: &ArrayRef, data_type: DataType) -> Result<ArrayRef> {
     }
     if let DataType::HalfVector(dimensions) = data_type {
         return crate::sql::vector::cast_array_of(VectorKind::Half, array, dimensions);
+    }
+    if let DataType::SparseVector(dimensions) = data_type {
+        return crate::sql::sparse_vector::cast_array(array, dimensions);
     }
     let target = arrow_type(data_type);
     if array.data_type() == &target {
@@ -537,6 +564,9 @@ pub fn value_at(array: &ArrayRef, row: usize, data_type: DataType) -> Result<Val
         }
         DataType::Vector(_) => Value::Vector(crate::sql::vector::value_at(array, row)?),
         DataType::HalfVector(_) => Value::HalfVector(crate::sql::vector::value_at(array, row)?),
+        DataType::SparseVector(_) => {
+            Value::SparseVector(crate::sql::sparse_vector::value_at(array, row)?)
+        }
         DataType::Json => Value::Text(
             any.downcast_ref::<LargeStringArray>()
                 .ok_or_else(wrong)?

@@ -318,6 +318,9 @@ pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
                 modifiers,
             )?))
         }
+        SqlType::Custom(name, modifiers) if name.to_string().eq_ignore_ascii_case("sparsevec") => {
+            plain(DataType::SparseVector(sparse_vector_dimensions(modifiers)?))
+        }
         SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
             let name = name.to_string().to_lowercase();
             match name.as_str() {
@@ -357,6 +360,32 @@ pub(crate) fn vector_dimensions_of(kind: VectorKind, modifiers: &[String]) -> Re
     vector_modifiers(kind, modifiers).map_err(|mut error| {
         // PostgreSQL points at the type whose modifiers are wrong.
         error.set_word(&format!("{}(", kind.type_name()));
+        error
+    })
+}
+
+/// The dimensions `sparsevec(n)` declares (`None` for plain `sparsevec`).
+pub(crate) fn sparse_vector_dimensions(modifiers: &[String]) -> Result<Option<u32>> {
+    let dimensions = match modifiers {
+        [] => return Ok(None),
+        [dimensions] => dimensions.trim().trim_matches('\''),
+        _ => {
+            let mut error = Error::user("22023", "invalid type modifier");
+            error.set_word("sparsevec(");
+            return Err(error);
+        }
+    };
+    let checked = dimensions
+        .parse::<i64>()
+        .map_err(|_| {
+            Error::user(
+                "22P02",
+                format!("invalid input syntax for type integer: \"{dimensions}\""),
+            )
+        })
+        .and_then(crate::sql::sparse_vector::check_type_modifier);
+    checked.map(Some).map_err(|mut error| {
+        error.set_word("sparsevec(");
         error
     })
 }

@@ -172,6 +172,13 @@ fn format_value(array: &ArrayRef, row: usize, trim_numeric: bool) -> String {
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
             format_list(array, row, trim_numeric)
         }
+        data_type if crate::sql::sparse_vector::is_sparse(data_type) => {
+            crate::sql::sparse_vector::SparseVectors::new(array.as_ref())
+                .ok()
+                .and_then(|sparse| sparse.get(row))
+                .map(|sparse| crate::sql::sparse_vector::format(&sparse))
+                .unwrap_or_default()
+        }
         ArrowType::Struct(_) => format_record(array, row),
         _ => ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
             .map(|formatter| formatter.value(row).to_string())

@@ -108,6 +108,7 @@ pub(crate) fn register_immutable(context: &SessionContext) {
     crate::sql::json_build::register(context);
     crate::sql::jsonb::register(context);
     crate::sql::vector::register(context);
+    crate::sql::sparse_vector::register(context);
     crate::sql::vector_aggregate::register(context);
     crate::sql::json_values::register(context);
     crate::sql::expand_array::register(context);

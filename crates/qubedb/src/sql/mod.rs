@@ -30,6 +30,7 @@ pub mod rewrite;
 pub mod row_locks;
 pub mod scan_filter;
 pub mod scan_order;
+pub mod sparse_vector;
 pub mod system;
 pub mod temp;
 pub mod user_types;

@@ -444,6 +444,23 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
             },
             _ => None,
         };
+        if let SqlType::Custom(name, modifiers) = data_type
+            && name.to_string().eq_ignore_ascii_case("sparsevec")
+        {
+            let call =
+                crate::sql::ddl::sparse_vector_dimensions(modifiers).and_then(|dimensions| {
+                    let dimensions = dimensions.map(|n| format!(", {n}")).unwrap_or_default();
+                    parse_expression(&format!("qubedb_sparsevec({inner}{dimensions})"))
+                });
+            match call {
+                Ok(replacement) => *expr = replacement,
+                Err(error) => {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
+            }
+            return ControlFlow::Continue(());
+        }
         if let Some((kind, function, modifiers)) = vector {
             let call =
                 crate::sql::ddl::vector_dimensions_of(kind, &modifiers).and_then(|dimensions| {

@@ -214,6 +214,15 @@ const BUILTIN_TYPES: &[BuiltinType] = &[
         HALFVEC_ARRAY_OID,
         false,
     ),
+    builtin(
+        SPARSEVEC_OID,
+        "sparsevec",
+        "sparsevec",
+        -1,
+        "U",
+        SPARSEVEC_ARRAY_OID,
+        false,
+    ),
 ];
 
 /// The OID of the `hnsw` access method (pgvector's, created with the extension; fixed here).
@@ -227,6 +236,10 @@ pub const VECTOR_ARRAY_OID: i64 = 16_386;
 pub const HALFVEC_OID: i64 = 16_388;
 /// The OID of `halfvec[]`.
 pub const HALFVEC_ARRAY_OID: i64 = 16_389;
+/// The OID of pgvector's `sparsevec` (fixed as `vector`'s).
+pub const SPARSEVEC_OID: i64 = 16_390;
+/// The OID of `sparsevec[]`.
+pub const SPARSEVEC_ARRAY_OID: i64 = 16_391;
 
 /// The type OID and type modifier (`atttypmod`) of a column type.
 pub fn type_oid(data_type: DataType) -> (i64, i32) {
@@ -268,6 +281,10 @@ pub fn type_oid(data_type: DataType) -> (i64, i32) {
             HALFVEC_OID,
             dimensions.map_or(-1, |dimensions| dimensions as i32),
         ),
+        DataType::SparseVector(dimensions) => (
+            SPARSEVEC_OID,
+            dimensions.map_or(-1, |dimensions| dimensions as i32),
+        ),
     }
 }
 
@@ -286,6 +303,7 @@ pub fn format_type(oid: i64, modifier: Option<i32>) -> Option<String> {
         (1043 | 1042, Some(modifier)) => format!("{}({})", builtin.display, modifier - 4),
         (VECTOR_OID, Some(modifier)) => format!("vector({modifier})"),
         (HALFVEC_OID, Some(modifier)) => format!("halfvec({modifier})"),
+        (SPARSEVEC_OID, Some(modifier)) => format!("sparsevec({modifier})"),
         _ => builtin.display.to_string(),
     })
 }

@@ -37,6 +37,7 @@ use qubedb_model::vector::{self as kernels, Metric, VECTOR_DIMENSIONS_MAX, Vecto
 
 use crate::error::{Error, Result, to_datafusion};
 use crate::sql::format::format_f32;
+use crate::sql::sparse_vector::{self, Pairwise, is_sparse};
 
 /// The Arrow type of vectors.
 pub fn arrow_type() -> ArrowType {
@@ -210,7 +211,7 @@ impl VectorBuilder {
 }
 
 /// Errors of vector values, as pgvector words them.
-fn data_error(message: impl Into<String>) -> Error {
+pub(crate) fn data_error(message: impl Into<String>) -> Error {
     Error::user("22000", message)
 }
 
@@ -412,7 +413,7 @@ pub fn parse_of(kind: VectorKind, text: &str) -> Result<Vec<f32>> {
     Ok(elements)
 }
 
-fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+pub(crate) fn skip_space(bytes: &[u8], mut at: usize) -> usize {
     while bytes.get(at).is_some_and(|byte| byte.is_ascii_whitespace()) {
         at += 1;
     }
@@ -420,7 +421,7 @@ fn skip_space(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// The length of the number `strtof` would read at the start of `bytes` (0 for none).
-fn float_prefix(bytes: &[u8]) -> usize {
+pub(crate) fn float_prefix(bytes: &[u8]) -> usize {
     let mut at = 0;
     if matches!(bytes.first(), Some(b'+' | b'-')) {
         at += 1;
@@ -461,12 +462,12 @@ fn float_prefix(bytes: &[u8]) -> usize {
     end
 }
 
-fn is_infinity_word(number: &str) -> bool {
+pub(crate) fn is_infinity_word(number: &str) -> bool {
     let word = number.trim_start_matches(['+', '-']);
     word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity")
 }
 
-fn parse_float(number: &str) -> Option<f32> {
+pub(crate) fn parse_float(number: &str) -> Option<f32> {
     let unsigned = number.trim_start_matches(['+', '-']);
     let negative = number.starts_with('-');
     let value = if unsigned.eq_ignore_ascii_case("nan") {
@@ -536,6 +537,17 @@ pub fn cast_array_of(
                         check_dimensions_of(kind, elements.len(), dimensions)?;
                         builder.append(&converted(elements)?);
                     }
+                }
+            }
+        }
+        data_type if is_sparse(data_type) => {
+            let rows = sparse_vector::dense_rows(array, |count| {
+                check_dimensions_of(kind, count, dimensions)
+            })?;
+            for elements in rows {
+                match elements {
+                    None => builder.append_null(),
+                    Some(elements) => builder.append(&converted(&elements)?),
                 }
             }
         }
@@ -749,15 +761,18 @@ struct VectorFunction {
     signature: Signature,
 }
 
-fn type_name(data_type: &ArrowType) -> String {
+pub(crate) fn type_name(data_type: &ArrowType) -> String {
     if let Some(kind) = kind_of(data_type) {
         return kind.type_name().into();
+    }
+    if is_sparse(data_type) {
+        return "sparsevec".into();
     }
     crate::sql::convert::sql_type_of_arrow(data_type)
         .map_or_else(|| data_type.to_string(), |sql| sql.sql_name())
 }
 
-fn is_text(data_type: &ArrowType) -> bool {
+pub(crate) fn is_text(data_type: &ArrowType) -> bool {
     matches!(
         data_type,
         ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
@@ -791,6 +806,32 @@ impl VectorFunction {
     /// which take the target's type modifier and whether the cast is explicit.
     fn is_cast_function(&self) -> bool {
         CAST_FUNCTIONS.contains(&self.name)
+    }
+
+    /// True for the functions pgvector also defines for `sparsevec`.
+    fn takes_sparse(&self) -> bool {
+        matches!(
+            self.operation,
+            Operation::Distance(_)
+                | Operation::InnerProduct
+                | Operation::L2Squared
+                | Operation::Norm
+                | Operation::Normalize
+        ) && self.name != "vector_norm"
+    }
+
+    /// The function of sparse vectors this one is, computed over `arrays` (sparse vectors).
+    fn compute_sparse(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        let arrays = sparse_vector::as_sparse(arrays)?;
+        let pairwise = match self.operation {
+            Operation::Norm => return sparse_vector::norms(&arrays[0]),
+            Operation::Normalize => return sparse_vector::normalized(&arrays[0]),
+            Operation::Distance(metric) => Pairwise::Distance(metric),
+            Operation::InnerProduct => Pairwise::InnerProduct,
+            Operation::L2Squared => Pairwise::L2Squared,
+            _ => return Err(Error::internal(format!("{} of sparsevec", self.name))),
+        };
+        sparse_vector::pairwise(pairwise, &arrays[0], &arrays[1], rows)
     }
 
     /// How many vector arguments the function takes, then how many integers.
@@ -860,6 +901,20 @@ impl ScalarUDFImpl for VectorFunction {
         if arguments.len() != vectors + integers {
             return Err(self.no_such_function(arguments));
         }
+        if self.takes_sparse() && arguments.iter().any(is_sparse) {
+            // pgvector's functions of sparse vectors: every argument a sparsevec, or text read as
+            // one when the function runs (Arrow has no cast from text to a struct).
+            return arguments
+                .iter()
+                .map(|argument| {
+                    if is_sparse(argument) || is_text(argument) || argument == &ArrowType::Null {
+                        Ok(argument.clone())
+                    } else {
+                        Err(self.no_such_function(arguments))
+                    }
+                })
+                .collect();
+        }
         let kind = self.argument_kind(arguments);
         let mut coerced = Vec::with_capacity(arguments.len());
         for (position, argument) in arguments.iter().enumerate() {
@@ -879,6 +934,9 @@ impl ScalarUDFImpl for VectorFunction {
     }
 
     fn return_type(&self, arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        if self.operation == Operation::Normalize && arguments.iter().any(is_sparse) {
+            return Ok(sparse_vector::arrow_type());
+        }
         let kind = self.argument_kind(arguments);
         Ok(match self.operation {
             Operation::Input(kind) => arrow_type_of(kind),
@@ -961,6 +1019,9 @@ impl VectorFunction {
                 return vector_array(kind, &arrays[0], dimensions);
             }
             _ => {}
+        }
+        if arrays.iter().any(|array| is_sparse(array.data_type())) {
+            return self.compute_sparse(arrays, rows);
         }
         let first = Vectors::new(arrays[0].as_ref())?;
         let kind = first.kind;

@@ -26,6 +26,7 @@ use qubedb_model::vector::{Metric, VectorKind};
 
 use crate::sql::jsonb_planner::{is_text_literal, shallow};
 use crate::sql::parse::{COSINE_OPERATOR_SPELLING, L1_OPERATOR_SPELLING};
+use crate::sql::sparse_vector::{self, is_sparse};
 use crate::sql::vector::{arrow_type, distance_function, is_vector, kind_of, udf};
 
 /// A call of the vector function `name`.
@@ -69,14 +70,51 @@ pub(crate) fn operator_metric(op: &BinaryOperator) -> Option<Metric> {
     }
 }
 
-/// `expr`, a parameter of no type yet typed as a vector (the distance operators take only vectors).
-fn typed_placeholder(expr: Expr) -> Expr {
+/// `expr`, a parameter of no type yet typed as a vector (the distance operators take only vectors),
+/// a sparse vector when the other operand is one.
+fn typed_placeholder(expr: Expr, sparse: bool) -> Expr {
+    let data_type = if sparse {
+        sparse_vector::arrow_type()
+    } else {
+        arrow_type()
+    };
     match expr {
         Expr::Placeholder(Placeholder { id, field: None }) => Expr::Placeholder(
-            Placeholder::new_with_field(id, Some(Arc::new(Field::new("", arrow_type(), true)))),
+            Placeholder::new_with_field(id, Some(Arc::new(Field::new("", data_type, true)))),
         ),
         other => other,
     }
+}
+
+/// The logical operator of a comparison's SQL operator.
+fn comparison_operator(op: &BinaryOperator) -> datafusion::logical_expr::Operator {
+    use datafusion::logical_expr::Operator;
+    match op {
+        BinaryOperator::Lt => Operator::Lt,
+        BinaryOperator::LtEq => Operator::LtEq,
+        BinaryOperator::Gt => Operator::Gt,
+        BinaryOperator::GtEq => Operator::GtEq,
+        BinaryOperator::Eq => Operator::Eq,
+        _ => Operator::NotEq,
+    }
+}
+
+fn is_sparse_expr(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema)
+        .is_ok_and(|data_type| is_sparse(&data_type))
+}
+
+/// `expr` read as a sparse vector if it is a text literal, else as is.
+fn text_as_sparse(expr: Expr) -> Expr {
+    if is_text_literal(&expr) {
+        call_sparse("qubedb_sparsevec", vec![expr])
+    } else {
+        expr
+    }
+}
+
+fn call_sparse(name: &'static str, arguments: Vec<Expr>) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(sparse_vector::udf(name), arguments))
 }
 
 /// `expr` read as a vector of `kind` if it is a text literal (`'[1,2]'` beside a vector), else as is.
@@ -120,7 +158,14 @@ impl ExprPlanner for VectorOperators {
         if let Some(metric) = operator_metric(&op) {
             // `col <-> $1`: the parameter is a vector, so a prepared query's cached plan can bind it
             // (`sql/plan_cache.rs`) instead of planning each execution afresh.
-            let (left, right) = (typed_placeholder(left), typed_placeholder(right));
+            let (left_sparse, right_sparse) = (
+                is_sparse_expr(&left, schema),
+                is_sparse_expr(&right, schema),
+            );
+            let (left, right) = (
+                typed_placeholder(left, right_sparse),
+                typed_placeholder(right, left_sparse),
+            );
             return Ok(PlannerResult::Planned(call(
                 distance_function(metric),
                 vec![left, right],
@@ -144,6 +189,28 @@ impl ExprPlanner for VectorOperators {
         );
         if (arithmetic.is_none() && !comparison) || !shallow(&left) || !shallow(&right) {
             return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }));
+        }
+        let (left_sparse, right_sparse) = (
+            is_sparse_expr(&left, schema),
+            is_sparse_expr(&right, schema),
+        );
+        if comparison
+            && (left_sparse || right_sparse)
+            && (left_sparse || is_text_literal(&left))
+            && (right_sparse || is_text_literal(&right))
+        {
+            // Sparse vectors compare in pgvector's order (`sparsevec_cmp`), not field by field.
+            let compared = call_sparse(
+                "sparsevec_cmp",
+                vec![text_as_sparse(left), text_as_sparse(right)],
+            );
+            return Ok(PlannerResult::Planned(Expr::BinaryExpr(
+                datafusion::logical_expr::BinaryExpr::new(
+                    Box::new(compared),
+                    comparison_operator(&op),
+                    Box::new(datafusion::prelude::lit(0i32)),
+                ),
+            )));
         }
         let left_vector = is_vector_expr(&left, schema);
         let right_vector = is_vector_expr(&right, schema);
@@ -177,6 +244,22 @@ pub(crate) fn rewrite_vector_cast(
     source: &ArrowType,
     target: &ArrowType,
 ) -> Option<Expr> {
+    if is_sparse(target) {
+        if is_sparse(source) {
+            return Some(inner.clone());
+        }
+        return Some(call_sparse("qubedb_sparsevec", vec![inner.clone()]));
+    }
+    if is_sparse(source) {
+        let text = call_sparse("qubedb_sparsevec_text", vec![inner.clone()]);
+        return match target {
+            ArrowType::Utf8 => Some(text),
+            ArrowType::LargeUtf8 | ArrowType::Utf8View => Some(Expr::Cast(
+                datafusion::logical_expr::expr::Cast::new(Box::new(text), target.clone()),
+            )),
+            _ => None,
+        };
+    }
     if let Some(kind) = kind_of(target) {
         if kind_of(source) == Some(kind) {
             return Some(inner.clone());

@@ -74,6 +74,10 @@ fn raw_to_value(raw: RawValue<'_>, data_type: DataType) -> Result<Value> {
                     || Error::internal("stored halfvec is not a whole number of halves"),
                 )?)
             }
+            DataType::SparseVector(_) => Value::SparseVector(
+                qubedb_model::sparse_vector::SparseVector::from_bytes(bytes)
+                    .ok_or_else(|| Error::internal("stored sparsevec is malformed"))?,
+            ),
             // The binary form (JSON text stored by earlier versions is converted).
             DataType::Jsonb => Value::Bytes(
                 Jsonb::from_stored(bytes)
@@ -129,6 +133,7 @@ pub fn display_value(value: &Value, data_type: DataType) -> String {
         Value::Vector(elements) | Value::HalfVector(elements) => {
             crate::sql::vector::format(elements)
         }
+        Value::SparseVector(sparse) => crate::sql::sparse_vector::format(sparse),
     }
 }
 
