@@ -444,29 +444,27 @@ fn rewrite_casts(query: &mut Query) -> Result<()> {
             },
             _ => None,
         };
-        if let SqlType::Custom(name, modifiers) = data_type
-            && name.to_string().eq_ignore_ascii_case("sparsevec")
-        {
-            let call =
-                crate::sql::ddl::sparse_vector_dimensions(modifiers).and_then(|dimensions| {
-                    let dimensions = dimensions.map(|n| format!(", {n}")).unwrap_or_default();
-                    parse_expression(&format!("qubedb_sparsevec({inner}{dimensions})"))
-                });
-            match call {
-                Ok(replacement) => *expr = replacement,
-                Err(error) => {
-                    failure = Some(error);
-                    return ControlFlow::Break(());
-                }
+        // The function and the dimensions the type names (checked as the type checks them).
+        let input = match (&*data_type, vector) {
+            (SqlType::Custom(name, modifiers), _)
+                if name.to_string().eq_ignore_ascii_case("sparsevec") =>
+            {
+                Some(
+                    crate::sql::ddl::sparse_vector_dimensions(modifiers)
+                        .map(|dimensions| ("qubedb_sparsevec", dimensions)),
+                )
             }
-            return ControlFlow::Continue(());
-        }
-        if let Some((kind, function, modifiers)) = vector {
-            let call =
-                crate::sql::ddl::vector_dimensions_of(kind, &modifiers).and_then(|dimensions| {
-                    let dimensions = dimensions.map(|n| format!(", {n}")).unwrap_or_default();
-                    parse_expression(&format!("{function}({inner}{dimensions})"))
-                });
+            (_, Some((kind, function, modifiers))) => Some(
+                crate::sql::ddl::vector_dimensions_of(kind, &modifiers)
+                    .map(|dimensions| (function, dimensions)),
+            ),
+            _ => None,
+        };
+        if let Some(input) = input {
+            let call = input.and_then(|(function, dimensions)| {
+                let dimensions = dimensions.map(|n| format!(", {n}")).unwrap_or_default();
+                parse_expression(&format!("{function}({inner}{dimensions})"))
+            });
             match call {
                 Ok(replacement) => *expr = replacement,
                 Err(error) => {

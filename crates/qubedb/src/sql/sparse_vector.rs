@@ -34,11 +34,11 @@ use datafusion::prelude::SessionContext;
 use qubedb_model::sparse_vector::{SPARSE_DIMENSIONS_MAX, SPARSE_NONZERO_MAX, SparseVector};
 use qubedb_model::vector::Metric;
 
-use crate::error::{Error, Result, to_datafusion};
+use crate::error::{Error, Result};
 use crate::sql::format::format_f32;
 use crate::sql::vector::{
-    Vectors, data_error, float_prefix, is_infinity_word, is_text, is_vector, parse_float,
-    skip_space, type_name,
+    Vectors, data_error, float_lists, float_prefix, invoke_arrays, is_infinity_word, is_text,
+    is_vector, no_such_function, parse_float, skip_space, type_name,
 };
 
 const DIMENSIONS_FIELD: &str = "sparsevec_dimensions";
@@ -431,35 +431,12 @@ pub fn cast_array(array: &ArrayRef, dimensions: Option<u32>) -> Result<ArrayRef>
             }
         }
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
-            let list = cast_with_options(
-                array,
-                &ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Float64, true))),
-                &CastOptions::default(),
-            )
-            .map_err(|_| match array.data_type() {
-                ArrowType::List(field) | ArrowType::LargeList(field)
-                    if matches!(
-                        field.data_type(),
-                        ArrowType::List(_) | ArrowType::LargeList(_)
-                    ) =>
-                {
-                    data_error("array must be 1-D")
-                }
-                other => cannot_cast(other),
-            })?;
-            let list = list.as_list::<i32>();
-            for row in 0..rows {
-                if list.is_null(row) {
-                    values.push(None);
-                    continue;
-                }
-                let numbers = list.value(row);
-                let numbers = numbers.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-                if numbers.null_count() > 0 {
-                    return Err(Error::user("22004", "array must not contain nulls"));
-                }
-                let elements: Vec<f32> = numbers.values().iter().map(|&x| x as f32).collect();
-                values.push(Some(from_dense(&elements, dimensions)?));
+            for elements in float_lists(array, cannot_cast)? {
+                values.push(
+                    elements
+                        .map(|elements| from_dense(&elements, dimensions))
+                        .transpose()?,
+                );
             }
         }
         other => return Err(cannot_cast(other)),
@@ -652,16 +629,7 @@ struct SparseFunction {
 
 impl SparseFunction {
     fn no_such_function(&self, arguments: &[ArrowType]) -> datafusion::error::DataFusionError {
-        let names: Vec<String> = arguments.iter().map(type_name).collect();
-        to_datafusion(
-            Error::user(
-                "42883",
-                format!("function {}({}) does not exist", self.name, names.join(", ")),
-            )
-            .with_hint(
-                "No function matches the given name and argument types. You might need to add explicit type casts.",
-            ),
-        )
+        no_such_function(self.name, arguments)
     }
 }
 
@@ -700,24 +668,7 @@ impl ScalarUDFImpl for SparseFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|argument| matches!(argument, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|argument| argument.to_array(rows))
-            .collect::<DataFusionResult<_>>()?;
-        let result = self.compute(&arrays, rows).map_err(to_datafusion)?;
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&result, 0)?,
-            ))
-        } else {
-            Ok(ColumnarValue::Array(result))
-        }
+        invoke_arrays(args, |arrays, rows| self.compute(arrays, rows))
     }
 }
 
@@ -835,11 +786,7 @@ fn refuse_extremes(aggregate: &datafusion::logical_expr::Aggregate) -> DataFusio
             Ok(TreeNodeRecursion::Continue)
         })?;
         if let Some(name) = refused {
-            return Err(to_datafusion(
-                Error::user("42883", format!("function {name}({NAME}) does not exist")).with_hint(
-                    "No function matches the given name and argument types. You might need to add explicit type casts.",
-                ),
-            ));
+            return Err(no_such_function(&name, &[arrow_type()]));
         }
     }
     Ok(())

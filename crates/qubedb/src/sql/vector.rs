@@ -571,42 +571,102 @@ pub fn cast_array_of(
             }
         }
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
-            let list = cast_with_options(
-                array,
-                &ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Float64, true))),
-                &CastOptions::default(),
-            )
-            .map_err(|_| match array.data_type() {
-                ArrowType::List(field) | ArrowType::LargeList(field)
-                    if matches!(
-                        field.data_type(),
-                        ArrowType::List(_) | ArrowType::LargeList(_)
-                    ) =>
-                {
-                    data_error("array must be 1-D")
+            for elements in float_lists(array, |other| cannot_cast(kind, other))? {
+                match elements {
+                    None => builder.append_null(),
+                    Some(elements) => {
+                        let elements = converted(&elements)?;
+                        check_dimensions_of(kind, elements.len(), dimensions)?;
+                        builder.append(&elements);
+                    }
                 }
-                other => cannot_cast(kind, other),
-            })?;
-            let list = list.as_list::<i32>();
-            for row in 0..rows {
-                if list.is_null(row) {
-                    builder.append_null();
-                    continue;
-                }
-                let values = list.value(row);
-                let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-                if values.null_count() > 0 {
-                    return Err(Error::user("22004", "array must not contain nulls"));
-                }
-                let elements: Vec<f32> = values.values().iter().map(|&x| x as f32).collect();
-                let elements = converted(&elements)?;
-                check_dimensions_of(kind, elements.len(), dimensions)?;
-                builder.append(&elements);
             }
         }
         other => return Err(cannot_cast(kind, other)),
     }
     Ok(Arc::new(builder.finish()))
+}
+
+/// The rows of `array`, a list of numbers, as `f32` elements (pgvector's casts from `real[]`,
+/// `double precision[]`, `numeric[]` and `integer[]`): an array of arrays is not 1-D, a NULL element
+/// is refused, and other element types get `cannot_cast`'s error.
+pub(crate) fn float_lists(
+    array: &ArrayRef,
+    cannot_cast: impl Fn(&ArrowType) -> Error,
+) -> Result<Vec<Option<Vec<f32>>>> {
+    let list = cast_with_options(
+        array,
+        &ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Float64, true))),
+        &CastOptions::default(),
+    )
+    .map_err(|_| match array.data_type() {
+        ArrowType::List(field) | ArrowType::LargeList(field)
+            if matches!(
+                field.data_type(),
+                ArrowType::List(_) | ArrowType::LargeList(_)
+            ) =>
+        {
+            data_error("array must be 1-D")
+        }
+        other => cannot_cast(other),
+    })?;
+    let list = list.as_list::<i32>();
+    (0..list.len())
+        .map(|row| {
+            if list.is_null(row) {
+                return Ok(None);
+            }
+            let values = list.value(row);
+            let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            if values.null_count() > 0 {
+                return Err(Error::user("22004", "array must not contain nulls"));
+            }
+            Ok(Some(values.values().iter().map(|&x| x as f32).collect()))
+        })
+        .collect()
+}
+
+/// Calls `compute` with a function call's arguments as arrays of the call's rows (one row when every
+/// argument is a constant, and then a constant result).
+pub(crate) fn invoke_arrays(
+    args: ScalarFunctionArgs,
+    compute: impl FnOnce(&[ArrayRef], usize) -> Result<ArrayRef>,
+) -> DataFusionResult<ColumnarValue> {
+    let all_scalar = args
+        .args
+        .iter()
+        .all(|argument| matches!(argument, ColumnarValue::Scalar(_)));
+    let rows = if all_scalar { 1 } else { args.number_rows };
+    let arrays: Vec<ArrayRef> = args
+        .args
+        .iter()
+        .map(|argument| argument.to_array(rows))
+        .collect::<DataFusionResult<_>>()?;
+    let result = compute(&arrays, rows).map_err(to_datafusion)?;
+    if all_scalar {
+        Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::try_from_array(&result, 0)?,
+        ))
+    } else {
+        Ok(ColumnarValue::Array(result))
+    }
+}
+
+/// PostgreSQL's error for a function called with argument types it does not take.
+pub(crate) fn no_such_function(
+    name: &str,
+    arguments: &[ArrowType],
+) -> datafusion::error::DataFusionError {
+    let names: Vec<String> = arguments.iter().map(type_name).collect();
+    to_datafusion(
+        Error::user(
+            "42883",
+            format!("function {name}({}) does not exist", names.join(", ")),
+        )
+        .with_hint(
+            "No function matches the given name and argument types. You might need to add explicit type casts.",
+        ),
+    )
 }
 
 fn cannot_cast(kind: VectorKind, from: &ArrowType) -> Error {
@@ -781,16 +841,7 @@ pub(crate) fn is_text(data_type: &ArrowType) -> bool {
 
 impl VectorFunction {
     fn no_such_function(&self, arguments: &[ArrowType]) -> datafusion::error::DataFusionError {
-        let names: Vec<String> = arguments.iter().map(type_name).collect();
-        to_datafusion(
-            Error::user(
-                "42883",
-                format!("function {}({}) does not exist", self.name, names.join(", ")),
-            )
-            .with_hint(
-                "No function matches the given name and argument types. You might need to add explicit type casts.",
-            ),
-        )
+        no_such_function(self.name, arguments)
     }
 
     /// The kind of vector the function computes with: the first vector argument's, else its own.
@@ -963,24 +1014,7 @@ impl ScalarUDFImpl for VectorFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|argument| matches!(argument, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|argument| argument.to_array(rows))
-            .collect::<DataFusionResult<_>>()?;
-        let result = self.compute(&arrays, rows).map_err(to_datafusion)?;
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&result, 0)?,
-            ))
-        } else {
-            Ok(ColumnarValue::Array(result))
-        }
+        invoke_arrays(args, |arrays, rows| self.compute(arrays, rows))
     }
 }
 
