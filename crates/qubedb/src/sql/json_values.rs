@@ -138,7 +138,7 @@ fn write_json_text_top(array: &ArrayRef, row: usize, line_feeds: bool, out: &mut
         }
         ArrowType::LargeUtf8 => out.push_str(array.as_string::<i64>().value(row)),
         // A vector is no array in PostgreSQL: its text, as a string.
-        data_type if crate::sql::vector::is_vector(data_type) => {
+        data_type if crate::sql::vector::is_pgvector_type(data_type) => {
             let text = crate::result::batch_text_value(array, row).unwrap_or_default();
             jsonb::escape_string(&text, out);
         }
@@ -178,7 +178,7 @@ fn is_structured(data_type: &ArrowType) -> bool {
     matches!(
         data_type,
         ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::Struct(_)
-    ) && !crate::sql::vector::is_vector(data_type)
+    ) && !crate::sql::vector::is_pgvector_type(data_type)
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -1694,7 +1694,7 @@ pub(crate) fn json_of_keyed(array: &ArrayRef, row: usize, sorted: bool) -> Json 
             }
         }
         // A vector is no array in PostgreSQL (pgvector's types have no JSON cast): its text.
-        data_type if crate::sql::vector::is_vector(data_type) => Json::String(text()),
+        data_type if crate::sql::vector::is_pgvector_type(data_type) => Json::String(text()),
         ArrowType::List(_) | ArrowType::LargeList(_) => {
             let items = match array.data_type() {
                 ArrowType::List(_) => array.as_list::<i32>().value(row),

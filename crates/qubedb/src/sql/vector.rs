@@ -74,6 +74,12 @@ pub fn is_vector(data_type: &ArrowType) -> bool {
     kind_of(data_type).is_some()
 }
 
+/// True for the Arrow types of pgvector's types (`vector`, `halfvec`, `sparsevec`): values that are
+/// no array or record in PostgreSQL (JSON gets their text).
+pub fn is_pgvector_type(data_type: &ArrowType) -> bool {
+    is_vector(data_type) || is_sparse(data_type)
+}
+
 /// The vectors of an array: `vector`s read in place, `halfvec`s converted to `f32` once.
 pub struct Vectors<'a> {
     offsets: &'a [i64],

@@ -24,10 +24,11 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use qubedb_model::vector::{Metric, VectorKind};
 
+use crate::error::{Error, to_datafusion};
 use crate::sql::jsonb_planner::{is_text_literal, shallow};
 use crate::sql::parse::{COSINE_OPERATOR_SPELLING, L1_OPERATOR_SPELLING};
 use crate::sql::sparse_vector::{self, is_sparse};
-use crate::sql::vector::{arrow_type, distance_function, is_vector, kind_of, udf};
+use crate::sql::vector::{arrow_type, distance_function, is_vector, kind_of, type_name, udf};
 
 /// A call of the vector function `name`.
 pub(crate) fn call(name: &'static str, arguments: Vec<Expr>) -> Expr {
@@ -194,6 +195,34 @@ impl ExprPlanner for VectorOperators {
             is_sparse_expr(&left, schema),
             is_sparse_expr(&right, schema),
         );
+        if let Some(name) = arithmetic
+            && (left_sparse || right_sparse)
+        {
+            // pgvector defines no arithmetic on sparse vectors.
+            let operand = |expr: &Expr| {
+                expr.get_type(schema)
+                    .map_or_else(|_| "unknown".to_string(), |data_type| type_name(&data_type))
+            };
+            let symbol = match name {
+                "vector_add" => "+",
+                "vector_sub" => "-",
+                "vector_mul" => "*",
+                _ => "||",
+            };
+            return Err(to_datafusion(
+                Error::user(
+                    "42883",
+                    format!(
+                        "operator does not exist: {} {symbol} {}",
+                        operand(&left),
+                        operand(&right)
+                    ),
+                )
+                .with_hint(
+                    "No operator matches the given name and argument types. You might need to add explicit type casts.",
+                ),
+            ));
+        }
         if comparison
             && (left_sparse || right_sparse)
             && (left_sparse || is_text_literal(&left))
