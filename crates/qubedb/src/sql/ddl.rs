@@ -522,6 +522,13 @@ fn hnsw_method(create: &CreateIndex) -> Result<IndexMethod> {
             )
             .with_hint("You must specify an operator class for the index or define a default operator class for the data type."));
         }
+        // pgvector's operator classes of types whose HNSW indexes are not built here.
+        Some(class) if class.starts_with("sparsevec_") || class.starts_with("bit_") => {
+            return Err(Error::user(
+                "0A000",
+                format!("HNSW indexes with operator class \"{class}\" are not supported"),
+            ));
+        }
         Some(class) => qubedb_model::vector::Metric::of_operator_class(class).ok_or_else(|| {
             Error::user(
                 "42704",
