@@ -70,6 +70,19 @@ fn is_json(expr: &Expr, schema: &DFSchema) -> bool {
     matches!(expr.get_type(schema), Ok(ArrowType::LargeUtf8))
 }
 
+/// The logical operator of a comparison's SQL operator (`<`, `<=`, `>`, `>=`, `=`; anything else
+/// reads as `<>`).
+pub(crate) fn comparison_operator(op: &BinaryOperator) -> Operator {
+    match op {
+        BinaryOperator::Lt => Operator::Lt,
+        BinaryOperator::LtEq => Operator::LtEq,
+        BinaryOperator::Gt => Operator::Gt,
+        BinaryOperator::GtEq => Operator::GtEq,
+        BinaryOperator::Eq => Operator::Eq,
+        _ => Operator::NotEq,
+    }
+}
+
 /// True for a text literal (an untyped literal takes the type of what it meets).
 pub(crate) fn is_text_literal(expr: &Expr) -> bool {
     matches!(
@@ -259,14 +272,7 @@ impl ExprPlanner for JsonbOperators {
             {
                 let jsonb = is_jsonb(&left, schema) || is_jsonb(&right, schema);
                 jsonb.then(|| {
-                    let operator = match op {
-                        BinaryOperator::Lt => Operator::Lt,
-                        BinaryOperator::LtEq => Operator::LtEq,
-                        BinaryOperator::Gt => Operator::Gt,
-                        BinaryOperator::GtEq => Operator::GtEq,
-                        BinaryOperator::Eq => Operator::Eq,
-                        _ => Operator::NotEq,
-                    };
+                    let operator = comparison_operator(&op);
                     binary_expr(
                         call("jsonb_cmp", vec![left.clone(), right.clone()]),
                         operator,

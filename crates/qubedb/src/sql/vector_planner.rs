@@ -25,7 +25,7 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 use qubedb_model::vector::{Metric, VectorKind};
 
 use crate::error::{Error, to_datafusion};
-use crate::sql::jsonb_planner::{is_text_literal, shallow};
+use crate::sql::jsonb_planner::{comparison_operator, is_text_literal, shallow};
 use crate::sql::parse::{COSINE_OPERATOR_SPELLING, L1_OPERATOR_SPELLING};
 use crate::sql::sparse_vector::{self, is_sparse};
 use crate::sql::vector::{arrow_type, distance_function, is_vector, kind_of, type_name, udf};
@@ -84,19 +84,6 @@ fn typed_placeholder(expr: Expr, sparse: bool) -> Expr {
             Placeholder::new_with_field(id, Some(Arc::new(Field::new("", data_type, true)))),
         ),
         other => other,
-    }
-}
-
-/// The logical operator of a comparison's SQL operator.
-fn comparison_operator(op: &BinaryOperator) -> datafusion::logical_expr::Operator {
-    use datafusion::logical_expr::Operator;
-    match op {
-        BinaryOperator::Lt => Operator::Lt,
-        BinaryOperator::LtEq => Operator::LtEq,
-        BinaryOperator::Gt => Operator::Gt,
-        BinaryOperator::GtEq => Operator::GtEq,
-        BinaryOperator::Eq => Operator::Eq,
-        _ => Operator::NotEq,
     }
 }
 
