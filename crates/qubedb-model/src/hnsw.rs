@@ -1236,9 +1236,11 @@ mod tests {
                     .collect();
                 let mut search =
                     Search::new(SearchSource::Store(view.clone()), index, metric, query, 40);
-                let found = search.next_batch().unwrap();
+                let found = search.next_batch().expect("search");
                 hits += (0..found.min(10))
-                    .filter(|&position| truth.contains(&search.key(position).unwrap()))
+                    .filter(|&position| {
+                        truth.contains(&search.key(position).expect("a key in the batch"))
+                    })
                     .count();
             }
             let recall = hits as f64 / (queries * 10) as f64;
@@ -1305,7 +1307,7 @@ mod tests {
             &extra,
             10,
         );
-        search.next_batch().unwrap();
+        search.next_batch().expect("search");
         assert_eq!(search.key(0), Some(primary_key(5000)));
         let mut hits = 0;
         for q in 0..40 {
@@ -1328,9 +1330,11 @@ mod tests {
                 query,
                 40,
             );
-            let found = search.next_batch().unwrap();
+            let found = search.next_batch().expect("search");
             hits += (0..found.min(10))
-                .filter(|&position| truth.contains(&search.key(position).unwrap()))
+                .filter(|&position| {
+                    truth.contains(&search.key(position).expect("a key in the batch"))
+                })
                 .count();
         }
         assert!(hits as f64 / 400.0 >= 0.9, "recall {}", hits as f64 / 400.0);
@@ -1345,7 +1349,7 @@ mod tests {
                 &extra,
                 10,
             );
-            search.next_batch().unwrap();
+            search.next_batch().expect("search");
             search.key(0)
         };
         let written = transaction.buffered_keys(&Key::index_range(9));
@@ -1383,23 +1387,23 @@ mod tests {
         }
         transaction.commit().unwrap();
         // From the store (batches of keys) and from the graph in memory (batches of slots).
-        let graph = Arc::new(Graph::load(&store.begin().unwrap(), 1).unwrap());
+        let graph = Arc::new(Graph::load(&store.begin().expect("begin"), 1).expect("load"));
         let sources = [
-            SearchSource::Store(store.begin().unwrap().read_view()),
-            SearchSource::Cached(store.begin().unwrap().read_view(), graph),
+            SearchSource::Store(store.begin().expect("begin").read_view()),
+            SearchSource::Cached(store.begin().expect("begin").read_view(), graph),
         ];
         for source in sources {
             let mut search = Search::new(source, 1, Metric::L2, &data[0], 10);
             let mut seen = HashSet::new();
             loop {
-                let found = search.next_batch().unwrap();
+                let found = search.next_batch().expect("search");
                 if found == 0 {
                     break;
                 }
                 assert_eq!(search.key(found), None, "past the batch's end");
                 for position in 0..found {
                     assert!(
-                        seen.insert(search.key(position).unwrap()),
+                        seen.insert(search.key(position).expect("a key in the batch")),
                         "a node came twice"
                     );
                 }

@@ -37,8 +37,8 @@ use qubedb_model::vector::Metric;
 use crate::error::{Error, Result};
 use crate::sql::format::format_f32;
 use crate::sql::vector::{
-    Vectors, data_error, float_lists, float_prefix, invoke_arrays, is_infinity_word, is_text,
-    is_vector, no_such_function, parse_float, skip_space, type_name,
+    Vectors, check_finite, data_error, float_lists, float_prefix, invoke_arrays, is_infinity_word,
+    is_text, is_vector, no_such_function, parse_float, skip_space, syntax_error, type_name,
 };
 
 const DIMENSIONS_FIELD: &str = "sparsevec_dimensions";
@@ -205,22 +205,11 @@ fn check_nonzero(count: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks one element: finite.
-fn check_element(value: f32) -> Result<()> {
-    if value.is_nan() {
-        return Err(data_error(format!("NaN not allowed in {NAME}")));
-    }
-    if value.is_infinite() {
-        return Err(data_error(format!("infinite value not allowed in {NAME}")));
-    }
-    Ok(())
-}
-
 /// The sparse vector of dense `elements`, checked as pgvector's casts check them.
 fn from_dense(elements: &[f32], expected: Option<u32>) -> Result<SparseVector> {
     check_dimensions(elements.len() as i64, expected)?;
     for &element in elements {
-        check_element(element)?;
+        check_finite(NAME, element)?;
     }
     let sparse = SparseVector::from_dense(elements);
     check_nonzero(sparse.indices.len())?;
@@ -229,14 +218,7 @@ fn from_dense(elements: &[f32], expected: Option<u32>) -> Result<SparseVector> {
 
 /// Reads a sparse vector's text form (`{1:1.5,3:2}/5`), as pgvector's `sparsevec_in`.
 pub fn parse(text: &str) -> Result<SparseVector> {
-    let syntax = || {
-        let mut error = Error::user(
-            "22P02",
-            format!("invalid input syntax for type {NAME}: \"{text}\""),
-        );
-        error.set_input(text);
-        error
-    };
+    let syntax = || syntax_error(NAME, text);
     let located = |mut error: Error| {
         error.set_input(text);
         error
@@ -278,7 +260,7 @@ pub fn parse(text: &str) -> Result<SparseVector> {
                     format!("\"{number}\" is out of range for type {NAME}"),
                 )));
             }
-            check_element(value).map_err(located)?;
+            check_finite(NAME, value).map_err(located)?;
             elements.push((index, value));
             at = skip_space(bytes, at + length);
             match bytes.get(at) {

@@ -268,19 +268,28 @@ pub fn check_dimensions_of(
 
 /// Checks one element: finite.
 fn check_element(kind: VectorKind, value: f32) -> Result<()> {
+    check_finite(kind.type_name(), value)
+}
+
+/// Checks one element of a value of the pgvector type `name`: finite.
+pub(crate) fn check_finite(name: &str, value: f32) -> Result<()> {
     if value.is_nan() {
-        return Err(data_error(format!(
-            "NaN not allowed in {}",
-            kind.type_name()
-        )));
+        return Err(data_error(format!("NaN not allowed in {name}")));
     }
     if value.is_infinite() {
-        return Err(data_error(format!(
-            "infinite value not allowed in {}",
-            kind.type_name()
-        )));
+        return Err(data_error(format!("infinite value not allowed in {name}")));
     }
     Ok(())
+}
+
+/// `invalid input syntax for type <name>: "<text>"` (22P02), placed at the literal.
+pub(crate) fn syntax_error(name: &str, text: &str) -> Error {
+    let mut error = Error::user(
+        "22P02",
+        format!("invalid input syntax for type {name}: \"{text}\""),
+    );
+    error.set_input(text);
+    error
 }
 
 /// A finite `value` as an element of a vector of `kind`: checked, and for halfvec rounded to half
@@ -357,14 +366,7 @@ pub fn parse(text: &str) -> Result<Vec<f32>> {
 /// Reads the text form of a vector of `kind` (`halfvec_in` rounds each element to half precision).
 pub fn parse_of(kind: VectorKind, text: &str) -> Result<Vec<f32>> {
     let name = kind.type_name();
-    let syntax = || {
-        let mut error = Error::user(
-            "22P02",
-            format!("invalid input syntax for type {name}: \"{text}\""),
-        );
-        error.set_input(text);
-        error
-    };
+    let syntax = || syntax_error(name, text);
     let located = |mut error: Error| {
         error.set_input(text);
         error
