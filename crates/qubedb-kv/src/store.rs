@@ -294,10 +294,16 @@ pub struct Transaction {
 #[derive(Clone)]
 pub struct ReadView {
     snapshot: Arc<dyn Snapshot>,
+    snapshot_sequence: u64,
     writes: OrdMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl ReadView {
+    /// The commit sequence of the view's snapshot (see [`Transaction::snapshot_sequence`]).
+    pub fn snapshot_sequence(&self) -> u64 {
+        self.snapshot_sequence
+    }
+
     /// The write this view's transaction buffered for `key`: `Some(Some(value))` for a put,
     /// `Some(None)` for a delete, `None` when it wrote nothing there (the snapshot decides).
     pub fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>> {
@@ -393,6 +399,27 @@ impl Transaction {
     /// The write this transaction buffered for `key` (see [`ReadView::buffered`]).
     pub fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         self.writes.get(key).map(|value| value.as_deref())
+    }
+
+    /// The commit sequence of the transaction's snapshot: the snapshot holds every commit up to it,
+    /// and possibly a few later ones whose sequence was not yet published when it was opened (so a
+    /// cache that reflects the commits up to some sequence `s` reflects this snapshot only when `s`
+    /// is at most this and no commit after `s` touched what it caches).
+    pub fn snapshot_sequence(&self) -> u64 {
+        self.snapshot_sequence
+    }
+
+    /// The writes this transaction buffered in `range`, in key order: `None` for a delete.
+    pub fn buffered_writes(
+        &self,
+        range: &KeyRange,
+    ) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        let writes =
+            (!is_empty_range(range)).then(|| self.writes.range((range.0.clone(), range.1.clone())));
+        writes
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key.as_slice(), value.as_deref()))
     }
 
     /// The keys this transaction wrote (put or deleted) in `range`, in order.
@@ -604,6 +631,7 @@ impl Transaction {
     pub fn read_view(&self) -> ReadView {
         ReadView {
             snapshot: self.snapshot.clone(),
+            snapshot_sequence: self.snapshot_sequence,
             writes: self.writes.clone(),
         }
     }

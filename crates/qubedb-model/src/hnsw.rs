@@ -38,6 +38,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use parking_lot::RwLock;
 use qubedb_kv::{ReadView, Transaction};
@@ -335,6 +336,13 @@ pub struct GraphState {
     pub nodes: HashMap<Vec<u8>, Arc<Node>>,
     pub entry: Option<Entry>,
     dense: Option<Dense>,
+    /// The commit sequence of the snapshot the graph was loaded from, raised to that of the fresh
+    /// snapshot each applied commit is read from: the graph holds nothing committed after it.
+    synced_sequence: u64,
+    /// True only while every node is known to be of a row that exists with the node's vector (set
+    /// by whoever loaded the graph and checked, cleared by a commit that deleted a row or set its
+    /// vector to NULL, as those leave the node in place).
+    rows_verified: bool,
 }
 
 impl GraphState {
@@ -417,9 +425,21 @@ impl<B: Buffered + ?Sized> NodeReader for Overlay<'_, B> {
 
 /// The committed graph of one index, in memory: loaded from the store once, then kept up to date by
 /// the commits that change it ([`Graph::apply`]).
+///
+/// # Exact graphs
+///
+/// A search must not return a row its snapshot cannot see, so the scans read each found row. They may
+/// skip the read when the graph is known to hold exactly the snapshot's nodes, each of a visible row
+/// ([`Graph::reflects`]): every commit that may change the graph or its rows is counted in
+/// `commits_in_flight` from before it commits until after it is applied, so when none is in flight,
+/// the graph holds nothing newer than the snapshot (`synced_sequence`) and its rows are verified,
+/// the graph and the snapshot agree. The check holds the graph's read lock for the whole search, and
+/// an apply needs the write lock, so it stays true while the search runs.
 #[derive(Debug, Default)]
 pub struct Graph {
     pub state: RwLock<GraphState>,
+    /// Shared by the graphs of one database; `None`: never exact.
+    commits_in_flight: Option<Arc<AtomicUsize>>,
 }
 
 impl Graph {
@@ -441,16 +461,47 @@ impl Graph {
             }
         }
         state.index();
+        state.synced_sequence = transaction.snapshot_sequence();
         Ok(Graph {
             state: RwLock::new(state),
+            commits_in_flight: None,
         })
     }
 
+    /// Makes the graph able to be exact (see the type's docs): `commits_in_flight` counts the
+    /// database's commits in flight, `rows_verified` says the loader found every node's row.
+    pub fn track_commits(&mut self, commits_in_flight: Arc<AtomicUsize>, rows_verified: bool) {
+        self.commits_in_flight = Some(commits_in_flight);
+        self.state.get_mut().rows_verified = rows_verified;
+    }
+
+    /// True when `state` (this graph's, read-locked by the caller) holds exactly the nodes of a
+    /// snapshot of commit sequence `sequence`, each of a row that snapshot holds with its vector.
+    pub fn reflects(&self, state: &GraphState, sequence: u64) -> bool {
+        state.rows_verified
+            && state.synced_sequence <= sequence
+            && self
+                .commits_in_flight
+                .as_ref()
+                .is_some_and(|count| count.load(AtomicOrdering::SeqCst) == 0)
+    }
+
     /// Brings the keys `keys` (of this index, written by a transaction that committed) up to date
-    /// from `fresh`, a transaction begun after that commit.
-    pub fn apply(&self, fresh: &Transaction, index: u64, keys: &[Vec<u8>]) -> Result<()> {
+    /// from `fresh`, a transaction begun after that commit; `rows_died`: the commit deleted a row of
+    /// the table or set its vector to NULL (its node stays, so the nodes are no longer all verified).
+    pub fn apply(
+        &self,
+        fresh: &Transaction,
+        index: u64,
+        keys: &[Vec<u8>],
+        rows_died: bool,
+    ) -> Result<()> {
         let prefix_length = Key::index_prefix(index).len();
         let mut state = self.state.write();
+        state.synced_sequence = state.synced_sequence.max(fresh.snapshot_sequence());
+        if rows_died {
+            state.rows_verified = false;
+        }
         for key in keys {
             let value = fresh.get(key)?;
             match key.get(prefix_length) {
@@ -969,6 +1020,8 @@ pub struct Search {
     /// by its first batch copies no key twice).
     returned: HashSet<Vec<u8>>,
     exhausted: bool,
+    /// The last batch came from a graph that [`Graph::reflects`] the search's snapshot.
+    exact: bool,
 }
 
 /// The nodes of one search batch, nearest first. A batch holds `ef` nodes, of which a query often
@@ -1022,7 +1075,16 @@ impl Search {
             batch: Batch::default(),
             returned: HashSet::new(),
             exhausted: false,
+            exact: false,
         }
+    }
+
+    /// True when the last batch came from a graph holding exactly the search's snapshot's nodes,
+    /// each of a row the snapshot holds with the node's vector ([`Graph::reflects`]), and the
+    /// searching transaction wrote nothing in the index: its keys are of visible rows without
+    /// reading them, unless the transaction changed those rows itself (the caller checks).
+    pub fn exact(&self) -> bool {
+        self.exact
     }
 
     /// Finds the next nodes; how many (nearest first, read with [`Search::key`]), zero once the
@@ -1034,6 +1096,7 @@ impl Search {
             }
         }
         self.batch.clear();
+        self.exact = false;
         if self.exhausted {
             return Ok(0);
         }
@@ -1052,6 +1115,7 @@ impl Search {
                         .map(|found| keep(&self.returned, &mut self.batch, found))
                 } else if let Some(dense) = &committed.dense {
                     // Nothing of the index's own: the graph in memory alone, numbered.
+                    self.exact = graph.reflects(&committed, view.snapshot_sequence());
                     self.query
                         .as_ref()
                         .zip(committed.entry.as_ref())
@@ -1354,13 +1418,17 @@ mod tests {
         };
         let written = transaction.buffered_keys(&Key::index_range(9));
         transaction.commit().unwrap();
-        graph.apply(&store.begin().unwrap(), 9, &written).unwrap();
+        graph
+            .apply(&store.begin().unwrap(), 9, &written, false)
+            .unwrap();
         assert_eq!(first_found(&graph), Some(primary_key(5000)));
         let mut transaction = store.begin().unwrap();
         transaction.delete(node_key(9, &primary_key(5000))).unwrap();
         let written = transaction.buffered_keys(&Key::index_range(9));
         transaction.commit().unwrap();
-        graph.apply(&store.begin().unwrap(), 9, &written).unwrap();
+        graph
+            .apply(&store.begin().unwrap(), 9, &written, false)
+            .unwrap();
         assert_eq!(first_found(&graph), Some(primary_key(3)));
     }
 

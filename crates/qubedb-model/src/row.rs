@@ -97,6 +97,20 @@ fn write_varint(mut value: u64, out: &mut Vec<u8>) {
     out.push(value as u8);
 }
 
+/// Whether the encoded row `row` holds NULL in `slot`: `None` when the row has fewer slots (written
+/// before the column was added, so the column's default stands for it).
+pub fn is_null_at(row: &[u8], slot: usize) -> Result<Option<bool>> {
+    let mut reader = RowReader::new(row)?;
+    if slot >= reader.slots {
+        return Ok(None);
+    }
+    let mut value = None;
+    for _ in 0..=slot {
+        value = reader.next_value()?;
+    }
+    Ok(Some(matches!(value, None | Some(RawValue::Null))))
+}
+
 /// Reads the slots of an encoded row in order.
 pub struct RowReader<'a> {
     bytes: &'a [u8],

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use qubedb_kv::{Store, Synchronous};
 use qubedb_model::catalog::{
-    Catalog, SequenceDef, SequenceState, read_sequence_state, write_sequence_state,
+    Catalog, IndexDef, SequenceDef, SequenceState, TableDef, read_sequence_state,
+    write_sequence_state,
 };
 
 use crate::cluster::{Cluster, ClusterInner};
@@ -61,7 +63,67 @@ pub(crate) struct DatabaseInner {
     /// The committed graph of each HNSW index used since the database opened, in memory
     /// (`qubedb_model::hnsw::Graph`): searches and inserts read it under their transaction's own
     /// writes, and each commit that writes an index's keys brings its graph up to date.
-    hnsw_graphs: Mutex<HashMap<u64, Arc<qubedb_model::hnsw::Graph>>>,
+    hnsw_graphs: Mutex<HnswGraphs>,
+}
+
+/// The HNSW graphs in memory, and the count of commits in flight they share.
+#[derive(Default)]
+struct HnswGraphs {
+    graphs: HashMap<u64, KeptGraph>,
+    /// Commits between `hnsw_commit_keys` and the end of `hnsw_apply`.
+    commits_in_flight: Arc<AtomicUsize>,
+}
+
+/// A graph in memory, with the table and column its nodes are of.
+struct KeptGraph {
+    graph: Arc<qubedb_model::hnsw::Graph>,
+    table: u64,
+    column: usize,
+}
+
+/// A commit's changes to the graphs in memory: per index, the keys it wrote in the index and
+/// whether it deleted a row or set its vector to NULL. Counted as in flight until dropped.
+pub(crate) struct HnswCommit {
+    changes: Vec<(u64, Vec<Vec<u8>>, bool)>,
+    in_flight: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for HnswCommit {
+    fn drop(&mut self) {
+        if let Some(count) = &self.in_flight {
+            count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// True when `row` (a stored row, `None` for a deleted one) holds a non-NULL value in slot `column`
+/// (false when it is unreadable or predates the column: such a row is not vouched for).
+fn holds_value_at(row: Option<&[u8]>, column: usize) -> bool {
+    row.is_some_and(|row| matches!(qubedb_model::row::is_null_at(row, column), Ok(Some(false))))
+}
+
+/// True when every node of `graph` is of a row of `table` that `transaction` sees with a value in
+/// `column` (the node's vector: an insert or update writes the node with the row).
+fn every_node_has_its_row(
+    transaction: &qubedb_kv::Transaction,
+    table: &TableDef,
+    column: usize,
+    graph: &qubedb_model::hnsw::Graph,
+) -> Result<bool> {
+    let state = graph.state.read();
+    let prefix_length = qubedb_model::keys::Key::row_prefix(table.id).len();
+    let mut matched = 0;
+    for item in transaction.scan(qubedb_model::keys::Key::row_range(table.id), false)? {
+        let (key, row) = item?;
+        if holds_value_at(Some(&row), column)
+            && key
+                .get(prefix_length..)
+                .is_some_and(|primary_key| state.nodes.contains_key(primary_key))
+        {
+            matched += 1;
+        }
+    }
+    Ok(matched == state.nodes.len())
 }
 
 /// A table's stored statistics bytes and their decoded form.
@@ -172,7 +234,7 @@ impl DatabaseInner {
             sequences: Mutex::new(HashMap::new()),
             index_compiler: Default::default(),
             statistics_cache: Mutex::new(HashMap::new()),
-            hnsw_graphs: Mutex::new(HashMap::new()),
+            hnsw_graphs: Mutex::new(HnswGraphs::default()),
             auto_analyze: Default::default(),
             session_numbers: std::sync::atomic::AtomicU64::new(1),
         });
@@ -322,50 +384,90 @@ impl DatabaseInner {
     }
 
     /// Forgets the cached state of a sequence (after DROP or RESTART).
-    /// The committed graph of HNSW index `index`, loaded from the store on first use.
-    pub(crate) fn hnsw_graph(&self, index: u64) -> Result<Arc<qubedb_model::hnsw::Graph>> {
+    /// The committed graph of HNSW index `index` (over `table`), loaded from the store on first use.
+    ///
+    /// A graph is kept only when it is loaded while no commit is in flight: a commit lists the graphs
+    /// it must update before it commits (`hnsw_commit_keys`), so one loaded in between could miss
+    /// it. Loaded otherwise, it serves this search (it holds everything committed before it) and is
+    /// not kept. A kept graph's nodes are checked against the rows, so searches can tell when the
+    /// graph is exact (`qubedb_model::hnsw::Graph::reflects`).
+    pub(crate) fn hnsw_graph(
+        &self,
+        table: &TableDef,
+        index: &IndexDef,
+    ) -> Result<Arc<qubedb_model::hnsw::Graph>> {
         let mut graphs = self.hnsw_graphs.lock();
-        if let Some(graph) = graphs.get(&index) {
-            return Ok(graph.clone());
+        if let Some(kept) = graphs.graphs.get(&index.id) {
+            return Ok(kept.graph.clone());
         }
-        // Loaded under the lock from the latest commit, so no commit's update is missed (see
-        // `hnsw_commit_keys`).
-        let graph = Arc::new(qubedb_model::hnsw::Graph::load(
-            &self.store.begin()?,
-            index,
-        )?);
-        graphs.insert(index, graph.clone());
+        let fresh = self.store.begin()?;
+        let mut graph = qubedb_model::hnsw::Graph::load(&fresh, index.id)?;
+        let Some(&column) = index.columns.first() else {
+            return Err(Error::internal("an HNSW index without a column"));
+        };
+        if graphs.commits_in_flight.load(Ordering::SeqCst) > 0 {
+            return Ok(Arc::new(graph));
+        }
+        let rows_verified = every_node_has_its_row(&fresh, table, column, &graph)?;
+        graph.track_commits(graphs.commits_in_flight.clone(), rows_verified);
+        let graph = Arc::new(graph);
+        graphs.graphs.insert(
+            index.id,
+            KeptGraph {
+                graph: graph.clone(),
+                table: table.id,
+                column,
+            },
+        );
         Ok(graph)
     }
 
-    /// The keys `transaction` wrote in the ranges of the HNSW graphs held in memory, per index:
-    /// taken before it commits, applied by [`DatabaseInner::hnsw_apply`] after.
-    pub(crate) fn hnsw_commit_keys(
-        &self,
-        transaction: &qubedb_kv::Transaction,
-    ) -> Vec<(u64, Vec<Vec<u8>>)> {
+    /// What `transaction` changed of the HNSW graphs held in memory, taken before it commits and
+    /// applied by [`DatabaseInner::hnsw_apply`] after; the commit counts as in flight until the
+    /// returned value is dropped.
+    pub(crate) fn hnsw_commit_keys(&self, transaction: &qubedb_kv::Transaction) -> HnswCommit {
         let graphs = self.hnsw_graphs.lock();
-        graphs
-            .keys()
-            .filter_map(|&index| {
+        if transaction.is_read_only() {
+            return HnswCommit {
+                changes: Vec::new(),
+                in_flight: None,
+            };
+        }
+        graphs.commits_in_flight.fetch_add(1, Ordering::SeqCst);
+        let changes = graphs
+            .graphs
+            .iter()
+            .filter_map(|(&index, kept)| {
                 let keys = transaction.buffered_keys(&qubedb_model::keys::Key::index_range(index));
-                (!keys.is_empty()).then_some((index, keys))
+                let rows_died = transaction
+                    .buffered_writes(&qubedb_model::keys::Key::row_range(kept.table))
+                    .any(|(_, value)| !holds_value_at(value, kept.column));
+                (!keys.is_empty() || rows_died).then_some((index, keys, rows_died))
             })
-            .collect()
+            .collect();
+        HnswCommit {
+            changes,
+            in_flight: Some(graphs.commits_in_flight.clone()),
+        }
     }
 
-    /// Brings the graphs in memory up to date with keys a transaction committed: each key is read
+    /// Brings the graphs in memory up to date with what a transaction committed: each key is read
     /// again from the latest commit (under the graph's lock, so a later commit's value is never
     /// replaced by an earlier one's).
-    pub(crate) fn hnsw_apply(&self, written: &[(u64, Vec<Vec<u8>>)]) -> Result<()> {
-        if written.is_empty() {
+    pub(crate) fn hnsw_apply(&self, commit: &HnswCommit) -> Result<()> {
+        if commit.changes.is_empty() {
             return Ok(());
         }
         let fresh = self.store.begin()?;
-        for (index, keys) in written {
-            let graph = self.hnsw_graphs.lock().get(index).cloned();
+        for (index, keys, rows_died) in &commit.changes {
+            let graph = self
+                .hnsw_graphs
+                .lock()
+                .graphs
+                .get(index)
+                .map(|kept| kept.graph.clone());
             if let Some(graph) = graph {
-                graph.apply(&fresh, *index, keys)?;
+                graph.apply(&fresh, *index, keys, *rows_died)?;
             }
         }
         Ok(())

@@ -978,10 +978,12 @@ impl Session {
     fn commit_transaction(&mut self) -> Result<()> {
         let transaction = self.shared.state.lock().transaction.take();
         if let Some(transaction) = transaction {
+            // Counted as in flight from here until `hnsw_written` drops, applied or not.
             let hnsw_written = self.shared.database.hnsw_commit_keys(&transaction);
             transaction.commit()?;
             let database = &self.shared.database;
             database.hnsw_apply(&hnsw_written)?;
+            drop(hnsw_written);
             let catalog = self.shared.state.lock().catalog.clone();
             database.auto_analyze.start_due(database, &catalog);
         }

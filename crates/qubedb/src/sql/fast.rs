@@ -1080,27 +1080,28 @@ pub(crate) fn execute(
             slots,
             schema,
         } => {
-            let (Some(settings), Some(query), Some(config)) = (
-                vector_settings,
-                query_vector(query, params, *kind),
-                index.method.hnsw(),
-            ) else {
+            let (Some(settings), Some(query)) =
+                (vector_settings, query_vector(query, params, *kind))
+            else {
                 return Ok(None);
             };
             if query.len() != *dimensions as usize {
                 return Ok(None);
             }
-            let rows = nearest_rows(
+            let found = nearest_rows(
                 transaction,
                 database,
                 table,
-                index.id,
-                config.metric,
+                index,
                 (*column, *metric, &query),
                 *limit,
                 settings,
+                keys_suffice(table, slots),
             )?;
-            let batch = rows_batch(table, slots, schema, &rows)?;
+            let batch = match found {
+                Nearest::Rows(rows) => rows_batch(table, slots, schema, &rows)?,
+                Nearest::Keys(keys) => keys_batch(table, slots, schema, &keys)?,
+            };
             Ok(Some(FastOutcome::Rows(schema.clone(), vec![batch])))
         }
         FastPlan::Select {
@@ -1316,26 +1317,35 @@ fn count_batch(schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
 /// them: batches of candidates from the index (`ef_search`, then widened while `hnsw.iterative_scan`
 /// allows), each candidate's row read in the transaction in the index's order (a deleted row's node
 /// reads as nothing) until `limit` rows are found, then those rows ordered by their exact distance.
+///
+/// When the output needs only primary-key columns (`keys_suffice`), the transaction changed no row
+/// of the table, and the search's first batch came from a graph that holds exactly the snapshot's
+/// rows (`Search::exact`), the batch's first `limit` keys are the answer: no row is read.
 #[allow(clippy::too_many_arguments)]
 fn nearest_rows(
     transaction: &Transaction,
     database: &DatabaseInner,
     table: &TableDef,
-    index: u64,
-    index_metric: Metric,
+    index: &IndexDef,
     (column, metric, query): (usize, Metric, &[f32]),
     limit: usize,
     settings: VectorSettings,
-) -> Result<Vec<Vec<u8>>> {
+    keys_suffice: bool,
+) -> Result<Nearest> {
     let decode = match table.columns[column].data_type {
         DataType::HalfVector(_) => qubedb_model::vector::from_half_bytes,
         _ => qubedb_model::vector::from_bytes,
     };
-    let graph = database.hnsw_graph(index)?;
+    let Some(config) = index.method.hnsw() else {
+        return Err(Error::internal(
+            "a nearest-neighbour search of a non-HNSW index",
+        ));
+    };
+    let graph = database.hnsw_graph(table, index)?;
     let mut search = qubedb_model::hnsw::Search::new(
         qubedb_model::hnsw::SearchSource::Cached(transaction.read_view(), graph),
-        index,
-        index_metric,
+        index.id,
+        config.metric,
         query,
         settings.ef_search.max(limit),
     );
@@ -1347,6 +1357,24 @@ fn nearest_rows(
         && !(searched && (!settings.iterative || returned >= settings.max_scan_tuples))
     {
         let count = search.next_batch()?;
+        if !searched
+            && count >= limit
+            && keys_suffice
+            && search.exact()
+            && transaction
+                .buffered_writes(&Key::row_range(table.id))
+                .next()
+                .is_none()
+        {
+            let mut keys = Vec::with_capacity(limit);
+            for position in 0..limit {
+                let mut primary_key = Vec::new();
+                if search.append_key(position, &mut primary_key) {
+                    keys.push(primary_key);
+                }
+            }
+            return Ok(Nearest::Keys(keys));
+        }
         searched = true;
         if count == 0 {
             break;
@@ -1383,7 +1411,80 @@ fn nearest_rows(
     }
     found.sort_by(|a, b| a.0.total_cmp(&b.0));
     found.truncate(limit);
-    Ok(found.into_iter().map(|(_, row)| row).collect())
+    Ok(Nearest::Rows(
+        found.into_iter().map(|(_, row)| row).collect(),
+    ))
+}
+
+/// What [`nearest_rows`] found, nearest first.
+enum Nearest {
+    /// The rows' stored values.
+    Rows(Vec<Vec<u8>>),
+    /// The rows' primary keys (keycode), when they are all the output needs.
+    Keys(Vec<Vec<u8>>),
+}
+
+/// True when the output columns `slots` are all primary-key columns whose key form decodes to the
+/// very value stored (no row read is needed to produce them).
+fn keys_suffice(table: &TableDef, slots: &[usize]) -> bool {
+    !table.has_row_id()
+        && slots.iter().all(|slot| table.primary_key.contains(slot))
+        && table.primary_key.iter().all(|&slot| {
+            matches!(
+                table.columns[slot].data_type,
+                DataType::SmallInt
+                    | DataType::Integer
+                    | DataType::BigInt
+                    | DataType::Boolean
+                    | DataType::Text
+                    | DataType::Varchar(_)
+                    | DataType::Bytea
+                    | DataType::Uuid
+            )
+        })
+}
+
+/// One batch holding, per primary key (keycode) of `keys`, the output columns `slots` (all of the
+/// primary key, see [`keys_suffice`]).
+fn keys_batch(
+    table: &TableDef,
+    slots: &[usize],
+    schema: &SchemaRef,
+    keys: &[Vec<u8>],
+) -> Result<RecordBatch> {
+    let mut builders: Vec<ColumnBuilder> = slots
+        .iter()
+        .map(|&slot| ColumnBuilder::new(table.columns[slot].data_type, keys.len()))
+        .collect();
+    let mut values = Vec::with_capacity(table.primary_key.len());
+    for key in keys {
+        let mut position = 0;
+        values.clear();
+        for &slot in &table.primary_key {
+            values.push((
+                slot,
+                qubedb_model::keycode::decode_value(
+                    key,
+                    &mut position,
+                    table.columns[slot].data_type,
+                )?,
+            ));
+        }
+        for (builder, slot) in builders.iter_mut().zip(slots) {
+            let value = values
+                .iter()
+                .find(|(key_slot, _)| key_slot == slot)
+                .map(|(_, value)| value)
+                .ok_or_else(|| Error::internal("fast path: an output column outside the key"))?;
+            builder.append_value(value)?;
+        }
+    }
+    let columns = builders
+        .iter_mut()
+        .map(ColumnBuilder::finish)
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|error| Error::internal(format!("fast path batch: {error}")))
 }
 
 /// One batch holding `rows` (stored row values) with the output columns `slots`.

@@ -1969,7 +1969,7 @@ impl ExecutionPlan for KvScanExec {
                 .max(vector.wanted.unwrap_or(0));
             let graph = self
                 .database
-                .hnsw_graph(vector.index.id)
+                .hnsw_graph(&self.table, &vector.index)
                 .map_err(to_datafusion)?;
             let batches = VectorBatches {
                 source: self.source(),
@@ -2035,6 +2035,7 @@ impl ExecutionPlan for KvScanExec {
                 false => usize::MAX,
             },
             done: false,
+            non_null_slot: None,
         };
         match &self.exact {
             Some(exact) if !unguaranteed.is_empty() => {
@@ -2084,6 +2085,10 @@ fn rows_of_points(
         rows: None,
         remaining: usize::MAX,
         done: false,
+        non_null_slot: source
+            .vector
+            .as_ref()
+            .and_then(|vector| vector.index.columns.first().copied()),
     };
     match filtered {
         Some(exact) => Box::new(FilteredBatches {
@@ -2297,6 +2302,9 @@ struct RowBatches {
     rows: Option<qubedb_kv::ScanIterator>,
     remaining: usize,
     done: bool,
+    /// A row read with `get` whose value in this slot is NULL is left out (an HNSW node stays when
+    /// its row's vector is set to NULL, but the row is not in the index).
+    non_null_slot: Option<usize>,
 }
 
 /// How to read columns out of an index entry: its key is the index prefix, the index columns' keycode
@@ -2367,6 +2375,21 @@ fn decode_row(
 }
 
 impl RowBatches {
+    /// True when `row` is NULL in `non_null_slot` (see the field).
+    fn null_in_required_slot(
+        table: &TableDef,
+        non_null_slot: Option<usize>,
+        row: &[u8],
+    ) -> Result<bool, Error> {
+        let Some(slot) = non_null_slot else {
+            return Ok(false);
+        };
+        Ok(match qubedb_model::row::is_null_at(row, slot)? {
+            Some(null) => null,
+            None => matches!(table.columns[slot].missing, Value::Null),
+        })
+    }
+
     /// The next stored pair of the ranges (a row, or an index entry).
     fn next_entry(&mut self) -> Result<Option<KeyValue>, Error> {
         loop {
@@ -2498,7 +2521,13 @@ impl RowBatches {
                     // A one-key range is read with `get`, the range borrowed.
                     Some(range) => match point_key(range) {
                         Some(key) => {
-                            if let Some(value) = self.view.get(key)? {
+                            if let Some(value) = self.view.get(key)?
+                                && !Self::null_in_required_slot(
+                                    &self.table,
+                                    self.non_null_slot,
+                                    &value,
+                                )?
+                            {
                                 decode(key, &value, &mut builders, &mut row_ids)?;
                                 count += 1;
                             }

@@ -529,7 +529,7 @@ impl<'a> TableWriter<'a> {
                 if let Value::Vector(elements) | Value::HalfVector(elements) =
                     &values[index.def.columns[0]]
                 {
-                    let graph = self.database.hnsw_graph(index.def.id)?;
+                    let graph = self.database.hnsw_graph(self.table, index.def)?;
                     let committed = graph.state.read();
                     qubedb_model::hnsw::insert(
                         transaction,

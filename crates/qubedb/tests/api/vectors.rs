@@ -393,3 +393,75 @@ fn never_returns_deleted_or_uncommitted_rows_and_survives_restart(type_name: &st
         _ => assert!(inserted.is_ok()),
     }
 }
+
+/// A nearest query whose output is only the primary key is answered from the graph alone when the
+/// graph holds exactly the snapshot's rows (`Search::exact`); each step here is a case where it
+/// does not, checked against the general path (which reads every row) and against what must hold.
+#[test]
+fn hnsw_key_only_answers_see_exactly_the_snapshot() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let data = clustered(300, 8, 5);
+    // Near row 5 but not at it, so the two are never a tie.
+    let mut beside = data[5].clone();
+    beside[0] += 0.001;
+    let near = text(&beside);
+    {
+        let database = Database::open(directory.path()).expect("open");
+        let mut session = database.session();
+        session
+            .run("CREATE TABLE items (id BIGINT PRIMARY KEY, v vector(8), category INTEGER)")
+            .expect("create");
+        session
+            .run("CREATE INDEX items_v ON items USING hnsw (v vector_l2_ops)")
+            .expect("index");
+        load(&mut session, "items", 0, &data);
+        let prepared = session
+            .prepare("SELECT id FROM items ORDER BY v <-> $1 LIMIT 3")
+            .expect("prepare");
+        assert_eq!(nearest_both_ways(&mut session, &prepared, &data[5])[0], 5);
+
+        // The transaction's own delete: the graph is exact, the transaction's rows are not.
+        session.run("BEGIN").expect("begin");
+        session
+            .run("DELETE FROM items WHERE id = 5")
+            .expect("delete");
+        let own = nearest_both_ways(&mut session, &prepared, &data[5]);
+        assert!(!own.contains(&5), "{own:?}");
+        session.run("ROLLBACK").expect("rollback");
+        assert_eq!(nearest_both_ways(&mut session, &prepared, &data[5])[0], 5);
+
+        // A row committed after the snapshot is in the graph, not in the snapshot.
+        let mut other = database.session();
+        session
+            .run("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .expect("begin");
+        assert_eq!(nearest_both_ways(&mut session, &prepared, &data[5])[0], 5);
+        other
+            .run(&format!("INSERT INTO items VALUES (1000, '{near}', 0)"))
+            .expect("insert");
+        let before = nearest_both_ways(&mut session, &prepared, &data[5]);
+        assert!(!before.contains(&1000), "{before:?}");
+        session.run("COMMIT").expect("commit");
+        let after = nearest_both_ways(&mut session, &prepared, &data[5]);
+        assert!(after.contains(&1000) && after.contains(&5), "{after:?}");
+
+        // Another session's delete and NULL vector leave their nodes in the graph.
+        other.run("DELETE FROM items WHERE id = 5").expect("delete");
+        other
+            .run("UPDATE items SET v = NULL WHERE id = 1000")
+            .expect("update");
+        let gone = nearest_both_ways(&mut session, &prepared, &data[5]);
+        assert!(!gone.contains(&5) && !gone.contains(&1000), "{gone:?}");
+    }
+    // Loaded again, the graph's nodes of rows that are gone are found.
+    let database = Database::open(directory.path()).expect("reopen");
+    let mut session = database.session();
+    let prepared = session
+        .prepare("SELECT id FROM items ORDER BY v <-> $1 LIMIT 3")
+        .expect("prepare");
+    let reopened = nearest_both_ways(&mut session, &prepared, &data[5]);
+    assert!(
+        reopened.len() == 3 && !reopened.contains(&5) && !reopened.contains(&1000),
+        "{reopened:?}"
+    );
+}
