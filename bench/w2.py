@@ -98,12 +98,17 @@ def stop_postgres(data):
                    capture_output=True)
 
 
-def start_qubedb(binary):
+def start_qubedb(binary, socket_directory=None):
+    """`qubedb serve` on a fresh data directory, on 127.0.0.1:QUBEDB_PORT and, given
+    `socket_directory`, also on its Unix-domain socket there."""
     data = f"{WORK}/qubedb"
     shutil.rmtree(data, ignore_errors=True)
     log = open(f"{WORK}/qubedb.log", "w")
-    process = subprocess.Popen([binary, "serve", "--data", data, "--pg", f"127.0.0.1:{QUBEDB_PORT}",
-                                "--max-connections", "100"], stdout=log, stderr=log)
+    arguments = [binary, "serve", "--data", data, "--pg", f"127.0.0.1:{QUBEDB_PORT}",
+                 "--max-connections", "100"]
+    if socket_directory:
+        arguments += ["--socket-dir", socket_directory]
+    process = subprocess.Popen(arguments, stdout=log, stderr=log)
     for _ in range(100):
         if subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(QUBEDB_PORT), "-U", "qubedb", "-d", "qubedb",
                            "-Atc", "SELECT 1"], capture_output=True).returncode == 0:

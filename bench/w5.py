@@ -3,7 +3,8 @@
 default_rng(42): centres standard_normal((100,128))*3, base and queries drawn in that order), 1,000
 queries, exact L2 top-10 by float64 brute force.
 
-QubeDB (`qubedb serve`, release build, 127.0.0.1:5434) over loopback with psycopg: the vectors are loaded
+QubeDB (`qubedb serve`, release build, port 5434) over its Unix-domain socket (as pgvector's connection)
+with psycopg: the vectors are loaded
 with COPY (text form), the HNSW index is built with CREATE INDEX (vector_l2_ops, m=16, the given
 ef_construction values; both cores), then the queries run one at a time as a prepared statement
 `SELECT id FROM items ORDER BY v <-> $1 LIMIT 10` for each hnsw.ef_search; reported: build time, QPS over
@@ -206,9 +207,10 @@ def run_sql(system, conninfo, cpu_of, dataset, metric, xb, xq, gt, ef_constructi
 
 
 def run_qubedb(binary, dataset, metric, xb, xq, gt, ef_constructions, records):
-    process = start_qubedb(binary)
+    # Over the Unix-domain socket, as pgvector's connection (pgserver's URI) is.
+    process = start_qubedb(binary, socket_directory=WORK)
     try:
-        conninfo = f"host=127.0.0.1 port={QUBEDB_PORT} user=qubedb dbname=qubedb"
+        conninfo = f"host={WORK} port={QUBEDB_PORT} user=qubedb dbname=qubedb"
         run_sql("qubedb", conninfo, lambda conn: cpu_seconds(process.pid), dataset, metric, xb, xq,
                 gt, ef_constructions, records, "hnsw index items_v")
     finally:

@@ -48,6 +48,10 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Also listen on a Unix-domain socket in this directory (`.s.PGSQL.<port>`, as
+        /// PostgreSQL): `psql -h DIR -p PORT` connects through it.
+        #[arg(long = "socket-dir")]
+        socket_directory: Option<PathBuf>,
     },
     /// Interactive SQL shell (in memory unless --data is given).
     Shell {
@@ -157,6 +161,9 @@ fn serve(data: PathBuf, options: qubedb_server::ServerOptions) -> ExitCode {
             ),
             Err(error) => eprintln!("qubedb: listening, address unknown: {error}"),
         }
+        if let Some(path) = server.socket_path() {
+            eprintln!("qubedb: also on the Unix-domain socket {}", path.display());
+        }
         let cluster = server.run(qubedb_server::shutdown_signal()).await;
         eprintln!("qubedb: shutting down");
         Some(cluster)
@@ -181,6 +188,7 @@ fn main() -> ExitCode {
             authentication,
             tls_cert,
             tls_key,
+            socket_directory,
         } => serve(
             data,
             qubedb_server::ServerOptions {
@@ -190,6 +198,7 @@ fn main() -> ExitCode {
                 tls: tls_cert
                     .zip(tls_key)
                     .map(|(certificate, key)| qubedb_server::TlsFiles { certificate, key }),
+                socket_directory,
             },
         ),
         Command::Shell { data, database } => {

@@ -26,6 +26,7 @@ pub mod types;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -35,7 +36,7 @@ use pgwire::api::auth::sasl::SaslMechanisms;
 use qubedb::Cluster;
 
 pub use crate::auth::{AuthMethod, TlsFiles};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 
 use crate::cancel::CancelRegistry;
@@ -82,6 +83,9 @@ pub struct ServerOptions {
     pub authentication: AuthMethod,
     /// TLS certificate and key; `None`: clients asking for SSL are told no.
     pub tls: Option<TlsFiles>,
+    /// Also listen on a Unix-domain socket in this directory, named as PostgreSQL names its own
+    /// (`.s.PGSQL.<port>`), so `psql -h <directory>` and libpq's socket connections reach it.
+    pub socket_directory: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -92,6 +96,7 @@ impl ServerOptions {
             connections_max: DEFAULT_CONNECTIONS_MAX,
             authentication: AuthMethod::Trust,
             tls: None,
+            socket_directory: None,
         }
     }
 }
@@ -157,6 +162,8 @@ pub struct Server {
     shared: Arc<ServerShared>,
     tls: Option<pgwire::tokio::tokio_rustls::TlsAcceptor>,
     listener: TcpListener,
+    /// The Unix-domain listener and its socket file, removed when the server stops.
+    unix: Option<(UnixListener, PathBuf)>,
     options: ServerOptions,
 }
 
@@ -182,6 +189,10 @@ impl Server {
             }
         };
         let listener = TcpListener::bind(options.pg_address).await?;
+        let unix = match &options.socket_directory {
+            Some(directory) => Some(bind_unix(directory, listener.local_addr()?.port())?),
+            None => None,
+        };
         Ok(Server {
             shared: Arc::new(ServerShared {
                 cluster,
@@ -191,6 +202,7 @@ impl Server {
             }),
             tls: tls.map(|tls| tls.acceptor),
             listener,
+            unix,
             options,
         })
     }
@@ -198,6 +210,11 @@ impl Server {
     /// The address the listener is bound to.
     pub fn local_address(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The Unix-domain socket the server listens on, if any.
+    pub fn socket_path(&self) -> Option<&Path> {
+        self.unix.as_ref().map(|(_, path)| path.as_path())
     }
 
     /// Accepts connections until `shutdown` completes; then closes every connection (their open
@@ -218,10 +235,7 @@ impl Server {
                         }
                     };
                     let _ = socket.set_nodelay(true);
-                    let over_limit =
-                        active.fetch_add(1, Ordering::SeqCst) >= self.options.connections_max;
-                    let handlers =
-                        Arc::new(ConnectionFactory::new(self.shared.clone(), over_limit));
+                    let handlers = self.handlers(&active);
                     let active = active.clone();
                     let tls = self.tls.clone();
                     connections.spawn(async move {
@@ -233,11 +247,66 @@ impl Server {
                         active.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
+                accepted = accept_unix(self.unix.as_ref()) => {
+                    let socket = match accepted {
+                        Ok(socket) => socket,
+                        Err(error) => {
+                            tracing::warn!("accept on the Unix-domain socket failed: {error}");
+                            continue;
+                        }
+                    };
+                    let handlers = self.handlers(&active);
+                    let active = active.clone();
+                    connections.spawn(async move {
+                        if let Err(error) =
+                            pgwire::tokio::process_socket_unix(socket, handlers).await
+                        {
+                            tracing::debug!("connection over the Unix-domain socket ended: {error}");
+                        }
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
         // Dropping each task drops its session, which rolls back its open transaction.
         connections.shutdown().await;
+        if let Some((_, path)) = &self.unix {
+            let _ = std::fs::remove_file(path);
+        }
         self.shared.cluster.clone()
+    }
+
+    /// The handlers of one more connection, counted in `active` (the caller uncounts it when the
+    /// connection ends); past the limit they refuse it with 53300.
+    fn handlers(&self, active: &AtomicUsize) -> Arc<ConnectionFactory> {
+        let over_limit = active.fetch_add(1, Ordering::SeqCst) >= self.options.connections_max;
+        Arc::new(ConnectionFactory::new(self.shared.clone(), over_limit))
+    }
+}
+
+/// Binds the Unix-domain socket `.s.PGSQL.<port>` in `directory`. A socket file left by a server
+/// that is gone is replaced; one that a live server answers on is not.
+fn bind_unix(directory: &Path, port: u16) -> std::io::Result<(UnixListener, PathBuf)> {
+    let path = directory.join(format!(".s.PGSQL.{port}"));
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another server listens on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    Ok((UnixListener::bind(&path)?, path))
+}
+
+/// The next connection on the Unix-domain listener; never, without one.
+async fn accept_unix(
+    listener: Option<&(UnixListener, PathBuf)>,
+) -> std::io::Result<tokio::net::UnixStream> {
+    match listener {
+        Some((listener, _)) => listener.accept().await.map(|(socket, _)| socket),
+        None => std::future::pending().await,
     }
 }

@@ -130,6 +130,29 @@ fn psql_runs_ddl_dml_and_queries() {
 }
 
 #[test]
+fn psql_connects_over_the_unix_domain_socket() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let sockets = tempfile::tempdir().expect("socket directory");
+    let mut options = ServerOptions::new("127.0.0.1:0".parse().expect("address"));
+    options.socket_directory = Some(sockets.path().to_path_buf());
+    let server = Running::start_with(directory.path(), options);
+    let socket = sockets.path().join(format!(".s.PGSQL.{}", server.port));
+    assert!(socket.exists(), "{}", socket.display());
+    // psql reads a host that is a directory as the place of the socket (the last -h wins).
+    let host = sockets.path().to_str().expect("a UTF-8 temporary path");
+    let (code, out, err) = server.psql(
+        "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (41); SELECT x + 1 FROM t;",
+        &["-h", host, "-Atq", "-v", "ON_ERROR_STOP=1"],
+    );
+    assert_eq!((code, out.as_str()), (0, "42\n"), "stderr: {err}");
+    // The same rows over TCP: one server, two ways in.
+    let (code, out, err) = server.psql("SELECT x FROM t;", &["-Atq"]);
+    assert_eq!((code, out.as_str()), (0, "41\n"), "stderr: {err}");
+    server.stop();
+    assert!(!socket.exists(), "the socket file outlived the server");
+}
+
+#[test]
 fn errors_carry_sqlstate_position_and_end_the_query_message() {
     let directory = tempfile::tempdir().expect("tempdir");
     let server = Running::start(directory.path(), 10);
