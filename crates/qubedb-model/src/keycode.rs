@@ -136,6 +136,7 @@ pub fn decode_value(bytes: &[u8], position: &mut usize, data_type: DataType) -> 
         }
         DataType::Text
         | DataType::Varchar(_)
+        | DataType::Bit { .. }
         | DataType::Char(_)
         | DataType::Jsonb
         | DataType::Json => {

@@ -49,6 +49,12 @@ pub enum DataType {
     /// `SPARSEVEC(n)` (pgvector's sparse vector, `crate::sparse_vector`): `None` when declared
     /// without dimensions.
     SparseVector(Option<u32>),
+    /// `BIT(n)` (`varying: false`, exactly `n` bits) and `BIT VARYING(n)` (at most `n`; `None`: no
+    /// limit): stored as the text of its bits, one `0` or `1` each.
+    Bit {
+        length: Option<u32>,
+        varying: bool,
+    },
 }
 
 impl DataType {
@@ -87,6 +93,22 @@ impl DataType {
             DataType::HalfVector(None) => "halfvec".into(),
             DataType::SparseVector(Some(dimensions)) => format!("sparsevec({dimensions})"),
             DataType::SparseVector(None) => "sparsevec".into(),
+            DataType::Bit {
+                length: Some(length),
+                varying: false,
+            } => format!("bit({length})"),
+            DataType::Bit {
+                length: None,
+                varying: false,
+            } => "bit".into(),
+            DataType::Bit {
+                length: Some(length),
+                varying: true,
+            } => format!("bit varying({length})"),
+            DataType::Bit {
+                length: None,
+                varying: true,
+            } => "bit varying".into(),
         }
     }
 
@@ -114,7 +136,7 @@ pub enum Value {
         units: i128,
         scale: i8,
     },
-    /// TEXT, VARCHAR, CHAR, JSON (the text written).
+    /// TEXT, VARCHAR, CHAR, JSON (the text written), BIT and BIT VARYING (a `0` or `1` per bit).
     Text(String),
     /// BYTEA, UUID (16 bytes) and JSONB (the binary form).
     Bytes(Vec<u8>),

@@ -223,6 +223,21 @@ fn encode_text_as_binary(pg_type: &Type, text: &str, out: &mut BytesMut) -> Resu
         let bytes = qubedb::sql::convert::parse_uuid(text)
             .map_err(|error| CodecError::new("22P02", error.message))?;
         out.put_slice(&bytes);
+    } else if *pg_type == Type::BIT || *pg_type == Type::VARBIT {
+        // The bit count, then the bits packed, first bit highest, the last byte padded with zeros.
+        let bits = text.as_bytes();
+        let count = i32::try_from(bits.len())
+            .map_err(|_| CodecError::new("54000", "bit string too long to send"))?;
+        out.put_i32(count);
+        for chunk in bits.chunks(8) {
+            let mut byte = 0u8;
+            for (position, &bit) in chunk.iter().enumerate() {
+                if bit == b'1' {
+                    byte |= 0x80 >> position;
+                }
+            }
+            out.put_u8(byte);
+        }
     } else {
         out.put_slice(text.as_bytes());
     }
@@ -637,6 +652,32 @@ fn decode_binary(bytes: &[u8], pg_type: &Type) -> Result<Param, CodecError> {
             Some((1, text)) => typed(utf8(text)?, "jsonb"),
             _ => return Err(invalid_binary("jsonb")),
         },
+        Type::BIT | Type::VARBIT => {
+            let name = if *pg_type == Type::BIT {
+                "bit"
+            } else {
+                "varbit"
+            };
+            let (count, packed) = bytes
+                .split_first_chunk::<4>()
+                .ok_or_else(|| invalid_binary(name))?;
+            let count =
+                usize::try_from(i32::from_be_bytes(*count)).map_err(|_| invalid_binary(name))?;
+            if packed.len() != count.div_ceil(8) {
+                return Err(invalid_binary(name));
+            }
+            let bits: String = (0..count)
+                .map(|bit| {
+                    if packed[bit / 8] & (0x80 >> (bit % 8)) != 0 {
+                        '1'
+                    } else {
+                        '0'
+                    }
+                })
+                .collect();
+            // As `varbit` either way: `::bit` alone would mean `bit(1)`.
+            typed(bits, "varbit")
+        }
         Type::TEXT
         | Type::VARCHAR
         | Type::BPCHAR

@@ -91,6 +91,8 @@ pub fn type_modifier(field: &Field) -> i32 {
     match (name.starts_with("numeric"), numbers.as_slice()) {
         (true, [precision, scale]) => ((precision << 16) | (scale & 0xffff)) + 4,
         (true, [precision]) => (precision << 16) + 4,
+        // A bit string's modifier is its length, with no header added.
+        (false, [length]) if name.starts_with("bit") => *length,
         (false, [length]) => length + 4,
         _ => -1,
     }
@@ -124,6 +126,8 @@ fn type_of_sql_name(name: &str) -> Option<Type> {
         "vector" => vector_type(),
         "halfvec" => halfvec_type(),
         "sparsevec" => sparsevec_type(),
+        "bit" => Type::BIT,
+        "bit varying" => Type::VARBIT,
         _ => return None,
     })
 }

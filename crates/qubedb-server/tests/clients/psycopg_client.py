@@ -120,6 +120,23 @@ with psycopg.connect(conninfo, autocommit=True) as conn:
         check(raw == expected, f"binary sparsevec: {raw!r}")
         check(cursor.description[0].type_code == sparsevec_oid, f"sparsevec oid {sparsevec_oid}")
 
+    # bit strings: the text form, pgvector's Hamming distance to a parameter, PostgreSQL's binary
+    # form (the bit count, then the bits packed, first bit highest) and the OIDs of bit and varbit.
+    conn.execute("CREATE TABLE bits (id INTEGER PRIMARY KEY, b bit(10), v varbit)")
+    conn.execute("INSERT INTO bits VALUES (1, %s, %s), (2, %s, NULL)",
+                 ("1000000001", "101", "0111111111"))
+    row = conn.execute(
+        "SELECT id, b FROM bits ORDER BY b <~> %s LIMIT 1", ("1000000000",), prepare=True
+    ).fetchone()
+    check(row == (1, "1000000001"), f"nearest bit string: {row!r}")
+    with conn.cursor(binary=True) as cursor:
+        cursor.execute("SELECT b, v FROM bits WHERE id = 1")
+        raw = tuple(bytes(value) for value in cursor.fetchone())
+        check(raw == (struct.pack(">iBB", 10, 0x80, 0x40), struct.pack(">iB", 3, 0xA0)),
+              f"binary bit strings: {raw!r}")
+        check([column.type_code for column in cursor.description] == [1560, 1562],
+              f"bit oids: {cursor.description!r}")
+
     # Server-side prepared statements: prepared once, executed many times.
     for attempt in range(5):
         row = conn.execute(

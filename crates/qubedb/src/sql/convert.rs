@@ -42,9 +42,12 @@ pub fn arrow_type(data_type: DataType) -> ArrowType {
         DataType::Numeric { precision, scale } => {
             ArrowType::Decimal128(precision.unwrap_or(38), scale)
         }
-        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Uuid => {
-            ArrowType::Utf8
-        }
+        // bit strings as the text of their bits (`sql/bit_string.rs`).
+        DataType::Text
+        | DataType::Varchar(_)
+        | DataType::Char(_)
+        | DataType::Uuid
+        | DataType::Bit { .. } => ArrowType::Utf8,
         // jsonb's binary form (`qubedb_model::jsonb`): no other SQL type computes in LargeBinary, so
         // the Arrow type alone says a value is jsonb wherever it flows.
         DataType::Jsonb => ArrowType::LargeBinary,
@@ -150,7 +153,7 @@ impl ColumnBuilder {
                 precision.unwrap_or(38),
                 scale,
             ),
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) => {
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bit { .. } => {
                 ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
             }
             DataType::Jsonb => {
@@ -559,6 +562,11 @@ pub fn value_at(array: &ArrayRef, row: usize, data_type: DataType) -> Result<Val
             let text = string_at(any, row).ok_or_else(wrong)?;
             Value::Text(check_length(text, Some(length), true, data_type)?)
         }
+        DataType::Bit { length, varying } => Value::Text(crate::sql::bit_string::input(
+            string_at(any, row).ok_or_else(wrong)?,
+            length,
+            varying,
+        )?),
         DataType::Uuid => {
             Value::Bytes(parse_uuid(string_at(any, row).ok_or_else(wrong)?)?.to_vec())
         }

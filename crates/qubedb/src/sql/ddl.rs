@@ -297,6 +297,15 @@ pub(crate) fn column_type(sql: &SqlType) -> Result<ColumnType> {
             plain(DataType::Char(length(len, Some(1))?.unwrap_or(1)))
         }
         SqlType::Bytea => plain(DataType::Bytea),
+        // `bit` alone is `bit(1)`; `bit varying` alone has no limit.
+        SqlType::Bit(length) => plain(DataType::Bit {
+            length: Some(bit_length(*length, false)?.unwrap_or(1)),
+            varying: false,
+        }),
+        SqlType::BitVarying(length) | SqlType::VarBit(length) => plain(DataType::Bit {
+            length: bit_length(*length, true)?,
+            varying: true,
+        }),
         SqlType::Date => plain(DataType::Date),
         SqlType::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
             plain(DataType::Time)
@@ -362,6 +371,18 @@ pub(crate) fn vector_dimensions_of(kind: VectorKind, modifiers: &[String]) -> Re
         error.set_word(&format!("{}(", kind.type_name()));
         error
     })
+}
+
+/// The length a bit-string type names (`bit(n)`, `varbit(n)`), checked as PostgreSQL checks it.
+pub(crate) fn bit_length(length: Option<u64>, varying: bool) -> Result<Option<u32>> {
+    length
+        .map(|length| {
+            crate::sql::bit_string::check_type_modifier(
+                i64::try_from(length).unwrap_or(i64::MAX),
+                varying,
+            )
+        })
+        .transpose()
 }
 
 /// The dimensions `sparsevec(n)` declares (`None` for plain `sparsevec`).

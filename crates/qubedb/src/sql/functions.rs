@@ -109,6 +109,7 @@ pub(crate) fn register_immutable(context: &SessionContext) {
     crate::sql::jsonb::register(context);
     crate::sql::vector::register(context);
     crate::sql::sparse_vector::register(context);
+    crate::sql::bit_string::register(context);
     crate::sql::vector_aggregate::register(context);
     crate::sql::json_values::register(context);
     crate::sql::expand_array::register(context);

@@ -375,6 +375,60 @@ fn pg_type_name(data_type: &SqlType) -> String {
 fn rewrite_casts(query: &mut Query) -> Result<()> {
     let mut failure = None;
     let _ = visit_expressions_mut(query, |expr| {
+        // `B'1010'`, a bit-string literal; `bit '...'` and `varbit '...'`, typed ones.
+        let bit_input = match expr {
+            Expr::Value(ValueWithSpan {
+                value: SqlValue::SingleQuotedByteStringLiteral(bits),
+                ..
+            }) => Some(Ok(format!("qubedb_varbit('{}')", bits.replace('\'', "''")))),
+            Expr::TypedString(typed) => match typed.data_type {
+                // The literal's own length when none is named (PostgreSQL's `ConstBit`).
+                SqlType::Bit(None) | SqlType::BitVarying(None) | SqlType::VarBit(None) => {
+                    Some(Ok(format!("qubedb_varbit({})", typed.value)))
+                }
+                SqlType::Bit(length) => {
+                    Some(crate::sql::ddl::bit_length(length, false).map(|length| {
+                        format!("qubedb_bit({}, {})", typed.value, length.unwrap_or(1))
+                    }))
+                }
+                SqlType::BitVarying(length) | SqlType::VarBit(length) => Some(
+                    crate::sql::ddl::bit_length(length, true).map(|length| match length {
+                        Some(length) => format!("qubedb_varbit({}, {length})", typed.value),
+                        None => format!("qubedb_varbit({})", typed.value),
+                    }),
+                ),
+                _ => None,
+            },
+            Expr::Cast {
+                expr: inner,
+                data_type: SqlType::Bit(length),
+                ..
+            } => Some(
+                crate::sql::ddl::bit_length(*length, false)
+                    .map(|length| format!("qubedb_bit({inner}, {})", length.unwrap_or(1))),
+            ),
+            Expr::Cast {
+                expr: inner,
+                data_type: SqlType::BitVarying(length) | SqlType::VarBit(length),
+                ..
+            } => Some(
+                crate::sql::ddl::bit_length(*length, true).map(|length| match length {
+                    Some(length) => format!("qubedb_varbit({inner}, {length})"),
+                    None => format!("qubedb_varbit({inner})"),
+                }),
+            ),
+            _ => None,
+        };
+        if let Some(call) = bit_input {
+            match call.and_then(|call| parse_expression(&call)) {
+                Ok(replacement) => *expr = replacement,
+                Err(error) => {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
+            }
+            return ControlFlow::Continue(());
+        }
         // `jsonb '...'`: the input function of the type, as `'...'::jsonb`.
         if let Expr::TypedString(typed) = expr
             && matches!(typed.data_type, SqlType::JSONB | SqlType::JSON)

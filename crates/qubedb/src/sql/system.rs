@@ -193,6 +193,8 @@ const BUILTIN_TYPES: &[BuiltinType] = &[
         false,
     ),
     builtin(1186, "interval", "interval", 16, "T", 1187, false),
+    builtin(1560, "bit", "bit", -1, "V", 1561, false),
+    builtin(1562, "varbit", "bit varying", -1, "V", 1563, false),
     builtin(1700, "numeric", "numeric", -1, "N", 1231, false),
     builtin(2950, "uuid", "uuid", 16, "U", 2951, false),
     builtin(3802, "jsonb", "jsonb", -1, "U", 3807, false),
@@ -285,6 +287,11 @@ pub fn type_oid(data_type: DataType) -> (i64, i32) {
             SPARSEVEC_OID,
             dimensions.map_or(-1, |dimensions| dimensions as i32),
         ),
+        // A bit string's modifier is its length itself (no header added, unlike varchar's).
+        DataType::Bit { length, varying } => (
+            if varying { 1562 } else { 1560 },
+            length.map_or(-1, |length| length as i32),
+        ),
     }
 }
 
@@ -301,6 +308,7 @@ pub fn format_type(oid: i64, modifier: Option<i32>) -> Option<String> {
             format!("numeric({},{})", packed >> 16, packed & 0xffff)
         }
         (1043 | 1042, Some(modifier)) => format!("{}({})", builtin.display, modifier - 4),
+        (1560 | 1562, Some(modifier)) => format!("{}({modifier})", builtin.display),
         (VECTOR_OID, Some(modifier)) => format!("vector({modifier})"),
         (HALFVEC_OID, Some(modifier)) => format!("halfvec({modifier})"),
         (SPARSEVEC_OID, Some(modifier)) => format!("sparsevec({modifier})"),

@@ -1,5 +1,6 @@
 //! Vectors in DataFusion's planner: the operators become the functions of [`crate::sql::vector`].
 //!
+//! `<~>` and `<%>` are the Hamming and Jaccard distances of bit strings (`sql/bit_string.rs`).
 //! `<->`, `<#>`, `<=>` and `<+>` exist only for vectors (`<=>` and `<+>` arrive respelled, see
 //! `sql/parse.rs`), so they map without looking at types. `+`, `-`, `*` and `||` map when an operand
 //! is a vector and both are shallow (a column, literal, cast or call: vector expressions are; long
@@ -143,6 +144,30 @@ impl ExprPlanner for VectorOperators {
         schema: &DFSchema,
     ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
         let RawBinaryExpr { op, left, right } = expr;
+        // pgvector's distances of bit strings (`sql/bit_string.rs`); a parameter is a bit string's text.
+        if let BinaryOperator::Custom(spelling) = &op
+            && let Some(function) = match spelling.as_str() {
+                "<~>" => Some("hamming_distance"),
+                "<%>" => Some("jaccard_distance"),
+                _ => None,
+            }
+        {
+            let text = |expr: Expr| match expr {
+                Expr::Placeholder(Placeholder { id, field: None }) => {
+                    Expr::Placeholder(Placeholder::new_with_field(
+                        id,
+                        Some(Arc::new(Field::new("", ArrowType::Utf8, true))),
+                    ))
+                }
+                other => other,
+            };
+            return Ok(PlannerResult::Planned(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    crate::sql::bit_string::udf(function),
+                    vec![text(left), text(right)],
+                ),
+            )));
+        }
         if let Some(metric) = operator_metric(&op) {
             // `col <-> $1`: the parameter is a vector, so a prepared query's cached plan can bind it
             // (`sql/plan_cache.rs`) instead of planning each execution afresh.

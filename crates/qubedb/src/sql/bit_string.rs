@@ -1,0 +1,375 @@
+//! PostgreSQL's bit strings, `bit(n)` and `bit varying(n)`, and pgvector's functions over them.
+//!
+//! A bit string computes as its text, one `0` or `1` per bit, in Arrow `Utf8` (as `uuid` computes as
+//! its text), and is stored as that text. The text orders, compares, hashes and concatenates as
+//! PostgreSQL's bit strings do — bit by bit, a string before a longer one it begins — so sorting,
+//! grouping, joins, `DISTINCT` and `||` need nothing of their own, and a column carries its SQL type
+//! in its field's metadata (wire OIDs 1560 and 1562, `sql/system.rs`). The price is eight times the
+//! packed size on disk: a packed form is for when bit columns grow large.
+//!
+//! Input (`B'1010'`, `'1010'::bit(4)`, `'x1f'::varbit`, and text assigned to a bit column) checks
+//! the digits and the type's length as PostgreSQL's `bit_in` / `varbit_in` do: `bit(n)` takes exactly
+//! `n` bits, `bit varying(n)` at most `n`, `bit` alone is `bit(1)`. pgvector's functions:
+//! `binary_quantize(vector | halfvec)` (a 1 for each element above zero), `hamming_distance` and
+//! `jaccard_distance` (and their operators `<~>`, `<%>`, `sql/vector_planner.rs`); and
+//! PostgreSQL's `bit_count`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Int64Type};
+use datafusion::error::Result as DataFusionResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+use crate::sql::vector::{Vectors, invoke_arrays, is_text, is_vector, no_such_function};
+
+/// Most bits a bit string holds (PostgreSQL's: its largest value, 1 GB, in bits less headers).
+pub const BIT_LENGTH_MAX: u32 = 83_886_080;
+
+/// Reads bit-string input as PostgreSQL's `bit_in` does: binary digits (after an optional `b`), or
+/// hexadecimal ones after `x`, four bits each.
+pub fn parse(text: &str) -> Result<String> {
+    let (hexadecimal, digits) = match text.as_bytes().first() {
+        Some(b'x' | b'X') => (true, &text[1..]),
+        Some(b'b' | b'B') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let mut bits = String::with_capacity(digits.len() * if hexadecimal { 4 } else { 1 });
+    for digit in digits.chars() {
+        if hexadecimal {
+            let Some(value) = digit.to_digit(16) else {
+                return Err(Error::user(
+                    "22P02",
+                    format!("\"{digit}\" is not a valid hexadecimal digit"),
+                ));
+            };
+            for shift in (0..4).rev() {
+                bits.push(if (value >> shift) & 1 == 1 { '1' } else { '0' });
+            }
+        } else if digit == '0' || digit == '1' {
+            bits.push(digit);
+        } else {
+            return Err(Error::user(
+                "22P02",
+                format!("\"{digit}\" is not a valid binary digit"),
+            ));
+        }
+    }
+    if bits.len() > BIT_LENGTH_MAX as usize {
+        return Err(Error::user(
+            "54000",
+            format!("bit string length exceeds the maximum allowed ({BIT_LENGTH_MAX})"),
+        ));
+    }
+    Ok(bits)
+}
+
+/// Checks that `bits` fits its type: `bit(length)` exactly, `bit varying(length)` at most.
+pub fn check_length(bits: &str, length: Option<u32>, varying: bool) -> Result<()> {
+    let count = bits.len();
+    match length {
+        Some(length) if !varying && count != length as usize => Err(Error::user(
+            "22026",
+            format!("bit string length {count} does not match type bit({length})"),
+        )),
+        Some(length) if varying && count > length as usize => Err(Error::user(
+            "22026",
+            format!("bit string too long for type bit varying({length})"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Bit-string input for a value of type `bit(length)` or `bit varying(length)`.
+pub fn input(text: &str, length: Option<u32>, varying: bool) -> Result<String> {
+    let bits = parse(text)?;
+    check_length(&bits, length, varying)?;
+    Ok(bits)
+}
+
+/// Checks the length a type modifier gives (`bit(n)`, `varbit(n)`).
+pub fn check_type_modifier(length: i64, varying: bool) -> Result<u32> {
+    let name = if varying { "varbit" } else { "bit" };
+    if length < 1 {
+        return Err(Error::user(
+            "22023",
+            format!("length for type {name} must be at least 1"),
+        ));
+    }
+    if length > i64::from(BIT_LENGTH_MAX) {
+        return Err(Error::user(
+            "22023",
+            format!("length for type {name} cannot exceed {BIT_LENGTH_MAX}"),
+        ));
+    }
+    Ok(length as u32)
+}
+
+/// The bits of `text`, a value that computes as a bit string (checked: a text argument may be
+/// anything).
+fn bits_of(text: &str) -> Result<&[u8]> {
+    let bytes = text.as_bytes();
+    match bytes.iter().find(|&&byte| byte != b'0' && byte != b'1') {
+        None => Ok(bytes),
+        Some(_) => parse(text).map(|_| bytes),
+    }
+}
+
+/// pgvector's error for two bit strings of different lengths.
+fn different_lengths(a: usize, b: usize) -> Error {
+    Error::user("22000", format!("different bit lengths {a} and {b}"))
+}
+
+/// The number of positions at which `a` and `b` differ.
+pub fn hamming_distance(a: &[u8], b: &[u8]) -> Result<f64> {
+    if a.len() != b.len() {
+        return Err(different_lengths(a.len(), b.len()));
+    }
+    Ok(a.iter().zip(b).filter(|(x, y)| x != y).count() as f64)
+}
+
+/// One less the share of set bits that both have: `1 - |a ∧ b| / |a ∨ b|` (1 when no bit is set in
+/// both, as pgvector).
+pub fn jaccard_distance(a: &[u8], b: &[u8]) -> Result<f64> {
+    if a.len() != b.len() {
+        return Err(different_lengths(a.len(), b.len()));
+    }
+    let (mut both, mut either) = (0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        both += usize::from(x == b'1' && y == b'1');
+        either += usize::from(x == b'1' || y == b'1');
+    }
+    Ok(if both == 0 {
+        1.0
+    } else {
+        1.0 - both as f64 / either as f64
+    })
+}
+
+/// The functions of bit strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Operation {
+    /// `qubedb_bit(text, length)`: the cast to `bit(length)`.
+    Fixed,
+    /// `qubedb_varbit(text [, length])`: the cast to `bit varying[(length)]`.
+    Varying,
+    /// `binary_quantize(vector | halfvec)`.
+    Quantize,
+    /// `hamming_distance(bit, bit)`.
+    Hamming,
+    /// `jaccard_distance(bit, bit)`.
+    Jaccard,
+    /// `bit_count(bit)`: the set bits.
+    Count,
+}
+
+const FUNCTIONS: &[(&str, Operation)] = &[
+    ("qubedb_bit", Operation::Fixed),
+    ("qubedb_varbit", Operation::Varying),
+    ("binary_quantize", Operation::Quantize),
+    ("hamming_distance", Operation::Hamming),
+    ("jaccard_distance", Operation::Jaccard),
+    ("bit_count", Operation::Count),
+];
+
+/// Registers the functions.
+pub(crate) fn register(context: &SessionContext) {
+    for (name, _) in FUNCTIONS {
+        context.register_udf(udf(name).as_ref().clone());
+    }
+}
+
+/// The function `name` (one of [`FUNCTIONS`]).
+pub(crate) fn udf(name: &'static str) -> Arc<ScalarUDF> {
+    let operation = FUNCTIONS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map_or(Operation::Varying, |(_, operation)| *operation);
+    Arc::new(ScalarUDF::new_from_impl(BitFunction {
+        name,
+        operation,
+        signature: Signature::user_defined(Volatility::Immutable),
+    }))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BitFunction {
+    name: &'static str,
+    operation: Operation,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for BitFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
+        let text = |argument: &ArrowType| is_text(argument) || argument.is_null();
+        match (self.operation, arguments) {
+            (Operation::Fixed, [value, _]) | (Operation::Varying, [value, _]) if text(value) => {
+                Ok(vec![ArrowType::Utf8, ArrowType::Int64])
+            }
+            (Operation::Varying, [value]) if text(value) => Ok(vec![ArrowType::Utf8]),
+            (Operation::Quantize, [vector]) if is_vector(vector) => Ok(vec![vector.clone()]),
+            (Operation::Hamming | Operation::Jaccard, [a, b]) if text(a) && text(b) => {
+                Ok(vec![ArrowType::Utf8, ArrowType::Utf8])
+            }
+            (Operation::Count, [bits]) if text(bits) => Ok(vec![ArrowType::Utf8]),
+            _ => Err(no_such_function(self.name, arguments)),
+        }
+    }
+
+    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+        Ok(match self.operation {
+            Operation::Fixed | Operation::Varying | Operation::Quantize => ArrowType::Utf8,
+            Operation::Hamming | Operation::Jaccard => ArrowType::Float64,
+            Operation::Count => ArrowType::Int64,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DataFusionResult<ColumnarValue> {
+        invoke_arrays(args, |arrays, rows| self.compute(arrays, rows))
+    }
+}
+
+impl BitFunction {
+    fn compute(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        let strings = |index: usize| -> Result<&StringArray> {
+            arrays[index]
+                .as_string_opt::<i32>()
+                .ok_or_else(|| Error::internal(format!("{} of a non-text argument", self.name)))
+        };
+        match self.operation {
+            Operation::Fixed | Operation::Varying => {
+                let varying = self.operation == Operation::Varying;
+                let lengths = arrays
+                    .get(1)
+                    .map(|array| {
+                        array.as_primitive_opt::<Int64Type>().ok_or_else(|| {
+                            Error::internal("a bit string length that is not an integer")
+                        })
+                    })
+                    .transpose()?;
+                let values = strings(0)?;
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    if values.is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let length = match lengths {
+                        Some(lengths) if !lengths.is_null(row) => {
+                            Some(check_type_modifier(lengths.value(row), varying)?)
+                        }
+                        _ => None,
+                    };
+                    out.push(Some(input(values.value(row), length, varying)?));
+                }
+                Ok(Arc::new(StringArray::from(out)))
+            }
+            Operation::Quantize => {
+                let vectors = Vectors::new(arrays[0].as_ref())?;
+                let out: StringArray = (0..rows)
+                    .map(|row| {
+                        vectors.get(row).map(|elements| {
+                            elements
+                                .iter()
+                                .map(|&element| if element > 0.0 { '1' } else { '0' })
+                                .collect::<String>()
+                        })
+                    })
+                    .collect();
+                Ok(Arc::new(out))
+            }
+            Operation::Hamming | Operation::Jaccard => {
+                let (left, right) = (strings(0)?, strings(1)?);
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    if left.is_null(row) || right.is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let (a, b) = (bits_of(left.value(row))?, bits_of(right.value(row))?);
+                    out.push(Some(match self.operation {
+                        Operation::Hamming => hamming_distance(a, b)?,
+                        _ => jaccard_distance(a, b)?,
+                    }));
+                }
+                Ok(Arc::new(Float64Array::from(out)))
+            }
+            Operation::Count => {
+                let values = strings(0)?;
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    if values.is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let bits = bits_of(values.value(row))?;
+                    out.push(Some(bits.iter().filter(|&&bit| bit == b'1').count() as i64));
+                }
+                Ok(Arc::new(Int64Array::from(out)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_reads_as_postgresql() {
+        assert_eq!(parse("1010").expect("binary"), "1010");
+        assert_eq!(parse("b101").expect("binary with b"), "101");
+        assert_eq!(parse("x1F").expect("hexadecimal"), "00011111");
+        assert_eq!(parse("").expect("empty"), "");
+        let error = parse("1021").expect_err("bad digit");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            ("22P02", "\"2\" is not a valid binary digit")
+        );
+        let error = parse("xg").expect_err("bad hexadecimal digit");
+        assert_eq!(error.message, "\"g\" is not a valid hexadecimal digit");
+        let error = input("101", Some(4), false).expect_err("length");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            ("22026", "bit string length 3 does not match type bit(4)")
+        );
+        let error = input("101", Some(2), true).expect_err("too long");
+        assert_eq!(error.message, "bit string too long for type bit varying(2)");
+        assert_eq!(input("10", Some(2), true).expect("fits"), "10");
+        assert_eq!(
+            check_type_modifier(0, false).expect_err("zero").code,
+            "22023"
+        );
+    }
+
+    #[test]
+    fn distances_are_pgvectors() {
+        let distance = |a: &str, b: &str| hamming_distance(a.as_bytes(), b.as_bytes());
+        assert_eq!(distance("111", "111").expect("same"), 0.0);
+        assert_eq!(distance("111", "100").expect("two"), 2.0);
+        assert_eq!(distance("", "").expect("empty"), 0.0);
+        let error = distance("111", "00").expect_err("lengths");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            ("22000", "different bit lengths 3 and 2")
+        );
+        let jaccard = |a: &str, b: &str| jaccard_distance(a.as_bytes(), b.as_bytes());
+        assert_eq!(jaccard("1111", "1111").expect("same"), 0.0);
+        assert_eq!(jaccard("1111", "1110").expect("one"), 0.25);
+        assert_eq!(jaccard("1100", "1000").expect("half"), 0.5);
+        assert_eq!(jaccard("1111", "0000").expect("none"), 1.0);
+        assert_eq!(jaccard("", "").expect("empty"), 1.0);
+    }
+}
