@@ -1419,16 +1419,16 @@ mod tests {
         let written = transaction.buffered_keys(&Key::index_range(9));
         transaction.commit().unwrap();
         graph
-            .apply(&store.begin().unwrap(), 9, &written, false)
-            .unwrap();
+            .apply(&store.begin().expect("begin"), 9, &written, false)
+            .expect("apply the commit");
         assert_eq!(first_found(&graph), Some(primary_key(5000)));
         let mut transaction = store.begin().unwrap();
         transaction.delete(node_key(9, &primary_key(5000))).unwrap();
         let written = transaction.buffered_keys(&Key::index_range(9));
         transaction.commit().unwrap();
         graph
-            .apply(&store.begin().unwrap(), 9, &written, false)
-            .unwrap();
+            .apply(&store.begin().expect("begin"), 9, &written, false)
+            .expect("apply the commit");
         assert_eq!(first_found(&graph), Some(primary_key(3)));
     }
 
