@@ -1444,6 +1444,24 @@ fn keys_suffice(table: &TableDef, slots: &[usize]) -> bool {
         })
 }
 
+/// A builder per output column `slots`, for `rows` rows.
+fn output_builders(table: &TableDef, slots: &[usize], rows: usize) -> Vec<ColumnBuilder> {
+    slots
+        .iter()
+        .map(|&slot| ColumnBuilder::new(table.columns[slot].data_type, rows))
+        .collect()
+}
+
+/// The batch of `schema` that `builders` built.
+fn finish_batch(mut builders: Vec<ColumnBuilder>, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = builders
+        .iter_mut()
+        .map(ColumnBuilder::finish)
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|error| Error::internal(format!("fast path batch: {error}")))
+}
+
 /// One batch holding, per primary key (keycode) of `keys`, the output columns `slots` (all of the
 /// primary key, see [`keys_suffice`]).
 fn keys_batch(
@@ -1452,10 +1470,7 @@ fn keys_batch(
     schema: &SchemaRef,
     keys: &[Vec<u8>],
 ) -> Result<RecordBatch> {
-    let mut builders: Vec<ColumnBuilder> = slots
-        .iter()
-        .map(|&slot| ColumnBuilder::new(table.columns[slot].data_type, keys.len()))
-        .collect();
+    let mut builders = output_builders(table, slots, keys.len());
     let mut values = Vec::with_capacity(table.primary_key.len());
     for key in keys {
         let mut position = 0;
@@ -1479,12 +1494,7 @@ fn keys_batch(
             builder.append_value(value)?;
         }
     }
-    let columns = builders
-        .iter_mut()
-        .map(ColumnBuilder::finish)
-        .collect::<Result<Vec<_>>>()?;
-    RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|error| Error::internal(format!("fast path batch: {error}")))
+    finish_batch(builders, schema)
 }
 
 /// One batch holding `rows` (stored row values) with the output columns `slots`.
@@ -1494,10 +1504,7 @@ fn rows_batch(
     schema: &SchemaRef,
     rows: &[Vec<u8>],
 ) -> Result<RecordBatch> {
-    let mut builders: Vec<ColumnBuilder> = slots
-        .iter()
-        .map(|&slot| ColumnBuilder::new(table.columns[slot].data_type, rows.len()))
-        .collect();
+    let mut builders = output_builders(table, slots, rows.len());
     let last = slots.iter().copied().max().unwrap_or(0);
     let mut raws = Vec::with_capacity(last + 1);
     for bytes in rows {
@@ -1517,10 +1524,5 @@ fn rows_batch(
             }
         }
     }
-    let columns = builders
-        .iter_mut()
-        .map(ColumnBuilder::finish)
-        .collect::<Result<Vec<_>>>()?;
-    RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|error| Error::internal(format!("fast path batch: {error}")))
+    finish_batch(builders, schema)
 }
