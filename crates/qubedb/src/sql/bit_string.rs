@@ -12,7 +12,8 @@
 //! `n` bits, `bit varying(n)` at most `n`, `bit` alone is `bit(1)`. pgvector's functions:
 //! `binary_quantize(vector | halfvec)` (a 1 for each element above zero), `hamming_distance` and
 //! `jaccard_distance` (and their operators `<~>`, `<%>`, `sql/vector_planner.rs`); and
-//! PostgreSQL's `bit_count`.
+//! PostgreSQL's `bit_count` and operators `&`, `|`, `#` (of strings of one length) and `<<`, `>>`
+//! (`sql/vector_planner.rs` maps each operator on text-typed operands, which bit strings are).
 
 use std::sync::Arc;
 
@@ -165,6 +166,56 @@ enum Operation {
     Jaccard,
     /// `bit_count(bit)`: the set bits.
     Count,
+    /// `a & b`, `a | b`, `a # b` of bit strings of one length (`sql/vector_planner.rs` maps them).
+    Bitwise(Bitwise),
+    /// `bits << n` (a negative `n` shifts the other way): the length stays, zeros come in.
+    ShiftLeft,
+    /// `bits >> n`.
+    ShiftRight,
+}
+
+/// The bitwise operators of bit strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Bitwise {
+    And,
+    Or,
+    Xor,
+}
+
+impl Bitwise {
+    fn apply(self, a: u8, b: u8) -> u8 {
+        let (a, b) = (a == b'1', b == b'1');
+        let bit = match self {
+            Bitwise::And => a && b,
+            Bitwise::Or => a || b,
+            Bitwise::Xor => a != b,
+        };
+        if bit { b'1' } else { b'0' }
+    }
+
+    /// PostgreSQL's name of the operation in its error.
+    fn verb(self) -> &'static str {
+        match self {
+            Bitwise::And => "AND",
+            Bitwise::Or => "OR",
+            Bitwise::Xor => "XOR",
+        }
+    }
+}
+
+/// `bits` shifted left by `count` places (right for a negative count), as PostgreSQL's `bitshiftleft`.
+pub fn shift_left(bits: &[u8], count: i64) -> String {
+    let length = bits.len() as i64;
+    (0..length)
+        .map(|position| {
+            let source = position.saturating_add(count);
+            if (0..length).contains(&source) {
+                bits[source as usize] as char
+            } else {
+                '0'
+            }
+        })
+        .collect()
 }
 
 const FUNCTIONS: &[(&str, Operation)] = &[
@@ -174,6 +225,11 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("hamming_distance", Operation::Hamming),
     ("jaccard_distance", Operation::Jaccard),
     ("bit_count", Operation::Count),
+    ("qubedb_bit_and", Operation::Bitwise(Bitwise::And)),
+    ("qubedb_bit_or", Operation::Bitwise(Bitwise::Or)),
+    ("qubedb_bit_xor", Operation::Bitwise(Bitwise::Xor)),
+    ("qubedb_bit_shift_left", Operation::ShiftLeft),
+    ("qubedb_bit_shift_right", Operation::ShiftRight),
 ];
 
 /// Registers the functions.
@@ -224,13 +280,26 @@ impl ScalarUDFImpl for BitFunction {
                 Ok(vec![ArrowType::Utf8, ArrowType::Utf8])
             }
             (Operation::Count, [bits]) if text(bits) => Ok(vec![ArrowType::Utf8]),
+            (Operation::Bitwise(_), [a, b]) if text(a) && text(b) => {
+                Ok(vec![ArrowType::Utf8, ArrowType::Utf8])
+            }
+            (Operation::ShiftLeft | Operation::ShiftRight, [bits, count])
+                if text(bits) && (count.is_integer() || count.is_null()) =>
+            {
+                Ok(vec![ArrowType::Utf8, ArrowType::Int64])
+            }
             _ => Err(no_such_function(self.name, arguments)),
         }
     }
 
     fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
         Ok(match self.operation {
-            Operation::Fixed | Operation::Varying | Operation::Quantize => ArrowType::Utf8,
+            Operation::Fixed
+            | Operation::Varying
+            | Operation::Quantize
+            | Operation::Bitwise(_)
+            | Operation::ShiftLeft
+            | Operation::ShiftRight => ArrowType::Utf8,
             Operation::Hamming | Operation::Jaccard => ArrowType::Float64,
             Operation::Count => ArrowType::Int64,
         })
@@ -306,6 +375,51 @@ impl BitFunction {
                 }
                 Ok(Arc::new(Float64Array::from(out)))
             }
+            Operation::Bitwise(operation) => {
+                let (left, right) = (strings(0)?, strings(1)?);
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    if left.is_null(row) || right.is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let (a, b) = (bits_of(left.value(row))?, bits_of(right.value(row))?);
+                    if a.len() != b.len() {
+                        return Err(Error::user(
+                            "22026",
+                            format!("cannot {} bit strings of different sizes", operation.verb()),
+                        ));
+                    }
+                    let bits: String = a
+                        .iter()
+                        .zip(b)
+                        .map(|(&x, &y)| operation.apply(x, y) as char)
+                        .collect();
+                    out.push(Some(bits));
+                }
+                Ok(Arc::new(StringArray::from(out)))
+            }
+            Operation::ShiftLeft | Operation::ShiftRight => {
+                let values = strings(0)?;
+                let counts = arrays[1]
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| Error::internal("a shift count that is not an integer"))?;
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    if values.is_null(row) || counts.is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let count = counts.value(row);
+                    let count = if self.operation == Operation::ShiftLeft {
+                        count
+                    } else {
+                        count.saturating_neg()
+                    };
+                    out.push(Some(shift_left(bits_of(values.value(row))?, count)));
+                }
+                Ok(Arc::new(StringArray::from(out)))
+            }
             Operation::Count => {
                 let values = strings(0)?;
                 let mut out = Vec::with_capacity(rows);
@@ -371,5 +485,14 @@ mod tests {
         assert_eq!(jaccard("1100", "1000").expect("half"), 0.5);
         assert_eq!(jaccard("1111", "0000").expect("none"), 1.0);
         assert_eq!(jaccard("", "").expect("empty"), 1.0);
+    }
+
+    #[test]
+    fn shifts_keep_the_length() {
+        assert_eq!(shift_left(b"10110", 2), "11000");
+        assert_eq!(shift_left(b"10110", -2), "00101");
+        assert_eq!(shift_left(b"10110", 9), "00000");
+        assert_eq!(shift_left(b"10110", i64::MIN), "00000");
+        assert_eq!(shift_left(b"", 1), "");
     }
 }

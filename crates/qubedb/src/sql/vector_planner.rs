@@ -168,6 +168,28 @@ impl ExprPlanner for VectorOperators {
                 ),
             )));
         }
+        // The bitwise operators of bit strings: text-typed operands are bit strings here (text has no
+        // such operators; bit strings compute as text, `sql/bit_string.rs`).
+        let bitwise = match op {
+            BinaryOperator::BitwiseAnd => Some(("qubedb_bit_and", false)),
+            BinaryOperator::BitwiseOr => Some(("qubedb_bit_or", false)),
+            BinaryOperator::PGBitwiseXor => Some(("qubedb_bit_xor", false)),
+            BinaryOperator::PGBitwiseShiftLeft => Some(("qubedb_bit_shift_left", true)),
+            BinaryOperator::PGBitwiseShiftRight => Some(("qubedb_bit_shift_right", true)),
+            _ => None,
+        };
+        let is_text_expr = |expr: &Expr| {
+            expr.get_type(schema)
+                .is_ok_and(|data_type| crate::sql::vector::is_text(&data_type))
+        };
+        if let Some((function, shift)) = bitwise
+            && is_text_expr(&left)
+            && (shift || is_text_expr(&right))
+        {
+            return Ok(PlannerResult::Planned(Expr::ScalarFunction(
+                ScalarFunction::new_udf(crate::sql::bit_string::udf(function), vec![left, right]),
+            )));
+        }
         if let Some(metric) = operator_metric(&op) {
             // `col <-> $1`: the parameter is a vector, so a prepared query's cached plan can bind it
             // (`sql/plan_cache.rs`) instead of planning each execution afresh.
