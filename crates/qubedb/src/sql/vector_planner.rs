@@ -182,9 +182,17 @@ impl ExprPlanner for VectorOperators {
             expr.get_type(schema)
                 .is_ok_and(|data_type| crate::sql::vector::is_text(&data_type))
         };
+        let is_integer_expr = |expr: &Expr| {
+            expr.get_type(schema)
+                .is_ok_and(|data_type| data_type.is_integer())
+        };
         if let Some((function, shift)) = bitwise
             && is_text_expr(&left)
-            && (shift || is_text_expr(&right))
+            && if shift {
+                is_integer_expr(&right)
+            } else {
+                is_text_expr(&right)
+            }
         {
             return Ok(PlannerResult::Planned(Expr::ScalarFunction(
                 ScalarFunction::new_udf(crate::sql::bit_string::udf(function), vec![left, right]),
