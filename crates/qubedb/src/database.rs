@@ -79,6 +79,9 @@ struct KeptGraph {
     graph: Arc<qubedb_model::hnsw::Graph>,
     table: u64,
     column: usize,
+    /// Loaded while a commit was in flight, so it may lack that commit's nodes: used (never as exact)
+    /// until the first use with no commit in flight loads it again.
+    provisional: bool,
 }
 
 /// A commit's changes to the graphs in memory: per index, the keys it wrote in the index and
@@ -386,18 +389,21 @@ impl DatabaseInner {
     /// Forgets the cached state of a sequence (after DROP or RESTART).
     /// The committed graph of HNSW index `index` (over `table`), loaded from the store on first use.
     ///
-    /// A graph is kept only when it is loaded while no commit is in flight: a commit lists the graphs
-    /// it must update before it commits (`hnsw_commit_keys`), so one loaded in between could miss
-    /// it. Loaded otherwise, it serves this search (it holds everything committed before it) and is
-    /// not kept. A kept graph's nodes are checked against the rows, so searches can tell when the
-    /// graph is exact (`qubedb_model::hnsw::Graph::reflects`).
+    /// A commit lists the graphs it must update before it commits (`hnsw_commit_keys`), so a graph
+    /// loaded while a commit is in flight could miss it: such a graph is kept as provisional (never
+    /// exact) and loaded again at its first use with no commit in flight. A graph loaded then has its
+    /// nodes checked against the rows, so searches can tell when it is exact
+    /// (`qubedb_model::hnsw::Graph::reflects`).
     pub(crate) fn hnsw_graph(
         &self,
         table: &TableDef,
         index: &IndexDef,
     ) -> Result<Arc<qubedb_model::hnsw::Graph>> {
         let mut graphs = self.hnsw_graphs.lock();
-        if let Some(kept) = graphs.graphs.get(&index.id) {
+        let in_flight = graphs.commits_in_flight.load(Ordering::SeqCst) > 0;
+        if let Some(kept) = graphs.graphs.get(&index.id)
+            && (!kept.provisional || in_flight)
+        {
             return Ok(kept.graph.clone());
         }
         let fresh = self.store.begin()?;
@@ -405,11 +411,10 @@ impl DatabaseInner {
         let Some(&column) = index.columns.first() else {
             return Err(Error::internal("an HNSW index without a column"));
         };
-        if graphs.commits_in_flight.load(Ordering::SeqCst) > 0 {
-            return Ok(Arc::new(graph));
+        if !in_flight {
+            let rows_verified = every_node_has_its_row(&fresh, table, column, &graph)?;
+            graph.track_commits(graphs.commits_in_flight.clone(), rows_verified);
         }
-        let rows_verified = every_node_has_its_row(&fresh, table, column, &graph)?;
-        graph.track_commits(graphs.commits_in_flight.clone(), rows_verified);
         let graph = Arc::new(graph);
         graphs.graphs.insert(
             index.id,
@@ -417,6 +422,7 @@ impl DatabaseInner {
                 graph: graph.clone(),
                 table: table.id,
                 column,
+                provisional: in_flight,
             },
         );
         Ok(graph)
