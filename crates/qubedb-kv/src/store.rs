@@ -424,12 +424,8 @@ impl Transaction {
 
     /// The keys this transaction wrote (put or deleted) in `range`, in order.
     pub fn buffered_keys(&self, range: &KeyRange) -> Vec<Vec<u8>> {
-        if is_empty_range(range) {
-            return Vec::new();
-        }
-        self.writes
-            .range((range.0.clone(), range.1.clone()))
-            .map(|(key, _)| key.clone())
+        self.buffered_writes(range)
+            .map(|(key, _)| key.to_vec())
             .collect()
     }
 

@@ -359,45 +359,32 @@ impl BitFunction {
                     .collect();
                 Ok(Arc::new(out))
             }
-            Operation::Hamming | Operation::Jaccard => {
-                let (left, right) = (strings(0)?, strings(1)?);
-                let mut out = Vec::with_capacity(rows);
-                for row in 0..rows {
-                    if left.is_null(row) || right.is_null(row) {
-                        out.push(None);
-                        continue;
-                    }
-                    let (a, b) = (bits_of(left.value(row))?, bits_of(right.value(row))?);
-                    out.push(Some(match self.operation {
-                        Operation::Hamming => hamming_distance(a, b)?,
-                        _ => jaccard_distance(a, b)?,
-                    }));
-                }
-                Ok(Arc::new(Float64Array::from(out)))
-            }
+            Operation::Hamming => Ok(Arc::new(Float64Array::from(pairwise(
+                strings(0)?,
+                strings(1)?,
+                rows,
+                hamming_distance,
+            )?))),
+            Operation::Jaccard => Ok(Arc::new(Float64Array::from(pairwise(
+                strings(0)?,
+                strings(1)?,
+                rows,
+                jaccard_distance,
+            )?))),
             Operation::Bitwise(operation) => {
-                let (left, right) = (strings(0)?, strings(1)?);
-                let mut out = Vec::with_capacity(rows);
-                for row in 0..rows {
-                    if left.is_null(row) || right.is_null(row) {
-                        out.push(None);
-                        continue;
-                    }
-                    let (a, b) = (bits_of(left.value(row))?, bits_of(right.value(row))?);
+                let bits = pairwise(strings(0)?, strings(1)?, rows, |a, b| {
                     if a.len() != b.len() {
                         return Err(Error::user(
                             "22026",
                             format!("cannot {} bit strings of different sizes", operation.verb()),
                         ));
                     }
-                    let bits: String = a
-                        .iter()
+                    Ok(a.iter()
                         .zip(b)
                         .map(|(&x, &y)| operation.apply(x, y) as char)
-                        .collect();
-                    out.push(Some(bits));
-                }
-                Ok(Arc::new(StringArray::from(out)))
+                        .collect::<String>())
+                })?;
+                Ok(Arc::new(StringArray::from(bits)))
             }
             Operation::ShiftLeft | Operation::ShiftRight => {
                 let values = strings(0)?;
@@ -435,6 +422,23 @@ impl BitFunction {
             }
         }
     }
+}
+
+/// `compute` of each row's two bit strings; NULL where either is.
+fn pairwise<T>(
+    left: &StringArray,
+    right: &StringArray,
+    rows: usize,
+    compute: impl Fn(&[u8], &[u8]) -> Result<T>,
+) -> Result<Vec<Option<T>>> {
+    (0..rows)
+        .map(|row| {
+            if left.is_null(row) || right.is_null(row) {
+                return Ok(None);
+            }
+            compute(bits_of(left.value(row))?, bits_of(right.value(row))?).map(Some)
+        })
+        .collect()
 }
 
 #[cfg(test)]
