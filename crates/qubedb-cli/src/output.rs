@@ -57,7 +57,7 @@ fn write_outcome(
     };
     // COPY ... TO STDOUT writes its data as it is, in every output format.
     if let Some(data) = outcome.copy_data() {
-        out.write_all(&data)?;
+        out.write_all(&data.map_err(std::io::Error::other)?)?;
         return Ok(());
     }
     let names: Vec<String> = schema

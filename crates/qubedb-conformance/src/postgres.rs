@@ -309,6 +309,9 @@ struct Psql {
     variables: HashMap<String, String>,
     environment: HashMap<String, String>,
     terse: bool,
+    /// Where `\copy` reads and writes files named by a relative path (pg_regress's working folder,
+    /// whose `results/` the pgvector files write to).
+    scratch: std::path::PathBuf,
 }
 
 impl Psql {
@@ -414,11 +417,11 @@ impl Psql {
     }
 
     /// Runs one statement and returns what psql prints for it.
-    fn run(&mut self, sql: &str, copy_data: Option<&str>) -> (Vec<String>, Option<String>) {
+    fn run(&mut self, sql: &str, copy_data: Option<&[u8]>) -> (Vec<String>, Option<String>) {
         let sql = self.interpolate(sql);
         let session = &mut self.session;
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match copy_data {
-            Some(data) => session.copy_in(&sql, data.as_bytes()).map(|o| vec![o]),
+            Some(data) => session.copy_in(&sql, data).map(|o| vec![o]),
             None => session.run(&sql),
         }));
         let mut lines = Vec::new();
@@ -435,8 +438,16 @@ impl Psql {
                     }
                     if let Some(data) = outcome.copy_data() {
                         // psql writes COPY data as it comes, with no blank line after it.
-                        let data = String::from_utf8_lossy(&data).into_owned();
-                        lines.extend(data.lines().map(str::to_string));
+                        match data {
+                            Ok(data) => {
+                                let data = String::from_utf8_lossy(&data).into_owned();
+                                lines.extend(data.lines().map(str::to_string));
+                            }
+                            Err(error) => {
+                                lines.extend(self.error_lines(&sql, &error));
+                                return (lines, Some(cause_of(&error)));
+                            }
+                        }
                     } else if let Some(table) = outcome.psql_aligned() {
                         lines.extend(table.lines().map(str::to_string));
                         lines.push(String::new());
@@ -445,25 +456,143 @@ impl Psql {
                 (lines, None)
             }
             Ok(Err(error)) => {
-                lines.push(format!("ERROR:  {}", error.message));
-                if !self.terse {
-                    if let Some(position) = error.position {
-                        lines.extend(position_excerpt(&sql, position));
-                    }
-                    if let Some(detail) = &error.detail {
-                        lines.extend(prefix_lines("DETAIL:  ", detail));
-                    }
-                    if let Some(hint) = &error.hint {
-                        lines.extend(prefix_lines("HINT:  ", hint));
-                    }
-                    if let Some(context) = error.context() {
-                        lines.extend(prefix_lines("CONTEXT:  ", context));
-                    }
-                }
+                lines.extend(self.error_lines(&sql, &error));
                 (lines, Some(cause_of(&error)))
             }
         }
     }
+
+    /// What psql prints for an error of statement `sql`.
+    fn error_lines(&self, sql: &str, error: &qubedb::Error) -> Vec<String> {
+        let mut lines = vec![format!("ERROR:  {}", error.message)];
+        if !self.terse {
+            if let Some(position) = error.position {
+                lines.extend(position_excerpt(sql, position));
+            }
+            if let Some(detail) = &error.detail {
+                lines.extend(prefix_lines("DETAIL:  ", detail));
+            }
+            if let Some(hint) = &error.hint {
+                lines.extend(prefix_lines("HINT:  ", hint));
+            }
+            if let Some(context) = error.context() {
+                lines.extend(prefix_lines("CONTEXT:  ", context));
+            }
+        }
+        lines
+    }
+
+    /// psql's `\copy`: the COPY runs as `FROM STDIN` / `TO STDOUT` and the file is read or written
+    /// here, as psql does on the client's side. With `-q` (as pg_regress runs psql) a success prints
+    /// nothing.
+    fn copy_meta(&mut self, command: &str) -> (Vec<String>, Option<String>) {
+        let arguments = self.interpolate(command.trim_start_matches("\\copy").trim());
+        let Some(parts) = copy_meta_parts(&arguments) else {
+            return (
+                vec!["\\copy: parse error".to_string()],
+                Some("\\copy parse error".to_string()),
+            );
+        };
+        let path = self.scratch.join(&parts.file);
+        if parts.from {
+            let sql = format!("COPY {} FROM STDIN {}", parts.target, parts.options);
+            match std::fs::read(&path) {
+                Ok(data) => self.run(&sql, Some(&data)),
+                Err(error) => (
+                    vec![format!("{}: {error}", parts.file)],
+                    Some("\\copy file".to_string()),
+                ),
+            }
+        } else {
+            let sql = format!("COPY {} TO STDOUT {}", parts.target, parts.options);
+            let data = match self.session.run(&sql) {
+                Ok(outcomes) => outcomes.into_iter().find_map(|outcome| outcome.copy_data()),
+                Err(error) => {
+                    return (self.error_lines(&sql, &error), Some(cause_of(&error)));
+                }
+            };
+            match data {
+                Some(Ok(data)) => {
+                    let written = path
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| std::fs::write(&path, data));
+                    match written {
+                        Ok(()) => (Vec::new(), None),
+                        Err(error) => (
+                            vec![format!("{}: {error}", parts.file)],
+                            Some("\\copy file".to_string()),
+                        ),
+                    }
+                }
+                Some(Err(error)) => (self.error_lines(&sql, &error), Some(cause_of(&error))),
+                None => (Vec::new(), None),
+            }
+        }
+    }
+}
+
+/// The parts of a `\copy` command: `table [(columns)] | (query)`, the direction, the file and the
+/// options after it.
+struct CopyMetaParts {
+    target: String,
+    from: bool,
+    file: String,
+    options: String,
+}
+
+/// Splits `\copy`'s arguments at the first `from` / `to` outside parentheses and quotes.
+fn copy_meta_parts(arguments: &str) -> Option<CopyMetaParts> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut word_start = None;
+    let characters: Vec<(usize, char)> = arguments.char_indices().collect();
+    for (position, &(offset, character)) in characters.iter().enumerate() {
+        if let Some(open) = quote {
+            if character == open {
+                quote = None;
+            }
+            continue;
+        }
+        match character {
+            '\'' | '"' => quote = Some(character),
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let boundary = character.is_whitespace() || position + 1 == characters.len();
+        if !character.is_whitespace() && word_start.is_none() {
+            word_start = Some(offset);
+        }
+        if boundary && let Some(start) = word_start.take() {
+            let end = if character.is_whitespace() {
+                offset
+            } else {
+                offset + character.len_utf8()
+            };
+            let word = arguments[start..end].to_lowercase();
+            if depth == 0 && (word == "from" || word == "to") && start > 0 {
+                let rest = arguments[end..].trim_start();
+                let (file, options) = match rest.strip_prefix('\'') {
+                    Some(quoted) => {
+                        let close = quoted.find('\'')?;
+                        (quoted[..close].to_string(), &quoted[close + 1..])
+                    }
+                    None => {
+                        let close = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                        (rest[..close].to_string(), &rest[close..])
+                    }
+                };
+                return Some(CopyMetaParts {
+                    target: arguments[..start].trim().to_string(),
+                    from: word == "from",
+                    file,
+                    options: options.trim().to_string(),
+                });
+            }
+        }
+    }
+    None
 }
 
 fn prefix_lines(prefix: &str, text: &str) -> Vec<String> {
@@ -602,8 +731,12 @@ fn run_script(psql: &mut Psql, script: &Script) -> (Vec<OutputLine>, Vec<Counted
                     (sql.clone(), lines, cause, false, *line)
                 }
                 Item::Copy { sql, data, line } => {
-                    let (lines, cause) = psql.run(sql, Some(data));
+                    let (lines, cause) = psql.run(sql, Some(data.as_bytes()));
                     (sql.clone(), lines, cause, false, *line)
+                }
+                Item::Meta { command, line } if command.starts_with("\\copy ") => {
+                    let (lines, cause) = psql.copy_meta(command);
+                    (command.clone(), lines, cause, false, *line)
                 }
                 Item::Meta { command, line } => {
                     let unsupported = psql.meta(command);
@@ -742,6 +875,7 @@ pub fn run_schedule(corpus: &Path, schedule: &[&str]) -> Result<Summary, String>
             ("PG_DLSUFFIX".to_string(), ".so".to_string()),
         ]),
         terse: false,
+        scratch: std::env::temp_dir().join(format!("qubedb-psql-{}", std::process::id())),
     };
     // Some statements never finish in QubeDB (a recursive query PostgreSQL stops by a LIMIT):
     // each gets at most this long, and fails with 57014 after it.
@@ -818,6 +952,8 @@ pub fn run_schedule(corpus: &Path, schedule: &[&str]) -> Result<Summary, String>
         summary.total.add(&counts);
         summary.files.push((name.to_string(), counts));
     }
+    // Best effort: a leftover scratch folder under the temporary directory harms nothing.
+    std::fs::remove_dir_all(&psql.scratch).ok();
     Ok(summary)
 }
 
@@ -850,6 +986,22 @@ mod tests {
                 "SELECT /* ; */ 3\n  ;".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn copy_meta_splits_at_the_direction() {
+        let parts = copy_meta_parts("t TO 'results/v.bin' WITH (FORMAT binary)").expect("parts");
+        assert_eq!(
+            (parts.target.as_str(), parts.from, parts.file.as_str()),
+            ("t", false, "results/v.bin")
+        );
+        assert_eq!(parts.options, "WITH (FORMAT binary)");
+        let parts = copy_meta_parts("(SELECT a FROM t) to out.csv csv").expect("query parts");
+        assert_eq!(parts.target, "(SELECT a FROM t)");
+        assert_eq!((parts.from, parts.file.as_str()), (false, "out.csv"));
+        let parts = copy_meta_parts("t2 (a, b) FROM 'x'").expect("from parts");
+        assert_eq!((parts.target.as_str(), parts.from), ("t2 (a, b)", true));
+        assert!(copy_meta_parts("t").is_none());
     }
 
     #[test]

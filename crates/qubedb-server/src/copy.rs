@@ -52,16 +52,17 @@ where
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    let columns = connection
+    let (columns, binary) = connection
         .session
         .copy_in_columns_async(&statement)
         .await
         .map_err(|error| engine_error(&error))?;
+    let format = i8::from(binary);
     client
         .feed(PgWireBackendMessage::CopyInResponse(CopyInResponse::new(
-            0,
+            format,
             columns as i16,
-            vec![0; columns],
+            vec![i16::from(format); columns],
         )))
         .await?;
     // The client sends nothing more until it has this.
@@ -87,32 +88,59 @@ where
         .cloned()
         .ok_or_else(|| user_error("ERROR", "XX000", "not the result of COPY TO STDOUT"))?;
     let columns = encoder.column_count();
+    let format = i8::from(encoder.is_binary());
     client
         .feed(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
-            0,
+            format,
             columns as i16,
-            vec![0; columns],
+            vec![i16::from(format); columns],
         )))
         .await?;
+    // A text HEADER line is a message of its own; the binary header goes out with the first row
+    // (or the trailer), as PostgreSQL sends it and clients such as psycopg read it.
+    let mut binary_header = None;
     if let Some(header) = encoder.header() {
-        client
-            .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
-                header,
-            ))))
-            .await?;
+        if encoder.is_binary() {
+            binary_header = Some(header);
+        } else {
+            client
+                .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
+                    header,
+                ))))
+                .await?;
+        }
     }
+    let with_header = |header: &mut Option<Vec<u8>>, line: Vec<u8>| match header.take() {
+        Some(mut header) => {
+            header.extend_from_slice(&line);
+            header
+        }
+        None => line,
+    };
     while let Some(batch) = result
         .next_batch_async()
         .await
         .map_err(|error| engine_error(&error))?
     {
-        for line in encoder.encode_rows(&batch) {
+        let lines = encoder
+            .encode_rows(&batch)
+            .map_err(|error| engine_error(&error))?;
+        for line in lines {
+            let line = with_header(&mut binary_header, line);
             client
                 .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
                     line,
                 ))))
                 .await?;
         }
+    }
+    if let Some(trailer) = encoder.trailer() {
+        let trailer = with_header(&mut binary_header, trailer);
+        client
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
+                trailer,
+            ))))
+            .await?;
     }
     client
         .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))

@@ -1,20 +1,16 @@
-//! PostgreSQL types of result columns, for RowDescription: from the SQL type a column carries in its
-//! Arrow field metadata (`qubedb.type`), else from the Arrow type of a computed value.
+//! PostgreSQL types of result columns, for RowDescription: the OID the engine gives a column
+//! ([`qubedb::sql::binary_format::field_type_oid`]: its SQL type, else its Arrow type) as a pgwire
+//! [`Type`], with its size and modifier.
 
 use pgwire::api::Type;
-use qubedb::arrow::datatypes::{DataType as ArrowType, Field, TimeUnit};
+use qubedb::arrow::datatypes::Field;
 
 /// The Arrow field metadata key holding a column's SQL type name.
 const TYPE_METADATA_KEY: &str = "qubedb.type";
 
 /// The PostgreSQL type clients see for a result column.
 pub fn pg_type(field: &Field) -> Type {
-    if let Some(name) = field.metadata().get(TYPE_METADATA_KEY)
-        && let Some(found) = type_of_sql_name(name)
-    {
-        return found;
-    }
-    type_of_arrow(field.data_type())
+    type_of_oid(qubedb::sql::binary_format::field_type_oid(field)).unwrap_or(Type::TEXT)
 }
 
 /// pgvector's `vector`, with QubeDB's fixed OID (`qubedb::sql::system::VECTOR_OID`).
@@ -98,93 +94,10 @@ pub fn type_modifier(field: &Field) -> i32 {
     }
 }
 
-fn type_of_sql_name(name: &str) -> Option<Type> {
-    let base = name.split('(').next().unwrap_or(name).trim();
-    Some(match base {
-        "boolean" => Type::BOOL,
-        "smallint" => Type::INT2,
-        "integer" => Type::INT4,
-        "bigint" => Type::INT8,
-        "real" => Type::FLOAT4,
-        "double precision" => Type::FLOAT8,
-        "numeric" => Type::NUMERIC,
-        "text" => Type::TEXT,
-        "character varying" => Type::VARCHAR,
-        "character" => Type::BPCHAR,
-        "bytea" => Type::BYTEA,
-        "date" => Type::DATE,
-        "time without time zone" => Type::TIME,
-        "timestamp without time zone" => Type::TIMESTAMP,
-        "timestamp with time zone" => Type::TIMESTAMPTZ,
-        "interval" => Type::INTERVAL,
-        "uuid" => Type::UUID,
-        "jsonb" => Type::JSONB,
-        "json" => Type::JSON,
-        "oid" => Type::OID,
-        "int2vector" => Type::INT2_VECTOR,
-        "oidvector" => Type::OID_VECTOR,
-        "vector" => vector_type(),
-        "halfvec" => halfvec_type(),
-        "sparsevec" => sparsevec_type(),
-        "bit" => Type::BIT,
-        "bit varying" => Type::VARBIT,
-        _ => return None,
-    })
-}
-
-fn type_of_arrow(data_type: &ArrowType) -> Type {
-    match qubedb::sql::vector::kind_of(data_type) {
-        Some(qubedb::VectorKind::Single) => return vector_type(),
-        Some(qubedb::VectorKind::Half) => return halfvec_type(),
-        None => {}
-    }
-    if qubedb::sql::sparse_vector::is_sparse(data_type) {
-        return sparsevec_type();
-    }
-    match data_type {
-        ArrowType::Boolean => Type::BOOL,
-        ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => Type::INT2,
-        ArrowType::Int32 | ArrowType::UInt16 => Type::INT4,
-        ArrowType::Int64 | ArrowType::UInt32 => Type::INT8,
-        ArrowType::UInt64 | ArrowType::Decimal128(..) | ArrowType::Decimal256(..) => Type::NUMERIC,
-        ArrowType::Float16 | ArrowType::Float32 => Type::FLOAT4,
-        ArrowType::Float64 => Type::FLOAT8,
-        ArrowType::Utf8 | ArrowType::Utf8View => Type::TEXT,
-        // json computes as its text in LargeUtf8, which no other type uses.
-        ArrowType::LargeUtf8 => Type::JSON,
-        ArrowType::Binary | ArrowType::BinaryView => Type::BYTEA,
-        // jsonb computes in its binary form, the only LargeBinary values.
-        ArrowType::LargeBinary => Type::JSONB,
-        ArrowType::FixedSizeBinary(16) => Type::UUID,
-        ArrowType::Date32 | ArrowType::Date64 => Type::DATE,
-        ArrowType::Time32(_) | ArrowType::Time64(_) => Type::TIME,
-        ArrowType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        ArrowType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond, None)
-        | ArrowType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, None) => {
-            Type::TIMESTAMP
-        }
-        ArrowType::Interval(_) | ArrowType::Duration(_) => Type::INTERVAL,
-        ArrowType::List(inner) | ArrowType::LargeList(inner) => {
-            match type_of_arrow(inner.data_type()) {
-                Type::BOOL => Type::BOOL_ARRAY,
-                Type::INT2 => Type::INT2_ARRAY,
-                Type::INT4 => Type::INT4_ARRAY,
-                Type::INT8 => Type::INT8_ARRAY,
-                Type::FLOAT4 => Type::FLOAT4_ARRAY,
-                Type::FLOAT8 => Type::FLOAT8_ARRAY,
-                Type::NUMERIC => Type::NUMERIC_ARRAY,
-                Type::JSONB => Type::JSONB_ARRAY,
-                Type::JSON => Type::JSON_ARRAY,
-                _ => Type::TEXT_ARRAY,
-            }
-        }
-        _ => Type::TEXT,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qubedb::arrow::datatypes::DataType as ArrowType;
     use std::collections::HashMap;
 
     #[test]

@@ -67,15 +67,19 @@ impl StatementOutcome {
         }
     }
 
-    /// The COPY data of a `COPY ... TO STDOUT` (header, then one line per row); `None` for any other
-    /// statement.
-    pub fn copy_data(&self) -> Option<Vec<u8>> {
+    /// The COPY data of a `COPY ... TO STDOUT` (header, then one line or binary tuple per row, then
+    /// the binary format's trailer); `None` for any other statement.
+    pub fn copy_data(&self) -> Option<Result<Vec<u8>>> {
         let encoder = self.copy_out.as_ref()?;
         let mut data = encoder.header().unwrap_or_default();
         for batch in &self.batches {
-            data.extend(encoder.encode(batch));
+            match encoder.encode(batch) {
+                Ok(lines) => data.extend(lines),
+                Err(error) => return Some(Err(error)),
+            }
         }
-        Some(data)
+        data.extend(encoder.trailer().unwrap_or_default());
+        Some(Ok(data))
     }
 
     /// Every row as text in PostgreSQL's text format (`None` for NULL).

@@ -45,6 +45,8 @@ pub(crate) struct CopyFormat {
     csv: bool,
     /// `FORMAT json`: one JSON document per line (reading only).
     json: bool,
+    /// `FORMAT binary`: PostgreSQL's binary COPY format ([`parse_binary`], [`CopyEncoder`]).
+    binary: bool,
     delimiter: char,
     null: String,
     header: bool,
@@ -62,6 +64,7 @@ impl CopyFormat {
     ) -> Result<CopyFormat> {
         let mut csv = false;
         let mut json = false;
+        let mut binary = false;
         let mut delimiter = None;
         let mut null = None;
         let mut header = false;
@@ -77,7 +80,7 @@ impl CopyFormat {
                     "text" => csv = false,
                     "csv" => csv = true,
                     "json" => json = true,
-                    "binary" => return Err(Error::not_supported("COPY in binary format")),
+                    "binary" => binary = true,
                     other => {
                         return Err(Error::user(
                             "22023",
@@ -97,9 +100,7 @@ impl CopyFormat {
         }
         for option in legacy_options {
             match option {
-                CopyLegacyOption::Binary => {
-                    return Err(Error::not_supported("COPY in binary format"));
-                }
+                CopyLegacyOption::Binary => binary = true,
                 CopyLegacyOption::Delimiter(character) => delimiter = Some(*character),
                 CopyLegacyOption::Null(text) => null = Some(text.clone()),
                 CopyLegacyOption::Csv(csv_options) => {
@@ -139,10 +140,28 @@ impl CopyFormat {
                 "COPY FORMAT json takes no other format option",
             ));
         }
+        if binary {
+            if csv || json {
+                return Err(Error::user("42601", "conflicting or redundant options"));
+            }
+            if delimiter.is_some() {
+                return Err(Error::user(
+                    "42601",
+                    "cannot specify DELIMITER in BINARY mode",
+                ));
+            }
+            if null.is_some() {
+                return Err(Error::user("42601", "cannot specify NULL in BINARY mode"));
+            }
+            if header {
+                return Err(Error::user("0A000", "cannot specify HEADER in BINARY mode"));
+            }
+        }
         let quote = quote.unwrap_or('"');
         Ok(CopyFormat {
             csv,
             json,
+            binary,
             delimiter: delimiter.unwrap_or(if csv { ',' } else { '\t' }),
             null: null.unwrap_or_else(|| {
                 if csv {
@@ -159,6 +178,9 @@ impl CopyFormat {
     }
 }
 
+/// The signature opening binary COPY data, then the flags and the header extension's length (both 0).
+const BINARY_SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+
 /// Writes rows as COPY data in one format (see the module docs).
 #[derive(Debug, Clone)]
 pub struct CopyEncoder {
@@ -166,6 +188,8 @@ pub struct CopyEncoder {
     names: Vec<String>,
     /// Per column: FORCE_QUOTE applies.
     forced: Vec<bool>,
+    /// Per column: its PostgreSQL type, whose binary form the binary format writes.
+    type_oids: Vec<u32>,
 }
 
 impl CopyEncoder {
@@ -188,11 +212,22 @@ impl CopyEncoder {
             .iter()
             .map(|name| all || format.force_quote.contains(name))
             .collect();
+        let type_oids = schema
+            .fields()
+            .iter()
+            .map(|field| crate::sql::binary_format::field_type_oid(field))
+            .collect();
         Ok(CopyEncoder {
             format,
             names,
             forced,
+            type_oids,
         })
+    }
+
+    /// Whether the data is in the binary format (the wire protocol says so in CopyOutResponse).
+    pub fn is_binary(&self) -> bool {
+        self.format.binary
     }
 
     /// The number of columns in each line.
@@ -200,8 +235,15 @@ impl CopyEncoder {
         self.names.len()
     }
 
-    /// The header line (HEADER), if the COPY asked for one.
+    /// What comes before the rows: the header line (HEADER), if the COPY asked for one, or the binary
+    /// format's signature and header.
     pub fn header(&self) -> Option<Vec<u8>> {
+        if self.format.binary {
+            let mut header = BINARY_SIGNATURE.to_vec();
+            header.extend_from_slice(&0i32.to_be_bytes());
+            header.extend_from_slice(&0i32.to_be_bytes());
+            return Some(header);
+        }
         if !self.format.header {
             return None;
         }
@@ -211,23 +253,63 @@ impl CopyEncoder {
         Some(out.into_bytes())
     }
 
-    /// The lines of every row of `batch`.
-    pub fn encode(&self, batch: &RecordBatch) -> Vec<u8> {
-        self.encode_rows(batch).concat()
+    /// What comes after the rows: the binary format's trailer (a field count of -1).
+    pub fn trailer(&self) -> Option<Vec<u8>> {
+        self.format.binary.then(|| (-1i16).to_be_bytes().to_vec())
     }
 
-    /// Each row of `batch` as its own line (a CSV line may hold line breaks inside quotes): the wire
-    /// protocol sends one CopyData message per row, as PostgreSQL does and clients such as psycopg
-    /// expect.
-    pub fn encode_rows(&self, batch: &RecordBatch) -> Vec<Vec<u8>> {
-        batch_text_rows(batch)
+    /// The lines of every row of `batch`.
+    pub fn encode(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        Ok(self.encode_rows(batch)?.concat())
+    }
+
+    /// Each row of `batch` as its own line (a CSV line may hold line breaks inside quotes) or binary
+    /// tuple: the wire protocol sends one CopyData message per row, as PostgreSQL does and clients
+    /// such as psycopg expect.
+    pub fn encode_rows(&self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+        if self.format.binary {
+            return self.encode_binary_rows(batch);
+        }
+        Ok(batch_text_rows(batch)
             .into_iter()
             .map(|row| {
                 let mut out = String::new();
                 self.write_line(&row, &self.forced, &mut out);
                 out.into_bytes()
             })
-            .collect()
+            .collect())
+    }
+
+    /// Binary tuples: the field count (int16), then each field's length (int32, -1 for NULL) and
+    /// its type's binary form.
+    fn encode_binary_rows(&self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+        let formatters = crate::result::batch_formatters(batch);
+        let count = i16::try_from(batch.num_columns())
+            .map_err(|_| Error::user("54011", "too many columns for binary COPY"))?;
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        let mut value = Vec::new();
+        for row in 0..batch.num_rows() {
+            let mut out = count.to_be_bytes().to_vec();
+            for ((formatter, column), &type_oid) in
+                formatters.iter().zip(batch.columns()).zip(&self.type_oids)
+            {
+                match formatter.format(row) {
+                    None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                    Some(text) => {
+                        value.clear();
+                        crate::sql::binary_format::encode(
+                            column, row, type_oid, &text, &mut value,
+                        )?;
+                        let length = i32::try_from(value.len())
+                            .map_err(|_| Error::user("54000", "value too long for binary COPY"))?;
+                        out.extend_from_slice(&length.to_be_bytes());
+                        out.extend_from_slice(&value);
+                    }
+                }
+            }
+            rows.push(out);
+        }
+        Ok(rows)
     }
 
     fn write_line(&self, values: &[Option<String>], forced: &[bool], out: &mut String) {
@@ -350,6 +432,126 @@ pub(crate) fn parse_json_lines(data: &str, columns: &[String]) -> Result<Vec<Vec
         );
     }
     Ok(rows)
+}
+
+/// Binary COPY data (PostgreSQL's format: the signature, flags and a header extension, then tuples of
+/// length-prefixed fields, then a field count of -1) into rows of fields, each read by the binary
+/// form of its column's type (`columns`: name and type OID) and given as its text form, which the
+/// column's input rules then read as for the text format.
+pub(crate) fn parse_binary(
+    data: &[u8],
+    columns: &[(String, u32)],
+) -> Result<Vec<Vec<Option<String>>>> {
+    let bad = |message: &str| Error::user("22P04", message.to_string());
+    let mut reader = BinaryReader { data, at: 0 };
+    if reader.take(BINARY_SIGNATURE.len()) != Some(BINARY_SIGNATURE.as_slice()) {
+        return Err(bad("COPY file signature not recognized"));
+    }
+    let flags = reader
+        .int32()
+        .ok_or_else(|| bad("invalid COPY file header (missing flags)"))?;
+    if flags & (1 << 16) != 0 {
+        return Err(bad("invalid COPY file header (WITH OIDS)"));
+    }
+    if flags >> 17 != 0 {
+        return Err(bad("unrecognized critical flags in COPY file header"));
+    }
+    let extension = reader
+        .int32()
+        .and_then(|length| usize::try_from(length).ok())
+        .ok_or_else(|| bad("invalid COPY file header (missing length)"))?;
+    reader
+        .take(extension)
+        .ok_or_else(|| bad("invalid COPY file header (wrong length)"))?;
+    let mut rows = Vec::new();
+    loop {
+        let line = rows.len() + 1;
+        let Some(count) = reader.int16() else {
+            // PostgreSQL accepts data that ends without the trailer.
+            if reader.at == data.len() {
+                break;
+            }
+            return Err(bad("unexpected EOF in COPY data"));
+        };
+        if count == -1 {
+            break;
+        }
+        if usize::try_from(count).ok() != Some(columns.len()) {
+            return Err(Error::user(
+                "22P04",
+                format!("row field count is {count}, expected {}", columns.len()),
+            )
+            .with_detail(format!("COPY, line {line}")));
+        }
+        let mut fields = Vec::with_capacity(columns.len());
+        for (name, type_oid) in columns {
+            let length = reader
+                .int32()
+                .ok_or_else(|| bad("unexpected EOF in COPY data"))?;
+            if length == -1 {
+                fields.push(None);
+                continue;
+            }
+            let bytes = usize::try_from(length)
+                .ok()
+                .and_then(|length| reader.take(length))
+                .ok_or_else(|| bad("unexpected EOF in COPY data"))?;
+            let value = crate::sql::binary_format::decode_parameter(Some(bytes), true, *type_oid)
+                .map_err(|error| {
+                error.with_detail(format!("COPY, line {line}, column {name}"))
+            })?;
+            fields.push(param_text(value));
+        }
+        rows.push(fields);
+    }
+    Ok(rows)
+}
+
+/// Reads big-endian integers and byte runs off binary COPY data.
+struct BinaryReader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> BinaryReader<'a> {
+    fn take(&mut self, length: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(length)?;
+        let bytes = self.data.get(self.at..end)?;
+        self.at = end;
+        Some(bytes)
+    }
+
+    fn int16(&mut self) -> Option<i16> {
+        self.take(2)
+            .map(|bytes| i16::from_be_bytes([bytes[0], bytes[1]]))
+    }
+
+    fn int32(&mut self) -> Option<i32> {
+        self.take(4)
+            .map(|bytes| i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+}
+
+/// A value read from its binary form, as the text its column's input rules read.
+fn param_text(value: crate::Param) -> Option<String> {
+    use crate::Param;
+    Some(match value {
+        Param::Null => return None,
+        Param::Boolean(value) => if value { "t" } else { "f" }.to_string(),
+        Param::Integer(value) => value.to_string(),
+        Param::Double(value) if value.is_nan() => "NaN".to_string(),
+        Param::Double(value) if value.is_infinite() => {
+            if value > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+        }
+        Param::Double(value) => value.to_string(),
+        Param::Text(text) => text,
+        Param::Bytes(bytes) => {
+            let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            format!("\\x{hex}")
+        }
+        Param::Vector(elements) => crate::sql::vector::format(&elements),
+        Param::Typed { text, .. } => text,
+    })
 }
 
 fn parse_text(data: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>> {
@@ -586,17 +788,55 @@ impl Session {
                 return Err(Error::user("42601", "COPY FROM cannot read from STDOUT"));
             }
         };
+        let rows = if format.binary {
+            let catalog = self.shared.state.lock().catalog.clone();
+            let table =
+                crate::sql::dml::target_table(&catalog, &self.shared.temp_schema, &table_name)?;
+            let names: Vec<ObjectName> = columns
+                .iter()
+                .map(|column| ObjectName::from(vec![column.clone()]))
+                .collect();
+            let columns: Vec<(String, u32)> = crate::sql::dml::insert_targets(&table, &names)?
+                .into_iter()
+                .map(|slot| {
+                    let column = &table.columns[slot];
+                    let (type_oid, _) = crate::sql::system::type_oid(column.data_type);
+                    (column.name.clone(), type_oid as u32)
+                })
+                .collect();
+            parse_binary(&bytes, &columns)?
+        } else {
+            self.parse_text_data(bytes, &table_name, &columns, &format)?
+        };
+        let names: Vec<ObjectName> = columns
+            .iter()
+            .map(|column| ObjectName::from(vec![column.clone()]))
+            .collect();
+        if let Some(count) = self.copy_rows(&table_name, &names, &rows).await? {
+            return Ok(StatementOutcome::command(format!("COPY {count}"), count));
+        }
+        self.copy_rows_by_insert(&table_name, &columns, &rows).await
+    }
+
+    /// Text, CSV or JSON-lines data into rows of fields.
+    fn parse_text_data(
+        &self,
+        bytes: Vec<u8>,
+        table_name: &ObjectName,
+        columns: &[Ident],
+        format: &CopyFormat,
+    ) -> Result<Vec<Vec<Option<String>>>> {
         let text = String::from_utf8(bytes).map_err(|error| {
             Error::user(
                 "22021",
                 format!("invalid byte sequence for encoding \"UTF8\": {error}"),
             )
         })?;
-        let rows = if format.json {
+        Ok(if format.json {
             let names: Vec<String> = if columns.is_empty() {
                 let catalog = self.shared.state.lock().catalog.clone();
                 let table =
-                    crate::sql::dml::target_table(&catalog, &self.shared.temp_schema, &table_name)?;
+                    crate::sql::dml::target_table(&catalog, &self.shared.temp_schema, table_name)?;
                 table
                     .live_columns()
                     .map(|(_, column)| column.name.clone())
@@ -606,15 +846,17 @@ impl Session {
             };
             parse_json_lines(&text, &names)?
         } else {
-            parse_rows(&text, &format)?
-        };
-        let names: Vec<ObjectName> = columns
-            .iter()
-            .map(|column| ObjectName::from(vec![column.clone()]))
-            .collect();
-        if let Some(count) = self.copy_rows(&table_name, &names, &rows).await? {
-            return Ok(StatementOutcome::command(format!("COPY {count}"), count));
-        }
+            parse_rows(&text, format)?
+        })
+    }
+
+    /// Rows the direct path cannot write (see the module docs), as INSERTs of string literals.
+    async fn copy_rows_by_insert(
+        &mut self,
+        table_name: &ObjectName,
+        columns: &[Ident],
+        rows: &[Vec<Option<String>>],
+    ) -> Result<StatementOutcome> {
         let column_list = if columns.is_empty() {
             String::new()
         } else {
@@ -651,8 +893,11 @@ impl Session {
 impl Session {
     /// Checks a `COPY table [(columns)] FROM STDIN` before the client sends its data — the table and
     /// columns exist, the options are valid, the transaction is not aborted — and returns how many
-    /// fields each row holds.
-    pub async fn copy_in_columns_async(&mut self, prepared: &PreparedStatement) -> Result<usize> {
+    /// fields each row holds and whether the data is in the binary format.
+    pub async fn copy_in_columns_async(
+        &mut self,
+        prepared: &PreparedStatement,
+    ) -> Result<(usize, bool)> {
         let Statement::Copy {
             source,
             to: false,
@@ -667,7 +912,7 @@ impl Session {
         if self.transaction_failed() {
             return Err(crate::session::aborted_error());
         }
-        CopyFormat::from_options(options, legacy_options)?;
+        let format = CopyFormat::from_options(options, legacy_options)?;
         let (table_name, columns) = copy_from_parts(source.clone())?;
         let implicit = !self.in_transaction();
         self.ensure_transaction()?;
@@ -680,7 +925,10 @@ impl Session {
             .into_iter()
             .map(|column| ObjectName::from(vec![column]))
             .collect();
-        Ok(crate::sql::dml::insert_targets(&table, &names)?.len())
+        Ok((
+            crate::sql::dml::insert_targets(&table, &names)?.len(),
+            format.binary,
+        ))
     }
 
     /// Runs `COPY ... TO`: the rows for `STDOUT` (marked with their encoder), or written to a file.
@@ -733,7 +981,10 @@ impl Session {
                 }
                 while let Some(batch) = result.next_batch_async().await? {
                     count += batch.num_rows() as u64;
-                    file.write_all(&encoder.encode(&batch)).map_err(failed)?;
+                    file.write_all(&encoder.encode(&batch)?).map_err(failed)?;
+                }
+                if let Some(trailer) = encoder.trailer() {
+                    file.write_all(&trailer).map_err(failed)?;
                 }
                 file.flush().map_err(failed)?;
                 Ok(QueryResult::command(StatementOutcome::command(
@@ -831,7 +1082,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
         let encoder = CopyEncoder::new(format, &schema).expect("encoder");
         let mut out = encoder.header().unwrap_or_default();
-        out.extend(encoder.encode(&batch));
+        out.extend(encoder.encode(&batch).expect("text encodes"));
         String::from_utf8(out).expect("utf-8")
     }
 

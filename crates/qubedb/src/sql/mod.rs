@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod apply;
 pub mod array_fill;
 pub mod array_literals;
+pub mod binary_format;
 pub mod bit_string;
 pub mod checked;
 pub mod convert;

@@ -243,6 +243,14 @@ pub const SPARSEVEC_OID: i64 = 16_390;
 /// The OID of `sparsevec[]`.
 pub const SPARSEVEC_ARRAY_OID: i64 = 16_391;
 
+/// The element type of array type `oid` (`typelem`), for the built-in array types.
+pub fn array_element_oid(oid: i64) -> Option<i64> {
+    BUILTIN_TYPES
+        .iter()
+        .find(|builtin| builtin.array == oid)
+        .map(|builtin| builtin.oid)
+}
+
 /// The type OID and type modifier (`atttypmod`) of a column type.
 pub fn type_oid(data_type: DataType) -> (i64, i32) {
     match data_type {
