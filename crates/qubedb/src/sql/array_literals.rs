@@ -70,6 +70,88 @@ pub(crate) fn list_literal(text: &str, element: &Arc<Field>) -> Option<Expr> {
     Some(Expr::Literal(ScalarValue::List(array), None))
 }
 
+/// The multi-dimensional array `text` (`{{1,2},{3,4}}`) spells, as nested list literals whose innermost
+/// elements are cast to `element`'s type (PostgreSQL's `real[]` holds arrays of any dimensions; here each
+/// dimension is one level of list, as `ARRAY[[1,2],[3,4]]` builds). `None` when `text` is not a
+/// multi-dimensional array literal or an element does not cast; an error when its sub-arrays differ in
+/// shape, as PostgreSQL's `array_in` refuses them.
+pub(crate) fn nested_list_literal(
+    text: &str,
+    element: &Arc<Field>,
+) -> Option<crate::error::Result<Expr>> {
+    let items = parse_nested_array(text)?;
+    if !items.iter().any(|item| matches!(item, Element::Array(_))) {
+        return None;
+    }
+    let Some(shape) = shape_of(&items) else {
+        return Some(Err(crate::error::Error::user(
+            "22P02",
+            format!("malformed array literal: \"{text}\""),
+        )
+        .with_detail(
+            "Multidimensional arrays must have sub-arrays with matching dimensions.",
+        )));
+    };
+    let value = nested_scalar(&items, shape.len(), element)?;
+    Some(Ok(Expr::Literal(value, None)))
+}
+
+/// The lengths of each dimension of `items`, if every sub-array at each depth has the same shape and
+/// values sit only at the deepest level.
+fn shape_of(items: &[Element]) -> Option<Vec<usize>> {
+    let mut shape = vec![items.len()];
+    let mut inner: Option<Vec<usize>> = None;
+    for item in items {
+        let this = match item {
+            Element::Value(_) => Vec::new(),
+            Element::Array(children) => shape_of(children)?,
+        };
+        match &inner {
+            None => inner = Some(this),
+            Some(seen) if *seen == this => {}
+            Some(_) => return None,
+        }
+    }
+    let inner = inner.unwrap_or_default();
+    // An empty sub-array (`{{}}`) has no shape to match.
+    if inner.contains(&0) {
+        return None;
+    }
+    shape.extend(inner);
+    Some(shape)
+}
+
+/// `items` as a list scalar `depth` levels deep, the innermost values cast to `element`'s type.
+fn nested_scalar(items: &[Element], depth: usize, element: &Arc<Field>) -> Option<ScalarValue> {
+    if depth == 1 {
+        let scalars = items
+            .iter()
+            .map(|item| match item {
+                Element::Value(None) => ScalarValue::try_from(element.data_type()).ok(),
+                Element::Value(Some(text)) => ScalarValue::Utf8(Some(text.clone()))
+                    .cast_to(element.data_type())
+                    .ok(),
+                Element::Array(_) => None,
+            })
+            .collect::<Option<Vec<ScalarValue>>>()?;
+        let array = ScalarValue::new_list(&scalars, element.data_type(), element.is_nullable());
+        return Some(ScalarValue::List(array));
+    }
+    let children = items
+        .iter()
+        .map(|item| match item {
+            Element::Array(children) => nested_scalar(children, depth - 1, element),
+            Element::Value(_) => None,
+        })
+        .collect::<Option<Vec<ScalarValue>>>()?;
+    let child_type = children.first()?.data_type();
+    Some(ScalarValue::List(ScalarValue::new_list(
+        &children,
+        &child_type,
+        true,
+    )))
+}
+
 /// The elements of a one-dimensional PostgreSQL array literal (`None` for an unquoted NULL).
 pub(crate) fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
     let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
@@ -220,7 +302,17 @@ fn nested_items(characters: &[char], position: &mut usize) -> Option<Vec<Element
 
 #[cfg(test)]
 mod tests {
-    use super::{Element, parse_array, parse_nested_array};
+    use super::{Element, parse_array, parse_nested_array, shape_of};
+
+    #[test]
+    fn multidimensional_literals_must_be_rectangular() {
+        let shape = |text: &str| shape_of(&parse_nested_array(text).expect("an array literal"));
+        assert_eq!(shape("{{1,2,3},{4,5,6}}"), Some(vec![2, 3]));
+        assert_eq!(shape("{{{1}},{{2}}}"), Some(vec![2, 1, 1]));
+        assert_eq!(shape("{{1},{2,3}}"), None);
+        assert_eq!(shape("{{1},2}"), None);
+        assert_eq!(shape("{{}}"), None);
+    }
 
     #[test]
     fn nested_array_literals_keep_their_dimensions() {

@@ -327,6 +327,24 @@ impl AnalyzerRule for JsonbCasts {
     }
 }
 
+/// The list type as many levels deep as `source` (a list of lists, at least), whose innermost elements
+/// are `element`s; `None` when `source` is not a list of lists.
+fn nested_target(source: &ArrowType, element: &Arc<Field>) -> Option<ArrowType> {
+    let (ArrowType::List(inner) | ArrowType::LargeList(inner)) = source else {
+        return None;
+    };
+    let (ArrowType::List(deeper) | ArrowType::LargeList(deeper)) = inner.data_type() else {
+        return None;
+    };
+    let child = match deeper.data_type() {
+        ArrowType::List(_) | ArrowType::LargeList(_) => nested_target(inner.data_type(), element)?,
+        _ => ArrowType::List(element.clone()),
+    };
+    Some(ArrowType::List(Arc::new(Field::new_list_field(
+        child, true,
+    ))))
+}
+
 fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Transformed<Expr>> {
     let (inner, target) = match &expr {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
@@ -344,9 +362,31 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
     {
         return Ok(Transformed::yes(list));
     }
+    // `'{{1,2},{3,4}}'::int[]`: an array of two dimensions.
+    if let (
+        Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _),
+        ArrowType::List(element),
+    ) = (inner, target)
+        && let Some(list) = crate::sql::array_literals::nested_list_literal(text, element)
+    {
+        return list
+            .map(Transformed::yes)
+            .map_err(crate::error::to_datafusion);
+    }
     let Ok(source) = inner.get_type(schema) else {
         return Ok(Transformed::no(expr));
     };
+    // `ARRAY[[1,2],[3,4]]::real[]`: PostgreSQL's array types hold any number of dimensions; the
+    // cast reaches the innermost elements and keeps the dimensions.
+    if let ArrowType::List(element) = target
+        && !matches!(element.data_type(), ArrowType::List(_))
+        && let Some(nested) = nested_target(&source, element)
+    {
+        return Ok(Transformed::yes(match &expr {
+            Expr::TryCast(_) => Expr::TryCast(TryCast::new(Box::new(inner.clone()), nested)),
+            _ => Expr::Cast(Cast::new(Box::new(inner.clone()), nested)),
+        }));
+    }
     if let Some(replacement) =
         crate::sql::vector_planner::rewrite_vector_cast(inner, &source, target)
     {
