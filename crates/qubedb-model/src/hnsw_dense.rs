@@ -76,14 +76,48 @@ fn prefetch<T>(values: &[T]) {
     }
 }
 
+/// A growable array of bits.
+#[derive(Debug, Default, Clone)]
+struct Bits {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Bits {
+    fn push(&mut self, value: bool) {
+        if self.len % 64 == 0 {
+            self.words.push(0);
+        }
+        self.len += 1;
+        self.set(self.len - 1, value);
+    }
+
+    fn set(&mut self, index: usize, value: bool) {
+        let word = &mut self.words[index / 64];
+        if value {
+            *word |= 1 << (index % 64);
+        } else {
+            *word &= !(1 << (index % 64));
+        }
+    }
+
+    /// The bit at `index`; false past the end.
+    fn get(&self, index: usize) -> bool {
+        self.words
+            .get(index / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+}
+
 /// The graph with nodes numbered (see the module docs).
 #[derive(Debug, Default)]
 pub struct Dense {
     slot_of: HashMap<Vec<u8>, u32>,
     /// Per slot: the primary key.
     keys: Vec<Vec<u8>>,
-    /// Per slot: whether the node is in the graph with a vector of `dimensions` elements.
-    present: Vec<bool>,
+    /// Per slot: whether the node is in the graph with a vector of `dimensions` elements. One bit
+    /// each: a search asks for every neighbour it meets, and 100,000 nodes' bits stay in L1.
+    present: Bits,
     /// The dimensions of every present node's vector (set by the first node).
     dimensions: usize,
     /// Per slot, `dimensions` elements (zeros while absent).
@@ -181,12 +215,12 @@ impl Dense {
         self.set_bottom(slot, &bottom);
         let start = slot * self.dimensions;
         self.vectors[start..start + self.dimensions].copy_from_slice(&node.vector);
-        self.present[slot] = true;
+        self.present.set(slot, true);
     }
 
     /// Takes `slot`'s node out of the graph (its slot stays with its key).
     fn remove(&mut self, slot: usize) {
-        self.present[slot] = false;
+        self.present.set(slot, false);
         self.upper[slot] = Vec::new();
         self.set_bottom(slot, &[]);
     }
@@ -198,7 +232,7 @@ impl Dense {
 
     /// Whether the node of `slot` is in the graph.
     fn is_present(&self, slot: usize) -> bool {
-        self.present.get(slot).copied().unwrap_or(false)
+        self.present.get(slot)
     }
 
     fn vector(&self, slot: u32) -> Option<&[f32]> {
@@ -675,8 +709,10 @@ fn add(building: &Building, config: &HnswConfig, slot: u32, level: usize) {
 /// Slots visited by the current search layer: a slot is visited when its mark equals the generation.
 #[derive(Default)]
 struct Visited {
-    marks: Vec<u32>,
-    generation: u32,
+    /// Per slot, the generation of the search that last visited it: two bytes (hnswlib's size), so
+    /// the marks of 100,000 nodes fit in L2.
+    marks: Vec<u16>,
+    generation: u16,
 }
 
 impl Visited {
@@ -711,6 +747,23 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bits_hold_each_slot_across_words() {
+        let mut bits = Bits::default();
+        for index in 0..130 {
+            bits.push(index % 3 == 0);
+        }
+        bits.set(64, true);
+        bits.set(129, true);
+        bits.set(0, false);
+        let set: Vec<usize> = (0..140).filter(|&index| bits.get(index)).collect();
+        let mut expected: Vec<usize> = (1..130).filter(|index| index % 3 == 0).collect();
+        expected.extend([64, 129]);
+        expected.sort();
+        expected.dedup();
+        assert_eq!(set, expected);
+    }
 
     fn node(vector: &[f32], neighbors: &[&[&str]]) -> Node {
         Node {
