@@ -13,11 +13,18 @@
 //! `binary_quantize(vector | halfvec)` (a 1 for each element above zero), `hamming_distance` and
 //! `jaccard_distance` (and their operators `<~>`, `<%>`, `sql/vector_planner.rs`); and
 //! PostgreSQL's `bit_count` and operators `&`, `|`, `#` (of strings of one length) and `<<`, `>>`
-//! (`sql/vector_planner.rs` maps each operator on text-typed operands, which bit strings are).
+//! (`sql/vector_planner.rs` maps each operator on text-typed operands, which bit strings are); `~`
+//! (`qubedb_bitwise_not`, which also inverts integers: the rewrite cannot see the operand's type);
+//! `get_bit` / `set_bit` of bit strings (bit 0 leftmost) and of bytea (bit 0 the lowest of the
+//! first byte); casts of integers to `bit(n)` (the value's lowest `n` bits, the sign repeated beyond
+//! 64).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int32Array, Int64Array, StringArray,
+};
+use datafusion::arrow::compute::kernels::cast::cast;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Int64Type};
 use datafusion::error::Result as DataFusionResult;
 use datafusion::logical_expr::{
@@ -172,6 +179,15 @@ enum Operation {
     ShiftLeft,
     /// `bits >> n`.
     ShiftRight,
+    /// `~bits`, and `~n` of an integer.
+    Not,
+    /// `get_bit(bits | bytea, n)`.
+    GetBit,
+    /// `set_bit(bits | bytea, n, value)`.
+    SetBit,
+    /// `bits::integer` / `bits::bigint` (`qubedb_bit_to_integer(bits, width)`): the bits as a two's
+    /// complement number of `width` bits, as PostgreSQL's `bittoint4` / `bittoint8`.
+    ToInteger,
 }
 
 /// The bitwise operators of bit strings.
@@ -203,6 +219,83 @@ impl Bitwise {
     }
 }
 
+/// The lowest `length` bits of `value` in two's complement, the sign repeated beyond 64 bits (PostgreSQL's
+/// `bitfromint8`; an `integer` widened to 64 bits keeps its sign, as `bitfromint4` repeats it).
+pub fn from_integer(value: i64, length: u32) -> String {
+    (0..length)
+        .rev()
+        .map(|position| {
+            let set = if position >= 64 {
+                value < 0
+            } else {
+                (value >> position) & 1 == 1
+            };
+            if set { '1' } else { '0' }
+        })
+        .collect()
+}
+
+/// `bits` as a two's complement integer of `width` bits (32 or 64), as PostgreSQL's `bittoint4` /
+/// `bittoint8`: longer strings are out of range, shorter ones are the low bits.
+pub fn to_integer(bits: &[u8], width: i64) -> Result<i64> {
+    if bits.len() as i64 > width {
+        return Err(Error::user(
+            "22003",
+            if width <= 32 {
+                "integer out of range"
+            } else {
+                "bigint out of range"
+            },
+        ));
+    }
+    let mut value: u64 = 0;
+    for &bit in bits {
+        value = (value << 1) | u64::from(bit == b'1');
+    }
+    Ok(if width <= 32 {
+        i64::from(value as u32 as i32)
+    } else {
+        value as i64
+    })
+}
+
+/// The bit of `bits` at `index` (0 the leftmost), as PostgreSQL's `bitgetbit`.
+fn bit_index(bits: &[u8], index: i64) -> Result<usize> {
+    usize::try_from(index)
+        .ok()
+        .filter(|&index| index < bits.len())
+        .ok_or_else(|| {
+            Error::user(
+                "2202E",
+                format!(
+                    "bit index {index} out of valid range (0..{})",
+                    bits.len() as i64 - 1
+                ),
+            )
+        })
+}
+
+/// The byte and the bit in it of bit `index` of `bytes` (bit 0 the lowest of the first byte), as
+/// PostgreSQL's `byteaGetBit`.
+fn byte_bit_index(bytes: &[u8], index: i64) -> Result<(usize, u8)> {
+    let total = bytes.len() as i64 * 8;
+    if !(0..total).contains(&index) {
+        return Err(Error::user(
+            "2202E",
+            format!("index {index} out of valid range, 0..{}", total - 1),
+        ));
+    }
+    Ok(((index / 8) as usize, (index % 8) as u8))
+}
+
+fn new_bit(value: i64) -> Result<bool> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Error::user("22023", "new bit must be 0 or 1")),
+    }
+}
+
 /// `bits` shifted left by `count` places (right for a negative count), as PostgreSQL's `bitshiftleft`.
 pub fn shift_left(bits: &[u8], count: i64) -> String {
     let length = bits.len() as i64;
@@ -230,7 +323,39 @@ const FUNCTIONS: &[(&str, Operation)] = &[
     ("qubedb_bit_xor", Operation::Bitwise(Bitwise::Xor)),
     ("qubedb_bit_shift_left", Operation::ShiftLeft),
     ("qubedb_bit_shift_right", Operation::ShiftRight),
+    ("qubedb_bitwise_not", Operation::Not),
+    ("get_bit", Operation::GetBit),
+    ("set_bit", Operation::SetBit),
+    ("qubedb_bit_to_integer", Operation::ToInteger),
 ];
+
+/// Whether `expr` computes a bit string: a call of one of the functions above that returns one. (A bit
+/// string computes as text; a column of one says so in its field's metadata instead.)
+///
+/// `operand_is_bit_string` says whether an argument is a bit string (for `~` and `set_bit`, which
+/// also take integers or bytea).
+pub(crate) fn is_bit_string_call(
+    expr: &datafusion::logical_expr::Expr,
+    operand_is_bit_string: &dyn Fn(&datafusion::logical_expr::Expr) -> bool,
+) -> bool {
+    let datafusion::logical_expr::Expr::ScalarFunction(call) = expr else {
+        return false;
+    };
+    let Some((_, operation)) = FUNCTIONS.iter().find(|(name, _)| *name == call.func.name()) else {
+        return false;
+    };
+    match operation {
+        Operation::Fixed
+        | Operation::Varying
+        | Operation::Quantize
+        | Operation::Bitwise(_)
+        | Operation::ShiftLeft
+        | Operation::ShiftRight => true,
+        // Of a bit string, not of an integer or a bytea.
+        Operation::Not | Operation::SetBit => call.args.first().is_some_and(operand_is_bit_string),
+        _ => false,
+    }
+}
 
 /// Registers the functions.
 pub(crate) fn register(context: &SessionContext) {
@@ -270,7 +395,36 @@ impl ScalarUDFImpl for BitFunction {
 
     fn coerce_types(&self, arguments: &[ArrowType]) -> DataFusionResult<Vec<ArrowType>> {
         let text = |argument: &ArrowType| is_text(argument) || argument.is_null();
+        let binary = |argument: &ArrowType| {
+            matches!(
+                argument,
+                ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView
+            )
+        };
+        let integer = |argument: &ArrowType| argument.is_integer() || argument.is_null();
         match (self.operation, arguments) {
+            (Operation::Fixed, [value, _]) if value.is_integer() => {
+                Ok(vec![ArrowType::Int64, ArrowType::Int64])
+            }
+            (Operation::Not, [value]) if value.is_integer() => Ok(vec![value.clone()]),
+            (Operation::ToInteger, [value, width]) if text(value) && integer(width) => {
+                Ok(vec![ArrowType::Utf8, ArrowType::Int64])
+            }
+            (Operation::Not, [value]) if text(value) => Ok(vec![ArrowType::Utf8]),
+            (Operation::GetBit, [value, index])
+                if integer(index) && (text(value) || binary(value)) =>
+            {
+                Ok(vec![string_or_binary(value), ArrowType::Int64])
+            }
+            (Operation::SetBit, [value, index, bit])
+                if integer(index) && integer(bit) && (text(value) || binary(value)) =>
+            {
+                Ok(vec![
+                    string_or_binary(value),
+                    ArrowType::Int64,
+                    ArrowType::Int64,
+                ])
+            }
             (Operation::Fixed, [value, _]) | (Operation::Varying, [value, _]) if text(value) => {
                 Ok(vec![ArrowType::Utf8, ArrowType::Int64])
             }
@@ -292,8 +446,13 @@ impl ScalarUDFImpl for BitFunction {
         }
     }
 
-    fn return_type(&self, _arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
+    fn return_type(&self, arguments: &[ArrowType]) -> DataFusionResult<ArrowType> {
         Ok(match self.operation {
+            Operation::Not | Operation::SetBit => {
+                arguments.first().cloned().unwrap_or(ArrowType::Utf8)
+            }
+            Operation::GetBit => ArrowType::Int32,
+            Operation::ToInteger => ArrowType::Int64,
             Operation::Fixed
             | Operation::Varying
             | Operation::Quantize
@@ -318,6 +477,44 @@ impl BitFunction {
                 .ok_or_else(|| Error::internal(format!("{} of a non-text argument", self.name)))
         };
         match self.operation {
+            Operation::Fixed if arrays[0].data_type().is_integer() => {
+                let values = arrays[0]
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| Error::internal("an integer cast to bit that is not an int8"))?;
+                let lengths = arrays[1]
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| Error::internal("a bit string length that is not an integer"))?;
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    if values.is_null(row) || lengths.is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let length = check_type_modifier(lengths.value(row), false)?;
+                    out.push(Some(from_integer(values.value(row), length)));
+                }
+                Ok(Arc::new(StringArray::from(out)))
+            }
+            Operation::Not => self.not(&arrays[0]),
+            Operation::ToInteger => {
+                let values = strings(0)?;
+                let widths = arrays[1]
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| Error::internal("an integer width that is not an integer"))?;
+                let mut out = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    if values.is_null(row) || widths.is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    out.push(Some(to_integer(
+                        bits_of(values.value(row))?,
+                        widths.value(row),
+                    )?));
+                }
+                Ok(Arc::new(Int64Array::from(out)))
+            }
+            Operation::GetBit | Operation::SetBit => self.get_or_set_bit(arrays, rows),
             Operation::Fixed | Operation::Varying => {
                 let varying = self.operation == Operation::Varying;
                 let lengths = arrays
@@ -424,6 +621,126 @@ impl BitFunction {
     }
 }
 
+impl BitFunction {
+    /// `~value`: each bit of a bit string, or of an integer, inverted.
+    fn not(&self, array: &ArrayRef) -> Result<ArrayRef> {
+        if array.data_type().is_integer() {
+            let widened = cast(array, &ArrowType::Int64)?;
+            let inverted: Int64Array = widened
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|value| value.map(|value| !value))
+                .collect();
+            return Ok(cast(&(Arc::new(inverted) as ArrayRef), array.data_type())?);
+        }
+        let values = array
+            .as_string_opt::<i32>()
+            .ok_or_else(|| Error::internal("~ of a non-text argument"))?;
+        let mut out = Vec::with_capacity(values.len());
+        for value in values.iter() {
+            out.push(match value {
+                None => None,
+                Some(text) => Some(
+                    bits_of(text)?
+                        .iter()
+                        .map(|&bit| if bit == b'1' { '0' } else { '1' })
+                        .collect::<String>(),
+                ),
+            });
+        }
+        Ok(Arc::new(StringArray::from(out)))
+    }
+
+    /// `get_bit(value, index)` and `set_bit(value, index, bit)` of bit strings and of bytea.
+    fn get_or_set_bit(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        let integers = |index: usize| -> Result<&datafusion::arrow::array::Int64Array> {
+            arrays[index]
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| Error::internal(format!("{} of a non-integer index", self.name)))
+        };
+        let indexes = integers(1)?;
+        let new_bits = if self.operation == Operation::SetBit {
+            Some(integers(2)?)
+        } else {
+            None
+        };
+        let null_at = |row: usize| {
+            arrays[0].is_null(row)
+                || indexes.is_null(row)
+                || new_bits.is_some_and(|bits| bits.is_null(row))
+        };
+        if let Some(values) = arrays[0].as_string_opt::<i32>() {
+            let mut got = Vec::with_capacity(rows);
+            let mut set = Vec::with_capacity(rows);
+            for row in 0..rows {
+                if null_at(row) {
+                    got.push(None);
+                    set.push(None);
+                    continue;
+                }
+                let bits = bits_of(values.value(row))?;
+                let position = bit_index(bits, indexes.value(row))?;
+                match new_bits {
+                    None => got.push(Some(i32::from(bits[position] == b'1'))),
+                    Some(new_bits) => {
+                        let mut changed = bits.to_vec();
+                        changed[position] = if new_bit(new_bits.value(row))? {
+                            b'1'
+                        } else {
+                            b'0'
+                        };
+                        set.push(Some(String::from_utf8(changed).map_err(|_| {
+                            Error::internal("a bit string that is not ASCII")
+                        })?));
+                    }
+                }
+            }
+            return Ok(match new_bits {
+                None => Arc::new(Int32Array::from(got)),
+                Some(_) => Arc::new(StringArray::from(set)),
+            });
+        }
+        let values = arrays[0]
+            .as_binary_opt::<i32>()
+            .ok_or_else(|| Error::internal(format!("{} of a non-binary value", self.name)))?;
+        let mut got = Vec::with_capacity(rows);
+        let mut set: Vec<Option<Vec<u8>>> = Vec::with_capacity(rows);
+        for row in 0..rows {
+            if null_at(row) {
+                got.push(None);
+                set.push(None);
+                continue;
+            }
+            let bytes = values.value(row);
+            let (byte, bit) = byte_bit_index(bytes, indexes.value(row))?;
+            match new_bits {
+                None => got.push(Some(i32::from((bytes[byte] >> bit) & 1))),
+                Some(new_bits) => {
+                    let mut changed = bytes.to_vec();
+                    if new_bit(new_bits.value(row))? {
+                        changed[byte] |= 1 << bit;
+                    } else {
+                        changed[byte] &= !(1 << bit);
+                    }
+                    set.push(Some(changed));
+                }
+            }
+        }
+        Ok(match new_bits {
+            None => Arc::new(Int32Array::from(got)),
+            Some(_) => Arc::new(BinaryArray::from_iter(set)),
+        })
+    }
+}
+
+/// The text type (as `Utf8`) or the binary type (as `Binary`) a bit function reads `argument` as.
+fn string_or_binary(argument: &ArrowType) -> ArrowType {
+    match argument {
+        ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => ArrowType::Binary,
+        _ => ArrowType::Utf8,
+    }
+}
+
 /// `compute` of each row's two bit strings; NULL where either is.
 fn pairwise<T>(
     left: &StringArray,
@@ -489,6 +806,31 @@ mod tests {
         assert_eq!(jaccard("1100", "1000").expect("half"), 0.5);
         assert_eq!(jaccard("1111", "0000").expect("none"), 1.0);
         assert_eq!(jaccard("", "").expect("empty"), 1.0);
+    }
+
+    #[test]
+    fn integers_become_their_lowest_bits() {
+        assert_eq!(from_integer(5, 8), "00000101");
+        assert_eq!(from_integer(5, 1), "1");
+        assert_eq!(from_integer(-1, 4), "1111");
+        assert_eq!(from_integer(-2, 66), format!("11{}0", "1".repeat(63)));
+        assert_eq!(from_integer(i64::MAX, 65), format!("00{}", "1".repeat(63)));
+        assert_eq!(to_integer(b"101", 32).expect("fits"), 5);
+        assert_eq!(to_integer(&[b'1'; 32], 32).expect("fits"), -1);
+        assert_eq!(
+            to_integer(&[b'1'; 33], 32).expect_err("too long").code,
+            "22003"
+        );
+        assert_eq!(bit_index(b"101", 2).expect("in range"), 2);
+        assert_eq!(
+            bit_index(b"101", 3).expect_err("past the end").message,
+            "bit index 3 out of valid range (0..2)"
+        );
+        assert_eq!(byte_bit_index(&[0, 0], 9).expect("in range"), (1, 1));
+        assert_eq!(
+            byte_bit_index(&[0], -1).expect_err("negative").message,
+            "index -1 out of valid range, 0..7"
+        );
     }
 
     #[test]

@@ -327,6 +327,19 @@ impl AnalyzerRule for JsonbCasts {
     }
 }
 
+/// Whether `expr` is a bit string: a bit function's result or a column whose `qubedb.type` says so
+/// (a bit string computes as text, `sql/bit_string.rs`).
+fn is_bit_string(expr: &Expr, schema: &DFSchema) -> bool {
+    crate::sql::bit_string::is_bit_string_call(expr, &|operand| is_bit_string(operand, schema))
+        || matches!(expr, Expr::Column(_))
+            && expr.to_field(schema).is_ok_and(|(_, field)| {
+                field
+                    .metadata()
+                    .get(TYPE_METADATA_KEY)
+                    .is_some_and(|name| name.starts_with("bit"))
+            })
+}
+
 /// The list type as many levels deep as `source` (a list of lists, at least), whose innermost elements
 /// are `element`s; `None` when `source` is not a list of lists.
 fn nested_target(source: &ArrowType, element: &Arc<Field>) -> Option<ArrowType> {
@@ -376,6 +389,26 @@ fn rewrite_cast(expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Tran
     let Ok(source) = inner.get_type(schema) else {
         return Ok(Transformed::no(expr));
     };
+    // A bit string (a bit function's result, or a column whose `qubedb.type` says so) cast to an
+    // integer reads its bits, not its text as digits.
+    if target.is_integer() && is_bit_string(inner, schema) {
+        let width = if matches!(target, ArrowType::Int64 | ArrowType::UInt64) {
+            64
+        } else {
+            32
+        };
+        let bits = Expr::ScalarFunction(ScalarFunction::new_udf(
+            crate::sql::bit_string::udf("qubedb_bit_to_integer"),
+            vec![
+                inner.clone(),
+                Expr::Literal(ScalarValue::Int64(Some(width)), None),
+            ],
+        ));
+        return Ok(Transformed::yes(Expr::Cast(Cast::new(
+            Box::new(bits),
+            target.clone(),
+        ))));
+    }
     // `ARRAY[[1,2],[3,4]]::real[]`: PostgreSQL's array types hold any number of dimensions; the
     // cast reaches the innermost elements and keeps the dimensions.
     if let ArrowType::List(element) = target

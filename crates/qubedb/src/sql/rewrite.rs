@@ -152,6 +152,7 @@ pub fn rewrite_query(
     expand_views(query, catalog, temp_schema, locals, 0)?;
     remove_unary_plus(query);
     let _ = query.visit(&mut ColumnNamer);
+    rewrite_bitwise_not(query);
     let _ = query.visit(&mut ValuesColumns);
     crate::sql::whole_row::rewrite(query, catalog, temp_schema)?;
     crate::sql::user_types::rewrite(query, catalog)?;
@@ -1411,6 +1412,24 @@ fn remove_unary_plus(query: &mut Query) {
                 inner.as_mut(),
                 Expr::value(SqlValue::Null),
             )));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Makes `~ x` the call `qubedb_bitwise_not(x)`, which inverts a bit string's bits as well as an
+/// integer's (`sql/bit_string.rs`; the operand's type is not known here). Runs after the output
+/// columns are named, so `~x` is still `?column?`.
+fn rewrite_bitwise_not(query: &mut Query) {
+    let _ = visit_expressions_mut(query, |expr| {
+        if let Expr::UnaryOp {
+            op: UnaryOperator::BitwiseNot,
+            expr: inner,
+        } = expr
+            // The operand prints as SQL and reads back, as the bit-string casts do.
+            && let Ok(call) = parse_expression(&format!("qubedb_bitwise_not({inner})"))
+        {
+            *expr = call;
         }
         ControlFlow::<()>::Continue(())
     });
