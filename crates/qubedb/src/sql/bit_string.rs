@@ -496,24 +496,12 @@ impl BitFunction {
                 Ok(Arc::new(StringArray::from(out)))
             }
             Operation::Not => self.not(&arrays[0]),
-            Operation::ToInteger => {
-                let values = strings(0)?;
-                let widths = arrays[1]
-                    .as_primitive_opt::<Int64Type>()
-                    .ok_or_else(|| Error::internal("an integer width that is not an integer"))?;
-                let mut out = Vec::with_capacity(rows);
-                for row in 0..rows {
-                    if values.is_null(row) || widths.is_null(row) {
-                        out.push(None);
-                        continue;
-                    }
-                    out.push(Some(to_integer(
-                        bits_of(values.value(row))?,
-                        widths.value(row),
-                    )?));
-                }
-                Ok(Arc::new(Int64Array::from(out)))
-            }
+            Operation::ToInteger => Ok(Arc::new(Int64Array::from(with_integer(
+                strings(0)?,
+                &arrays[1],
+                rows,
+                to_integer,
+            )?))),
             Operation::GetBit | Operation::SetBit => self.get_or_set_bit(arrays, rows),
             Operation::Fixed | Operation::Varying => {
                 let varying = self.operation == Operation::Varying;
@@ -584,25 +572,18 @@ impl BitFunction {
                 Ok(Arc::new(StringArray::from(bits)))
             }
             Operation::ShiftLeft | Operation::ShiftRight => {
-                let values = strings(0)?;
-                let counts = arrays[1]
-                    .as_primitive_opt::<Int64Type>()
-                    .ok_or_else(|| Error::internal("a shift count that is not an integer"))?;
-                let mut out = Vec::with_capacity(rows);
-                for row in 0..rows {
-                    if values.is_null(row) || counts.is_null(row) {
-                        out.push(None);
-                        continue;
-                    }
-                    let count = counts.value(row);
-                    let count = if self.operation == Operation::ShiftLeft {
-                        count
-                    } else {
-                        count.saturating_neg()
-                    };
-                    out.push(Some(shift_left(bits_of(values.value(row))?, count)));
-                }
-                Ok(Arc::new(StringArray::from(out)))
+                let left = self.operation == Operation::ShiftLeft;
+                Ok(Arc::new(StringArray::from(with_integer(
+                    strings(0)?,
+                    &arrays[1],
+                    rows,
+                    |bits, count| {
+                        Ok(shift_left(
+                            bits,
+                            if left { count } else { count.saturating_neg() },
+                        ))
+                    },
+                )?)))
             }
             Operation::Count => {
                 let values = strings(0)?;
@@ -739,6 +720,26 @@ fn string_or_binary(argument: &ArrowType) -> ArrowType {
         ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => ArrowType::Binary,
         _ => ArrowType::Utf8,
     }
+}
+
+/// `compute` of each row's bit string and integer (`integers`, an int8 array); NULL where either is.
+fn with_integer<T>(
+    bits: &StringArray,
+    integers: &ArrayRef,
+    rows: usize,
+    compute: impl Fn(&[u8], i64) -> Result<T>,
+) -> Result<Vec<Option<T>>> {
+    let integers = integers
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::internal("a bit-string function's integer that is not an int8"))?;
+    (0..rows)
+        .map(|row| {
+            if bits.is_null(row) || integers.is_null(row) {
+                return Ok(None);
+            }
+            compute(bits_of(bits.value(row))?, integers.value(row)).map(Some)
+        })
+        .collect()
 }
 
 /// `compute` of each row's two bit strings; NULL where either is.
