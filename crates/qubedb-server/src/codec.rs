@@ -5,7 +5,7 @@
 //! ([`qubedb::sql::binary_format`], shared with `COPY ... (FORMAT binary)`): this module names the
 //! types by their pgwire [`Type`].
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use pgwire::api::Type;
 use qubedb::arrow::array::ArrayRef;
 use qubedb::sql::binary_format;
@@ -20,10 +20,7 @@ pub fn encode_binary(
     text: &str,
     out: &mut BytesMut,
 ) -> Result<(), Error> {
-    let mut value = Vec::new();
-    binary_format::encode(array, row, pg_type.oid(), text, &mut value)?;
-    out.put_slice(&value);
-    Ok(())
+    binary_format::encode(array, row, pg_type.oid(), text, out)
 }
 
 /// The SQL type name a parameter of `pg_type` is bound as; `None` for the text types (bound as an

@@ -185,7 +185,7 @@ pub fn encode(
     row: usize,
     type_oid: u32,
     text: &str,
-    out: &mut Vec<u8>,
+    out: &mut impl BufMut,
 ) -> Result<()> {
     let any = array.as_any();
     macro_rules! primitive {
@@ -337,7 +337,7 @@ fn unexpected(array: &ArrayRef) -> Error {
 
 /// Binary forms built from the text: text types as their bytes, `jsonb` with its version byte, `uuid`
 /// as 16 bytes.
-fn encode_text_as_binary(type_oid: u32, text: &str, out: &mut Vec<u8>) -> Result<()> {
+fn encode_text_as_binary(type_oid: u32, text: &str, out: &mut impl BufMut) -> Result<()> {
     if type_oid == oid::JSONB {
         out.put_u8(1);
         out.put_slice(text.as_bytes());
@@ -367,7 +367,7 @@ fn encode_text_as_binary(type_oid: u32, text: &str, out: &mut Vec<u8>) -> Result
 }
 
 /// A one-dimensional array: dimensions, null flag, element type, then each element's length and bytes.
-fn encode_array(array: &ArrayRef, row: usize, type_oid: u32, out: &mut Vec<u8>) -> Result<()> {
+fn encode_array(array: &ArrayRef, row: usize, type_oid: u32, out: &mut impl BufMut) -> Result<()> {
     let elements: ArrayRef = match array.data_type() {
         ArrowType::List(_) => array.as_list::<i32>().value(row),
         _ => array.as_list::<i64>().value(row),
@@ -397,7 +397,7 @@ fn encode_array(array: &ArrayRef, row: usize, type_oid: u32, out: &mut Vec<u8>) 
 }
 
 /// `numeric` from its text (`-12.340`, `NaN`, `Infinity`): base-10000 digits, weight, sign, scale.
-pub fn encode_numeric(text: &str, out: &mut Vec<u8>) -> Result<()> {
+pub fn encode_numeric(text: &str, out: &mut impl BufMut) -> Result<()> {
     const POSITIVE: u16 = 0x0000;
     const NEGATIVE: u16 = 0x4000;
     let special = match text {

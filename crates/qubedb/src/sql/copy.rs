@@ -788,14 +788,14 @@ impl Session {
                 return Err(Error::user("42601", "COPY FROM cannot read from STDOUT"));
             }
         };
+        let names: Vec<ObjectName> = columns
+            .iter()
+            .map(|column| ObjectName::from(vec![column.clone()]))
+            .collect();
         let rows = if format.binary {
             let catalog = self.shared.state.lock().catalog.clone();
             let table =
                 crate::sql::dml::target_table(&catalog, &self.shared.temp_schema, &table_name)?;
-            let names: Vec<ObjectName> = columns
-                .iter()
-                .map(|column| ObjectName::from(vec![column.clone()]))
-                .collect();
             let columns: Vec<(String, u32)> = crate::sql::dml::insert_targets(&table, &names)?
                 .into_iter()
                 .map(|slot| {
@@ -808,10 +808,6 @@ impl Session {
         } else {
             self.parse_text_data(bytes, &table_name, &columns, &format)?
         };
-        let names: Vec<ObjectName> = columns
-            .iter()
-            .map(|column| ObjectName::from(vec![column.clone()]))
-            .collect();
         if let Some(count) = self.copy_rows(&table_name, &names, &rows).await? {
             return Ok(StatementOutcome::command(format!("COPY {count}"), count));
         }
